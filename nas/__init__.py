@@ -1,0 +1,28 @@
+"""hwnas core: architectures, spaces, objectives, constraints, predictors, search and Pareto sets.
+
+This package imports neither ``search_spaces`` nor ``latency_predictors`` nor Hydra: those plug
+into the small interfaces defined here.
+"""
+
+from nas._architecture import Architecture
+from nas._device import Device
+from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
+from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
+from nas._space import ArchitectureError, Gene, SearchSpace
+
+__all__ = [
+    "Architecture",
+    "ArchitectureError",
+    "Candidate",
+    "Constraint",
+    "Cost",
+    "Device",
+    "Direction",
+    "Gene",
+    "Objective",
+    "ObjectiveError",
+    "PredictedObjective",
+    "Predictor",
+    "PredictorMismatchError",
+    "SearchSpace",
+]

@@ -1,0 +1,65 @@
+"""The predictor interface: a model of one metric of one device over one search space."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nas._architecture import Architecture
+from nas._objective import Candidate, Cost, Direction, Objective
+
+
+class PredictorMismatchError(ValueError):
+    """A predictor used for a space or device it was not trained for."""
+
+
+class Predictor(ABC):
+    """``fit`` on measured architectures, ``predict`` many at once, ``save``/``load`` safely.
+
+    The space and device fingerprint it was trained for travel with it, so a predictor loaded for
+    another space or device is refused rather than silently wrong.
+    """
+
+    space: str
+    device_fingerprint: str
+
+    @abstractmethod
+    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> Predictor:
+        """Train on architectures and their measured values; returns self."""
+
+    @abstractmethod
+    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Predicted values, shape (len(archs),)."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write weights and a JSON header; no pickled code objects."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path, *, space: str, device_fingerprint: str) -> Predictor:
+        """Read a saved predictor, refusing one trained for another space or device."""
+
+    def check_compatible(self, space: str, device_fingerprint: str) -> None:
+        if (space, device_fingerprint) != (self.space, self.device_fingerprint):
+            raise PredictorMismatchError(
+                f"predictor was trained for space {self.space!r}, device {self.device_fingerprint};"
+                f" asked for space {space!r}, device {device_fingerprint}"
+            )
+
+
+class PredictedObjective(Objective):
+    """An objective answered by a fitted predictor (a lookup-cost call per architecture)."""
+
+    cost = Cost.LOOKUP
+
+    def __init__(self, name: str, predictor: Predictor, direction: Direction = Direction.MINIMIZE) -> None:
+        super().__init__(name)
+        self.predictor = predictor
+        self.direction = Direction(direction)
+
+    def __call__(self, candidate: Candidate) -> float:
+        return float(self.predictor.predict([candidate.arch])[0])

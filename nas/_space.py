@@ -1,0 +1,138 @@
+"""The search-space interface: genes declared as data, everything else derived from them."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas._architecture import Architecture, GeneValue
+
+if TYPE_CHECKING:
+    import optuna
+    from torch import nn
+
+
+class ArchitectureError(ValueError):
+    """An architecture string or gene value that the space does not accept."""
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One categorical decision of a space: its name and the values it may take."""
+
+    name: str
+    choices: tuple[GeneValue, ...]
+
+    def check(self, value: Any) -> GeneValue:
+        if value not in self.choices:
+            raise ArchitectureError(
+                f"gene {self.name!r} has value {value!r}; allowed values: "
+                + ", ".join(repr(c) for c in self.choices)
+            )
+        # Return the declared choice so 3.0 and 3 normalise to the declared type.
+        return self.choices[self.choices.index(value)]
+
+
+class SearchSpace(ABC):
+    """A family of networks described by a fixed-length vector of categorical genes.
+
+    A subclass declares its genes (:meth:`genes`), prints and parses canonical strings, and builds
+    a plain ``nn.Module``. Sampling, Optuna distributions, enumeration and one-hot features are
+    derived here from the genes, so every space gets them identically.
+    """
+
+    #: The space's name, as used in architectures, tables and config files.
+    name: str
+    #: Shape of one input sample, (channels, height, width).
+    input_shape: tuple[int, ...]
+
+    @abstractmethod
+    def genes(self) -> tuple[Gene, ...]:
+        """The decisions of this space, in a fixed order."""
+
+    @abstractmethod
+    def format(self, genes: Mapping[str, GeneValue]) -> str:
+        """The canonical string of validated, normalised genes."""
+
+    @abstractmethod
+    def parse_genes(self, string: str) -> dict[str, GeneValue]:
+        """Genes from a canonical string; raises :class:`ArchitectureError` naming the bad part."""
+
+    @abstractmethod
+    def build(self, arch: Architecture) -> nn.Module:
+        """A standalone, freshly initialised module for ``arch``."""
+
+    def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
+        """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""
+        return genes
+
+    # Everything below derives from the methods above.
+
+    def architecture(self, genes: Mapping[str, Any]) -> Architecture:
+        """Validate and normalise genes into an :class:`Architecture` of this space."""
+        declared = self.genes()
+        known = {g.name for g in declared}
+        unknown = sorted(set(genes) - known)
+        if unknown:
+            raise ArchitectureError(
+                f"{self.name} has no gene(s) {unknown}; its genes are {[g.name for g in declared]}"
+            )
+        missing = [g.name for g in declared if g.name not in genes]
+        if missing:
+            raise ArchitectureError(f"{self.name} architecture is missing gene(s) {missing}")
+        checked = self.normalise({g.name: g.check(genes[g.name]) for g in declared})
+        return Architecture(
+            space=self.name,
+            genes=tuple((g.name, checked[g.name]) for g in declared),
+            string=self.format(checked),
+        )
+
+    def parse(self, string: str) -> Architecture:
+        """The architecture of a canonical string (or of any string naming the same network)."""
+        return self.architecture(self.parse_genes(string))
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """One architecture drawn uniformly over the gene vectors."""
+        return self.architecture({g.name: g.choices[rng.integers(len(g.choices))] for g in self.genes()})
+
+    def distributions(self) -> dict[str, optuna.distributions.CategoricalDistribution]:
+        """Optuna distributions, one categorical per gene, for ``study.ask``."""
+        from optuna.distributions import CategoricalDistribution
+
+        return {g.name: CategoricalDistribution(g.choices) for g in self.genes()}
+
+    def size(self) -> int:
+        """The number of gene vectors (normalisation can make fewer distinct networks)."""
+        return math.prod(len(g.choices) for g in self.genes())
+
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every gene vector's architecture, in lexicographic gene order."""
+        declared = self.genes()
+        for values in itertools.product(*(g.choices for g in declared)):
+            yield self.architecture(dict(zip((g.name for g in declared), values)))
+
+    def encode(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """One-hot features, shape (len(archs), sum of choice counts), for predictors."""
+        declared = self.genes()
+        offsets = np.cumsum([0] + [len(g.choices) for g in declared])
+        features = np.zeros((len(archs), offsets[-1]), dtype=np.float32)
+        for row, arch in enumerate(archs):
+            for g, offset in zip(declared, offsets):
+                features[row, offset + g.choices.index(arch[g.name])] = 1.0
+        return features
+
+    def example_input(self, batch_size: int = 1, seed: int = 0) -> Any:
+        """A deterministic random input batch (no global random state is touched)."""
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(batch_size, *self.input_shape, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
