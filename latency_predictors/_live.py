@@ -1,0 +1,101 @@
+"""Latency measured live on this machine, as a search objective."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from pathlib import Path
+
+from latency_predictors._measure import LatencyStats, check_counts, measure_latency_ms
+from latency_predictors._runtimes import OnnxRuntimeCPU, Runtime
+from nas import Candidate, Cost, Device, Direction, Objective, ObjectiveError
+
+
+def cpu_model_name() -> str:
+    """The CPU's marketing name (Linux ``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+class MeasuredLatency(Objective):
+    """Median inference latency in milliseconds of a candidate, timed with ``runtime``.
+
+    Each call prepares the network (for ONNX: export plus session creation, in a temporary
+    directory removed afterwards), runs ``warmup`` untimed and ``repeats`` timed inferences on
+    ``space.example_input(batch_size)`` and returns the median. The full statistics of the last
+    measurement of each architecture string stay in :attr:`last_stats` (for the IQR in records).
+
+    Caveats, since the numbers are only as good as the machine is quiet:
+
+    * Threads are not pinned to cores: the OS may migrate them, and anything else running
+      (parallel trials, a training job, the other objectives' threads) competes for the same cores.
+      On a small machine measure with ``threads=1`` and one trial at a time; pin the whole
+      process with ``taskset``/``numactl`` for steadier numbers.
+    * A multi-threaded onnxruntime session spins its worker threads briefly after each run, which
+      is fast but steals CPU from whatever runs next in the process.
+    * CPU frequency scaling and turbo change absolute numbers between runs and machines; compare
+      latencies measured in one run, and treat ``device()`` as a description, not a guarantee.
+    """
+
+    cost = Cost.MEASUREMENT
+    direction = Direction.MINIMIZE
+
+    def __init__(
+        self,
+        name: str = "latency_ms",
+        runtime: Runtime | None = None,
+        warmup: int = 5,
+        repeats: int = 20,
+        batch_size: int = 1,
+    ) -> None:
+        super().__init__(name)
+        check_counts(warmup, repeats)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.runtime = runtime if runtime is not None else OnnxRuntimeCPU(threads=1)
+        self.warmup = warmup
+        self.repeats = repeats
+        self.batch_size = batch_size
+        #: The latest :class:`LatencyStats` of each architecture string measured by this objective.
+        self.last_stats: dict[str, LatencyStats] = {}
+
+    def __call__(self, candidate: Candidate) -> float:
+        example = candidate.space.example_input(self.batch_size)
+        with tempfile.TemporaryDirectory(prefix="hwnas-latency-") as workdir:
+            try:
+                run = self.runtime.prepare(candidate.model, example, Path(workdir))
+            except Exception as error:  # export/session failures are this architecture's, not the run's
+                raise ObjectiveError(
+                    f"{self.runtime!r} could not prepare {candidate.arch.string}: {error}"
+                ) from error
+            stats = measure_latency_ms(run, warmup=self.warmup, repeats=self.repeats)
+            del run  # release the session before its directory goes
+        self.last_stats[candidate.arch.string] = stats
+        return stats.median_ms
+
+    def device(self) -> Device:
+        """What these latencies are measured on; equal settings give an equal fingerprint."""
+        info = self.runtime.describe()
+        suffix = "" if self.batch_size == 1 else f"_b{self.batch_size}"
+        return Device(
+            name=f"cpu_{self.runtime.name}_t{self.runtime.threads}{suffix}",
+            source="live",
+            hardware=cpu_model_name(),
+            runtime=f"{info['runtime']} {info['version']}",
+            threads=self.runtime.threads,
+            batch_size=self.batch_size,
+            precision="fp32",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"MeasuredLatency(name={self.name!r}, runtime={self.runtime!r}, warmup={self.warmup},"
+            f" repeats={self.repeats}, batch_size={self.batch_size})"
+        )

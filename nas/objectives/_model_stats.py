@@ -1,0 +1,56 @@
+"""Static objectives counted from the built module: parameters and FLOPs."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nas._objective import Candidate, Cost, Direction, Objective
+
+
+class Params(Objective):
+    """Number of trainable and frozen parameters of the module (BN affine included, buffers not).
+
+    The value is a count (an integer, returned as float); with ``mega=True`` it is in millions,
+    the unit NAS-Bench-201 and NASLib publish (1.531546 for NB201's all-nor_conv_3x3 cell).
+    """
+
+    direction = Direction.MINIMIZE
+    cost = Cost.STATIC
+
+    def __init__(self, name: str = "params", *, mega: bool = False) -> None:
+        super().__init__(name)
+        self.mega = mega
+
+    def __call__(self, candidate: Candidate) -> float:
+        count = sum(p.numel() for p in candidate.model.parameters())
+        return count / 1e6 if self.mega else float(count)
+
+
+class Flops(Objective):
+    """Floating-point operations of one forward pass at batch size 1, in FLOPs (not MACs).
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on the space's example input: each
+    convolution and matrix multiply counts 2 x its multiply-accumulates (so 2 x Cin/groups x Cout
+    x k x k x Hout x Wout for a conv, 2 x in x out for a linear layer). Bias additions, BatchNorm,
+    activations, pooling, element-wise additions and multiplications are *not* counted.
+
+    NAS-Bench-201 publishes multiply-accumulates under the name "FLOPs": its all-nor_conv_3x3
+    cell's 220.12 M is 440.24 M here. ``mega=True`` reports millions of FLOPs.
+    """
+
+    direction = Direction.MINIMIZE
+    cost = Cost.STATIC
+
+    def __init__(self, name: str = "flops", *, mega: bool = False) -> None:
+        super().__init__(name)
+        self.mega = mega
+
+    def __call__(self, candidate: Candidate) -> float:
+        model = candidate.model
+        example = candidate.space.example_input(batch_size=1)
+        # no_grad: counting must not build a graph, nor count backward FLOPs.
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+        flops = counter.get_total_flops()
+        return flops / 1e6 if self.mega else float(flops)

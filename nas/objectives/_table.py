@@ -1,0 +1,87 @@
+"""Objectives looked up in a published benchmark table (latency, energy or accuracy per network)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
+from nas.tables import METRICS, BenchmarkTable, cached_table
+
+
+class TableMetric(Objective):
+    """One column of a benchmark table folder, looked up by the candidate's canonical string.
+
+    ``metric`` is a per-device metric ("latency_ms", "energy_mj"; then ``device`` names the
+    column) or an accuracy column of archs.csv (then ``device`` is None and the direction is
+    usually "maximize"). A relative ``table`` path is resolved against the working directory at
+    construction, and the metric and device are checked then, so a typo fails before any search.
+    Objectives on the same folder share one loaded table. The module is never built.
+    """
+
+    cost = Cost.LOOKUP
+
+    def __init__(
+        self,
+        name: str,
+        table: str | Path,
+        metric: str,
+        device: str | None = None,
+        direction: str | Direction = "minimize",
+    ) -> None:
+        super().__init__(name)
+        try:
+            self.direction = Direction(direction)
+        except ValueError:
+            raise ValueError(
+                f"objective {name!r}: direction {direction!r}; use 'minimize' or 'maximize'"
+            ) from None
+        self.table: BenchmarkTable = cached_table(table)
+        self.metric = metric
+        self.device = device
+        self._check_column()
+
+    def _check_column(self) -> None:
+        if self.metric in METRICS:
+            if self.device is None:
+                raise ValueError(
+                    f"objective {self.name!r}: {self.metric} needs a device; {self.table.directory} has "
+                    f"{', '.join(self.table.devices(self.metric))}"
+                )
+            self.table.column(self.metric, self.device)  # raises UnknownDeviceError, loads the file
+            return
+        if self.metric not in self.table.accuracy_columns:
+            raise ValueError(
+                f"objective {self.name!r}: metric {self.metric!r} is neither a per-device metric "
+                f"({', '.join(METRICS)}) nor an accuracy column of {self.table.directory / 'archs.csv'} "
+                f"({', '.join(self.table.accuracy_columns) or 'it has none'})"
+            )
+        if self.device is not None:
+            raise ValueError(
+                f"objective {self.name!r}: {self.metric!r} is an accuracy column, which has no "
+                f"devices; drop device={self.device!r}"
+            )
+
+    @property
+    def column_name(self) -> str:
+        return self.metric if self.device is None else f"{self.metric}[{self.device}]"
+
+    def __call__(self, candidate: Candidate) -> float:
+        arch = candidate.arch.string
+        try:
+            value = self.table.value(self.metric, self.device, arch)
+        except KeyError as error:
+            # A sampled table lacks most of its space: that fails the trial, not the search.
+            raise ObjectiveError(f"objective {self.name!r}: {error.args[0]}") from None
+        if math.isnan(value):
+            raise ObjectiveError(
+                f"objective {self.name!r}: {self.table.directory} has no {self.column_name} value "
+                f"(empty cell) for {arch}"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return (
+            f"TableMetric(name={self.name!r}, table={str(self.table.directory)!r}, "
+            f"metric={self.metric!r}, device={self.device!r}, direction={self.direction.value!r})"
+        )

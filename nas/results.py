@@ -1,0 +1,146 @@
+"""A finished search as tables: every trial, the feasible Pareto set, and a summary.
+
+Everything here reads the Optuna study (the single source of truth), so the files can be
+re-derived from the storage at any time, including from a search that is still running.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from nas import pareto
+from nas.search import ARCH_KEY, FAIL_KEY, METRIC_PREFIX, REUSED_KEY, Search
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrialsTable:
+    """One row per trial, with a fixed column order (written as trials.csv)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+
+    def feasible_complete(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["state"] == "COMPLETE" and r["feasible"]]
+
+
+def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
+    objectives = tuple(o.name for o in search.objectives)
+    metrics = tuple(m.name for m in search.metrics)
+    constraints = tuple(f"constraint:{c.name}" for c in search.constraints)
+    columns = (
+        "number", "state", "arch", *objectives, *metrics, *constraints,
+        "feasible", "reused_from_trial", "fail_reason", "duration_s", "datetime_start",
+    )  # fmt: skip
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        values = trial.values if trial.state == TrialState.COMPLETE else None
+        violations = trial.constraints
+        row: dict[str, Any] = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "arch": trial.user_attrs.get(ARCH_KEY, ""),
+            **{name: (values[i] if values else None) for i, name in enumerate(objectives)},
+            **{name: trial.user_attrs.get(METRIC_PREFIX + name) for name in metrics},
+            **{f"constraint:{c.name}": violations.get(c.name) for c in search.constraints},
+            "feasible": trial.state == TrialState.COMPLETE and all(v <= 0 for v in violations.values()),
+            "reused_from_trial": trial.user_attrs.get(REUSED_KEY),
+            "fail_reason": trial.user_attrs.get(FAIL_KEY, ""),
+            "duration_s": trial.duration.total_seconds() if trial.duration else None,
+            "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
+        }
+        rows.append(row)
+    return TrialsTable(columns, tuple(rows), objectives, tuple(search.directions))
+
+
+def pareto_rows(table: TrialsTable, sort_by: str | None = None) -> list[dict[str, Any]]:
+    """The feasible non-dominated trials, one per architecture, sorted by ``sort_by`` ascending.
+
+    ``sort_by`` defaults to the first objective whose name starts with "latency", else the first.
+    """
+    unique: dict[str, dict[str, Any]] = {}
+    for row in table.feasible_complete():
+        unique.setdefault(row["arch"], row)  # the first trial of each architecture represents it
+    rows = list(unique.values())
+    if not rows:
+        return []
+    values = np.array([[r[name] for name in table.objectives] for r in rows], dtype=float)
+    mask = pareto.non_dominated_mask(values, table.directions)
+    front = [r for r, keep in zip(rows, mask) if keep]
+    key = sort_by or next((n for n in table.objectives if n.startswith("latency")), table.objectives[0])
+    return sorted(front, key=lambda r: (r[key], r["number"]))
+
+
+def hypervolume_summary(
+    table: TrialsTable, reference: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Hypervolume of the feasible front and the reference point it was computed against."""
+    rows = table.feasible_complete()
+    if not rows:
+        return {"hypervolume": None, "reference_point": list(reference) if reference else None}
+    values = np.array([[r[n] for n in table.objectives] for r in rows], dtype=float)
+    ref = np.asarray(reference, dtype=float) if reference is not None else pareto.default_reference(
+        values, table.directions
+    )
+    return {
+        "hypervolume": pareto.hypervolume(values, table.directions, ref),
+        "reference_point": dict(zip(table.objectives, map(float, ref))),
+        "reference_rule": "given" if reference is not None else "default_reference (worst value + 10% of range)",
+    }
+
+
+def hypervolume_history(table: TrialsTable, reference: Sequence[float]) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the feasible trials so far), for the TensorBoard curve."""
+    history: list[tuple[int, float]] = []
+    front = np.empty((0, len(table.objectives)))
+    hv = 0.0
+    for row in sorted(table.rows, key=lambda r: r["number"]):
+        if row["state"] == "COMPLETE" and row["feasible"]:
+            candidate = np.vstack([front, [[row[n] for n in table.objectives]]])
+            mask = pareto.non_dominated_mask(candidate, table.directions)
+            if mask[-1]:  # only a new non-dominated point can change the hypervolume
+                front = candidate[mask]
+                hv = pareto.hypervolume(front, table.directions, reference)
+        history.append((row["number"], hv))
+    return history
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # every digit: pareto.csv must re-derive exactly from trials.csv
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

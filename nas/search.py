@@ -1,0 +1,225 @@
+"""An Optuna ask/tell loop over a search space: the storage keeps every trial, so resuming is free.
+
+One trial: ask Optuna for genes -> validate them into an Architecture -> evaluate every objective
+and recorded metric, cheapest first -> set constraint values -> tell. An objective that fails or
+returns NaN fails only its trial (the reason is kept in the trial's user attributes); a worker that
+dies leaves a RUNNING trial, which the next run on the same host marks failed and asks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import TrialState
+
+from nas._objective import Candidate, Constraint, Objective, ObjectiveError
+from nas._space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+# User attribute keys: the trial's record in the storage, read back by nas.results.
+ARCH_KEY = "arch"
+FAIL_KEY = "fail_reason"
+WORKER_KEY = "worker"
+METRIC_PREFIX = "metric:"
+REUSED_KEY = "reused_from_trial"
+
+
+class SearchSetupError(ValueError):
+    """A search that cannot start: conflicting names, unknown constraint metrics, a resumed study
+    with other objectives."""
+
+
+@dataclass
+class Search:
+    """A multi-objective search of ``space`` for ``objectives`` under ``constraints``.
+
+    ``metrics`` are measured and recorded for every trial but not optimised; constraints may bound
+    objectives and metrics alike. The study is created in ``storage`` (an Optuna storage object or
+    URL; ``None`` keeps it in memory) or loaded from it when it already exists.
+    """
+
+    space: SearchSpace
+    objectives: Sequence[Objective]
+    sampler: optuna.samplers.BaseSampler
+    storage: optuna.storages.BaseStorage | str | None = None
+    study_name: str = "hwnas"
+    constraints: Sequence[Constraint] = ()
+    metrics: Sequence[Objective] = ()
+    max_consecutive_failures: int = 20
+    _reuse: dict[str, optuna.trial.FrozenTrial] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.storage is None:
+            # One storage per Search, so study() returns the same study every time.
+            self.storage = optuna.storages.InMemoryStorage()
+        names = [m.name for m in self.measures]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise SearchSetupError(f"objective/metric names must be unique; repeated: {duplicates}")
+        if not self.objectives:
+            raise SearchSetupError("a search needs at least one objective")
+        for constraint in self.constraints:
+            if constraint.metric not in names:
+                raise SearchSetupError(
+                    f"constraint {constraint.name!r} bounds {constraint.metric!r}, which is neither an "
+                    f"objective nor a recorded metric; available: {names}"
+                )
+
+    @property
+    def measures(self) -> list[Objective]:
+        """Objectives and metrics in evaluation order: cheapest first, so failures come early."""
+        return sorted([*self.objectives, *self.metrics], key=lambda m: m.cost)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction.value for o in self.objectives]
+
+    def study(self) -> optuna.Study:
+        """The study in the storage: created, or loaded and checked to be this same search."""
+        study = optuna.create_study(
+            storage=self.storage,
+            sampler=self.sampler,
+            study_name=self.study_name,
+            directions=self.directions,
+            load_if_exists=True,
+        )
+        identity = {
+            "space": self.space.name,
+            "objectives": [o.name for o in self.objectives],
+            "constraints": [c.name for c in self.constraints],
+        }
+        stored = study.user_attrs.get("hwnas")
+        if stored is None:
+            study.set_user_attr("hwnas", identity)
+        elif stored != identity:
+            raise SearchSetupError(
+                f"study {self.study_name!r} in this storage was created for {stored}, not {identity}; "
+                "use another study_name or storage"
+            )
+        return study
+
+    def run(
+        self,
+        n_trials: int,
+        timeout_s: float | None = None,
+        show_progress: bool = True,
+        callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    ) -> optuna.Study:
+        """Run until the study holds ``n_trials`` finished trials (from any run or worker)."""
+        study = self.study()
+        self._recover_dead_workers(study)
+        self._reuse = {
+            t.user_attrs[ARCH_KEY]: t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if ARCH_KEY in t.user_attrs
+        }
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        if done:
+            log.info("study %r resumes with %d finished trials", self.study_name, done)
+        progress = _progress(total=n_trials, initial=min(done, n_trials), enabled=show_progress)
+        started = time.monotonic()
+        failures_in_a_row = 0
+        while done < n_trials:
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                log.info("timeout of %.0f s reached after %d trials", timeout_s, done)
+                break
+            frozen = self._run_trial(study)
+            failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
+            if failures_in_a_row >= self.max_consecutive_failures:
+                raise RuntimeError(
+                    f"{failures_in_a_row} trials failed in a row; last reason: "
+                    f"{frozen.user_attrs.get(FAIL_KEY)}"
+                )
+            for callback in callbacks:
+                callback(study, frozen)
+            # Other workers may share the storage: count what it holds, not what we ran.
+            now_done = len(study.get_trials(deepcopy=False, states=FINISHED))
+            progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
+            done = now_done
+        progress.close()
+        return study
+
+    def _run_trial(self, study: optuna.Study) -> optuna.trial.FrozenTrial:
+        trial = study.ask(self.space.distributions())
+        trial.set_user_attr(WORKER_KEY, _worker_id())
+        try:
+            arch = self.space.architecture(trial.params)
+            trial.set_user_attr(ARCH_KEY, arch.string)
+            values = self._evaluate(Candidate(arch, self.space), trial)
+        except Exception as error:  # noqa: BLE001 - one bad architecture must not end the search
+            reason = f"{type(error).__name__}: {error}"
+            if not isinstance(error, ObjectiveError):
+                log.exception("trial %d failed unexpectedly", trial.number)
+            log.warning("trial %d failed: %s", trial.number, reason)
+            trial.set_user_attr(FAIL_KEY, reason[:2000])
+            return study.tell(trial, state=TrialState.FAIL)
+        for constraint in self.constraints:
+            trial.set_constraint(constraint.name, constraint.violation(values[constraint.metric]))
+        frozen = study.tell(trial, [values[o.name] for o in self.objectives])
+        self._reuse.setdefault(arch.string, frozen)
+        return frozen
+
+    def _evaluate(self, candidate: Candidate, trial: optuna.Trial) -> dict[str, float]:
+        previous = self._reuse.get(candidate.arch.string)
+        if previous is not None:
+            # Samplers revisit architectures; their objectives are deterministic or measured, and
+            # re-measuring the same network would only spend the budget on noise.
+            trial.set_user_attr(REUSED_KEY, previous.number)
+            values = {o.name: v for o, v in zip(self.objectives, previous.values)}
+            values.update({m.name: previous.user_attrs[METRIC_PREFIX + m.name] for m in self.metrics})
+        else:
+            values = {}
+            for measure in self.measures:
+                values[measure.name] = measure.evaluate(candidate)
+        for measure in self.metrics:
+            trial.set_user_attr(METRIC_PREFIX + measure.name, values[measure.name])
+        return values
+
+    def _recover_dead_workers(self, study: optuna.Study) -> None:
+        """Fail trials left RUNNING by a dead process of this host and ask their genes again."""
+        host = socket.gethostname()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = trial.user_attrs.get(WORKER_KEY, "")
+            worker_host, pid, token = (worker.split(":") + ["", "", ""])[:3]
+            if worker_host != host or not pid.isdigit() or _alive(int(pid), token):
+                continue
+            optuna.Trial(study, trial._trial_id).set_user_attr(FAIL_KEY, f"worker {worker} died")
+            study.tell(trial.number, state=TrialState.FAIL)
+            # skip_if_exists would find the dead trial's own params and skip.
+            study.enqueue_trial(trial.params)
+            log.warning("trial %d was left running by dead worker %s: failed and re-queued", trial.number, worker)
+
+
+# A process-unique token: a restarted container can hand a dead worker's pid to a new process.
+_TOKEN = uuid.uuid4().hex[:8]
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+
+
+def _alive(pid: int, token: str) -> bool:
+    if pid == os.getpid():
+        return token == _TOKEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _progress(total: int, initial: int, enabled: bool):  # noqa: ANN202 - tqdm's type is private
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="trials", unit="trial")

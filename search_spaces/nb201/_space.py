@@ -1,0 +1,132 @@
+"""The NAS-Bench-201 cell space: 5 ops on the 6 edges of a 4-node cell, 15,625 cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas._architecture import GeneValue
+from search_spaces.nb201._model import EdgeSpec, build_network, network_spec
+from search_spaces.nb201._ops import OPS
+
+NUM_NODES = 4
+#: (to_node, from_node) of each edge, in the order of NB201's string |~0|+|~0|~1|+|~0|~1|~2|.
+EDGES: tuple[tuple[int, int], ...] = tuple(
+    (to, src) for to in range(1, NUM_NODES) for src in range(to)
+)
+GENE_NAMES: tuple[str, ...] = tuple(f"edge_{to}_{src}" for to, src in EDGES)
+
+
+class NB201Space(SearchSpace):
+    """NAS-Bench-201's topology space, with the published macro network around the cell.
+
+    Canonical strings are NAS-Bench-201's own, e.g.
+    ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``.
+    The benchmark tables use ``channels=16, cells_per_stage=5`` and 32x32 inputs.
+    """
+
+    name = "nb201"
+    input_shape = (3, 32, 32)
+
+    def __init__(self, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> None:
+        if num_classes < 1 or channels < 1 or cells_per_stage < 1:
+            raise ValueError(
+                f"NB201Space needs positive sizes, got num_classes={num_classes}, "
+                f"channels={channels}, cells_per_stage={cells_per_stage}"
+            )
+        self.num_classes = num_classes
+        self.channels = channels
+        self.cells_per_stage = cells_per_stage
+        self._genes = tuple(Gene(name, OPS) for name in GENE_NAMES)
+
+    def genes(self) -> tuple[Gene, ...]:
+        return self._genes
+
+    def format(self, genes: Mapping[str, GeneValue]) -> str:
+        nodes = []
+        for to in range(1, NUM_NODES):
+            tokens = "|".join(f"{genes[f'edge_{to}_{src}']}~{src}" for src in range(to))
+            nodes.append(f"|{tokens}|")
+        return "+".join(nodes)
+
+    def parse_genes(self, string: str) -> dict[str, GeneValue]:
+        return parse_cell(string)
+
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
+        """The published network for ``arch``; its weights are drawn from ``seed`` only."""
+        if arch.space != self.name:
+            raise ArchitectureError(f"{self.name} cannot build a {arch.space!r} architecture")
+        edges = tuple(EdgeSpec(to, src, str(arch[f"edge_{to}_{src}"])) for to, src in EDGES)
+        spec = network_spec(edges, self.num_classes, self.channels, self.cells_per_stage)
+        return build_network(spec, seed)
+
+    def __repr__(self) -> str:
+        return (
+            f"NB201Space(num_classes={self.num_classes}, channels={self.channels}, "
+            f"cells_per_stage={self.cells_per_stage})"
+        )
+
+
+def parse_cell(string: Any) -> dict[str, GeneValue]:
+    """Genes of an NB201 string; errors name the bad token, its 1-based position and the rule."""
+    if not isinstance(string, str):
+        raise ArchitectureError(f"an NB201 cell must be a string, got {type(string).__name__}")
+    if not string:
+        raise ArchitectureError("an NB201 cell string is empty; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
+    groups = string.split("+")
+    if len(groups) != NUM_NODES - 1:
+        raise ArchitectureError(
+            f"{string!r} has {len(groups)} node(s) separated by '+'; an NB201 cell has {NUM_NODES - 1}"
+        )
+    genes: dict[str, GeneValue] = {}
+    position = 0
+    for to, group in enumerate(groups, start=1):
+        if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
+            raise ArchitectureError(
+                f"node {to} {group!r} of {string!r} must start and end with '|'"
+            )
+        tokens = group[1:-1].split("|")
+        if len(tokens) != to:
+            raise ArchitectureError(
+                f"node {to} {group!r} of {string!r} has {len(tokens)} edge(s); node {to} takes "
+                f"exactly {to}, from node(s) {_sources(to)}"
+            )
+        for src, token in enumerate(tokens):
+            position += 1
+            genes[f"edge_{to}_{src}"] = _parse_token(token, position, to, src, string)
+    return genes
+
+
+def _parse_token(token: str, position: int, to: int, src: int, string: str) -> str:
+    where = f"token {position} {token!r} (node {to}) of {string!r}"
+    op, tilde, index = token.partition("~")
+    if not tilde:
+        raise ArchitectureError(f"{where} is not of the form op~input")
+    if op not in OPS:
+        raise ArchitectureError(f"{where} has unknown op {op!r}; allowed ops: {', '.join(OPS)}")
+    if index != str(src):
+        raise ArchitectureError(
+            f"{where} has input {index!r}; expected ~{src} (node {to} reads node(s) "
+            f"{_sources(to)}, in that order)"
+        )
+    return op
+
+
+def _sources(to: int) -> str:
+    return ", ".join(str(src) for src in range(to))
+
+
+def is_disconnected(arch: Architecture) -> bool:
+    """Whether no path of non-``none`` edges leads from the input (node 0) to the output (node 3).
+
+    Such cells output zeros; they are valid architectures (341 of the 15,625), but a cell's
+    accuracy is then chance and several latency tables hold near-zero values for them.
+    """
+    reached = {0}
+    for to, src in EDGES:  # edges come in topological order of their target node
+        if src in reached and arch[f"edge_{to}_{src}"] != "none":
+            reached.add(to)
+    return NUM_NODES - 1 not in reached

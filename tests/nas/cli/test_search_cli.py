@@ -1,0 +1,141 @@
+"""hwnas-search end to end: real Hydra runs on the shared tables and on this machine's CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from nas.pareto import non_dominated_mask
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_search(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "nas.cli.search", *overrides, "progress=false"],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return result
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def brute_force_front(rows: list[dict[str, str]], objectives: dict[str, str]) -> set[str]:
+    """Architectures of the feasible complete rows that no other such row dominates."""
+    unique: dict[str, list[float]] = {}
+    for r in rows:
+        if r["state"] == "COMPLETE" and r["feasible"] == "True":
+            unique.setdefault(r["arch"], [float(r[n]) for n in objectives])
+    sign = np.array([1.0 if d == "minimize" else -1.0 for d in objectives.values()])
+    front = set()
+    for arch, v in unique.items():
+        v = np.array(v) * sign
+        dominated = any(
+            np.all(np.array(w) * sign <= v) and np.any(np.array(w) * sign < v) for w in unique.values()
+        )
+        if not dominated:
+            front.add(arch)
+    return front
+
+
+def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_search(
+        "device=raspi4", "objectives=accuracy_latency", "metrics=none", "budget.n_trials=40",
+        f"data_dir={data_dir}", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = read_csv(run_dir / "trials.csv")
+    pareto = read_csv(run_dir / "pareto.csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    objectives = summary["objectives"]
+    assert objectives == {"accuracy": "maximize", "latency_ms": "minimize"}
+    assert len(trials) == 40 and summary["trials"]["total"] == 40
+    assert {r["arch"] for r in pareto} == brute_force_front(trials, objectives)
+    latencies = [float(r["latency_ms"]) for r in pareto]
+    assert latencies == sorted(latencies)
+    # The values are the published ones: check two rows against the table itself.
+    table = {r["arch"]: r for r in read_csv(data_dir / "nb201" / "archs.csv")}
+    lat = {r["index"]: r for r in read_csv(data_dir / "nb201" / "latency_ms.csv")}
+    for row in pareto[:2]:
+        published = table[row["arch"]]
+        assert float(row["accuracy"]) == float(published["cifar10_test_acc"])
+        assert float(row["latency_ms"]) == float(lat[published["index"]]["raspi4"])
+    listed = json.loads((run_dir / "pareto.json").read_text())
+    assert [a["arch"] for a in listed["architectures"]] == [r["arch"] for r in pareto]
+    assert summary["hypervolume"] > 0 and set(summary["reference_point"]) == set(objectives)
+    for row in pareto:
+        model = onnx.load(run_dir / row["onnx"])
+        onnx.checker.check_model(model, full_check=True)
+        assert float(row["onnx_max_abs_diff"]) < 1e-4
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "search.log").is_file()
+    _check_tensorboard(run_dir / "tensorboard", n_complete=40)
+
+
+def _check_tensorboard(logdir: Path, n_complete: int) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    main = EventAccumulator(str(logdir))
+    main.Reload()
+    tags = main.Tags()
+    assert "pareto/scatter" in tags["images"]
+    hv = [e.value for e in main.Scalars("search/hypervolume")]
+    assert len(hv) == n_complete and hv == sorted(hv) and hv[-1] > 0  # never decreases
+    trial_runs = sorted(p for p in logdir.iterdir() if p.is_dir() and p.name.startswith("trial_"))
+    assert len(trial_runs) == n_complete
+    one = EventAccumulator(str(trial_runs[0]))
+    one.Reload()
+    assert "hparams" in one.PluginTagToContent("hparams") or one.PluginTagToContent("hparams")
+
+
+def test_multirun_writes_one_front_per_device(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(
+        "-m", "device=raspi4,fpga,pixel3", "objectives=accuracy_latency", "metrics=none",
+        "budget.n_trials=12", "export.onnx=false", "tensorboard=false",
+        f"data_dir={data_dir}", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
+    assert sorted(s["device"] for s in summaries) == ["fpga", "pixel3", "raspi4"]
+    for path in tmp_path.glob("*/pareto.csv"):
+        assert read_csv(path)
+
+
+def test_unknown_table_device_lists_the_devices(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(
+        "device=table", "device.name=raspi5", "objectives=accuracy_latency",
+        f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "raspi5" in result.stderr and "raspi4" in result.stderr and "pixel3" in result.stderr
+
+
+@pytest.mark.slow
+def test_default_search_measures_live_and_resumes(tmp_path: Path) -> None:
+    """The built-in default (NB201, live onnxruntime latency, synflow), shortened, then resumed."""
+    run_dir = tmp_path / "run"
+    first = run_search("budget=smoke", f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = read_csv(run_dir / "trials.csv")
+    assert len(before) == 8 and all(float(r["latency_ms"]) > 0 for r in before if r["state"] == "COMPLETE")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["objectives"] == {"synflow": "maximize", "latency_ms": "minimize"}
+    assert summary["device"] == "cpu_onnxruntime_t1"
+    for row in read_csv(run_dir / "pareto.csv"):
+        onnx.checker.check_model(onnx.load(run_dir / row["onnx"]), full_check=True)
+    again = run_search("budget=smoke", "budget.n_trials=11", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = read_csv(run_dir / "trials.csv")
+    assert len(after) == 11
+    keep = ("number", "arch", "synflow", "latency_ms")
+    assert [{k: r[k] for k in keep} for r in after[:8]] == [{k: r[k] for k in keep} for r in before]

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas import Constraint
+from nas.pareto import non_dominated_mask
+from nas.results import pareto_rows, trials_table
+from nas.search import FAIL_KEY, Search, SearchSetupError
+
+from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def make_search(storage=None, **kwargs) -> Search:
+    options = dict(
+        space=ToySpace(),
+        objectives=[Capacity("capacity"), ParamCount("params")],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=storage,
+        study_name="toy",
+    )
+    options.update(kwargs)
+    return Search(**options)
+
+
+def test_runs_budget_and_records_architectures() -> None:
+    search = make_search()
+    study = search.run(n_trials=12, show_progress=False)
+    trials = study.get_trials()
+    assert len(trials) == 12
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    space = ToySpace()
+    for t in trials:
+        arch = space.parse(t.user_attrs["arch"])
+        assert arch.params == t.params
+        assert t.values[0] == Capacity("c").evaluate(_candidate(space, arch))
+
+
+def _candidate(space, arch):
+    from nas import Candidate
+
+    return Candidate(arch, space)
+
+
+def test_resume_continues_without_losing_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = make_search(storage=url).run(n_trials=5, show_progress=False)
+    before = [(t.number, t.params, t.values) for t in first.get_trials()]
+    resumed = make_search(storage=url, sampler=optuna.samplers.RandomSampler(seed=1)).run(
+        n_trials=9, show_progress=False
+    )
+    after = resumed.get_trials()
+    assert len(after) == 9
+    assert [(t.number, t.params, t.values) for t in after[:5]] == before
+
+
+def test_nan_objective_fails_only_its_trial() -> None:
+    search = make_search(objectives=[Capacity("capacity"), NanFor("broken", width=8)])
+    study = search.run(n_trials=30, show_progress=False)
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert failed and complete
+    for t in failed:
+        assert t.params["width_0"] == 8
+        assert "broken" in t.user_attrs[FAIL_KEY] and "nan" in t.user_attrs[FAIL_KEY]
+
+
+def test_constraints_mark_feasibility_and_reach_optuna() -> None:
+    bound = Constraint("params", upper=1000.0)
+    search = make_search(constraints=[bound])
+    study = search.run(n_trials=20, show_progress=False)
+    table = trials_table(search, study)
+    assert any(r["feasible"] for r in table.rows) and not all(r["feasible"] for r in table.rows)
+    for trial, row in zip(study.get_trials(), table.rows):
+        assert trial.constraints == {bound.name: trial.values[1] - 1000.0}
+        assert row["feasible"] == (trial.values[1] <= 1000.0)
+    for row in pareto_rows(table):
+        assert row["params"] <= 1000.0
+
+
+def test_constraint_on_unknown_metric_is_refused_before_running() -> None:
+    with pytest.raises(SearchSetupError, match="latency_ms.*available"):
+        make_search(constraints=[Constraint("latency_ms", upper=1.0)])
+
+
+def test_resuming_a_study_with_other_objectives_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    make_search(storage=url).run(n_trials=2, show_progress=False)
+    other = make_search(storage=url, objectives=[Capacity("capacity"), ParamCount("size")])
+    with pytest.raises(SearchSetupError, match="created for"):
+        other.run(n_trials=4, show_progress=False)
+
+
+def test_pareto_rows_are_the_brute_force_front_of_the_trials() -> None:
+    search = make_search()
+    table = trials_table(search, search.run(n_trials=40, show_progress=False))
+    unique = {r["arch"]: r for r in reversed(table.feasible_complete())}
+    values = np.array([[r["capacity"], r["params"]] for r in unique.values()])
+    expected = set()
+    for i, (cap, par) in enumerate(values):
+        dominated = any(
+            (c >= cap and p <= par) and (c > cap or p < par) for c, p in values
+        )
+        if not dominated:
+            expected.add(list(unique)[i])
+    front = pareto_rows(table)
+    assert {r["arch"] for r in front} == expected
+    assert [r["params"] for r in front] == sorted(r["params"] for r in front)
+    assert non_dominated_mask(np.array([[r["capacity"], r["params"]] for r in front]),
+                              ["maximize", "minimize"]).all()  # fmt: skip
+
+
+def test_revisited_architectures_reuse_their_values() -> None:
+    space = ToySpace()
+    search = make_search()
+    study = search.study()
+    arch = space.sample(np.random.default_rng(0))
+    study.enqueue_trial(arch.params)
+    study.enqueue_trial(arch.params)
+    search.run(n_trials=2, show_progress=False)
+    first, second = study.get_trials()
+    assert second.user_attrs["reused_from_trial"] == first.number
+    assert second.values == first.values
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import optuna
+    from nas import Candidate, Cost, Objective
+    from nas.search import Search
+    from tests.nas.toy import Capacity, ToySpace
+
+    class Slow(Objective):
+        cost = Cost.MEASUREMENT
+        def __call__(self, candidate):
+            time.sleep(0.2)
+            return 1.0
+
+    Search(space=ToySpace(), objectives=[Capacity("capacity"), Slow("slow")],
+           sampler=optuna.samplers.RandomSampler(seed=0), storage={url!r},
+           study_name="toy").run(n_trials=100, show_progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(root=str(Path(__file__).parents[2]), url=url))
+    proc = subprocess.Popen([sys.executable, str(script)])
+    storage = optuna.storages.RDBStorage(url)
+    deadline = 60.0
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="toy", storage=storage)
+        except KeyError:
+            continue
+        states = [t.state for t in study.get_trials()]
+        if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study = optuna.load_study(study_name="toy", storage=storage)
+    finished = {t.number: t.values for t in study.get_trials() if t.state == TrialState.COMPLETE}
+    running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    assert len(finished) >= 3 and len(running) == 1
+
+    ok = make_search(storage=url, objectives=[Capacity("capacity"), _Fast("slow")])
+    study = ok.run(n_trials=len(study.get_trials()) + 2, show_progress=False)
+    trials = study.get_trials()
+    dead = trials[running[0].number]
+    assert dead.state == TrialState.FAIL and "died" in dead.user_attrs[FAIL_KEY]
+    assert {n: v for n, v in ((t.number, t.values) for t in trials) if n in finished} == finished
+    assert trials[-2].params == running[0].params  # the lost trial's genes were asked again
+
+
+class _Fast(ParamCount):
+    def __call__(self, candidate) -> float:
+        return 1.0

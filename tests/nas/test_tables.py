@@ -1,0 +1,161 @@
+"""Benchmark tables: the shared tables read back exactly, any device set works, bad files are named."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.tables import METRICS, BenchmarkTable, TableFormatError, UnknownDeviceError, cached_table
+
+
+def space_folders(data_dir: Path) -> list[Path]:
+    return sorted(p for p in data_dir.iterdir() if (p / "archs.csv").is_file())
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """An independent reader: the csv module, nothing else."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def write_table(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+ARCHS = 'index,arch,top1\n0,a,70.5\n1,"{""k"":[3,5]}",\n2,c,80\n'
+
+
+def test_every_space_folder_loads_with_its_csv_headers(data_dir):
+    folders = space_folders(data_dir)
+    assert {f.name for f in folders} >= {"nb201", "fbnet", "ofa"}
+    for folder in folders:
+        table = BenchmarkTable.load(folder)
+        header, rows = read_csv(folder / "archs.csv")
+        assert table.accuracy_columns == tuple(header[2:])
+        assert table.archs == [row[1] for row in rows]
+        for metric in METRICS:
+            path = folder / f"{metric}.csv"
+            if not path.is_file():
+                assert metric not in table.metrics()
+                continue
+            header, _ = read_csv(path)
+            assert table.devices(metric) == tuple(header[1:])
+            for device in table.devices(metric):
+                assert table.column(metric, device).shape == (len(rows),)
+
+
+def test_nb201_spot_values_match_the_csv(data_dir):
+    table = BenchmarkTable.load(data_dir / "nb201")
+    header, rows = read_csv(data_dir / "nb201" / "latency_ms.csv")
+    assert table.column("latency_ms", "raspi4")[1] == 54.77739761998237
+    for row_index in (0, 1, 777, len(rows) - 1):
+        arch = table.archs[row_index]
+        assert table.lookup(arch) == row_index
+        for device, cell in zip(header[1:], rows[row_index][1:]):
+            assert table.value("latency_ms", device, arch) == float(cell)
+    assert table.value("cifar10_test_acc", None, table.archs[1]) == 93.66000000000001
+    assert table.devices("energy_mj") == ("fpga", "pi5_litert", "pi5_onnx")
+    assert table.accuracy_columns == ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
+
+
+def test_quoted_arch_strings_are_looked_up(data_dir):
+    table = BenchmarkTable.load(data_dir / "ofa")
+    _, rows = read_csv(data_dir / "ofa" / "archs.csv")
+    assert table.archs[3].startswith('{"ks":')
+    assert table.lookup(rows[3][1]) == 3
+
+
+def test_unknown_device_lists_the_devices_and_other_metrics(data_dir):
+    table = BenchmarkTable.load(data_dir / "nb201")
+    with pytest.raises(UnknownDeviceError, match="no device 'jetson'.*raspi4") as error:
+        table.column("latency_ms", "jetson")
+    assert isinstance(error.value, ValueError)
+    with pytest.raises(UnknownDeviceError, match="'raspi4' is a latency_ms device.*fpga, pi5_litert, pi5_onnx"):
+        table.column("energy_mj", "raspi4")
+
+
+def test_unknown_architecture_names_string_and_table(data_dir):
+    table = BenchmarkTable.load(data_dir / "fbnet")
+    with pytest.raises(KeyError, match=r"'skip\|nope'.*fbnet/archs.csv"):
+        table.lookup("skip|nope")
+
+
+def test_custom_devices_empty_cells_and_missing_energy(tmp_path):
+    folder = write_table(
+        tmp_path / "tiny",
+        {"archs.csv": ARCHS, "latency_ms.csv": "index,my_npu,jetson_orin_8\n0,1.5,2\n1,,3\n2,4e-1,5\n"},
+    )
+    table = BenchmarkTable.load(folder)
+    assert table.devices("latency_ms") == ("my_npu", "jetson_orin_8")
+    assert table.metrics() == ("latency_ms",)
+    np.testing.assert_array_equal(table.column("latency_ms", "jetson_orin_8"), [2.0, 3.0, 5.0])
+    assert math.isnan(table.value("latency_ms", "my_npu", '{"k":[3,5]}'))
+    assert table.value("latency_ms", "my_npu", "c") == 0.4
+    assert math.isnan(table.accuracy("top1")[1])
+    with pytest.raises(FileNotFoundError, match=r"tiny/energy_mj.csv not found"):
+        table.devices("energy_mj")
+    with pytest.raises(ValueError, match="unknown metric 'power_w'"):
+        table.devices("power_w")
+    with pytest.raises(ValueError, match="must be None"):
+        table.value("top1", "my_npu", "a")
+
+
+def test_columns_are_read_only(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2\n2,3\n"})
+    column = BenchmarkTable.load(folder).column("latency_ms", "d")
+    with pytest.raises(ValueError):
+        column[0] = 0.0
+
+
+def test_missing_folder_and_archs_file_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "absent")):
+        BenchmarkTable.load(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty/archs.csv not found.*index,arch"):
+        BenchmarkTable.load(tmp_path / "empty")
+
+
+def test_bad_number_names_file_line_and_value(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,fast\n2,3\n"})
+    with pytest.raises(TableFormatError, match=r"latency_ms.csv line 3, column 'd': 'fast' is not a number"):
+        BenchmarkTable.load(folder).column("latency_ms", "d")
+
+
+def test_mismatched_index_names_file_line_and_value(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": ARCHS, "energy_mj.csv": "index,d\n0,1\n2,2\n1,3\n"})
+    with pytest.raises(TableFormatError, match=r"energy_mj.csv line 3: index '2' does not match"):
+        BenchmarkTable.load(folder).column("energy_mj", "d")
+
+
+def test_row_count_and_cell_count_mismatches_are_named(tmp_path):
+    short = write_table(tmp_path / "short", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2\n"})
+    with pytest.raises(TableFormatError, match="has 2 rows but .* has 3"):
+        BenchmarkTable.load(short).column("latency_ms", "d")
+    ragged = write_table(tmp_path / "ragged", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2,9\n2,3\n"})
+    with pytest.raises(TableFormatError, match="line 3 has 3 cells but the header has 2"):
+        BenchmarkTable.load(ragged).column("latency_ms", "d")
+    bad_index = write_table(tmp_path / "bad_index", {"archs.csv": "index,arch\nzero,a\n"})
+    with pytest.raises(TableFormatError, match="line 2: index 'zero' is not an integer"):
+        BenchmarkTable.load(bad_index).archs
+
+
+def test_relative_paths_use_the_working_directory_and_the_cache_shares_tables(tmp_path, monkeypatch):
+    write_table(tmp_path / "rel", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2\n2,3\n"})
+    monkeypatch.chdir(tmp_path)
+    table = BenchmarkTable.load("rel")
+    assert table.directory == tmp_path / "rel"
+    assert cached_table("rel") is cached_table(tmp_path / "rel" / ".." / "rel")
+
+
+def test_archs_file_without_arch_column_fails_at_load(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": "index,genotype\n0,a\n"})
+    with pytest.raises(TableFormatError, match="archs.csv line 1: expected the columns index,arch"):
+        BenchmarkTable.load(folder)
