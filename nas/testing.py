@@ -104,19 +104,23 @@ class SearchSpaceContract:
         assert torch.isfinite(logits).all()
 
     def test_onnx_export_matches_torch(self, space: SearchSpace, tmp_path: Path) -> None:
-        onnxruntime = pytest.importorskip("onnxruntime")
-        arch = space.sample(np.random.default_rng(2))
-        model = space.build(arch).eval()
-        example = space.example_input(batch_size=1)
-        path = tmp_path / f"{arch.id}.onnx"
-        with warnings.catch_warnings():
-            # The TorchScript exporter is chosen on purpose (static shapes, no onnxscript needed).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                model, (example,), str(path), input_names=["input"], output_names=["logits"], dynamo=False
-            )
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        (exported,) = session.run(["logits"], {"input": example.numpy()})
-        with torch.no_grad():
-            expected = model(example).numpy()
-        np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-5)
+        assert_onnx_matches_torch(space, space.sample(np.random.default_rng(2)), tmp_path)
+
+
+def assert_onnx_matches_torch(space: SearchSpace, arch: Architecture, folder: Path) -> None:
+    """Export ``arch``'s network (TorchScript exporter, static shapes); onnxruntime must agree."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = space.build(arch).eval()
+    example = space.example_input(batch_size=1)
+    path = folder / f"{arch.id}.onnx"
+    with warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (static shapes, no onnxscript needed).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["input"], output_names=["logits"], dynamo=False
+        )
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (exported,) = session.run(["logits"], {"input": example.numpy()})
+    with torch.no_grad():
+        expected = model(example).numpy()
+    np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-5, err_msg=arch.string)

@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> float | None:
     pareto_columns = table.columns
     if cfg.export.onnx:
         _export_front(space, front, run_dir / "onnx", cfg.export)
-        pareto_columns += ("onnx", "onnx_max_abs_diff")
+        pareto_columns += ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff")
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
     hv = hypervolume_summary(table, cfg.reference_point and list(cfg.reference_point))
     write_json(run_dir / "pareto.json", {
@@ -126,6 +126,7 @@ def _export_front(space: Any, front: list[dict[str, Any]], directory: Path, cfg:
         report = assert_parity(model, example, path, rtol=cfg.parity_rtol, atol=cfg.parity_atol)
         row["onnx"] = str(path.relative_to(directory.parent))
         row["onnx_max_abs_diff"] = report.max_abs_diff
+        row["onnx_max_rel_diff"] = report.max_rel_diff
 
 
 def _route_optuna_logs() -> None:

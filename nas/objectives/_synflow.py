@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -16,20 +18,23 @@ class Synflow(Objective):
     network runs in float64 on one all-ones input, ``sum(output)`` is back-propagated, and the
     score is the sum over every Conv2d and Linear weight (not biases) of ``|w * dR/dw|``.
 
-    The value is the raw score. On NB201 it spans about 1e15..1e50, far from float64's limits;
-    NASLib's published tables hold its natural logarithm. A network whose output does not depend
-    on its input (an NB201 cell with no input-to-output path) scores exactly 0.
+    By default the value is the natural logarithm of the score, as NASLib publishes it (a score of
+    0 stays 0): raw scores span about 1e15..1e50 on NB201, which would let the largest few
+    dominate any hypervolume. ``log=False`` gives the raw score. A network whose output does not
+    depend on its input (an NB201 cell with no input-to-output path) scores exactly 0.
     """
 
     direction = Direction.MAXIMIZE
     cost = Cost.PROXY
 
-    def __init__(self, name: str = "synflow") -> None:
+    def __init__(self, name: str = "synflow", *, log: bool = True) -> None:
         super().__init__(name)
+        self.log = log
 
     def __call__(self, candidate: Candidate) -> float:
         # fresh_model: the proxy overwrites weights with their absolute values.
-        return synflow_score(candidate.fresh_model(), candidate.space.input_shape)
+        score = synflow_score(candidate.fresh_model(), candidate.space.input_shape)
+        return math.log(score) if self.log and score > 0 else score
 
 
 def synflow_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:

@@ -75,7 +75,9 @@ def parse_cell(string: Any) -> dict[str, GeneValue]:
     if not isinstance(string, str):
         raise ArchitectureError(f"an NB201 cell must be a string, got {type(string).__name__}")
     if not string:
-        raise ArchitectureError("an NB201 cell string is empty; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
+        raise ArchitectureError(
+            "an NB201 cell string is empty; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+        )
     groups = string.split("+")
     if len(groups) != NUM_NODES - 1:
         raise ArchitectureError(

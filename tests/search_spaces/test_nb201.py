@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nas import Architecture, ArchitectureError, SearchSpace
-from nas.testing import SearchSpaceContract
+from nas.testing import SearchSpaceContract, assert_onnx_matches_torch
 from search_spaces import NB201Space
 from search_spaces.nb201 import is_disconnected
 
@@ -98,7 +98,7 @@ def test_disconnected_network_ignores_its_input(space: NB201Space) -> None:
     ("string", "message"),
     [
         (
-            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_5x5~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+            BEST.replace("avg_pool_3x3~1", "nor_conv_5x5~1"),
             r"token 3 'nor_conv_5x5~1' \(node 2\).*unknown op 'nor_conv_5x5'; allowed ops: none, "
             r"skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3",
         ),
@@ -143,9 +143,8 @@ def hand_param_count(arch: Architecture, channels: int = 16, cells: int = 5, cla
             count += narrow * width * 9 + 2 * width  # conv_a + BN
             count += width * width * 9 + 2 * width  # conv_b + BN
             count += narrow * width  # shortcut 1x1 conv
-        per_cell = sum(
-            conv_kernel[arch[g]] ** 2 * width * width + 2 * width for g in GENES if arch[g] in conv_kernel
-        )
+        kernels = [conv_kernel[arch[g]] for g in GENES if arch[g] in conv_kernel]
+        per_cell = sum(k * k * width * width + 2 * width for k in kernels)
         count += cells * per_cell
     return count + 2 * 4 * channels + 4 * channels * classes + classes  # head BN + linear
 
@@ -175,7 +174,8 @@ def test_parameter_counts_match_naslib_table(space: NB201Space, data_dir: Path) 
     for key in list(table)[:12]:
         codes = json.loads(key.replace("(", "[").replace(")", "]"))
         arch = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)})
-        assert param_count(space.build(arch)) / 1e6 == pytest.approx(table[key]["params"]["score"], abs=5e-7)
+        published_millions = table[key]["params"]["score"]
+        assert param_count(space.build(arch)) / 1e6 == pytest.approx(published_millions, abs=5e-7)
 
 
 def test_build_is_seeded_and_leaves_global_rng_alone(space: NB201Space) -> None:
@@ -197,5 +197,13 @@ def test_build_refuses_other_spaces(space: NB201Space) -> None:
 def test_every_edge_is_computed_even_when_dead(space: NB201Space) -> None:
     # edge_2_1 feeds node 2, which reaches the output only through edge_3_2 = none: still built.
     arch = space.parse("|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|")
-    kernels = sorted(m.kernel_size for m in space.build(arch).cells[0].modules() if isinstance(m, torch.nn.Conv2d))
+    first_cell = space.build(arch).cells[0]
+    kernels = sorted(m.kernel_size for m in first_cell.modules() if isinstance(m, torch.nn.Conv2d))
     assert kernels == [(1, 1), (3, 3)]
+
+
+def test_cell_with_every_op_exports_to_onnx(space: NB201Space, tmp_path: Path) -> None:
+    arch = space.parse(
+        "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
+    )
+    assert_onnx_matches_torch(space, arch, tmp_path)

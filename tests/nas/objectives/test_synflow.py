@@ -54,7 +54,9 @@ def test_direction_cost_and_name() -> None:
 def test_linear_chain_conserves_flow_per_layer() -> None:
     # Synflow's conservation law: in a bias-free positive chain each layer's flow equals R = sum(f(1)).
     generator = torch.Generator().manual_seed(0)
-    net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 3, bias=False))
+    net = nn.Sequential(
+        nn.Linear(5, 4, bias=False), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 3, bias=False)
+    )
     with torch.no_grad():
         for layer in (net[0], net[3]):
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
@@ -79,23 +81,29 @@ def test_is_deterministic_and_spares_the_shared_model(space: NB201Space) -> None
 
 
 def test_more_convolutions_flow_more(space: NB201Space) -> None:
-    scores = [Synflow()(Candidate(space.parse(uniform(op)), space)) for op in ("skip_connect", "nor_conv_3x3")]
+    skips, convs = (Candidate(space.parse(uniform(op)), space) for op in ("skip_connect", "nor_conv_3x3"))
+    scores = [Synflow()(skips), Synflow()(convs)]
     assert 0 < scores[0] < scores[1]
 
 
 def test_ranks_like_naslib_published_scores(space: NB201Space, data_dir: Path) -> None:
     cells = naslib_cells(data_dir, space, count=12)
-    ours = [math.log(Synflow()(c)) for c, _ in cells]
+    ours = [Synflow()(c) for c, _ in cells]  # ln(score), NASLib's published form
     theirs = [score for _, score in cells]
     assert spearmanr(ours, theirs).statistic > 0.95
-    # Same quantity, different random weights: ln scores agree to well under one unit.
-    assert float(np.median(np.abs(np.subtract(ours, theirs)))) < 0.5
+    # Same quantity, different random weights: ln scores agree to well under one unit
+    # (over all 724 cells: median difference 0.05, largest 0.39).
+    assert float(np.max(np.abs(np.subtract(ours, theirs)))) < 1.0
 
 
 @pytest.mark.slow
 def test_ranks_like_naslib_published_scores_on_200_cells(space: NB201Space, data_dir: Path) -> None:
     cells = naslib_cells(data_dir, space, count=200)
-    ours = [Synflow()(c) for c, _ in cells]
-    # NASLib publishes ln(score), and 0 for a zero score.
-    ours_ln = [math.log(s) if s > 0 else 0.0 for s in ours]
-    assert spearmanr(ours_ln, [score for _, score in cells]).statistic > 0.98
+    ours = [Synflow()(c) for c, _ in cells]  # ln(score), and 0 for a zero score, as NASLib
+    assert spearmanr(ours, [score for _, score in cells]).statistic > 0.98
+
+
+def test_log_is_the_natural_log_of_the_raw_score(space: NB201Space) -> None:
+    candidate = Candidate(space.parse(uniform("nor_conv_3x3")), space)
+    raw = Synflow(log=False)(candidate)
+    assert raw > 1e15 and Synflow()(candidate) == pytest.approx(math.log(raw), rel=1e-12)
