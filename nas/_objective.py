@@ -67,6 +67,11 @@ class Objective(ABC):
     def __call__(self, candidate: Candidate) -> float:
         """The objective's value; raise :class:`ObjectiveError` when there is none."""
 
+    def oracle(self) -> dict[str, float] | None:
+        """Every architecture string this objective knows a value for, when it knows them all
+        up front (a benchmark table); ``None`` otherwise. Searches use it to report regret."""
+        return None
+
     def evaluate(self, candidate: Candidate) -> float:
         """The value, checked to be a finite number, or an :class:`ObjectiveError` saying why not."""
         value = float(self(candidate))

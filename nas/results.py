@@ -144,3 +144,50 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def oracle_summary(
+    table: TrialsTable, search: Search, budgets: Sequence[float] | None, reference: Sequence[float] | None
+) -> dict[str, Any] | None:
+    """How the search compares with the best possible, where every objective knows every value.
+
+    The oracle is the set of architectures every objective has a value for (a benchmark table).
+    Reports the oracle's Pareto set and hypervolume (same reference point as the search's) and
+    the accuracy regret at cost budgets: the first maximised objective is the score, the first
+    latency-like (else the first minimised) objective the cost. Budgets default to the 10/25/50/
+    75/90th percentiles of the oracle's cost. ``None`` when some objective has no oracle.
+    """
+    known = [o.oracle() for o in search.objectives]
+    if any(k is None for k in known):
+        return None
+    archs = sorted(set.intersection(*(set(k) for k in known)))
+    if not archs:
+        return None
+    values = np.array([[k[a] for k in known] for a in archs], dtype=float)
+    mask = pareto.non_dominated_mask(values, table.directions)
+    summary: dict[str, Any] = {"architectures": len(archs), "pareto_size": int(mask.sum())}
+    if reference is not None:
+        oracle_hv = pareto.hypervolume(values, table.directions, reference)
+        found = hypervolume_summary(table, reference)["hypervolume"] or 0.0
+        summary.update(hypervolume=oracle_hv, hypervolume_ratio=found / oracle_hv if oracle_hv > 0 else None)
+    maximised = [i for i, d in enumerate(table.directions) if d == "maximize"]
+    minimised = [i for i, d in enumerate(table.directions) if d == "minimize"]
+    if maximised and minimised:
+        score = maximised[0]
+        cost = next((i for i in minimised if table.objectives[i].startswith("latency")), minimised[0])
+        budget_values = np.asarray(
+            budgets if budgets is not None else np.percentile(values[:, cost], [10, 25, 50, 75, 90]), dtype=float
+        )
+        rows = table.feasible_complete()
+        found_values = np.array([[r[n] for n in table.objectives] for r in rows], dtype=float).reshape(-1, len(table.objectives))
+        regret = pareto.regret_at_budgets(
+            found_values[:, cost], found_values[:, score], values[:, cost], values[:, score], budget_values
+        )
+        summary["regret"] = {
+            "score": table.objectives[score],
+            "cost": table.objectives[cost],
+            "budgets": budget_values.tolist(),
+            # null: no architecture fits the budget; "inf": the search found none that fits.
+            "regret": [None if np.isnan(r) else ("inf" if np.isinf(r) else float(r)) for r in regret],
+        }
+    return summary

@@ -8,6 +8,7 @@ pareto.csv/json, summary.json, TensorBoard events and one ONNX file per Pareto a
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from importlib import metadata
@@ -21,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from latency_predictors import cpu_model_name
 from nas import Constraint, Objective
 from nas.cli import CONFIG_DIR
 from nas.export import assert_parity, export_onnx
@@ -28,6 +30,7 @@ from nas.results import (
     FORMAT_VERSION,
     hypervolume_history,
     hypervolume_summary,
+    oracle_summary,
     pareto_rows,
     trials_table,
     write_csv,
@@ -77,12 +80,13 @@ def main(cfg: DictConfig) -> float | None:
         pareto_columns += ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff")
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
     hv = hypervolume_summary(table, cfg.reference_point and list(cfg.reference_point))
+    reference = list(hv["reference_point"].values()) if hv["hypervolume"] is not None else None
+    oracle = oracle_summary(table, search, cfg.regret_budgets and list(cfg.regret_budgets), reference)
     write_json(run_dir / "pareto.json", {
         "format_version": FORMAT_VERSION, "space": space.name, "device": cfg.device.name,
         "objectives": dict(zip(table.objectives, table.directions)), "architectures": front,
     })  # fmt: skip
     if cfg.tensorboard:
-        reference = list(hv["reference_point"].values()) if hv["hypervolume"] is not None else None
         write_tensorboard(
             run_dir / "tensorboard", table, front,
             hypervolume_history(table, reference) if reference else [],
@@ -97,11 +101,14 @@ def main(cfg: DictConfig) -> float | None:
         "objectives": dict(zip(table.objectives, table.directions)),
         "constraints": [c.name for c in constraints],
         **hv,
+        "oracle": oracle,
         "trials": {s: states.count(s) for s in sorted(set(states))} | {"total": len(states)},
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
         "wall_time_s": time.time() - started,
         "versions": _versions(),
+        "host": {"cpu": cpu_model_name(), "logical_cores": os.cpu_count(), "torch_threads": cfg.torch_threads},
+        "device_config": OmegaConf.to_container(cfg.device, resolve=True),
         "run_dir": str(run_dir),
     }
     write_json(run_dir / "summary.json", summary)

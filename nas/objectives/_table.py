@@ -80,6 +80,12 @@ class TableMetric(Objective):
             )
         return value
 
+    def oracle(self) -> dict[str, float]:
+        values = (
+            self.table.accuracy(self.metric) if self.device is None else self.table.column(self.metric, self.device)
+        )
+        return {arch: float(v) for arch, v in zip(self.table.archs, values) if not math.isnan(v)}
+
     def __repr__(self) -> str:
         return (
             f"TableMetric(name={self.name!r}, table={str(self.table.directory)!r}, "

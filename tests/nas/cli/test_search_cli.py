@@ -71,6 +71,7 @@ def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir:
         published = table[row["arch"]]
         assert float(row["accuracy"]) == float(published["cifar10_test_acc"])
         assert float(row["latency_ms"]) == float(lat[published["index"]]["raspi4"])
+    _check_regret(summary, trials, table, lat)
     listed = json.loads((run_dir / "pareto.json").read_text())
     assert [a["arch"] for a in listed["architectures"]] == [r["arch"] for r in pareto]
     assert summary["hypervolume"] > 0 and set(summary["reference_point"]) == set(objectives)
@@ -80,6 +81,20 @@ def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir:
         assert float(row["onnx_max_rel_diff"]) < 1e-4
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "search.log").is_file()
     _check_tensorboard(run_dir / "tensorboard", n_complete=40)
+
+
+def _check_regret(summary: dict, trials: list[dict], table: dict, lat: dict) -> None:
+    """Regret against the whole table, recomputed here by brute force from the two CSV files."""
+    oracle = summary["oracle"]
+    assert oracle["architectures"] == 15625 and 0 < oracle["hypervolume_ratio"] <= 1
+    regret = oracle["regret"]
+    assert (regret["score"], regret["cost"]) == ("accuracy", "latency_ms") and len(regret["budgets"]) == 5
+    everything = [(float(lat[r["index"]]["raspi4"]), float(r["cifar10_test_acc"])) for r in table.values()]
+    found = [(float(r["latency_ms"]), float(r["accuracy"])) for r in trials if r["state"] == "COMPLETE"]
+    for budget, value in zip(regret["budgets"], regret["regret"]):
+        best = max(acc for cost, acc in everything if cost <= budget)
+        fits = [acc for cost, acc in found if cost <= budget]
+        assert value == ("inf" if not fits else pytest.approx(best - max(fits)))
 
 
 def _check_tensorboard(logdir: Path, n_complete: int) -> None:
