@@ -80,6 +80,12 @@ class MeasuredLatency(Objective):
         self.last_stats[candidate.arch.string] = stats
         return stats.median_ms
 
+    def details(self, candidate: Candidate) -> dict[str, float]:
+        stats = self.last_stats.get(candidate.arch.string)
+        if stats is None:
+            return {}
+        return {"iqr_ms": stats.iqr_ms, "min_ms": stats.min_ms, "repeats": float(stats.repeats)}
+
     def device(self) -> Device:
         """What these latencies are measured on; equal settings give an equal fingerprint."""
         info = self.runtime.describe()

@@ -67,6 +67,11 @@ class Objective(ABC):
     def __call__(self, candidate: Candidate) -> float:
         """The objective's value; raise :class:`ObjectiveError` when there is none."""
 
+    def details(self, candidate: Candidate) -> dict[str, float]:
+        """Numbers about this objective's last evaluation of ``candidate`` worth keeping beside its
+        value (a measurement's spread, its repeats); recorded per trial, never optimised."""
+        return {}
+
     def oracle(self) -> dict[str, float] | None:
         """Every architecture string this objective knows a value for, when it knows them all
         up front (a benchmark table); ``None`` otherwise. Searches use it to report regret."""

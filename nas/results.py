@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas import pareto
-from nas.search import ARCH_KEY, FAIL_KEY, METRIC_PREFIX, REUSED_KEY, Search
+from nas.search import ARCH_KEY, DETAIL_PREFIX, FAIL_KEY, METRIC_PREFIX, REUSED_KEY, Search
 
 FORMAT_VERSION = 1
 
@@ -41,12 +41,17 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
     objectives = tuple(o.name for o in search.objectives)
     metrics = tuple(m.name for m in search.metrics)
     constraints = tuple(f"constraint:{c.name}" for c in search.constraints)
+    trials = study.get_trials(deepcopy=False)
+    # Details (e.g. latency_ms.iqr_ms) are whatever the objectives reported, in first-seen order.
+    details = tuple(dict.fromkeys(
+        key[len(DETAIL_PREFIX):] for t in trials for key in t.user_attrs if key.startswith(DETAIL_PREFIX)
+    ))  # fmt: skip
     columns = (
-        "number", "state", "arch", *objectives, *metrics, *constraints,
+        "number", "state", "arch", *objectives, *metrics, *details, *constraints,
         "feasible", "reused_from_trial", "fail_reason", "duration_s", "datetime_start",
     )  # fmt: skip
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         values = trial.values if trial.state == TrialState.COMPLETE else None
         violations = trial.constraints
         row: dict[str, Any] = {
@@ -55,6 +60,7 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
             "arch": trial.user_attrs.get(ARCH_KEY, ""),
             **{name: (values[i] if values else None) for i, name in enumerate(objectives)},
             **{name: trial.user_attrs.get(METRIC_PREFIX + name) for name in metrics},
+            **{name: trial.user_attrs.get(DETAIL_PREFIX + name) for name in details},
             **{f"constraint:{c.name}": violations.get(c.name) for c in search.constraints},
             "feasible": trial.state == TrialState.COMPLETE and all(v <= 0 for v in violations.values()),
             "reused_from_trial": trial.user_attrs.get(REUSED_KEY),
@@ -84,21 +90,63 @@ def pareto_rows(table: TrialsTable, sort_by: str | None = None) -> list[dict[str
     return sorted(front, key=lambda r: (r[key], r["number"]))
 
 
-def hypervolume_summary(
-    table: TrialsTable, reference: Sequence[float] | None = None
-) -> dict[str, Any]:
-    """Hypervolume of the feasible front and the reference point it was computed against."""
+def feasible_values(table: TrialsTable) -> np.ndarray:
+    """Objective values of the feasible complete trials, shape (n, number of objectives)."""
     rows = table.feasible_complete()
-    if not rows:
-        return {"hypervolume": None, "reference_point": list(reference) if reference else None}
-    values = np.array([[r[n] for n in table.objectives] for r in rows], dtype=float)
-    ref = np.asarray(reference, dtype=float) if reference is not None else pareto.default_reference(
-        values, table.directions
+    return np.array([[r[n] for n in table.objectives] for r in rows], dtype=float).reshape(
+        len(rows), len(table.objectives)
     )
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """Every architecture the objectives know a value for up front (a benchmark table)."""
+
+    archs: tuple[str, ...]
+    values: np.ndarray  # (len(archs), number of objectives)
+
+    @classmethod
+    def of(cls, search: Search) -> Oracle | None:
+        """The oracle of a search whose objectives all know their values; ``None`` otherwise."""
+        known = [o.oracle() for o in search.objectives]
+        if any(k is None for k in known):
+            return None
+        archs = tuple(sorted(set.intersection(*(set(k) for k in known))))
+        if not archs:
+            return None
+        return cls(archs, np.array([[k[a] for k in known] for a in archs], dtype=float))
+
+
+def reference_point(
+    table: TrialsTable, given: Sequence[float] | None, oracle: Oracle | None
+) -> tuple[np.ndarray | None, str]:
+    """The hypervolume reference point and the rule that chose it, in the order of preference:
+    the one given; the oracle's worst value per objective (the same for every search on that
+    table, so hypervolumes compare across samplers and seeds); else the feasible trials' worst
+    value pushed out by 10% of the range (comparable only within this run)."""
+    if given is not None:
+        if len(given) != len(table.objectives):
+            raise ValueError(
+                f"reference_point has {len(given)} values; give one per objective {list(table.objectives)}"
+            )
+        return np.asarray(given, dtype=float), "given"
+    if oracle is not None:
+        worst = pareto.to_minimization(oracle.values, table.directions).max(axis=0)
+        return pareto.to_minimization(worst[None, :], table.directions)[0], "oracle worst value per objective"
+    values = feasible_values(table)
+    if len(values) == 0:
+        return None, "no feasible trial"
+    return pareto.default_reference(values, table.directions), "feasible trials' worst value + 10% of range"
+
+
+def hypervolume_summary(table: TrialsTable, reference: np.ndarray | None, rule: str) -> dict[str, Any]:
+    """Hypervolume of the feasible trials and the reference point it was computed against."""
+    if reference is None:
+        return {"hypervolume": None, "reference_point": None, "reference_rule": rule}
     return {
-        "hypervolume": pareto.hypervolume(values, table.directions, ref),
-        "reference_point": dict(zip(table.objectives, map(float, ref))),
-        "reference_rule": "given" if reference is not None else "default_reference (worst value + 10% of range)",
+        "hypervolume": pareto.hypervolume(feasible_values(table), table.directions, reference),
+        "reference_point": dict(zip(table.objectives, map(float, reference))),
+        "reference_rule": rule,
     }
 
 
@@ -147,41 +195,32 @@ def _json_default(value: Any) -> Any:
 
 
 def oracle_summary(
-    table: TrialsTable, search: Search, budgets: Sequence[float] | None, reference: Sequence[float] | None
-) -> dict[str, Any] | None:
-    """How the search compares with the best possible, where every objective knows every value.
+    table: TrialsTable, oracle: Oracle, reference: np.ndarray | None, budgets: Sequence[float] | None
+) -> dict[str, Any]:
+    """How the search compares with the best possible: the oracle's Pareto set and hypervolume,
+    and the score regret at cost budgets.
 
-    The oracle is the set of architectures every objective has a value for (a benchmark table).
-    Reports the oracle's Pareto set and hypervolume (same reference point as the search's) and
-    the accuracy regret at cost budgets: the first maximised objective is the score, the first
-    latency-like (else the first minimised) objective the cost. Budgets default to the 10/25/50/
-    75/90th percentiles of the oracle's cost. ``None`` when some objective has no oracle.
+    The first maximised objective is the score, the first latency-like (else the first
+    minimised) objective the cost. Budgets default to the 10/25/50/75/90th percentiles of the
+    oracle's cost.
     """
-    known = [o.oracle() for o in search.objectives]
-    if any(k is None for k in known):
-        return None
-    archs = sorted(set.intersection(*(set(k) for k in known)))
-    if not archs:
-        return None
-    values = np.array([[k[a] for k in known] for a in archs], dtype=float)
-    mask = pareto.non_dominated_mask(values, table.directions)
-    summary: dict[str, Any] = {"architectures": len(archs), "pareto_size": int(mask.sum())}
+    mask = pareto.non_dominated_mask(oracle.values, table.directions)
+    summary: dict[str, Any] = {"architectures": len(oracle.archs), "pareto_size": int(mask.sum())}
     if reference is not None:
-        oracle_hv = pareto.hypervolume(values, table.directions, reference)
-        found = hypervolume_summary(table, reference)["hypervolume"] or 0.0
-        summary.update(hypervolume=oracle_hv, hypervolume_ratio=found / oracle_hv if oracle_hv > 0 else None)
+        oracle_hv = pareto.hypervolume(oracle.values, table.directions, reference)
+        found_hv = pareto.hypervolume(feasible_values(table), table.directions, reference)
+        summary.update(hypervolume=oracle_hv, hypervolume_ratio=found_hv / oracle_hv if oracle_hv > 0 else None)
     maximised = [i for i, d in enumerate(table.directions) if d == "maximize"]
     minimised = [i for i, d in enumerate(table.directions) if d == "minimize"]
     if maximised and minimised:
         score = maximised[0]
         cost = next((i for i in minimised if table.objectives[i].startswith("latency")), minimised[0])
-        budget_values = np.asarray(
-            budgets if budgets is not None else np.percentile(values[:, cost], [10, 25, 50, 75, 90]), dtype=float
-        )
-        rows = table.feasible_complete()
-        found_values = np.array([[r[n] for n in table.objectives] for r in rows], dtype=float).reshape(-1, len(table.objectives))
+        if budgets is None:
+            budgets = np.percentile(oracle.values[:, cost], [10, 25, 50, 75, 90])
+        budget_values = np.asarray(budgets, dtype=float)
+        found = feasible_values(table)
         regret = pareto.regret_at_budgets(
-            found_values[:, cost], found_values[:, score], values[:, cost], values[:, score], budget_values
+            found[:, cost], found[:, score], oracle.values[:, cost], oracle.values[:, score], budget_values
         )
         summary["regret"] = {
             "score": table.objectives[score],

@@ -30,6 +30,7 @@ ARCH_KEY = "arch"
 FAIL_KEY = "fail_reason"
 WORKER_KEY = "worker"
 METRIC_PREFIX = "metric:"
+DETAIL_PREFIX = "detail:"
 REUSED_KEY = "reused_from_trial"
 
 
@@ -180,6 +181,8 @@ class Search:
             values = {}
             for measure in self.measures:
                 values[measure.name] = measure.evaluate(candidate)
+                for key, detail in measure.details(candidate).items():
+                    trial.set_user_attr(f"{DETAIL_PREFIX}{measure.name}.{key}", detail)
         for measure in self.metrics:
             trial.set_user_attr(METRIC_PREFIX + measure.name, values[measure.name])
         return values

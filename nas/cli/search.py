@@ -23,15 +23,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from latency_predictors import cpu_model_name
-from nas import Constraint, Objective
+from nas import Constraint, Objective, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.export import assert_parity, export_onnx
 from nas.results import (
     FORMAT_VERSION,
+    Oracle,
     hypervolume_history,
     hypervolume_summary,
     oracle_summary,
     pareto_rows,
+    reference_point,
     trials_table,
     write_csv,
     write_json,
@@ -45,17 +47,34 @@ log = logging.getLogger("hwnas.search")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    _route_optuna_logs()
     started = time.time()
+    # Optuna logs through its own stderr handler; send it to Hydra's run-directory log instead.
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     # PyTorch work between measurements (building, proxies, FLOPs) would otherwise spin threads
     # next to the latency measurement; one fixed setting also makes runs comparable.
     torch.set_num_threads(cfg.torch_threads)
 
+    search = build_search(cfg)
+    study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s,
+                       show_progress=cfg.progress)  # fmt: skip
+    summary = write_outputs(cfg, run_dir, search, study)
+    summary["wall_time_s"] = time.time() - started
+    write_json(run_dir / "summary.json", summary)
+    log.info("Pareto set of %d architectures (hypervolume %s) written to %s",
+             summary["pareto_size"], summary["hypervolume"], run_dir)  # fmt: skip
+    return summary["hypervolume"]
+
+
+def build_search(cfg: DictConfig) -> Search:
     space = instantiate(cfg.space.instance)
-    objectives = _named(cfg.objectives)
-    metrics = _named(cfg.metrics)
+    objectives = _named(cfg.objectives, cfg.device.name)
+    metrics = _named(cfg.metrics, cfg.device.name)
     constraints = [Constraint(metric=name, **bounds) for name, bounds in cfg.constraints.items()]
-    search = Search(
+    log.info("space %s, device %s, objectives %s, metrics %s, constraints %s",
+             space.name, cfg.device.name, [o.name for o in objectives], [m.name for m in metrics],
+             [c.name for c in constraints])  # fmt: skip
+    return Search(
         space=space,
         objectives=objectives,
         metrics=metrics,
@@ -64,65 +83,51 @@ def main(cfg: DictConfig) -> float | None:
         storage=instantiate(cfg.storage),
         study_name=cfg.study_name,
     )
-    log.info("space %s, device %s, objectives %s, metrics %s, constraints %s",
-             space.name, cfg.device.name, [o.name for o in objectives], [m.name for m in metrics],
-             [c.name for c in constraints])  # fmt: skip
 
-    study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s,
-                       show_progress=cfg.progress)  # fmt: skip
 
+def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.Study) -> dict[str, Any]:
+    """trials.csv, pareto.csv/json, ONNX files and TensorBoard; returns summary.json's content."""
     table = trials_table(search, study)
     front = pareto_rows(table)
     write_csv(run_dir / "trials.csv", table.columns, table.rows)
     pareto_columns = table.columns
     if cfg.export.onnx:
-        _export_front(space, front, run_dir / "onnx", cfg.export)
+        export_front(search.space, front, run_dir / "onnx", cfg.export)
         pareto_columns += ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff")
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
-    hv = hypervolume_summary(table, cfg.reference_point and list(cfg.reference_point))
-    reference = list(hv["reference_point"].values()) if hv["hypervolume"] is not None else None
-    oracle = oracle_summary(table, search, cfg.regret_budgets and list(cfg.regret_budgets), reference)
+    objectives = dict(zip(table.objectives, table.directions))
     write_json(run_dir / "pareto.json", {
-        "format_version": FORMAT_VERSION, "space": space.name, "device": cfg.device.name,
-        "objectives": dict(zip(table.objectives, table.directions)), "architectures": front,
+        "format_version": FORMAT_VERSION, "space": search.space.name, "device": cfg.device.name,
+        "objectives": objectives, "architectures": front,
     })  # fmt: skip
+
+    oracle = Oracle.of(search)
+    reference, rule = reference_point(table, _list_or_none(cfg.reference_point), oracle)
     if cfg.tensorboard:
-        write_tensorboard(
-            run_dir / "tensorboard", table, front,
-            hypervolume_history(table, reference) if reference else [],
-            params_by_trial={t.number: t.params for t in study.get_trials(deepcopy=False)},
-        )  # fmt: skip
+        history = hypervolume_history(table, reference) if reference is not None else []
+        params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
+        write_tensorboard(run_dir / "tensorboard", table, front, history, params_by_trial=params)
     states = [r["state"] for r in table.rows]
-    summary = {
+    return {
         "format_version": FORMAT_VERSION,
         "study_name": cfg.study_name,
-        "space": space.name,
+        "space": search.space.name,
         "device": cfg.device.name,
-        "objectives": dict(zip(table.objectives, table.directions)),
-        "constraints": [c.name for c in constraints],
-        **hv,
-        "oracle": oracle,
+        "objectives": objectives,
+        "constraints": [c.name for c in search.constraints],
+        **hypervolume_summary(table, reference, rule),
+        "oracle": oracle and oracle_summary(table, oracle, reference, _list_or_none(cfg.regret_budgets)),
         "trials": {s: states.count(s) for s in sorted(set(states))} | {"total": len(states)},
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
-        "wall_time_s": time.time() - started,
         "versions": _versions(),
         "host": {"cpu": cpu_model_name(), "logical_cores": os.cpu_count(), "torch_threads": cfg.torch_threads},
         "device_config": OmegaConf.to_container(cfg.device, resolve=True),
         "run_dir": str(run_dir),
     }
-    write_json(run_dir / "summary.json", summary)
-    log.info("Pareto set of %d architectures (hypervolume %s) written to %s",
-             len(front), hv["hypervolume"], run_dir)  # fmt: skip
-    return hv["hypervolume"]
 
 
-def _named(group: DictConfig) -> list[Objective]:
-    """Instantiate a {name: objective config} mapping; the key is the objective's name."""
-    return [instantiate(node, name=str(name)) for name, node in group.items() if node is not None]
-
-
-def _export_front(space: Any, front: list[dict[str, Any]], directory: Path, cfg: DictConfig) -> None:
+def export_front(space: SearchSpace, front: list[dict[str, Any]], directory: Path, cfg: DictConfig) -> None:
     """One ONNX file per Pareto architecture, checked by onnx.checker and against PyTorch."""
     directory.mkdir(parents=True, exist_ok=True)
     for rank, row in enumerate(front):
@@ -136,10 +141,20 @@ def _export_front(space: Any, front: list[dict[str, Any]], directory: Path, cfg:
         row["onnx_max_rel_diff"] = report.max_rel_diff
 
 
-def _route_optuna_logs() -> None:
-    # Optuna logs through its own stderr handler; route it into Hydra's run-directory log instead.
-    optuna.logging.disable_default_handler()
-    optuna.logging.enable_propagation()
+def _named(group: DictConfig, device: str) -> list[Objective]:
+    """Instantiate a {name: objective config} mapping; the key is the objective's name."""
+    for name, node in group.items():
+        if node is None:
+            # e.g. energy_mj: ${device.energy_mj} on a device with no energy meter
+            raise ValueError(
+                f"objective {name!r} has no source on device {device!r} (its config is null); "
+                "choose a device that provides it or other objectives"
+            )
+    return [instantiate(node, name=str(name)) for name, node in group.items()]
+
+
+def _list_or_none(node: Any) -> list[float] | None:
+    return None if node is None else list(node)
 
 
 def _versions() -> dict[str, str]:

@@ -135,6 +135,13 @@ def test_unknown_table_device_lists_the_devices(tmp_path: Path, data_dir: Path) 
     assert "raspi5" in result.stderr and "raspi4" in result.stderr and "pixel3" in result.stderr
 
 
+def test_energy_on_a_device_without_a_meter_is_refused(tmp_path: Path) -> None:
+    result = run_search("objectives=synflow_latency_energy", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "energy_mj" in result.stderr and "cpu_onnxruntime_t1" in result.stderr
+    assert not (tmp_path / "study.db").exists()
+
+
 @pytest.mark.slow
 def test_default_search_measures_live_and_resumes(tmp_path: Path) -> None:
     """The built-in default (NB201, live onnxruntime latency, synflow), shortened, then resumed."""
@@ -142,7 +149,11 @@ def test_default_search_measures_live_and_resumes(tmp_path: Path) -> None:
     first = run_search("budget=smoke", f"hydra.run.dir={run_dir}")
     assert first.returncode == 0, first.stderr[-3000:]
     before = read_csv(run_dir / "trials.csv")
-    assert len(before) == 8 and all(float(r["latency_ms"]) > 0 for r in before if r["state"] == "COMPLETE")
+    complete = [r for r in before if r["state"] == "COMPLETE"]
+    assert len(before) == 8 and complete
+    for r in complete:  # the measurement's spread is kept beside its median
+        assert 0 < float(r["latency_ms.min_ms"]) <= float(r["latency_ms"])
+        assert float(r["latency_ms.iqr_ms"]) >= 0 and float(r["latency_ms.repeats"]) == 20
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["objectives"] == {"synflow": "maximize", "latency_ms": "minimize"}
     assert summary["device"] == "cpu_onnxruntime_t1"
