@@ -67,7 +67,7 @@ class MeasuredLatency(Objective):
         self.last_stats: dict[str, LatencyStats] = {}
 
     def __call__(self, candidate: Candidate) -> float:
-        example = candidate.space.example_input(self.batch_size)
+        example = candidate.space.example_input(self.batch_size, arch=candidate.arch)
         with tempfile.TemporaryDirectory(prefix="hwnas-latency-") as workdir:
             try:
                 run = self.runtime.prepare(candidate.model, example, Path(workdir))

@@ -4,11 +4,12 @@ This package imports neither ``search_spaces`` nor ``latency_predictors`` nor Hy
 into the small interfaces defined here.
 """
 
-from nas._architecture import Architecture
+from nas._architecture import Architecture, GeneValue
 from nas._device import Device
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, Gene, SearchSpace
+from nas._supernet import Supernet
 
 __all__ = [
     "Architecture",
@@ -19,10 +20,12 @@ __all__ = [
     "Device",
     "Direction",
     "Gene",
+    "GeneValue",
     "Objective",
     "ObjectiveError",
     "PredictedObjective",
     "Predictor",
     "PredictorMismatchError",
     "SearchSpace",
+    "Supernet",
 ]

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
+    from nas._supernet import Supernet
+
 
 class ArchitectureError(ValueError):
     """An architecture string or gene value that the space does not accept."""
@@ -49,8 +51,11 @@ class SearchSpace(ABC):
 
     #: The space's name, as used in architectures, tables and config files.
     name: str
-    #: Shape of one input sample, (channels, height, width).
+    #: Shape of one input sample, (channels, height, width), for spaces whose input is fixed;
+    #: spaces with a resolution gene override :meth:`input_shape_of` instead.
     input_shape: tuple[int, ...]
+    #: Outputs of the classifier head.
+    num_classes: int
 
     @abstractmethod
     def genes(self) -> tuple[Gene, ...]:
@@ -65,8 +70,25 @@ class SearchSpace(ABC):
         """Genes from a canonical string; raises :class:`ArchitectureError` naming the bad part."""
 
     @abstractmethod
-    def build(self, arch: Architecture) -> nn.Module:
-        """A standalone, freshly initialised module for ``arch``."""
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
+        """A standalone module for ``arch``, its weights drawn from ``seed`` alone (never from
+        torch's global random state), so equal calls give equal modules."""
+
+    def input_shape_of(self, arch: Architecture) -> tuple[int, ...]:
+        """Shape of one input sample for ``arch`` (channels, height, width)."""
+        return self.input_shape
+
+    def supernet(self) -> Supernet:
+        """One module holding shared weights for every architecture of this space."""
+        raise NotImplementedError(f"search space {self.name!r} has no supernet")
+
+    def smallest(self) -> Architecture:
+        """The architecture with the least compute (the sandwich rule's lower slice)."""
+        raise NotImplementedError(f"search space {self.name!r} does not name its smallest architecture")
+
+    def largest(self) -> Architecture:
+        """The architecture with the most compute (the sandwich rule's upper slice)."""
+        raise NotImplementedError(f"search space {self.name!r} does not name its largest architecture")
 
     def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
         """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""
@@ -127,12 +149,14 @@ class SearchSpace(ABC):
                 features[row, offset + g.choices.index(arch[g.name])] = 1.0
         return features
 
-    def example_input(self, batch_size: int = 1, seed: int = 0) -> Any:
-        """A deterministic random input batch (no global random state is touched)."""
+    def example_input(self, batch_size: int = 1, seed: int = 0, arch: Architecture | None = None) -> Any:
+        """A deterministic random input batch for ``arch`` (or the space's fixed input shape);
+        no global random state is touched."""
         import torch
 
+        shape = self.input_shape if arch is None else self.input_shape_of(arch)
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn(batch_size, *self.input_shape, generator=generator)
+        return torch.randn(batch_size, *shape, generator=generator)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

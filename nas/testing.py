@@ -8,7 +8,7 @@ A space's test module subclasses :class:`SearchSpaceContract` and overrides the 
             return MySpace()
 
 Every test here is cheap (a handful of samples, two builds, one ONNX export), so a space gets
-the whole contract on every run. Override ``num_classes`` when the space has no such attribute.
+the whole contract on every run.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SearchSpaceContract:
 
     @pytest.fixture
     def num_classes(self, space: SearchSpace) -> int:
-        return int(getattr(space, "num_classes"))
+        return space.num_classes
 
     def test_string_round_trip(self, space: SearchSpace) -> None:
         for arch in _sampled(space):
@@ -99,7 +99,7 @@ class SearchSpaceContract:
         model = space.build(arch).eval()
         assert isinstance(model, torch.nn.Module)
         with torch.no_grad():
-            logits = model(space.example_input(batch_size=2))
+            logits = model(space.example_input(batch_size=2, arch=arch))
         assert logits.shape == (2, num_classes)
         assert torch.isfinite(logits).all()
 
@@ -111,7 +111,7 @@ def assert_onnx_matches_torch(space: SearchSpace, arch: Architecture, folder: Pa
     """Export ``arch``'s network (TorchScript exporter, static shapes); onnxruntime must agree."""
     onnxruntime = pytest.importorskip("onnxruntime")
     model = space.build(arch).eval()
-    example = space.example_input(batch_size=1)
+    example = space.example_input(batch_size=1, arch=arch)
     path = folder / f"{arch.id}.onnx"
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (static shapes, no onnxscript needed).

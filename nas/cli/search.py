@@ -133,7 +133,7 @@ def export_front(space: SearchSpace, front: list[dict[str, Any]], directory: Pat
     for rank, row in enumerate(front):
         arch = space.parse(row["arch"])
         model = space.build(arch).eval()
-        example = space.example_input(1)
+        example = space.example_input(1, arch=arch)
         path = export_onnx(model, example, directory / f"{rank:03d}_{arch.id}.onnx", dynamo=cfg.dynamo)
         report = assert_parity(model, example, path, rtol=cfg.parity_rtol, atol=cfg.parity_atol)
         row["onnx"] = str(path.relative_to(directory.parent))

@@ -48,7 +48,7 @@ class Flops(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         model = candidate.model
-        example = candidate.space.example_input(batch_size=1)
+        example = candidate.space.example_input(batch_size=1, arch=candidate.arch)
         # no_grad: counting must not build a graph, nor count backward FLOPs.
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(example)

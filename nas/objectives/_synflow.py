@@ -33,7 +33,7 @@ class Synflow(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         # fresh_model: the proxy overwrites weights with their absolute values.
-        score = synflow_score(candidate.fresh_model(), candidate.space.input_shape)
+        score = synflow_score(candidate.fresh_model(), candidate.space.input_shape_of(candidate.arch))
         return math.log(score) if self.log and score > 0 else score
 
 

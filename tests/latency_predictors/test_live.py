@@ -41,7 +41,7 @@ class TinyConvSpace(nas.SearchSpace):
             raise nas.ArchitectureError(f"{string!r} is not of the form w<width>-d<depth>")
         return {"width": int(match[1]), "depth": int(match[2])}
 
-    def build(self, arch: nas.Architecture) -> nn.Module:
+    def build(self, arch: nas.Architecture, seed: int = 0) -> nn.Module:
         width, depth = int(arch["width"]), int(arch["depth"])
         layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
         for _ in range(depth):
@@ -53,7 +53,7 @@ class TinyConvSpace(nas.SearchSpace):
 class WrongChannelsSpace(TinyConvSpace):
     """Builds networks expecting 5 input channels, so preparing them on 3-channel input fails."""
 
-    def build(self, arch: nas.Architecture) -> nn.Module:
+    def build(self, arch: nas.Architecture, seed: int = 0) -> nn.Module:
         return nn.Sequential(nn.Conv2d(5, 4, 3), nn.Flatten())
 
 

@@ -33,10 +33,10 @@ class ToySpace(SearchSpace):
             raise ArchitectureError(f"toy architecture {string!r} is not four '-'-joined integers")
         return {g.name: int(p) for g, p in zip(self.genes(), parts)}
 
-    def build(self, arch: Architecture) -> nn.Module:
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
         w0, w1, k0, k1 = (arch[g.name] for g in self.genes())
         with torch.random.fork_rng():  # deterministic weights, global RNG left as it was
-            torch.manual_seed(0)
+            torch.manual_seed(seed)
             return nn.Sequential(
                 nn.Conv2d(3, w0, k0, padding=k0 // 2), nn.ReLU(),
                 nn.Conv2d(w0, w1, k1, padding=k1 // 2), nn.ReLU(),
