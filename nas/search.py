@@ -123,13 +123,15 @@ class Search:
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if ARCH_KEY in t.user_attrs
         }
-        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        done = _count(study, FINISHED)
         if done:
             log.info("study %r resumes with %d finished trials", self.study_name, done)
         progress = _progress(total=n_trials, initial=min(done, n_trials), enabled=show_progress)
         started = time.monotonic()
         failures_in_a_row = 0
-        while done < n_trials:
+        # Count trials other workers are running too, so that workers sharing a storage stop at
+        # n_trials together (overshooting only when two ask at the same instant).
+        while _count(study, (*FINISHED, TrialState.RUNNING)) < n_trials:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 log.info("timeout of %.0f s reached after %d trials", timeout_s, done)
                 break
@@ -142,8 +144,7 @@ class Search:
                 )
             for callback in callbacks:
                 callback(study, frozen)
-            # Other workers may share the storage: count what it holds, not what we ran.
-            now_done = len(study.get_trials(deepcopy=False, states=FINISHED))
+            now_done = _count(study, FINISHED)
             progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
             done = now_done
         progress.close()
@@ -204,6 +205,10 @@ class Search:
 
 # A process-unique token: a restarted container can hand a dead worker's pid to a new process.
 _TOKEN = uuid.uuid4().hex[:8]
+
+
+def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def _worker_id() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,21 +92,28 @@ class BenchmarkTable:
 
     Rows are addressed by architecture string (:meth:`lookup`) or by row index (the same in every
     file). Use :func:`cached_table` to share one instance per folder across a process.
+
+    ``canonicalise`` maps a table string to the string :meth:`lookup` is asked with, for tables
+    whose strings are not canonical (OFA's archs.csv holds random genes for layers that depth
+    skips); :attr:`archs` stays as published, :attr:`keys` holds the canonical forms.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, canonicalise: Callable[[str], str] | None = None) -> None:
         self.directory = directory
+        self.canonicalise = canonicalise
         self._archs_header: list[str] | None = None
         self._archs: list[str] | None = None
         self._indices: np.ndarray | None = None
         self._accuracies: dict[str, np.ndarray] = {}
+        self._keys: list[str] | None = None
         self._row_of: dict[str, int] | None = None
         self._headers: dict[str, list[str]] = {}
         self._values: dict[str, np.ndarray] = {}
 
     @classmethod
-    def load(cls, directory: str | Path) -> BenchmarkTable:
-        """Check the folder holds an archs.csv (relative paths are taken from the working directory)."""
+    def load(cls, directory: str | Path, canonicalise: Callable[[str], str] | None = None) -> BenchmarkTable:
+        """Check the folder holds an archs.csv (relative paths are taken from the working directory);
+        ``canonicalise`` keys :meth:`lookup` (see the class)."""
         path = Path(directory).expanduser().resolve()
         if not path.is_dir():
             raise FileNotFoundError(
@@ -119,7 +126,7 @@ class BenchmarkTable:
                 f"{archs_path} not found; a benchmark table folder needs {ARCHS_FILE} with the "
                 "columns index,arch[,accuracy columns...]"
             )
-        table = cls(path)
+        table = cls(path, canonicalise)
         table._archs_header = _read_archs_header(archs_path)
         return table
 
@@ -153,7 +160,7 @@ class BenchmarkTable:
 
     @property
     def archs(self) -> list[str]:
-        """Canonical architecture strings, by row."""
+        """Architecture strings as published, by row (:attr:`keys` holds what :meth:`lookup` takes)."""
         if self._archs is None:
             self._load_archs()
         assert self._archs is not None
@@ -179,17 +186,43 @@ class BenchmarkTable:
         self.archs  # noqa: B018 - loads archs.csv, accuracies included
         return self._accuracies[column]
 
+    @property
+    def keys(self) -> list[str]:
+        """The strings :meth:`lookup` knows, by row: :attr:`archs`, canonicalised when the table
+        was loaded with ``canonicalise``."""
+        if self._keys is None:
+            self._keys = self._canonical_keys() if self.canonicalise is not None else self.archs
+        return self._keys
+
+    def _canonical_keys(self) -> list[str]:
+        assert self.canonicalise is not None
+        keys = []
+        for line, string in enumerate(self.archs, start=2):
+            try:
+                keys.append(self.canonicalise(string))
+            except ValueError as error:
+                raise TableFormatError(
+                    f"{self.directory / ARCHS_FILE} line {line}: arch {string!r} does not parse: {error}"
+                ) from None
+        return keys
+
     def lookup(self, arch: str) -> int:
         """The row index of a canonical architecture string."""
         if self._row_of is None:
             row_of: dict[str, int] = {}
-            for row, string in enumerate(self.archs):
-                if string in row_of:
-                    raise TableFormatError(
-                        f"{self.directory / ARCHS_FILE} lines {row_of[string] + 2} and {row + 2} both hold "
-                        f"{string!r}; each architecture must appear once"
+            for row, key in enumerate(self.keys):
+                if key in row_of:
+                    first = row_of[key]
+                    same = (
+                        f"both hold {key!r}"
+                        if self.archs[first] == self.archs[row]
+                        else f"hold {self.archs[first]!r} and {self.archs[row]!r}, which both canonicalise to {key!r}"
                     )
-                row_of[string] = row
+                    raise TableFormatError(
+                        f"{self.directory / ARCHS_FILE} lines {first + 2} and {row + 2} {same}; each "
+                        "architecture must appear once"
+                    )
+                row_of[key] = row
             self._row_of = row_of
         try:
             return self._row_of[arch]
@@ -280,14 +313,18 @@ class BenchmarkTable:
         return float(self.accuracy(column)[self.lookup(arch)])
 
     def __repr__(self) -> str:
-        return f"BenchmarkTable({str(self.directory)!r})"
+        if self.canonicalise is None:
+            return f"BenchmarkTable({str(self.directory)!r})"
+        return f"BenchmarkTable({str(self.directory)!r}, canonicalise={self.canonicalise!r})"
 
 
 @functools.lru_cache(maxsize=None)
-def _cached(resolved: Path) -> BenchmarkTable:
-    return BenchmarkTable.load(resolved)
+def _cached(resolved: Path, canonicalise: Callable[[str], str] | None) -> BenchmarkTable:
+    return BenchmarkTable.load(resolved, canonicalise)
 
 
-def cached_table(directory: str | Path) -> BenchmarkTable:
-    """One shared :class:`BenchmarkTable` per folder, so several objectives read each file once."""
-    return _cached(Path(directory).expanduser().resolve())
+def cached_table(directory: str | Path, canonicalise: Callable[[str], str] | None = None) -> BenchmarkTable:
+    """One shared :class:`BenchmarkTable` per folder and ``canonicalise``, so several objectives
+    read each file once. ``canonicalise`` is part of the cache key, so it must be hashable and
+    compare equal exactly when it maps strings the same way (plain functions compare by identity)."""
+    return _cached(Path(directory).expanduser().resolve(), canonicalise)

@@ -1,4 +1,4 @@
-"""Reusable conformance tests for search spaces (in the manner of ``optuna.testing``).
+"""Reusable conformance tests for search spaces and supernets (in the manner of ``optuna.testing``).
 
 A space's test module subclasses :class:`SearchSpaceContract` and overrides the ``space`` fixture::
 
@@ -7,8 +7,9 @@ A space's test module subclasses :class:`SearchSpaceContract` and overrides the 
         def space(self) -> SearchSpace:
             return MySpace()
 
-Every test here is cheap (a handful of samples, two builds, one ONNX export), so a space gets
-the whole contract on every run.
+A space with a supernet also subclasses :class:`SupernetContract` the same way (its ``supernet``
+fixture defaults to ``space.supernet()``). Every test here is cheap (a handful of samples, a few
+builds, one ONNX export), so a space gets the whole contract on every run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 from nas._architecture import Architecture
 from nas._space import ArchitectureError, SearchSpace
+from nas._supernet import Supernet
 
 #: Seeds of the sampled architectures every string test walks through.
 SAMPLE_SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -124,3 +126,131 @@ def assert_onnx_matches_torch(space: SearchSpace, arch: Architecture, folder: Pa
     with torch.no_grad():
         expected = model(example).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-5, err_msg=arch.string)
+
+
+#: Seeds of the random architectures the supernet invariant is checked on (plus smallest, largest).
+SUPERNET_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+#: Invariant tolerance (float32, eval mode): the two paths compute the same ops in the same order.
+SUPERNET_ATOL = 1e-5
+
+
+class SupernetContract:
+    """What every :class:`Supernet` must satisfy; not collected itself (no ``Test`` prefix).
+
+    Override ``space`` (and ``supernet`` when ``space.supernet()`` is not the one to test, e.g. a
+    smaller configuration). Architectures come from ``space.sample``, ``space.smallest`` and
+    ``space.largest``; inputs from ``space.example_input(arch=...)``, so per-architecture input
+    resolutions are respected.
+    """
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError("a SupernetContract subclass must override the `space` fixture")
+
+    @pytest.fixture
+    def supernet(self, space: SearchSpace) -> Supernet:
+        return space.supernet()
+
+    @pytest.fixture
+    def archs(self, space: SearchSpace) -> list[Architecture]:
+        sampled = [space.sample(np.random.default_rng(seed)) for seed in SUPERNET_SEEDS]
+        return [*sampled, space.smallest(), space.largest()]
+
+    def test_subnet_matches_supernet(
+        self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]
+    ) -> None:
+        give_batchnorm_statistics(space, supernet, archs, seed=0)
+        supernet.eval()
+        for index, arch in enumerate(archs):
+            x = space.example_input(batch_size=2, seed=100 + index, arch=arch)
+            subnet = supernet.subnet(arch).eval()
+            with torch.no_grad():
+                shared, alone = supernet(x, arch), subnet(x)
+            assert shared.shape == (2, space.num_classes)
+            np.testing.assert_allclose(
+                shared.numpy(), alone.numpy(), rtol=0, atol=SUPERNET_ATOL, err_msg=arch.string
+            )
+
+    def test_subnet_has_the_structure_build_gives(
+        self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]
+    ) -> None:
+        for arch in (archs[0], space.smallest(), space.largest()):
+            subnet, built = supernet.subnet(arch), space.build(arch)
+            assert type(subnet) is type(built), arch.string
+            shapes = {k: v.shape for k, v in subnet.state_dict().items()}
+            assert shapes == {k: v.shape for k, v in built.state_dict().items()}, arch.string
+
+    def test_subnet_is_independent_of_the_supernet(self, space: SearchSpace, supernet: Supernet) -> None:
+        arch = space.largest()
+        before = {k: v.clone() for k, v in supernet.state_dict().items()}
+        subnet = supernet.subnet(arch).train()
+        optimizer = torch.optim.SGD(subnet.parameters(), lr=0.1)
+        x = space.example_input(batch_size=2, seed=1, arch=arch)
+        labels = torch.arange(2) % space.num_classes
+        torch.nn.functional.cross_entropy(subnet(x), labels).backward()
+        optimizer.step()
+        changed = subnet.state_dict()
+        assert any(not torch.equal(changed[k], v) for k, v in supernet.subnet(arch).state_dict().items())
+        after = supernet.state_dict()
+        unchanged = [k for k in before if torch.equal(before[k], after[k])]
+        assert unchanged == list(before), "training a subnet changed the supernet"
+
+    def test_forward_does_not_depend_on_the_previous_call(
+        self, space: SearchSpace, supernet: Supernet
+    ) -> None:
+        supernet.eval()
+        first, second = space.largest(), space.sample(np.random.default_rng(11))
+        x_first = space.example_input(batch_size=2, seed=3, arch=first)
+        x_second = space.example_input(batch_size=2, seed=4, arch=second)
+        with torch.no_grad():
+            before = supernet(x_first, first)
+            supernet(x_second, second)
+            supernet(x_first, space.smallest())
+            again = supernet(x_first, first)
+        assert torch.equal(before, again)
+
+    def test_foreign_architecture_is_refused(self, space: SearchSpace, supernet: Supernet) -> None:
+        arch = space.sample(np.random.default_rng(0))
+        foreign = Architecture(space=f"not_{space.name}", genes=arch.genes, string=arch.string)
+        x = space.example_input(batch_size=1, arch=arch)
+        with pytest.raises(ValueError, match=f"not_{space.name}"):
+            supernet(x, foreign)
+        with pytest.raises(ValueError, match=f"not_{space.name}"):
+            supernet.subnet(foreign)
+
+    def test_subnet_onnx_export_matches_onnxruntime(
+        self, space: SearchSpace, supernet: Supernet, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("onnxruntime")
+        from nas.export import assert_parity, export_onnx
+
+        arch = space.sample(np.random.default_rng(2))
+        give_batchnorm_statistics(space, supernet, [arch], seed=1)
+        subnet = supernet.subnet(arch).eval()
+        example = space.example_input(batch_size=1, seed=5, arch=arch)
+        path = export_onnx(subnet, example, tmp_path / f"{arch.id}.onnx")
+        assert_parity(subnet, example, path, rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def give_batchnorm_statistics(
+    space: SearchSpace, supernet: Supernet, archs: list[Architecture], seed: int, rounds: int = 1
+) -> None:
+    """Make every BatchNorm of ``supernet`` non-trivial, so a mixed-up copy cannot go unnoticed.
+
+    Fresh BN layers hold mean 0, variance 1, weight 1 and bias 0: copying the wrong layer's
+    tensors would still give the right output. Affine parameters are drawn from a seeded
+    generator, and running statistics come from a few train-mode forwards over ``archs`` on
+    shifted, scaled random inputs (so they are far from 0 and 1).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in supernet.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.affine:
+            module.weight.copy_(1 + 0.5 * torch.rand(module.weight.shape, generator=generator))
+            module.bias.copy_(0.5 * torch.randn(module.bias.shape, generator=generator))
+    supernet.train()
+    for round_ in range(rounds):
+        for index, arch in enumerate(archs):
+            x = space.example_input(batch_size=2, seed=seed * 1000 + round_ * 100 + index, arch=arch)
+            supernet(2 * x + 0.5, arch)
+    supernet.eval()

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
+from nas._space import SearchSpace
 from nas.tables import METRICS, BenchmarkTable, cached_table
+
+
+@dataclass(frozen=True)
+class SpaceCanonicaliser:
+    """A table string -> its space's canonical string (``space.parse(s).string``).
+
+    Equal (and equally hashed) for spaces with equal ``repr``, which is how :func:`cached_table`
+    shares one loaded table between the objectives of one space.
+    """
+
+    key: str
+    space: SearchSpace = field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, space: SearchSpace) -> SpaceCanonicaliser:
+        return cls(repr(space), space)
+
+    def __call__(self, string: str) -> str:
+        return self.space.parse(string).string
 
 
 class TableMetric(Objective):
@@ -16,7 +37,11 @@ class TableMetric(Objective):
     column) or an accuracy column of archs.csv (then ``device`` is None and the direction is
     usually "maximize"). A relative ``table`` path is resolved against the working directory at
     construction, and the metric and device are checked then, so a typo fails before any search.
-    Objectives on the same folder share one loaded table. The module is never built.
+    Objectives on the same folder (and space) share one loaded table. The module is never built.
+
+    With ``space``, the table's strings are parsed by it and looked up by their canonical form,
+    for tables whose published strings are not canonical (OFA's archs.csv lists random genes for
+    layers skipped by depth); :meth:`oracle` then names architectures by canonical strings too.
     """
 
     cost = Cost.LOOKUP
@@ -28,6 +53,7 @@ class TableMetric(Objective):
         metric: str,
         device: str | None = None,
         direction: str | Direction = "minimize",
+        space: SearchSpace | None = None,
     ) -> None:
         super().__init__(name)
         try:
@@ -36,7 +62,8 @@ class TableMetric(Objective):
             raise ValueError(
                 f"objective {name!r}: direction {direction!r}; use 'minimize' or 'maximize'"
             ) from None
-        self.table: BenchmarkTable = cached_table(table)
+        self.space = space
+        self.table: BenchmarkTable = cached_table(table, None if space is None else SpaceCanonicaliser.of(space))
         self.metric = metric
         self.device = device
         self._check_column()
@@ -84,10 +111,12 @@ class TableMetric(Objective):
         values = (
             self.table.accuracy(self.metric) if self.device is None else self.table.column(self.metric, self.device)
         )
-        return {arch: float(v) for arch, v in zip(self.table.archs, values) if not math.isnan(v)}
+        return {arch: float(v) for arch, v in zip(self.table.keys, values) if not math.isnan(v)}
 
     def __repr__(self) -> str:
         return (
             f"TableMetric(name={self.name!r}, table={str(self.table.directory)!r}, "
-            f"metric={self.metric!r}, device={self.device!r}, direction={self.direction.value!r})"
+            f"metric={self.metric!r}, device={self.device!r}, direction={self.direction.value!r}"
+            + ("" if self.space is None else f", space={self.space!r}")
+            + ")"
         )

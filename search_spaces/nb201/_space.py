@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -11,6 +11,9 @@ from nas import Architecture, ArchitectureError, Gene, SearchSpace
 from nas._architecture import GeneValue
 from search_spaces.nb201._model import EdgeSpec, build_network, network_spec
 from search_spaces.nb201._ops import OPS
+
+if TYPE_CHECKING:
+    from search_spaces.nb201._supernet import NB201Supernet
 
 NUM_NODES = 4
 #: (to_node, from_node) of each edge, in the order of NB201's string |~0|+|~0|~1|+|~0|~1|~2|.
@@ -62,6 +65,21 @@ class NB201Space(SearchSpace):
         edges = tuple(EdgeSpec(to, src, str(arch[f"edge_{to}_{src}"])) for to, src in EDGES)
         spec = network_spec(edges, self.num_classes, self.channels, self.cells_per_stage)
         return build_network(spec, seed)
+
+    def supernet(self, seed: int = 0) -> NB201Supernet:
+        """All five ops on every edge with shared weights, drawn from ``seed`` only."""
+        from search_spaces.nb201._supernet import NB201Supernet  # it imports this module
+
+        return NB201Supernet(self, seed=seed)
+
+    def smallest(self) -> Architecture:
+        """Every edge ``none``: no op has FLOPs or parameters, only stem, reductions and head."""
+        return self.architecture({name: "none" for name in GENE_NAMES})
+
+    def largest(self) -> Architecture:
+        """Every edge ``nor_conv_3x3``: the op with the most FLOPs (9C^2 MACs per pixel against
+        C^2 for the 1x1 conv and none for pooling, skip and none) and the most parameters."""
+        return self.architecture({name: "nor_conv_3x3" for name in GENE_NAMES})
 
     def __repr__(self) -> str:
         return (

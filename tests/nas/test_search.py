@@ -144,10 +144,12 @@ WORKER = textwrap.dedent(
     from nas.search import Search
     from tests.nas.toy import Capacity, ToySpace
 
-    class Slow(Objective):
+    class Slow(Objective):  # three quick trials, then one that hangs until the test kills it
         cost = Cost.MEASUREMENT
+        calls = 0
         def __call__(self, candidate):
-            time.sleep(0.2)
+            Slow.calls += 1
+            time.sleep(0.05 if Slow.calls <= 3 else 600)
             return 1.0
 
     Search(space=ToySpace(), objectives=[Capacity("capacity"), Slow("slow")],
@@ -194,3 +196,48 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
 class _Fast(ParamCount):
     def __call__(self, candidate) -> float:
         return 1.0
+
+
+SHARED_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from nas import Cost, Objective
+    from nas.search import Search
+    from tests.nas.toy import Capacity, ToySpace
+
+    class Slow(Objective):  # long enough that both workers are running at once
+        cost = Cost.MEASUREMENT
+        def __call__(self, candidate):
+            time.sleep(0.1)
+            return 1.0
+
+    storage = JournalStorage(JournalFileBackend({journal!r}))
+    Search(space=ToySpace(), objectives=[Capacity("capacity"), Slow("slow")],
+           sampler=optuna.samplers.RandomSampler(seed={seed}), storage=storage,
+           study_name="shared").run(n_trials=60, show_progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_workers_sharing_a_journal_split_one_budget(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.log")
+    workers = []
+    for seed in (0, 1):
+        script = tmp_path / f"worker{seed}.py"
+        script.write_text(SHARED_WORKER.format(root=str(Path(__file__).parents[2]), journal=journal, seed=seed))
+        workers.append(subprocess.Popen([sys.executable, str(script)]))
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="shared", storage=JournalStorage(JournalFileBackend(journal)))
+    trials = study.get_trials()
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # Both stop at the shared budget; two asks at the same instant may overshoot by one.
+    assert 60 <= len(trials) <= 61
+    assert len({t.user_attrs["worker"] for t in trials}) == 2

@@ -1,0 +1,193 @@
+"""The Once-for-All MobileNetV3 space: per-layer kernel and expand ratio, per-stage depth, resolution."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas._architecture import GeneValue
+from search_spaces.ofa._model import (
+    MAX_DEPTH,
+    NUM_LAYERS,
+    NUM_STAGES,
+    NetworkSpec,
+    OFAConfig,
+    build_network,
+    network_spec,
+)
+
+if TYPE_CHECKING:
+    from search_spaces.ofa._supernet import OFASupernet
+
+KERNEL_SIZES: tuple[int, ...] = (3, 5, 7)
+EXPAND_RATIOS: tuple[int, ...] = (3, 4, 6)
+DEPTHS: tuple[int, ...] = (2, 3, 4)
+#: OFA samples resolutions 128..224 in steps of 4 during its elastic-resolution training.
+RESOLUTIONS: tuple[int, ...] = tuple(range(128, 225, 4))
+
+KS_GENES = tuple(f"ks_{i}" for i in range(NUM_LAYERS))
+E_GENES = tuple(f"e_{i}" for i in range(NUM_LAYERS))
+D_GENES = tuple(f"d_{s}" for s in range(NUM_STAGES))
+STRING_FORMAT = '{"ks":[20 kernel sizes],"e":[20 expand ratios],"d":[5 depths],"r":resolution}'
+
+
+class OFASpace(SearchSpace):
+    """Once-for-All's MobileNetV3 space (ImageNet), as in its archs.csv and predictors.
+
+    Canonical strings are the tables' JSON, ``{"ks":[...20],"e":[...20],"d":[...5],"r":N}`` with
+    compact separators; in stage s only the first d[s] of its 4 layers exist, and the genes of
+    the other layers are set to the smallest choice (3), since they do not change the network.
+    The published tables and predictors are for ``width_mult=1.2``.
+    """
+
+    name = "ofa"
+    #: The largest input; each architecture's own is :meth:`input_shape_of`.
+    input_shape = (3, RESOLUTIONS[-1], RESOLUTIONS[-1])
+
+    def __init__(self, width_mult: float = 1.2, num_classes: int = 1000) -> None:
+        if width_mult <= 0 or num_classes < 1:
+            raise ValueError(
+                f"OFASpace needs a positive width_mult and num_classes, got {width_mult}, {num_classes}"
+            )
+        self.width_mult = width_mult
+        self.num_classes = num_classes
+        self._genes = (
+            *(Gene(name, KERNEL_SIZES) for name in KS_GENES),
+            *(Gene(name, EXPAND_RATIOS) for name in E_GENES),
+            *(Gene(name, DEPTHS) for name in D_GENES),
+            Gene("r", RESOLUTIONS),
+        )
+
+    def genes(self) -> tuple[Gene, ...]:
+        return self._genes
+
+    def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
+        result = dict(genes)
+        for stage, gene in enumerate(D_GENES):
+            for index in range(stage * MAX_DEPTH + int(genes[gene]), (stage + 1) * MAX_DEPTH):
+                result[KS_GENES[index]] = KERNEL_SIZES[0]
+                result[E_GENES[index]] = EXPAND_RATIOS[0]
+        return result
+
+    def format(self, genes: Mapping[str, GeneValue]) -> str:
+        document = {
+            "ks": [genes[g] for g in KS_GENES],
+            "e": [genes[g] for g in E_GENES],
+            "d": [genes[g] for g in D_GENES],
+            "r": genes["r"],
+        }
+        return json.dumps(document, separators=(",", ":"))
+
+    def parse_genes(self, string: str) -> dict[str, GeneValue]:
+        return parse_config(string)
+
+    def input_shape_of(self, arch: Architecture) -> tuple[int, ...]:
+        r = int(arch["r"])
+        return (3, r, r)
+
+    def config(self, arch: Architecture) -> OFAConfig:
+        if arch.space != self.name:
+            raise ArchitectureError(f"{self.name} cannot use a {arch.space!r} architecture")
+        return config_of(arch)
+
+    def spec(self, arch: Architecture) -> NetworkSpec:
+        """The frozen layer-by-layer description of ``arch``'s network (what :meth:`build` builds)."""
+        return network_spec(self.config(arch), self.width_mult, self.num_classes)
+
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
+        """The static subnet for ``arch``; its weights are drawn from ``seed`` only."""
+        return build_network(self.spec(arch), seed)
+
+    def supernet(self, seed: int = 0) -> OFASupernet:
+        # Imported here: the supernet module imports this one.
+        from search_spaces.ofa._supernet import OFASupernet
+
+        return OFASupernet.create(self, seed)
+
+    def smallest(self) -> Architecture:
+        return self._uniform(KERNEL_SIZES[0], EXPAND_RATIOS[0], DEPTHS[0], RESOLUTIONS[0])
+
+    def largest(self) -> Architecture:
+        return self._uniform(KERNEL_SIZES[-1], EXPAND_RATIOS[-1], DEPTHS[-1], RESOLUTIONS[-1])
+
+    def _uniform(self, ks: int, e: int, d: int, r: int) -> Architecture:
+        genes: dict[str, GeneValue] = {g: ks for g in KS_GENES}
+        genes.update({g: e for g in E_GENES})
+        genes.update({g: d for g in D_GENES})
+        genes["r"] = r
+        return self.architecture(genes)
+
+    def __repr__(self) -> str:
+        return f"OFASpace(width_mult={self.width_mult!r}, num_classes={self.num_classes})"
+
+
+def config_of(arch: Architecture) -> OFAConfig:
+    return OFAConfig(
+        ks=tuple(int(arch[g]) for g in KS_GENES),
+        e=tuple(int(arch[g]) for g in E_GENES),
+        d=tuple(int(arch[g]) for g in D_GENES),
+        r=int(arch["r"]),
+    )
+
+
+_LISTS: tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...] = (
+    ("ks", KS_GENES, KERNEL_SIZES),
+    ("e", E_GENES, EXPAND_RATIOS),
+    ("d", D_GENES, DEPTHS),
+)
+
+
+def parse_config(string: Any) -> dict[str, GeneValue]:
+    """Genes of an OFA JSON string; errors name the bad key, index and value and the allowed values.
+
+    Key order and whitespace are free (any string naming the network parses); the canonical
+    string is :meth:`OFASpace.format`'s.
+    """
+    if not isinstance(string, str):
+        raise ArchitectureError(f"an OFA architecture must be a JSON string, got {type(string).__name__}")
+    try:
+        document = json.loads(string)
+    except json.JSONDecodeError as error:
+        raise ArchitectureError(f"{string!r} is not JSON ({error}); expected {STRING_FORMAT}") from None
+    if not isinstance(document, dict):
+        raise ArchitectureError(f"{string!r} is not a JSON object; expected {STRING_FORMAT}")
+    expected = ("ks", "e", "d", "r")
+    missing = [k for k in expected if k not in document]
+    unknown = sorted(set(document) - set(expected))
+    if missing or unknown:
+        raise ArchitectureError(
+            f"{string!r} has missing key(s) {missing} and unknown key(s) {unknown}; expected exactly "
+            f"ks, e, d, r: {STRING_FORMAT}"
+        )
+    genes: dict[str, GeneValue] = {}
+    for key, names, choices in _LISTS:
+        genes.update(zip(names, _parse_list(string, key, document[key], len(names), choices)))
+    genes["r"] = _check_value(string, '"r"', document["r"], RESOLUTIONS)
+    return genes
+
+
+def _parse_list(string: str, key: str, values: Any, length: int, choices: tuple[int, ...]) -> list[int]:
+    if not isinstance(values, list) or len(values) != length:
+        size = f"a list of {len(values)}" if isinstance(values, list) else f"{type(values).__name__}"
+        raise ArchitectureError(f'"{key}" of {string!r} is {size}; expected a list of {length} integers')
+    return [_check_value(string, f'"{key}"[{i}]', v, choices) for i, v in enumerate(values)]
+
+
+def _check_value(string: str, where: str, value: Any, choices: Sequence[int]) -> int:
+    # bool is an int in Python; JSON true is never a kernel size.
+    if isinstance(value, bool) or not isinstance(value, int | float) or value not in choices:
+        raise ArchitectureError(
+            f"{where} of {string!r} is {value!r}; allowed values: {_describe(choices)}"
+        )
+    return int(value)
+
+
+def _describe(choices: Sequence[int]) -> str:
+    if len(choices) > 6:
+        step = choices[1] - choices[0]
+        return f"{choices[0]}, {choices[1]}, ..., {choices[-1]} (every {step})"
+    return ", ".join(str(c) for c in choices)
