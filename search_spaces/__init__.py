@@ -1,5 +1,6 @@
 """Search spaces: each plugs into ``nas.SearchSpace`` and builds the networks its tables measured."""
 
+from search_spaces.fbnet import FBNetSpace
 from search_spaces.nb201 import NB201Space
 
-__all__ = ["NB201Space"]
+__all__ = ["FBNetSpace", "NB201Space"]

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tests run networks at batch 1-2, where intra-op threads gain nothing, and on a shared
+    2-core machine OpenMP barriers wait out other processes' time slices (a 1 ms block then takes
+    100+ ms: one test file went from 18 s to 116 s). Measurement code sets its own threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def data_dir_setting() -> Path:

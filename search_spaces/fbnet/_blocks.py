@@ -92,12 +92,11 @@ class FBNetMacro:
         return self.layers[-1].out_channels if self.layers else self.stem_channels
 
     def input_sizes(self) -> tuple[int, ...]:
-        """Spatial size of each layer's input (square), for FLOP counts without running anything."""
-        size = _strided(self.resolution, self.stem_stride)
-        sizes = []
+        """Spatial size (square) of each layer's input, then of the head's input: FLOPs are
+        counted from these without running anything."""
+        sizes = [_strided(self.resolution, self.stem_stride)]
         for layer in self.layers:
-            sizes.append(size)
-            size = _strided(size, layer.stride)
+            sizes.append(_strided(sizes[-1], layer.stride))
         return tuple(sizes)
 
 
@@ -171,6 +170,17 @@ def layer_flops(layer: LayerSpec, input_size: int) -> int:
     depthwise = block.kernel**2 * mid * out_pixels
     project = mid // block.groups * shape.out_channels * out_pixels
     return 2 * (expand + depthwise + project)
+
+
+def network_flops(spec: NetworkSpec) -> int:
+    """FLOPs of the whole network at batch 1, counted as :func:`layer_flops` counts them."""
+    macro = spec.macro
+    sizes = macro.input_sizes()
+    stem = 3 * 9 * macro.stem_channels * sizes[0] ** 2
+    head = macro.last_channels * macro.head_channels * sizes[-1] ** 2
+    classifier = macro.head_channels * macro.num_classes
+    layers = sum(layer_flops(layer, size) for layer, size in zip(spec.layers, sizes))
+    return 2 * (stem + head + classifier) + layers
 
 
 # ---------------------------------------------------------------------------------------------

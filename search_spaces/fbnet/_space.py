@@ -19,6 +19,7 @@ from search_spaces.fbnet._blocks import (
     FBNetNetwork,
     LayerSpec,
     layer_flops,
+    network_flops,
     network_spec,
 )
 
@@ -70,7 +71,9 @@ class FBNetSpace(SearchSpace):
     def ops(self, arch: Architecture) -> tuple[str, ...]:
         """The block name at each layer of ``arch``."""
         if arch.space != self.name:
-            raise ArchitectureError(f"{self.name} cannot build a {arch.space!r} architecture")
+            raise ArchitectureError(
+                f"{arch.string!r} is a {arch.space!r} architecture, not an {self.name} one"
+            )
         params = arch.params
         return tuple(str(params[name]) for name in GENE_NAMES)
 
@@ -87,10 +90,7 @@ class FBNetSpace(SearchSpace):
     def flops(self, arch: Architecture) -> int:
         """FLOPs of ``arch`` at batch 1 (convolutions and the classifier, as ``nas.objectives.Flops``
         counts them), from the macro alone without building anything."""
-        spec = network_spec(self.macro, self.ops(arch))
-        sizes = self.macro.input_sizes()
-        fixed = _fixed_flops(self.macro)
-        return fixed + sum(layer_flops(layer, size) for layer, size in zip(spec.layers, sizes))
+        return network_flops(network_spec(self.macro, self.ops(arch)))
 
     def smallest(self) -> Architecture:
         """The fewest-FLOPs block at every layer: FLOPs add up over layers (each layer's input
@@ -116,24 +116,11 @@ class FBNetSpace(SearchSpace):
         return self.architecture(genes)
 
     def __repr__(self) -> str:
-        named = [name for name, macro in MACROS.items() if macro == self.macro]
-        if named:
-            return f"FBNetSpace(macro={named[0]!r})"
-        base = [n for n, m in MACROS.items() if replace(m, num_classes=self.num_classes) == self.macro]
-        if base:
-            return f"FBNetSpace(macro={base[0]!r}, num_classes={self.num_classes})"
+        for name, known in MACROS.items():
+            if replace(known, num_classes=self.num_classes) == self.macro:
+                extra = "" if known.num_classes == self.num_classes else f", num_classes={self.num_classes}"
+                return f"FBNetSpace(macro={name!r}{extra})"
         return f"FBNetSpace(macro={self.macro!r})"
-
-
-def _fixed_flops(macro: FBNetMacro) -> int:
-    """FLOPs of the stem, the head's 1x1 conv and the classifier (the same for every network)."""
-    stem_size = (macro.resolution - 1) // macro.stem_stride + 1
-    last_size = macro.input_sizes()[-1]
-    last_size = (last_size - 1) // macro.layers[-1].stride + 1
-    stem = 3 * 9 * macro.stem_channels * stem_size**2
-    head = macro.last_channels * macro.head_channels * last_size**2
-    classifier = macro.head_channels * macro.num_classes
-    return 2 * (stem + head + classifier)
 
 
 def parse_blocks(string: Any) -> dict[str, GeneValue]:

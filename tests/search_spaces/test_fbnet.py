@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nas import Architecture, ArchitectureError, SearchSpace
 from nas.export import assert_parity, export_onnx
 from nas.testing import SearchSpaceContract
-from search_spaces.fbnet import CIFAR100, IMAGENET, FBNetMacro, FBNetSpace, FBNetSupernet
+from search_spaces.fbnet import CIFAR100, IMAGENET, FBNetMacro, FBNetSpace, FBNetSupernet, LayerShape
 from search_spaces.fbnet._blocks import (
     BLOCKS,
     FBNetNetwork,
@@ -62,6 +63,8 @@ def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+
+
 class TestFBNetContract(SearchSpaceContract):
     @pytest.fixture
     def space(self) -> SearchSpace:
@@ -106,7 +109,10 @@ def test_every_table_string_round_trips(space: FBNetSpace, table_strings: list[s
         ),
         (uniform("skip").replace("skip", "Skip", 1), r"token 1 of 22 \(layer_0\) 'Skip'"),
         (uniform("skip") + " ", r"token 22 of 22 \(layer_21\) 'skip '"),
-        (uniform("skip").replace("|", "||", 1), r"has 23 layer\(s\) separated by '\|'; an FBNet architecture has 22"),
+        (
+            uniform("skip").replace("|", "||", 1),
+            r"has 23 layer\(s\) separated by '\|'; an FBNet architecture has 22",
+        ),
         ("|".join(["skip"] * 21), r"has 21 layer\(s\).*has 22"),
         (uniform("skip").replace("|", ","), r"has 1 layer\(s\)"),
         ("", r"has 1 layer\(s\)"),
@@ -154,13 +160,34 @@ def test_macro_variants() -> None:
         FBNetSpace(macro="cifar10")
     with pytest.raises(ValueError, match="positive"):
         FBNetSpace(num_classes=0)
+    assert repr(imagenet) == "FBNetSpace(macro='imagenet')"
+    assert repr(ten) == "FBNetSpace(macro='cifar100', num_classes=10)"
+
+
+def test_custom_macros_are_checked() -> None:
+    layers = CIFAR100.layers
+    with pytest.raises(ValueError, match="layer 1 takes 24 channels but its input has 16"):
+        replace(CIFAR100, layers=(layers[0], LayerShape(24, 24, 1), *layers[2:]))
+    with pytest.raises(ValueError, match="layer 21 has an odd width"):
+        replace(CIFAR100, layers=(*layers[:21], LayerShape(184, 351, 1)))
+    with pytest.raises(ValueError, match="layer 0 has stride 3"):
+        replace(CIFAR100, layers=(LayerShape(16, 16, 3), *layers[1:]))
+    with pytest.raises(ValueError, match="has 22 layers, this one 21"):
+        FBNetSpace(macro=replace(CIFAR100, layers=layers[:21]))
+    # A custom macro (a narrow head, smaller inputs) is a space of its own, built as declared.
+    wide = FBNetSpace(macro=replace(CIFAR100, head_channels=64, resolution=16))
+    model = wide.build(wide.parse(LARGEST)).eval()
+    assert model(wide.example_input()).shape == (1, 100) and model.classifier.in_features == 64
 
 
 def test_layer_resolutions_and_block_shapes(space: FBNetSpace) -> None:
     arch = space.parse(TABLE_FIRST)
     model = space.build(arch).eval()
     sizes: list[tuple[int, ...]] = []
-    hooks = [block.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[1:]))) for block in model.layers]
+    hooks = [
+        block.register_forward_hook(lambda module, inputs, out: sizes.append(tuple(out.shape[1:])))
+        for block in model.layers
+    ]
     with torch.no_grad():
         model(space.example_input())
     for hook in hooks:
@@ -234,10 +261,15 @@ def test_parameter_counts_match_hand_count(space: FBNetSpace) -> None:
     assert param_count(imagenet.build(arch)) == hand_param_count(arch, head=1984, classes=1000)
 
 
+@pytest.mark.slow
 def test_layer_flops_match_flop_counter_for_every_layer_shape() -> None:
     # Every (position shape, input size) that occurs in either macro, each with all nine blocks.
     # Meta tensors: FlopCounterMode counts shapes, so nothing is computed.
-    cases = {(shape, size) for macro in (CIFAR100, IMAGENET) for shape, size in zip(macro.layers, macro.input_sizes())}
+    cases = {
+        (shape, size)
+        for macro in (CIFAR100, IMAGENET)
+        for shape, size in zip(macro.layers, macro.input_sizes())
+    }
     for shape, size in sorted(cases, key=repr):
         for op, block in BLOCKS.items():
             layer = LayerSpec(shape, block)

@@ -9,17 +9,31 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nas import Objective, SearchSpace
 from nas.cli import CONFIG_DIR
 
-GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
+# The groups search.yaml composes (other entry points' groups are tested with them).
+GROUPS = sorted(
+    next(iter(entry)) for entry in OmegaConf.load(Path(CONFIG_DIR) / "search.yaml").defaults
+    if isinstance(entry, DictConfig)
+)  # fmt: skip
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
 # Options that need a value only the user can give.
 REQUIRED = {("device", "table"): ["device.name=raspi4"], ("storage", "url"): ["storage.url=sqlite://"]}
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}
+SPACES = [p.stem for p in sorted((Path(CONFIG_DIR) / "space").glob("*.yaml"))]
+
+
+def space_with_device(device: str, data_dir: Path) -> str:
+    """A space whose table measures ``device`` (table devices exist only for their tables)."""
+    for space in SPACES:
+        header = (data_dir / space / "latency_ms.csv").read_text().partition("\n")[0].split(",")
+        if device in header:
+            return space
+    raise AssertionError(f"configs/device/{device}.yaml names a device no table in {data_dir} has")
 
 
 def compose_with(overrides: list[str], tmp_path: Path):
@@ -36,6 +50,8 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     overrides = [f"{group}={option}", f"data_dir={data_dir}", *REQUIRED.get((group, option), [])]
     if group == "objectives" and option in ENERGY:
         overrides.append("device=pi5_onnx")
+    if group == "device" and (Path(CONFIG_DIR) / "device" / f"{option}.yaml").read_text().startswith("defaults: [table]"):
+        overrides.append(f"space={space_with_device(option, data_dir)}")
     cfg = compose_with(overrides, tmp_path)
     node = cfg[group]
     if group == "space":
