@@ -78,8 +78,9 @@ class SearchSpace(ABC):
         """Shape of one input sample for ``arch`` (channels, height, width)."""
         return self.input_shape
 
-    def supernet(self) -> Supernet:
-        """One module holding shared weights for every architecture of this space."""
+    def supernet(self, seed: int = 0) -> Supernet:
+        """One module holding shared weights for every architecture of this space, drawn from
+        ``seed`` alone."""
         raise NotImplementedError(f"search space {self.name!r} has no supernet")
 
     def smallest(self) -> Architecture:

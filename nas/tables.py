@@ -189,9 +189,11 @@ class BenchmarkTable:
     @property
     def keys(self) -> list[str]:
         """The strings :meth:`lookup` knows, by row: :attr:`archs`, canonicalised when the table
-        was loaded with ``canonicalise``."""
+        was loaded with ``canonicalise``. Two rows with one key are a :class:`TableFormatError`."""
         if self._keys is None:
-            self._keys = self._canonical_keys() if self.canonicalise is not None else self.archs
+            keys = self._canonical_keys() if self.canonicalise is not None else self.archs
+            self._row_of = self._rows_by_key(keys)
+            self._keys = keys
         return self._keys
 
     def _canonical_keys(self) -> list[str]:
@@ -206,24 +208,27 @@ class BenchmarkTable:
                 ) from None
         return keys
 
+    def _rows_by_key(self, keys: list[str]) -> dict[str, int]:
+        row_of: dict[str, int] = {}
+        for row, key in enumerate(keys):
+            if key in row_of:
+                first = row_of[key]
+                same = (
+                    f"both hold {key!r}"
+                    if self.archs[first] == self.archs[row]
+                    else f"hold {self.archs[first]!r} and {self.archs[row]!r}, which both canonicalise to {key!r}"
+                )
+                raise TableFormatError(
+                    f"{self.directory / ARCHS_FILE} lines {first + 2} and {row + 2} {same}; each "
+                    "architecture must appear once"
+                )
+            row_of[key] = row
+        return row_of
+
     def lookup(self, arch: str) -> int:
         """The row index of a canonical architecture string."""
-        if self._row_of is None:
-            row_of: dict[str, int] = {}
-            for row, key in enumerate(self.keys):
-                if key in row_of:
-                    first = row_of[key]
-                    same = (
-                        f"both hold {key!r}"
-                        if self.archs[first] == self.archs[row]
-                        else f"hold {self.archs[first]!r} and {self.archs[row]!r}, which both canonicalise to {key!r}"
-                    )
-                    raise TableFormatError(
-                        f"{self.directory / ARCHS_FILE} lines {first + 2} and {row + 2} {same}; each "
-                        "architecture must appear once"
-                    )
-                row_of[key] = row
-            self._row_of = row_of
+        self.keys  # noqa: B018 - builds the index, checking keys are unique
+        assert self._row_of is not None
         try:
             return self._row_of[arch]
         except KeyError:

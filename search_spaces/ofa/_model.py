@@ -144,7 +144,9 @@ def first_block_spec(m: Macro) -> LayerSpec:
     return LayerSpec(m.first_conv, m.first_conv, m.first_block, 3, 1, Activation.RELU, False)
 
 
-def stage_layer_spec(m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float) -> LayerSpec:
+def stage_layer_spec(
+    m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float
+) -> LayerSpec:
     """Layer ``index_in_stage`` of ``stage``: the first takes the previous width and the stride."""
     sm = m.stages[stage]
     previous = m.first_block if stage == 0 else m.stages[stage - 1].width
@@ -238,7 +240,9 @@ def initialise(model: nn.Module, generator: torch.Generator) -> None:
             if module.bias is not None:
                 bound = 1 / math.sqrt(module.weight[0].numel())
                 nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
+        elif any(True for _ in module.parameters(recurse=False)) or any(
+            True for _ in module.buffers(recurse=False)
+        ):
             reset = getattr(module, "reset_parameters", None)
             if reset is None:
                 # to_empty left this module's memory uninitialised: refuse rather than return garbage.

@@ -29,7 +29,9 @@ _RESOLUTION_SLOTS = 8
 def _ofa_space(candidate: Candidate, objective: str) -> OFASpace:
     space = candidate.space
     if candidate.arch.space != "ofa" or not isinstance(space, OFASpace):
-        raise ObjectiveError(f"objective {objective!r} scores OFA architectures, not {candidate.arch.space!r} ones")
+        raise ObjectiveError(
+            f"objective {objective!r} scores OFA architectures, not {candidate.arch.space!r} ones"
+        )
     if space.width_mult != REFERENCE_WIDTH:
         raise ObjectiveError(
             f"objective {objective!r} describes OFA's width-{REFERENCE_WIDTH} network; this space has "
@@ -132,7 +134,8 @@ def lut_keys(spec: NetworkSpec) -> list[str]:
     for layer in spec.layers:
         out = _out_size(size, layer.stride)
         keys.append(
-            f"expanded_conv-input:{_size(size, size, layer.in_channels)}-output:{_size(out, out, layer.out_channels)}"
+            f"expanded_conv-input:{_size(size, size, layer.in_channels)}"
+            f"-output:{_size(out, out, layer.out_channels)}"
             f"-expand:{layer.mid_channels}-kernel:{layer.kernel_size}-stride:{layer.stride}"
             f"-idskip:{int(layer.residual)}-se:{int(layer.se)}-hs:{int(layer.activation is Activation.HSWISH)}"
         )

@@ -48,10 +48,21 @@ class OFASpace(SearchSpace):
     #: The largest input; each architecture's own is :meth:`input_shape_of`.
     input_shape = (3, RESOLUTIONS[-1], RESOLUTIONS[-1])
 
-    def __init__(self, width_mult: float = 1.2, num_classes: int = 1000) -> None:
+    def __init__(
+        self, width_mult: float = 1.2, num_classes: int = 1000, resolutions: Sequence[int] | None = None
+    ) -> None:
+        """``resolutions`` restricts the resolution gene to a subset of 128..224 (step 4), e.g. to
+        the five that Once-for-All's Note10 lookup tables cover."""
         if width_mult <= 0 or num_classes < 1:
             raise ValueError(
                 f"OFASpace needs a positive width_mult and num_classes, got {width_mult}, {num_classes}"
+            )
+        self.resolutions = RESOLUTIONS if resolutions is None else tuple(sorted(int(r) for r in resolutions))
+        unknown = [r for r in self.resolutions if r not in RESOLUTIONS]
+        if unknown or not self.resolutions:
+            raise ValueError(
+                f"OFASpace resolutions {list(resolutions or [])} must be a non-empty subset of 128..224 "
+                f"in steps of 4; not allowed: {unknown}"
             )
         self.width_mult = width_mult
         self.num_classes = num_classes
@@ -59,7 +70,7 @@ class OFASpace(SearchSpace):
             *(Gene(name, KERNEL_SIZES) for name in KS_GENES),
             *(Gene(name, EXPAND_RATIOS) for name in E_GENES),
             *(Gene(name, DEPTHS) for name in D_GENES),
-            Gene("r", RESOLUTIONS),
+            Gene("r", self.resolutions),
         )
 
     def genes(self) -> tuple[Gene, ...]:
@@ -109,10 +120,10 @@ class OFASpace(SearchSpace):
         return OFASupernet.create(self, seed)
 
     def smallest(self) -> Architecture:
-        return self._uniform(KERNEL_SIZES[0], EXPAND_RATIOS[0], DEPTHS[0], RESOLUTIONS[0])
+        return self._uniform(KERNEL_SIZES[0], EXPAND_RATIOS[0], DEPTHS[0], self.resolutions[0])
 
     def largest(self) -> Architecture:
-        return self._uniform(KERNEL_SIZES[-1], EXPAND_RATIOS[-1], DEPTHS[-1], RESOLUTIONS[-1])
+        return self._uniform(KERNEL_SIZES[-1], EXPAND_RATIOS[-1], DEPTHS[-1], self.resolutions[-1])
 
     def _uniform(self, ks: int, e: int, d: int, r: int) -> Architecture:
         genes: dict[str, GeneValue] = {g: ks for g in KS_GENES}
@@ -122,7 +133,8 @@ class OFASpace(SearchSpace):
         return self.architecture(genes)
 
     def __repr__(self) -> str:
-        return f"OFASpace(width_mult={self.width_mult!r}, num_classes={self.num_classes})"
+        extra = "" if self.resolutions == RESOLUTIONS else f", resolutions={list(self.resolutions)}"
+        return f"OFASpace(width_mult={self.width_mult!r}, num_classes={self.num_classes}{extra})"
 
 
 def config_of(arch: Architecture) -> OFAConfig:

@@ -51,7 +51,8 @@ class KernelTransforms(nn.Module):
         super().__init__()
         self.kernel_sizes = tuple(sorted(kernel_sizes))
         for small, large in self._pairs():
-            self.register_parameter(self._name(large, small), nn.Parameter(torch.empty(small * small, small * small)))
+            matrix = nn.Parameter(torch.empty(small * small, small * small))
+            self.register_parameter(self._name(large, small), matrix)
         self.reset_parameters()
 
     def _pairs(self) -> Iterator[tuple[int, int]]:
@@ -162,9 +163,8 @@ class ElasticInvertedResidual(nn.Module):
         h = x
         if b.expand is not None:
             h = b.expand.act(_batch_norm(F.conv2d(h, w["expand.conv.weight"]), w, "expand.bn.", b.expand.bn))
-        h = F.conv2d(
-            h, w["depthwise.conv.weight"], stride=self.stride, padding=kernel_size // 2, groups=self.mid_of[expand_ratio]
-        )
+        mid = self.mid_of[expand_ratio]
+        h = F.conv2d(h, w["depthwise.conv.weight"], stride=self.stride, padding=kernel_size // 2, groups=mid)
         h = b.depthwise.act(_batch_norm(h, w, "depthwise.bn.", b.depthwise.bn))
         if b.se is not None:
             scale = F.conv2d(h.mean((2, 3), keepdim=True), w["se.reduce.weight"], w["se.reduce.bias"])
@@ -212,7 +212,8 @@ class OFASupernet(Supernet):
         self.first_conv = conv_module(first_conv_spec(m))
         self.first_block = first_block_spec(m).module()
         self.stages = nn.ModuleList(
-            nn.ModuleList(ElasticInvertedResidual(m, stage, j) for j in range(MAX_DEPTH)) for stage in range(NUM_STAGES)
+            nn.ModuleList(ElasticInvertedResidual(m, stage, j) for j in range(MAX_DEPTH))
+            for stage in range(NUM_STAGES)
         )
         final_expand, feature_mix = head_specs(m)
         self.head = OFAHead(final_expand, feature_mix, space.num_classes, DROPOUT)
@@ -264,7 +265,9 @@ class OFASupernet(Supernet):
     def sort_channels(self) -> None:
         """Reorder every stage layer's middle channels by importance (see
         :meth:`ElasticInvertedResidual.sort_channels`); the largest architecture's function is
-        unchanged, narrower ones then inherit the most important channels."""
+        unchanged, narrower ones then inherit the most important channels. Call it between
+        training phases (as OFA does before each elastic-width phase): an optimizer's per-weight
+        state is not permuted with the weights."""
         for stage in self.stages:
             for layer in stage:
                 layer.sort_channels()

@@ -159,3 +159,39 @@ def test_archs_file_without_arch_column_fails_at_load(tmp_path):
     folder = write_table(tmp_path / "t", {"archs.csv": "index,genotype\n0,a\n"})
     with pytest.raises(TableFormatError, match="archs.csv line 1: expected the columns index,arch"):
         BenchmarkTable.load(folder)
+
+
+def test_canonicalise_keys_lookup_and_leaves_archs_as_published(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": "index,arch\n0,B-A\n1,c\n", "latency_ms.csv": "index,d\n0,1\n1,2\n"})
+    table = BenchmarkTable.load(folder, canonicalise=str.lower)
+    assert table.archs == ["B-A", "c"]
+    assert table.keys == ["b-a", "c"]
+    assert table.lookup("b-a") == 0 and table.value("latency_ms", "d", "c") == 2.0
+    with pytest.raises(KeyError, match="'B-A' is not in"):
+        table.lookup("B-A")
+    assert BenchmarkTable.load(folder).keys == ["B-A", "c"]  # without canonicalise: as published
+
+
+def test_rows_canonicalising_to_one_string_are_named(tmp_path):
+    folder = write_table(tmp_path / "t", {"archs.csv": "index,arch\n0,a\n1,X\n2,x\n"})
+    with pytest.raises(TableFormatError, match=r"lines 3 and 4 hold 'X' and 'x', which both canonicalise to 'x'"):
+        BenchmarkTable.load(folder, canonicalise=str.lower).lookup("a")
+
+
+def test_unparsable_table_string_names_the_line(tmp_path):
+    def strict(string: str) -> str:
+        if not string.isalpha():
+            raise ValueError(f"{string!r} is not alphabetic")
+        return string
+
+    folder = write_table(tmp_path / "t", {"archs.csv": "index,arch\n0,a\n1,b2\n"})
+    with pytest.raises(TableFormatError, match=r"archs.csv line 3: arch 'b2' does not parse: 'b2' is not alphabetic"):
+        BenchmarkTable.load(folder, canonicalise=strict).keys
+
+
+def test_cache_key_includes_canonicalise(tmp_path):
+    write_table(tmp_path / "c", {"archs.csv": ARCHS})
+    plain = cached_table(tmp_path / "c")
+    lowered = cached_table(tmp_path / "c", str.lower)
+    assert lowered is not plain and lowered is cached_table(tmp_path / "c", str.lower)
+    assert lowered.canonicalise is str.lower and plain.canonicalise is None

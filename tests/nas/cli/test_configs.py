@@ -21,7 +21,12 @@ GROUPS = sorted(
 )  # fmt: skip
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
 # Options that need a value only the user can give.
-REQUIRED = {("device", "table"): ["device.name=raspi4"], ("storage", "url"): ["storage.url=sqlite://"]}
+REQUIRED = {
+    ("device", "table"): ["device.name=raspi4"],
+    ("storage", "url"): ["storage.url=sqlite://"],
+    ("device", "note10"): ["space=ofa"],
+    ("objectives", "ofa_accuracy_latency"): ["space=ofa"],
+}
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}
 SPACES = [p.stem for p in sorted((Path(CONFIG_DIR) / "space").glob("*.yaml"))]

@@ -165,3 +165,31 @@ def test_default_search_measures_live_and_resumes(tmp_path: Path) -> None:
     assert len(after) == 11
     keep = ("number", "arch", "synflow", "latency_ms")
     assert [{k: r[k] for k in keep} for r in after[:8]] == [{k: r[k] for k in keep} for r in before]
+
+
+@pytest.mark.slow
+def test_fbnet_searches_live_like_nb201(tmp_path: Path) -> None:
+    result = run_search("space=fbnet", "budget.n_trials=4", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 4 and all(len(r["arch"].split("|")) == 22 for r in trials)
+    for row in read_csv(tmp_path / "pareto.csv"):
+        onnx.checker.check_model(onnx.load(tmp_path / row["onnx"]), full_check=True)
+
+
+@pytest.mark.slow
+def test_ofa_searches_with_published_predictor_and_note10_tables(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(
+        "space=ofa", "device=note10", "objectives=ofa_accuracy_latency", "budget.n_trials=10",
+        f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 10 and all(r["state"] == "COMPLETE" for r in trials)
+    for r in trials:  # Note10 tables exist for five resolutions only; the device restricts to them
+        assert json.loads(r["arch"])["r"] in (160, 176, 192, 208, 224)
+        assert 70 < float(r["accuracy"]) < 85 and 5 < float(r["latency_ms"]) < 100
+    pareto = read_csv(tmp_path / "pareto.csv")
+    assert {r["arch"] for r in pareto} == brute_force_front(trials, {"accuracy": "maximize", "latency_ms": "minimize"})
+    for row in pareto:
+        onnx.checker.check_model(onnx.load(tmp_path / row["onnx"]), full_check=True)

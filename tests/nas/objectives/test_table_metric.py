@@ -72,3 +72,37 @@ def test_missing_cell_and_unknown_architecture_fail_the_trial(tmp_path):
         latency.evaluate(candidate("b", space="tiny"))
     with pytest.raises(ObjectiveError, match="'zzz' is not in"):
         latency.evaluate(candidate("zzz", space="tiny"))
+
+
+def test_space_canonicalises_table_strings_for_lookup_and_oracle(tmp_path):
+    from tests.nas.toy import ToySpace
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    # Not canonical: zero-padded integers name the same toy networks.
+    (folder / "archs.csv").write_text("index,arch,top1\n0,08-4-1-3,50\n1,16-32-3-3,60\n")
+    space = ToySpace()
+    accuracy = TableMetric("acc", folder, "top1", direction="maximize", space=space)
+    arch = space.parse("8-4-1-3")
+    assert accuracy(Candidate(arch, space)) == 50.0
+    assert accuracy.oracle() == {"8-4-1-3": 50.0, "16-32-3-3": 60.0}
+    assert accuracy.table.archs == ["08-4-1-3", "16-32-3-3"]
+    # One loaded table per folder and space (compared by repr), another without a space.
+    assert TableMetric("acc2", folder, "top1", direction="maximize", space=ToySpace()).table is accuracy.table
+    plain = TableMetric("acc3", folder, "top1", direction="maximize")
+    assert plain.table is not accuracy.table
+    with pytest.raises(ObjectiveError, match="'8-4-1-3' is not in"):
+        plain(Candidate(arch, space))
+    assert "space=ToySpace()" in repr(accuracy)
+
+
+def test_space_duplicates_after_canonicalising_fail_naming_both_lines(tmp_path):
+    from nas.tables import TableFormatError
+    from tests.nas.toy import ToySpace
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "archs.csv").write_text("index,arch,top1\n0,8-4-1-3,50\n1,08-4-1-3,60\n")
+    accuracy = TableMetric("acc", folder, "top1", direction="maximize", space=ToySpace())
+    with pytest.raises(TableFormatError, match=r"lines 2 and 3 hold '8-4-1-3' and '08-4-1-3'"):
+        accuracy.oracle()
