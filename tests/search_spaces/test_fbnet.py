@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas import Architecture, ArchitectureError, SearchSpace
 from nas.export import assert_parity, export_onnx
-from nas.testing import SearchSpaceContract
+from nas.testing import SearchSpaceContract, SupernetContract
 from search_spaces.fbnet import CIFAR100, IMAGENET, FBNetMacro, FBNetSpace, FBNetSupernet, LayerShape
 from search_spaces.fbnet._blocks import (
     BLOCKS,
@@ -66,6 +66,12 @@ def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
 
 
 class TestFBNetContract(SearchSpaceContract):
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        return FBNetSpace()
+
+
+class TestFBNetSupernetContract(SupernetContract):
     @pytest.fixture
     def space(self) -> SearchSpace:
         return FBNetSpace()

@@ -15,7 +15,7 @@ from torch import nn
 
 from nas import Architecture, ArchitectureError, Candidate, SearchSpace
 from nas.objectives import Flops, TableMetric
-from nas.testing import SearchSpaceContract
+from nas.testing import SearchSpaceContract, SupernetContract
 from search_spaces.ofa import OFANetwork, OFASpace, OFASupernet
 from search_spaces.ofa._model import macro
 from search_spaces.ofa._supernet import KernelTransforms
@@ -33,6 +33,12 @@ CANONICAL_ROW_0 = (
 
 
 class TestOFAContract(SearchSpaceContract):
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        return OFASpace()
+
+
+class TestOFASupernetContract(SupernetContract):
     @pytest.fixture
     def space(self) -> SearchSpace:
         return OFASpace()
