@@ -79,10 +79,15 @@ def training_throughput(space: SearchSpace, supernet: torch.nn.Module, steps: in
         generator = torch.Generator().manual_seed(0)
         images = torch.randn(batch, *shape, generator=generator)
         labels = torch.randint(0, space.num_classes, (batch,), generator=generator)
-        strategy.step(supernet, space, images, labels, optimizer, rng)  # warm-up
+        def train_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            strategy.step(supernet, images, labels, rng)
+            optimizer.step()
+
+        train_step()  # warm-up
         start = time.perf_counter()
         for _ in range(steps):
-            strategy.step(supernet, space, images, labels, optimizer, rng)
+            train_step()
         results[f"train_{label}_images_per_s"] = steps * batch / (time.perf_counter() - start)
     supernet.eval()
     return results

@@ -55,7 +55,9 @@ class SandwichRule(SamplingStrategy):
     Each step trains the largest architecture on the labels, then the smallest and ``n_random``
     uniform ones on the largest's soft predictions (detached, via KL divergence), so the small
     subnets learn from the best teacher at hand with no extra model. Gradients of all the
-    architectures are summed, as published.
+    architectures are summed, as published. The returned loss is the mean of the largest's
+    cross-entropy and the students' KL terms; the KL terms can grow while the teacher sharpens,
+    so it need not fall over epochs the way a plain cross-entropy does.
     """
 
     n_random: int = 2

@@ -1,0 +1,36 @@
+"""Supernet training: data sources, sampling strategies, BN recalibration, a resumable trainer.
+
+Space-agnostic: everything here works through ``nas.Supernet`` and ``nas.SearchSpace`` (sample,
+smallest, largest, input_shape_of), and imports no search space, predictor or Hydra.
+"""
+
+from nas.training._bn import recalibrate_bn, recalibrated_subnet
+from nas.training._data import CIFARData, ImageDataset, ImageFolderData, SklearnDigits
+from nas.training._sampling import SamplingStrategy, SandwichRule, UniformSampling, fit_input
+from nas.training._trainer import (
+    CHECKPOINT_FILE,
+    CheckpointMismatchError,
+    OptimizerConfig,
+    SupernetTrainer,
+    TrainingResult,
+    evaluate,
+)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CIFARData",
+    "CheckpointMismatchError",
+    "ImageDataset",
+    "ImageFolderData",
+    "OptimizerConfig",
+    "SamplingStrategy",
+    "SandwichRule",
+    "SklearnDigits",
+    "SupernetTrainer",
+    "TrainingResult",
+    "UniformSampling",
+    "evaluate",
+    "fit_input",
+    "recalibrate_bn",
+    "recalibrated_subnet",
+]
