@@ -150,6 +150,40 @@ class SearchSpace(ABC):
                 features[row, offset + g.choices.index(arch[g.name])] = 1.0
         return features
 
+    def active_genes(self, arch: Architecture) -> tuple[str, ...]:
+        """The genes that shape ``arch``'s network: all of them, unless the space skips some
+        (OFA's layers beyond a stage's depth)."""
+        return tuple(g.name for g in self.genes())
+
+    def count_feature_names(self) -> list[str]:
+        """Names of :meth:`count_features`' columns, ``<first gene of the group>~<value>``."""
+        return [f"{genes[0]}~{value}" for choices, genes in self._choice_groups().items() for value in choices]
+
+    def count_features(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """How often each value occurs among the active genes that share one set of choices:
+        op counts for NB201 and FBNet, kernel-size and expand-ratio counts for OFA."""
+        groups = self._choice_groups()
+        column = {}
+        for choices, genes in groups.items():
+            for value in choices:
+                column[(choices, value)] = len(column)
+        group_of = {name: choices for choices, genes in groups.items() for name in genes}
+        features = np.zeros((len(archs), len(column)), dtype=np.float32)
+        for row, arch in enumerate(archs):
+            for name in self.active_genes(arch):
+                features[row, column[(group_of[name], arch[name])]] += 1.0
+        return features
+
+    def features(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Predictor features every space provides: one-hot genes, then value counts."""
+        return np.hstack([self.encode(archs), self.count_features(archs)])
+
+    def _choice_groups(self) -> dict[tuple[GeneValue, ...], list[str]]:
+        groups: dict[tuple[GeneValue, ...], list[str]] = {}
+        for gene in self.genes():
+            groups.setdefault(gene.choices, []).append(gene.name)
+        return groups
+
     def example_input(self, batch_size: int = 1, seed: int = 0, arch: Architecture | None = None) -> Any:
         """A deterministic random input batch for ``arch`` (or the space's fixed input shape);
         no global random state is touched."""

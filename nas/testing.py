@@ -91,6 +91,16 @@ class SearchSpaceContract:
         for start, stop in zip(offsets[:-1], offsets[1:]):
             np.testing.assert_array_equal(features[:, start:stop].sum(axis=1), 1.0)
 
+    def test_count_features_count_the_active_genes(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        counts = space.count_features(archs)
+        assert counts.shape == (len(archs), len(space.count_feature_names()))
+        for arch, row in zip(archs, counts):
+            active = space.active_genes(arch)
+            assert set(active) <= {g.name for g in space.genes()}
+            assert row.sum() == len(active), arch.string  # each active gene counted once
+        assert space.features(archs).shape == (len(archs), space.encode(archs).shape[1] + counts.shape[1])
+
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
         again = [space.sample(np.random.default_rng(7)) for _ in range(5)]

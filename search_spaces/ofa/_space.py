@@ -84,6 +84,15 @@ class OFASpace(SearchSpace):
                 result[E_GENES[index]] = EXPAND_RATIOS[0]
         return result
 
+    def active_genes(self, arch: Architecture) -> tuple[str, ...]:
+        """Kernel and expand genes of the layers the depths keep, then depths and resolution."""
+        layers = [
+            index
+            for stage, gene in enumerate(D_GENES)
+            for index in range(stage * MAX_DEPTH, stage * MAX_DEPTH + int(arch[gene]))
+        ]
+        return (*(KS_GENES[i] for i in layers), *(E_GENES[i] for i in layers), *D_GENES, "r")
+
     def format(self, genes: Mapping[str, GeneValue]) -> str:
         document = {
             "ks": [genes[g] for g in KS_GENES],

@@ -207,3 +207,13 @@ def test_cell_with_every_op_exports_to_onnx(space: NB201Space, tmp_path: Path) -
         "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
     )
     assert_onnx_matches_torch(space, arch, tmp_path)
+
+
+def test_count_features_are_op_counts() -> None:
+    space = NB201Space()
+    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    counts = dict(zip(space.count_feature_names(), space.count_features([arch])[0]))
+    assert counts == {
+        "edge_1_0~none": 0, "edge_1_0~skip_connect": 2, "edge_1_0~nor_conv_1x1": 0,
+        "edge_1_0~nor_conv_3x3": 3, "edge_1_0~avg_pool_3x3": 1,
+    }  # fmt: skip

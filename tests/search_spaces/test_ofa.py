@@ -378,3 +378,14 @@ def test_resolutions_can_be_restricted_to_the_note10_tables() -> None:
     with pytest.raises(ValueError, match="not allowed: \\[130\\]"):
         OFASpace(resolutions=[130])
     assert "resolutions=[160" in repr(space) and "resolutions" not in repr(OFASpace())
+
+
+def test_count_features_ignore_layers_the_depths_skip() -> None:
+    space = OFASpace()
+    smallest, largest = space.smallest(), space.largest()
+    names = space.count_feature_names()
+    small = dict(zip(names, space.count_features([smallest])[0]))
+    large = dict(zip(names, space.count_features([largest])[0]))
+    assert small["ks_0~3"] == 10 and small["e_0~3"] == 10 and small["d_0~2"] == 5  # 5 stages x 2 layers
+    assert large["ks_0~7"] == 20 and large["e_0~6"] == 20 and large["d_0~4"] == 5
+    assert sum(v for k, v in small.items() if k.startswith("ks_0~")) == 10
