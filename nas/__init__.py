@@ -8,7 +8,7 @@ from nas._architecture import Architecture, GeneValue
 from nas._device import Device
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
-from nas._space import ArchitectureError, Gene, SearchSpace
+from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Device",
     "Direction",
     "Gene",
+    "LayerSpec",
     "GeneValue",
     "Objective",
     "ObjectiveError",

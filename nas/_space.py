@@ -25,6 +25,20 @@ class ArchitectureError(ValueError):
 
 
 @dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a network as a lookup-table key: the same key, the same computation.
+
+    ``key`` names the layer's configuration (op, channels, stride, resolution...), never its
+    position unless the position changes the computation; ``input_shape`` is one sample's input.
+    A space's :meth:`SearchSpace.layers` lists a network as such layers, in order, so per-layer
+    latencies measured in isolation can be summed into a network's.
+    """
+
+    key: str
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Gene:
     """One categorical decision of a space: its name and the values it may take."""
 
@@ -77,6 +91,14 @@ class SearchSpace(ABC):
     def input_shape_of(self, arch: Architecture) -> tuple[int, ...]:
         """Shape of one input sample for ``arch`` (channels, height, width)."""
         return self.input_shape
+
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
+        """``arch``'s network as a sequence of lookup-table layers (stem to classifier)."""
+        raise NotImplementedError(f"search space {self.name!r} does not list its layers")
+
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
+        """A standalone module computing ``layer`` on an input of ``layer.input_shape``."""
+        raise NotImplementedError(f"search space {self.name!r} does not build single layers")
 
     def supernet(self, seed: int = 0) -> Supernet:
         """One module holding shared weights for every architecture of this space, drawn from
