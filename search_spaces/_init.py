@@ -34,19 +34,20 @@ def materialise(make: Callable[[], ModuleT], seed: int) -> ModuleT:
 def initialise(model: nn.Module, generator: torch.Generator) -> None:
     """Give every parameter and buffer of ``model`` PyTorch's default initial value, drawing the
     random ones from ``generator``; modules are visited in ``model.modules()`` order, so equal
-    generators give equal weights."""
+    generators give equal weights. Convs and linears are drawn as their ``reset_parameters``
+    would; any other module holding tensors must have a deterministic ``reset_parameters``
+    (BatchNorm, OFA's kernel transforms)."""
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            # The same distributions as Conv2d/Linear.reset_parameters.
             nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
             if module.bias is not None:
-                fan_in = module.weight[0].numel()
-                bound = 1 / math.sqrt(fan_in)
+                bound = 1 / math.sqrt(module.weight[0].numel())
                 nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif isinstance(module, nn.BatchNorm2d):
-            module.reset_parameters()
         elif any(True for _ in module.parameters(recurse=False)) or any(
             True for _ in module.buffers(recurse=False)
         ):
-            # to_empty left this module's memory uninitialised: refuse rather than return garbage.
-            raise TypeError(f"no initialisation rule for {type(module).__name__}")
+            reset = getattr(module, "reset_parameters", None)
+            if reset is None:
+                # to_empty left this module's memory uninitialised: refuse rather than return garbage.
+                raise TypeError(f"no initialisation rule for {type(module).__name__}")
+            reset()

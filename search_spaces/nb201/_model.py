@@ -8,12 +8,12 @@ on edges that cannot reach the output, because the published latencies were meas
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from search_spaces._init import materialise
 from search_spaces.nb201._ops import ResidualReduction, make_op
 
 
@@ -108,32 +108,6 @@ def _block(spec: CellSpec | ReductionSpec) -> nn.Module:
 
 
 def build_network(spec: NetworkSpec, seed: int) -> NB201Network:
-    """A network with PyTorch's default initialisation drawn from its own generator.
-
-    Modules are created on the meta device so that construction never draws from (or advances)
-    torch's global random state; the weights then come from ``seed`` alone.
-    """
-    with torch.device("meta"):
-        model = NB201Network(spec)
-    model = model.to_empty(device="cpu")
-    _initialise(model, torch.Generator().manual_seed(seed))
-    return model
-
-
-@torch.no_grad()
-def _initialise(model: nn.Module, generator: torch.Generator) -> None:
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            # The same distributions as Conv2d/Linear.reset_parameters.
-            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-            if module.bias is not None:
-                fan_in = module.weight[0].numel()
-                bound = 1 / math.sqrt(fan_in)
-                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif isinstance(module, nn.BatchNorm2d):
-            module.reset_parameters()
-        elif any(True for _ in module.parameters(recurse=False)) or any(
-            True for _ in module.buffers(recurse=False)
-        ):
-            # to_empty left this module's memory uninitialised: refuse rather than return garbage.
-            raise TypeError(f"no initialisation rule for {type(module).__name__}")
+    """A network with PyTorch's default initialisation drawn from ``seed`` alone (see
+    :func:`search_spaces._init.materialise`)."""
+    return materialise(lambda: NB201Network(spec), seed)

@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 from nas import Architecture, Supernet
+from search_spaces._init import initialise
 from search_spaces.nb201._model import (
     CellSpec,
     EdgeSpec,
     NB201Network,
     NetworkSpec,
     ReductionSpec,
-    _initialise,
     network_spec,
 )
 from search_spaces.nb201._ops import OPS, ResidualReduction, make_op
@@ -92,7 +92,7 @@ class NB201Supernet(Supernet):
             )
             self.classifier = nn.Linear(self.spec.head_channels, self.spec.num_classes)
         self.to_empty(device="cpu")
-        _initialise(self, torch.Generator().manual_seed(seed))
+        initialise(self, torch.Generator().manual_seed(seed))
 
     def _spec(self, ops: tuple[str, ...]) -> NetworkSpec:
         edges = tuple(EdgeSpec(to, src, op) for (to, src), op in zip(self.routes, ops))

@@ -10,13 +10,13 @@ without BN to 1280 with hard swish, dropout and a linear classifier. Every width
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from search_spaces._init import materialise
 from search_spaces.ofa._blocks import Activation, ConvBNAct, InvertedResidual, make_divisible
 
 NUM_STAGES = 5
@@ -218,33 +218,6 @@ class OFANetwork(nn.Module):
 
 
 def build_network(spec: NetworkSpec, seed: int) -> OFANetwork:
-    """A network with PyTorch's default initialisation drawn from its own generator.
-
-    Modules are created on the meta device so that construction never draws from (or advances)
-    torch's global random state; the weights then come from ``seed`` alone.
-    """
-    with torch.device("meta"):
-        model = OFANetwork(spec)
-    model = model.to_empty(device="cpu")
-    initialise(model, torch.Generator().manual_seed(seed))
-    return model
-
-
-@torch.no_grad()
-def initialise(model: nn.Module, generator: torch.Generator) -> None:
-    """Convs and linears as their ``reset_parameters`` would (but from ``generator``); any other
-    module holding tensors must have a deterministic ``reset_parameters`` (BatchNorm does)."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif any(True for _ in module.parameters(recurse=False)) or any(
-            True for _ in module.buffers(recurse=False)
-        ):
-            reset = getattr(module, "reset_parameters", None)
-            if reset is None:
-                # to_empty left this module's memory uninitialised: refuse rather than return garbage.
-                raise TypeError(f"no initialisation rule for {type(module).__name__}")
-            reset()
+    """A network with PyTorch's default initialisation drawn from ``seed`` alone (see
+    :func:`search_spaces._init.materialise`)."""
+    return materialise(lambda: OFANetwork(spec), seed)

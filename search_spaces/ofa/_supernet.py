@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import Architecture, Supernet
+from search_spaces._init import initialise
 from search_spaces.ofa._blocks import squeeze_channels
 from search_spaces.ofa._model import (
     DROPOUT,
@@ -29,7 +30,6 @@ from search_spaces.ofa._model import (
     first_block_spec,
     first_conv_spec,
     head_specs,
-    initialise,
     macro,
     mid_channels,
     stage_layer_spec,
