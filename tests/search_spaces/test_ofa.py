@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -335,24 +334,6 @@ def test_sort_channels_keeps_the_largest_function_and_ranks_channels(
     assert torch.equal(inherited.expand.conv.weight, layer.block.expand.conv.weight[top])
     assert torch.equal(inherited.depthwise.bn.running_var, layer.block.depthwise.bn.running_var[top])
     assert_invariant(sorted_net, small)
-
-
-def test_exported_subnet_matches_onnxruntime(space: OFASpace, supernet: OFASupernet, tmp_path: Path) -> None:
-    onnxruntime = pytest.importorskip("onnxruntime")
-    arch = low_resolution_samples(space, 1, seed=5)[0]
-    model = supernet.subnet(arch).eval()
-    example = space.example_input(batch_size=1, arch=arch)
-    path = tmp_path / "subnet.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model, (example,), str(path), input_names=["input"], output_names=["logits"], dynamo=False
-        )
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (exported,) = session.run(["logits"], {"input": example.numpy()})
-    with torch.no_grad():
-        expected = model(example).numpy()
-    np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("prefix", "mega_macs"), [("flops-389M", 389), ("flops-482M", 482)])
