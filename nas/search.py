@@ -171,16 +171,18 @@ class Search:
         return frozen
 
     def _evaluate(self, candidate: Candidate, trial: optuna.Trial) -> dict[str, float]:
+        values: dict[str, float] = {}
         previous = self._reuse.get(candidate.arch.string)
         if previous is not None:
             # Samplers revisit architectures; their objectives are deterministic or measured, and
             # re-measuring the same network would only spend the budget on noise.
             trial.set_user_attr(REUSED_KEY, previous.number)
             values = {o.name: v for o, v in zip(self.objectives, previous.values)}
-            values.update({m.name: previous.user_attrs[METRIC_PREFIX + m.name] for m in self.metrics})
-        else:
-            values = {}
-            for measure in self.measures:
+            for metric in self.metrics:  # a metric added since that trial is measured now
+                if METRIC_PREFIX + metric.name in previous.user_attrs:
+                    values[metric.name] = previous.user_attrs[METRIC_PREFIX + metric.name]
+        for measure in self.measures:
+            if measure.name not in values:
                 values[measure.name] = measure.evaluate(candidate)
                 for key, detail in measure.details(candidate).items():
                     trial.set_user_attr(f"{DETAIL_PREFIX}{measure.name}.{key}", detail)

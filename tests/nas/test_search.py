@@ -241,3 +241,17 @@ def test_workers_sharing_a_journal_split_one_budget(tmp_path: Path) -> None:
     # Both stop at the shared budget; two asks at the same instant may overshoot by one.
     assert 60 <= len(trials) <= 61
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+def test_a_metric_added_on_resume_is_measured_for_revisited_architectures(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    arch = ToySpace().sample(np.random.default_rng(3))
+    first = make_search(storage=url)
+    first.study().enqueue_trial(arch.params)
+    first.run(n_trials=1, show_progress=False)
+    second = make_search(storage=url, metrics=[ParamCount("size")])
+    second.study().enqueue_trial(arch.params)
+    study = second.run(n_trials=2, show_progress=False)
+    revisit = study.get_trials()[1]
+    assert revisit.state == TrialState.COMPLETE and revisit.user_attrs["reused_from_trial"] == 0
+    assert revisit.user_attrs["metric:size"] == revisit.values[1]  # same count, measured anew
