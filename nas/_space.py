@@ -96,6 +96,11 @@ class SearchSpace(ABC):
         """``arch``'s network as a sequence of lookup-table layers (stem to classifier)."""
         raise NotImplementedError(f"search space {self.name!r} does not list its layers")
 
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
+        """Every layer configuration this space's networks can contain, once each (what a
+        lookup table must measure)."""
+        raise NotImplementedError(f"search space {self.name!r} does not enumerate its layers")
+
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """A standalone module computing ``layer`` on an input of ``layer.input_shape``."""
         raise NotImplementedError(f"search space {self.name!r} does not build single layers")

@@ -14,7 +14,6 @@ builds, one ONNX export), so a space gets the whole contract on every run.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import pytest
 import torch
 
 from nas._architecture import Architecture
-from nas._space import ArchitectureError, SearchSpace
+from nas._space import ArchitectureError, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 
 #: Seeds of the sampled architectures every string test walks through.
@@ -121,21 +120,13 @@ class SearchSpaceContract:
 
 def assert_onnx_matches_torch(space: SearchSpace, arch: Architecture, folder: Path) -> None:
     """Export ``arch``'s network (TorchScript exporter, static shapes); onnxruntime must agree."""
-    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
+    from nas.export import assert_parity, export_onnx
+
     model = space.build(arch).eval()
     example = space.example_input(batch_size=1, arch=arch)
-    path = folder / f"{arch.id}.onnx"
-    with warnings.catch_warnings():
-        # The TorchScript exporter is chosen on purpose (static shapes, no onnxscript needed).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model, (example,), str(path), input_names=["input"], output_names=["logits"], dynamo=False
-        )
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (exported,) = session.run(["logits"], {"input": example.numpy()})
-    with torch.no_grad():
-        expected = model(example).numpy()
-    np.testing.assert_allclose(exported, expected, rtol=1e-4, atol=1e-5, err_msg=arch.string)
+    path = export_onnx(model, example, folder / f"{arch.id}.onnx")
+    assert_parity(model, example, path, rtol=1e-4, atol=1e-5)
 
 
 #: Seeds of the random architectures the supernet invariant is checked on (plus smallest, largest).
@@ -265,3 +256,86 @@ def give_batchnorm_statistics(
             x = space.example_input(batch_size=2, seed=seed * 1000 + round_ * 100 + index, arch=arch)
             supernet(2 * x + 0.5, arch)
     supernet.eval()
+
+
+#: Seeds of the architectures the layer contract lists, builds and chains.
+LAYER_SEEDS: tuple[int, ...] = (0, 1)
+
+
+class LayerContract:
+    """What a space that lists its networks as lookup-table layers must satisfy (``layers`` and
+    ``build_layer``); not collected itself (no ``Test`` prefix). Override ``space`` as for
+    :class:`SearchSpaceContract`.
+    """
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError("a LayerContract subclass must override the `space` fixture")
+
+    @pytest.fixture
+    def layer_archs(self, space: SearchSpace) -> list[Architecture]:
+        return [space.sample(np.random.default_rng(seed)) for seed in LAYER_SEEDS]
+
+    def test_distinct_layers_hold_every_layer_of_every_network(
+        self, space: SearchSpace, layer_archs: list[Architecture]
+    ) -> None:
+        distinct = space.distinct_layers()
+        assert len({layer.key for layer in distinct}) == len(distinct), "distinct_layers repeats a key"
+        known = set(distinct)
+        for arch in [*layer_archs, space.smallest(), space.largest()]:
+            missing = [layer.key for layer in space.layers(arch) if layer not in known]
+            assert not missing, f"{arch.string}: {missing[:3]} not in distinct_layers()"
+
+    def test_layers_chain_from_the_input_to_the_logits(
+        self, space: SearchSpace, layer_archs: list[Architecture]
+    ) -> None:
+        """Each built layer runs on an input of its ``input_shape`` and its output has the next
+        layer's input shape; the first takes the network's input, the last gives the logits."""
+        for arch in layer_archs:
+            layers = space.layers(arch)
+            assert layers, arch.string
+            assert all(isinstance(layer.key, str) and layer.key for layer in layers), arch.string
+            assert tuple(layers[0].input_shape) == tuple(space.input_shape_of(arch)), arch.string
+            x = space.example_input(batch_size=1, arch=arch)
+            with torch.no_grad():
+                for index, layer in enumerate(layers):
+                    assert tuple(x.shape[1:]) == tuple(layer.input_shape), (arch.string, index, layer.key)
+                    x = space.build_layer(layer, seed=index).eval()(x)
+            assert tuple(x.shape) == (1, space.num_classes), arch.string
+            assert torch.isfinite(x).all(), arch.string
+
+    def test_layer_parameters_add_up_to_the_network(
+        self, space: SearchSpace, layer_archs: list[Architecture]
+    ) -> None:
+        for arch in layer_archs:
+            network = sum(p.numel() for p in space.build(arch).parameters())
+            layers = sum(p.numel() for layer in space.layers(arch) for p in space.build_layer(layer).parameters())
+            assert layers == network, arch.string
+
+    def test_equal_keys_build_equal_layers(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
+        """A key names one computation: every occurrence has one input shape, and a layer rebuilt
+        from its key and seed alone has the same weights (keys are data, enough to re-measure)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for arch in layer_archs:
+            for layer in space.layers(arch):
+                assert shapes.setdefault(layer.key, tuple(layer.input_shape)) == tuple(layer.input_shape), layer.key
+        for key, shape in shapes.items():
+            first = space.build_layer(LayerSpec(key, shape), seed=3).state_dict()
+            again = space.build_layer(LayerSpec(key, shape), seed=3).state_dict()
+            assert first.keys() == again.keys(), key
+            assert all(torch.equal(first[name], again[name]) for name in first), key
+
+    def test_bad_layers_are_refused(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
+        """An unknown key, or an input shape its key contradicts, raises ValueError."""
+        with pytest.raises(ValueError, match="__no_such_layer__"):
+            space.build_layer(LayerSpec("__no_such_layer__", (3, 8, 8)))
+        layer = space.layers(layer_archs[0])[0]
+        wrong = (*layer.input_shape[:-1], layer.input_shape[-1] + 1)
+        with pytest.raises(ValueError):
+            space.build_layer(LayerSpec(layer.key, wrong))
+
+    def test_layers_of_an_architecture_are_deterministic(
+        self, space: SearchSpace, layer_archs: list[Architecture]
+    ) -> None:
+        arch = layer_archs[0]
+        assert space.layers(arch) == space.layers(space.parse(arch.string))

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas import LayerSpec as LUTLayer
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
+from search_spaces.fbnet import _layers
 from search_spaces.fbnet._blocks import (
     BLOCKS,
     MACROS,
@@ -81,6 +83,19 @@ class FBNetSpace(SearchSpace):
         """The network for ``arch`` in this space's macro; its weights are drawn from ``seed`` only."""
         spec = network_spec(self.macro, self.ops(arch))
         return materialise(lambda: FBNetNetwork(spec), seed)
+
+    def layers(self, arch: Architecture) -> tuple[LUTLayer, ...]:
+        """``arch``'s network as lookup-table layers: stem, its 22 blocks, head, each keyed by its
+        configuration (block, channels, stride, input size); see :mod:`search_spaces.fbnet._layers`."""
+        return _layers.network_layers(self.macro, self.ops(arch))
+
+    def build_layer(self, layer: LUTLayer, seed: int = 0) -> nn.Module:
+        """The module of one layer key (any FBNet key); its weights are drawn from ``seed`` only."""
+        return _layers.build_layer(layer, seed)
+
+    def distinct_layers(self) -> tuple[LUTLayer, ...]:
+        """Every layer key some network of this space has, once each: what a lookup table holds."""
+        return _layers.distinct_layers(self.macro)
 
     def supernet(self, seed: int = 0) -> FBNetSupernet:
         from search_spaces.fbnet._supernet import FBNetSupernet

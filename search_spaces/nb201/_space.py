@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas import Architecture, ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._architecture import GeneValue
+from search_spaces.nb201 import _layers
 from search_spaces.nb201._model import EdgeSpec, build_network, network_spec
 from search_spaces.nb201._ops import OPS
 
@@ -65,6 +66,26 @@ class NB201Space(SearchSpace):
         edges = tuple(EdgeSpec(to, src, str(arch[f"edge_{to}_{src}"])) for to, src in EDGES)
         spec = network_spec(edges, self.num_classes, self.channels, self.cells_per_stage)
         return build_network(spec, seed)
+
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
+        """``arch``'s network as lookup-table layers: stem; per cell its six edge ops (NB201's
+        string order) and ``cell_sum`` (the node additions); reductions; head. See
+        :mod:`search_spaces.nb201._layers` for the key formats."""
+        if arch.space != self.name:
+            raise ArchitectureError(f"{self.name} cannot list the layers of a {arch.space!r} architecture")
+        ops = tuple(str(arch[name]) for name in GENE_NAMES)
+        return _layers.network_layers(
+            ops, self.channels, self.cells_per_stage, self.input_shape[1], self.num_classes
+        )
+
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
+        """The module of one layer key (any NB201 key, whatever this space's sizes); its weights
+        are drawn from ``seed`` only."""
+        return _layers.build_layer(layer, seed)
+
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
+        """Every layer key some network of this space has, once each: what a lookup table holds."""
+        return _layers.distinct_layers(self.channels, self.input_shape[1], self.num_classes)
 
     def supernet(self, seed: int = 0) -> NB201Supernet:
         """All five ops on every edge with shared weights, drawn from ``seed`` only."""

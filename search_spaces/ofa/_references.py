@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 from nas import Candidate, Cost, Direction, Objective, ObjectiveError
-from search_spaces.ofa._blocks import Activation
+from search_spaces.ofa._layers import lut_keys
 from search_spaces.ofa._model import NUM_LAYERS, NetworkSpec, OFAConfig
 from search_spaces.ofa._space import OFASpace, config_of
+
+__all__ = ["Note10LatencyLUT", "OFAAccuracyPredictor", "lut_keys"]
 
 #: The width multiplier both references were made for.
 REFERENCE_WIDTH = 1.2
@@ -111,43 +113,6 @@ class OFAAccuracyPredictor(Objective):
             f"OFAAccuracyPredictor(path={str(self.path)!r}, name={self.name!r}, "
             f"allow_extrapolation={self.allow_extrapolation})"
         )
-
-
-def _size(*dims: int) -> str:
-    return "x".join(str(d) for d in dims)
-
-
-def _out_size(size: int, stride: int) -> int:
-    # A conv with padding k//2: ceil(size / stride), written as OFA's LUT code writes it.
-    return (size - 1) // stride + 1
-
-
-def lut_keys(spec: NetworkSpec) -> list[str]:
-    """The Note10 LUT keys of a network, built as OFA's ``MBv3LatencyTable`` builds them: first
-    conv, every MBConv layer (with its expanded width, kernel, stride, identity skip, SE and hard
-    swish flags), final expand conv, global pooling, feature-mix conv and classifier."""
-    first = spec.first_conv
-    size = spec.resolution
-    out = _out_size(size, first.stride)
-    keys = [f"Conv-input:{_size(size, size, first.in_channels)}-output:{_size(out, out, first.out_channels)}"]
-    size = out
-    for layer in spec.layers:
-        out = _out_size(size, layer.stride)
-        keys.append(
-            f"expanded_conv-input:{_size(size, size, layer.in_channels)}"
-            f"-output:{_size(out, out, layer.out_channels)}"
-            f"-expand:{layer.mid_channels}-kernel:{layer.kernel_size}-stride:{layer.stride}"
-            f"-idskip:{int(layer.residual)}-se:{int(layer.se)}-hs:{int(layer.activation is Activation.HSWISH)}"
-        )
-        size = out
-    expand, mix = spec.final_expand, spec.feature_mix
-    keys += [
-        f"Conv_1-input:{_size(size, size, expand.in_channels)}-output:{_size(size, size, expand.out_channels)}",
-        f"AvgPool2D-input:{_size(size, size, expand.out_channels)}-output:{_size(1, 1, expand.out_channels)}",
-        f"Conv_2-input:{_size(1, 1, mix.in_channels)}-output:{_size(1, 1, mix.out_channels)}",
-        f"Logits-input:{_size(1, 1, mix.out_channels)}-output:{spec.num_classes}",
-    ]
-    return keys
 
 
 class Note10LatencyLUT(Objective):

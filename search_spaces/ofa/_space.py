@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas import Architecture, ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._architecture import GeneValue
+from search_spaces.ofa import _layers
 from search_spaces.ofa._model import (
     MAX_DEPTH,
     NUM_LAYERS,
@@ -121,6 +122,22 @@ class OFASpace(SearchSpace):
     def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
         """The static subnet for ``arch``; its weights are drawn from ``seed`` only."""
         return build_network(self.spec(arch), seed)
+
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
+        """``arch``'s network as lookup-table layers whose keys are Once-for-All's Note10 LUT keys
+        (first conv, MBConv layers, final expand, pooling, feature mix, classifier); see
+        :mod:`search_spaces.ofa._layers`."""
+        return _layers.network_layers(self.spec(arch))
+
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
+        """The module of one layer key (any OFA key); its weights are drawn from ``seed`` only."""
+        return _layers.build_layer(layer, seed)
+
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
+        """Every layer key some network of this space has, once each: what a lookup table holds."""
+        return _layers.distinct_layers(
+            self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes
+        )
 
     def supernet(self, seed: int = 0) -> OFASupernet:
         # Imported here: the supernet module imports this one.
