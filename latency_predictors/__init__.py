@@ -1,16 +1,75 @@
-"""Latency objectives: measured live on this machine through a pluggable runtime."""
+"""Latency objectives: measured live on this machine through a pluggable runtime; energy meters,
+drift monitoring and host metadata for measured profiles."""
 
+from latency_predictors._drift import (
+    DriftError,
+    DriftMonitor,
+    DriftReport,
+    reference_input,
+    reference_model,
+)
+from latency_predictors._energy import (
+    EnergyMeasurementError,
+    EnergyMeter,
+    EnergyMeterUnavailable,
+    EnergyPermissionError,
+    EnergyProbe,
+    EnergyStats,
+    NvmlMeter,
+    RaplMeter,
+    detect_energy_meter,
+    measure_energy_mj,
+    probe_energy_meters,
+)
+from latency_predictors._host import host_metadata
 from latency_predictors._live import MeasuredLatency, cpu_model_name
-from latency_predictors._measure import LatencyStats, measure_latency_ms
-from latency_predictors._runtimes import OnnxRuntimeCPU, Runtime, TorchEagerCPU, torch_threads
+from latency_predictors._measure import (
+    DeviceTimedRun,
+    LatencyStats,
+    measure_latency_ms,
+    measure_until_stable,
+)
+from latency_predictors._runtimes import (
+    PRECISIONS,
+    CudaEventRun,
+    OnnxRuntimeCPU,
+    Runtime,
+    TorchCUDA,
+    TorchEagerCPU,
+    quantize_int8,
+    torch_threads,
+)
 
 __all__ = [
+    "PRECISIONS",
+    "CudaEventRun",
+    "DeviceTimedRun",
+    "DriftError",
+    "DriftMonitor",
+    "DriftReport",
+    "EnergyMeasurementError",
+    "EnergyMeter",
+    "EnergyMeterUnavailable",
+    "EnergyPermissionError",
+    "EnergyProbe",
+    "EnergyStats",
     "LatencyStats",
     "MeasuredLatency",
+    "NvmlMeter",
     "OnnxRuntimeCPU",
+    "RaplMeter",
     "Runtime",
+    "TorchCUDA",
     "TorchEagerCPU",
     "cpu_model_name",
+    "detect_energy_meter",
+    "host_metadata",
+    "measure_energy_mj",
     "measure_latency_ms",
+    "measure_until_stable",
+    "probe_energy_meters",
+    "quantize_int8",
+    "reference_input",
+    "reference_model",
     "torch_threads",
 ]

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -180,3 +181,43 @@ def test_measure_counts_calls_and_honours_min_time() -> None:
     # A no-op takes far less than 20 ms, so min_time_s must add timed calls beyond `repeats`.
     stats = measure_latency_ms(lambda: None, warmup=0, repeats=2, min_time_s=0.02)
     assert stats.repeats > 2
+
+
+def _ort_output(path: Path, x: torch.Tensor) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.numpy()})[0]
+
+
+def test_int8_graph_is_quantised_and_agrees_with_fp32(tmp_path: Path) -> None:
+    import onnx
+
+    from latency_predictors import quantize_int8
+    from nas.export import export_onnx
+
+    model = SPACE.build(SPACE.parse("w16-d3")).eval()
+    x = SPACE.example_input(4)
+    fp32 = export_onnx(model, x, tmp_path / "model.onnx")
+    int8 = quantize_int8(fp32, x, tmp_path / "model.int8.onnx")
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    reference, quantised = _ort_output(fp32, x), _ort_output(int8, x)
+    # 8-bit activations carry ~1% error per layer; the logits stay within a few percent.
+    rel_l2 = float(np.linalg.norm(quantised - reference) / np.linalg.norm(reference))
+    assert rel_l2 < 0.1, rel_l2
+    assert list(tmp_path.iterdir()) != [] and not (tmp_path / "model.int8.pre.onnx").exists()
+
+
+def test_int8_runtime_measures_and_is_named() -> None:
+    runtime = OnnxRuntimeCPU(threads=1, precision="int8")
+    assert runtime.name == "onnxruntime_int8"
+    assert runtime.describe()["precision"] == "int8"
+    assert OnnxRuntimeCPU(graph_optimization="basic", precision="int8").name == "onnxruntime_basic_int8"
+    objective = MeasuredLatency(runtime=runtime, warmup=1, repeats=3)
+    assert objective(candidate("w16-d1")) > 0
+
+
+def test_unknown_precision_lists_allowed_values() -> None:
+    with pytest.raises(ValueError, match=r"precision 'fp16' is not one of \['fp32', 'int8'\]"):
+        OnnxRuntimeCPU(precision="fp16")

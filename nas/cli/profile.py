@@ -1,0 +1,208 @@
+"""hwnas-profile: measure a space's architectures on this machine into a benchmark table.
+
+Read top to bottom: compose the config -> check every setting (before anything is measured) ->
+instantiate space, runtime and selection -> select architectures (a list file is validated
+whole) -> open the profile directory (resuming, or refusing another device's profile) -> measure
+the networks and/or their distinct layers, appending each row as it is measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from latency_predictors import Runtime, cpu_model_name, measure_until_stable, probe_energy_meters
+from latency_predictors._drift import DriftMonitor, reference_input, reference_model
+from latency_predictors._energy import measure_energy_mj
+from latency_predictors._host import host_metadata
+from latency_predictors._layers import (
+    LayerProfileWriter,
+    all_layers,
+    distinct_layers,
+    profile_layers,
+)
+from latency_predictors._measure import check_counts
+from latency_predictors._profile import (
+    NO_ENERGY_METER,
+    EnergyMeasure,
+    ProfileWriter,
+    profile_architectures,
+)
+from nas import Architecture, Device, LayerSpec, SearchSpace
+from nas.cli import CONFIG_DIR
+
+log = logging.getLogger("hwnas.profile")
+
+PRECISIONS = ("fp32", "int8")
+#: ``layers`` setting -> (measure networks, measure layers)
+LAYER_MODES = {False: (True, False), True: (True, True), "only": (False, True)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked scalar options of profile.yaml."""
+
+    n_archs: int
+    threads: int
+    batch_size: int
+    precision: str
+    warmup: int
+    repeats: int
+    max_repeats: int
+    rel_tolerance: float
+    max_time_s: float
+    networks: bool
+    layers: bool
+
+
+def check_settings(cfg: DictConfig) -> Settings:
+    """Every scalar option checked, naming the bad value, before anything is built or measured."""
+    for name in ("n_archs", "threads", "batch_size"):
+        value = cfg[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_counts(cfg.warmup, cfg.repeats)
+    if isinstance(cfg.max_repeats, bool) or not isinstance(cfg.max_repeats, int) or cfg.max_repeats < cfg.repeats:
+        raise ValueError(f"max_repeats must be an integer >= repeats ({cfg.repeats}), got {cfg.max_repeats!r}")
+    if not 0.0 < cfg.rel_tolerance < 1.0:
+        raise ValueError(f"rel_tolerance must be in (0, 1), e.g. 0.02 for 2%, got {cfg.rel_tolerance!r}")
+    if not cfg.max_time_s > 0:
+        raise ValueError(f"max_time_s must be > 0, got {cfg.max_time_s!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.layers not in LAYER_MODES:
+        raise ValueError(f"layers must be false, true or only, got {cfg.layers!r}")
+    if not isinstance(cfg.all_layers, bool):
+        # ValueError like every other bad setting, whatever its type.
+        raise ValueError(f"all_layers must be true or false, got {cfg.all_layers!r}")  # noqa: TRY004
+    networks, layers = LAYER_MODES[cfg.layers]
+    return Settings(cfg.n_archs, cfg.threads, cfg.batch_size, cfg.precision, cfg.warmup, cfg.repeats,
+                    cfg.max_repeats, float(cfg.rel_tolerance), float(cfg.max_time_s), networks, layers)  # fmt: skip
+
+
+def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:
+    # fp32 is every runtime's only precision today; others must take a `precision` argument.
+    extra = {} if settings.precision == "fp32" else {"precision": settings.precision}
+    try:
+        return instantiate(cfg.runtime.instance, threads=settings.threads, **extra)
+    except Exception as error:
+        raise ValueError(
+            f"runtime {cfg.runtime.instance._target_} with threads={settings.threads}, "
+            f"precision={settings.precision!r} could not be created: {error}"
+        ) from error
+
+
+def device_of(cfg: DictConfig, runtime: Runtime, settings: Settings) -> Device:
+    info = runtime.describe()
+    name = cfg.device_name or (
+        f"{cfg.runtime.hardware}_{runtime.name}_t{settings.threads}_b{settings.batch_size}_{settings.precision}"
+    )
+    return Device(
+        name=name,
+        source="live",
+        # A runtime on another processor names it under "device" (TorchCUDA: the GPU's name);
+        # CPU runtimes run on this CPU.
+        hardware=str(info.get("device") or cpu_model_name()),
+        runtime=f"{info['runtime']} {info['version']}",
+        threads=settings.threads,
+        batch_size=settings.batch_size,
+        precision=settings.precision,
+    )
+
+
+def layers_of(cfg: DictConfig, space: SearchSpace, archs: list[Architecture]) -> list[LayerSpec]:
+    if cfg.all_layers:
+        # Its own generator: the layer search must not shift the architecture selection's draws.
+        return all_layers(space, np.random.default_rng(cfg.seed), patience=cfg.layer_patience)
+    return distinct_layers(space, archs)
+
+
+def energy_of(cfg: DictConfig) -> tuple[EnergyMeasure | None, str | dict[str, Any]]:
+    """The energy measurement and its description for device.json: the first of the runtime's
+    meters that opens here; without one, energy cells stay empty and the description says why."""
+    if not cfg.energy:
+        return None, NO_ENERGY_METER + " (energy=false)"
+    probe = probe_energy_meters([instantiate(node) for node in cfg.runtime.get("energy_meters") or []])
+    if probe.meter is None:
+        reasons = "; ".join(probe.unavailable) or "the runtime names no energy meter"
+        log.warning("no energy meter on this machine, energy_mj.csv stays empty: %s", reasons)
+        return None, f"{NO_ENERGY_METER} ({reasons})"
+    meter = probe.meter
+    log.info("energy from %s", meter.describe())
+    return (lambda run: measure_energy_mj(run, meter).energy_mj), meter.describe()
+
+
+def drift_monitor_of(cfg: DictConfig, runtime: Runtime, batch_size: int, workdir: Path) -> DriftMonitor | None:
+    """A monitor re-timing a fixed reference network, prepared by the profile's own runtime."""
+    if cfg.drift_monitor is None:
+        return None
+    reference = runtime.prepare(reference_model().eval(), reference_input(batch_size), workdir)
+    return DriftMonitor(reference, **OmegaConf.to_container(cfg.drift_monitor, resolve=True))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
+def main(cfg: DictConfig) -> None:
+    settings = check_settings(cfg)
+    torch.set_num_threads(cfg.torch_threads)
+    out = Path(cfg.output_dir).expanduser() if cfg.output_dir else Path(HydraConfig.get().runtime.output_dir)
+    space: SearchSpace = instantiate(cfg.space.instance)
+    runtime = build_runtime(cfg, settings)
+    device = device_of(cfg, runtime, settings)
+    # The layers of the whole space need no architecture selection (nor its FLOPs counting).
+    select = settings.networks or not cfg.all_layers
+    archs = instantiate(cfg.selection)(space, settings.n_archs, np.random.default_rng(cfg.seed)) if select else []
+    layers = layers_of(cfg, space, archs) if settings.layers else []  # fails here if the space lists none
+    energy_mj, energy_record = energy_of(cfg)
+
+    space_record = {"name": cfg.space.name, "instance": OmegaConf.to_container(cfg.space.instance, resolve=True)}
+    measurement = {
+        "method": "measure_until_stable: median of at least `repeats` timed runs after `warmup` untimed "
+                  "ones, more until the median's 95% CI half-width is within rel_tolerance; Tukey outliers dropped",
+        "warmup": settings.warmup, "repeats": settings.repeats, "max_repeats": settings.max_repeats,
+        "rel_tolerance": settings.rel_tolerance, "max_time_s": settings.max_time_s, "batch_size": settings.batch_size,
+        "precision": settings.precision, "threads": settings.threads, "runtime": runtime.describe(),
+    }  # fmt: skip
+    record = {
+        "space": space_record, "settings": measurement, "host": host_metadata(), "energy_meter": energy_record,
+    }  # fmt: skip
+    measure = functools.partial(
+        measure_until_stable, warmup=settings.warmup, min_repeats=settings.repeats,
+        max_repeats=settings.max_repeats, rel_tolerance=settings.rel_tolerance, max_time_s=settings.max_time_s,
+    )  # fmt: skip
+    log.info("profiling %d %s architectures and %d layers on %s into %s",
+             len(archs) if settings.networks else 0, space.name, len(layers), device.name, out)  # fmt: skip
+
+    if settings.networks:
+        with ProfileWriter(out, device, **record) as writer, tempfile.TemporaryDirectory() as workdir:
+            drift_monitor = drift_monitor_of(cfg, runtime, settings.batch_size, Path(workdir))
+            # n_archs is the profile's size: a resumed profile measures only what it lacks.
+            todo = [a for a in archs if a.string not in writer][: max(settings.n_archs - len(writer), 0)]
+            log.info("%d already measured, %d to measure", len(writer), len(todo))
+            run = profile_architectures(
+                space, todo, runtime, writer, measure=measure, batch_size=settings.batch_size,
+                energy_mj=energy_mj, drift_monitor=drift_monitor,
+                progress=cfg.progress,
+            )  # fmt: skip
+        log.info("measured %d architectures in %.1f s (%.1f per minute), %d failed; the profile holds %d",
+                 run.measured, run.elapsed_s, run.archs_per_minute, len(run.failed), len(writer))  # fmt: skip
+    if settings.layers:
+        with LayerProfileWriter(out, device, **record) as layer_writer:
+            layer_run = profile_layers(space, layers, runtime, layer_writer, measure=measure,
+                                       batch_size=settings.batch_size, progress=cfg.progress)  # fmt: skip
+        log.info("measured %d layers in %.1f s, %d failed; layers.csv holds %d",
+                 layer_run.measured, layer_run.elapsed_s, len(layer_run.failed), len(layer_writer))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""hwnas-profile end to end: real measurements of tiny NB201 networks with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig
+
+from nas.cli import CONFIG_DIR
+from nas.cli.profile import check_settings
+from nas.tables import BenchmarkTable
+
+REPO = Path(__file__).resolve().parents[3]
+DEVICE = "cpu_onnxruntime_t1_b1_fp32"
+# NB201 strings do not encode channels: the space config goes into the profile's fingerprint.
+TINY = ("+space.instance.channels=4", "+space.instance.cells_per_stage=1", "warmup=1", "repeats=3", "max_repeats=3",
+        "progress=false")  # fmt: skip
+
+
+def run_profile(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nas.cli.profile", *overrides],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: Path) -> None:
+    out = tmp_path / "profile"
+    first = run_profile(*TINY, "selection.pool=20", "n_archs=6", f"hydra.run.dir={out}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert {"archs.csv", "latency_ms.csv", "energy_mj.csv", "spreads.csv", "device.json", "profile.log"} <= {
+        p.name for p in out.iterdir()
+    }
+    table = BenchmarkTable.load(out)
+    assert len(table) == 6 and table.devices("latency_ms") == (DEVICE,)
+    latencies = table.column("latency_ms", DEVICE).copy()
+    assert (latencies > 0).all() and np.isnan(table.column("energy_mj", DEVICE)).all()
+    manifest = json.loads((out / "device.json").read_text())
+    assert manifest["device"]["name"] == DEVICE and manifest["device"]["threads"] == 1
+    assert manifest["space"]["instance"]["channels"] == 4
+    assert manifest["settings"]["repeats"] == 3 and manifest["energy_meter"].startswith("none: ")
+    assert manifest["host"]["logical_cores"] >= 1
+
+    second = run_profile(*TINY, "selection.pool=20", "n_archs=8", "layers=true", f"hydra.run.dir={out}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    layer_rows = (out / "layers.csv").read_text().splitlines()
+    assert layer_rows[0] == "key,input_shape,latency_ms,iqr_ms,repeats" and len(layer_rows) > 5
+    assert "6 already measured, 2 to measure" in (out / "profile.log").read_text()
+    grown = BenchmarkTable.load(out)
+    assert len(grown) == 8 and grown.archs[:6] == table.archs
+    np.testing.assert_array_equal(grown.column("latency_ms", DEVICE)[:6], latencies)  # not re-measured
+
+
+def test_a_bad_list_line_fails_before_anything_is_measured(tmp_path: Path) -> None:
+    listing = tmp_path / "archs.txt"
+    listing.write_text(
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n"
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|\n"
+        "|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|\n"
+    )
+    out = tmp_path / "profile"
+    result = run_profile(*TINY, "selection=list", f"selection.path={listing}", f"hydra.run.dir={out}")
+    assert result.returncode != 0
+    assert f"{listing} line 3" in result.stderr and "nor_conv_5x5" in result.stderr
+    assert not (out / "archs.csv").exists()
+
+
+def compose_profile(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("profile", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("threads=0", "threads must be an integer >= 1, got 0"),
+     ("batch_size=-2", "batch_size must be an integer >= 1, got -2"),
+     ("n_archs=1.5", "n_archs must be an integer >= 1, got 1.5"),
+     ("precision=fp16", "precision must be one of ['fp32', 'int8'], got 'fp16'"),
+     ("layers=some", "layers must be false, true or only, got 'some'"),
+     ("repeats=0", "repeats must be an integer >= 1, got 0"),
+     ("max_repeats=10", "max_repeats must be an integer >= repeats (20), got 10"),
+     ("rel_tolerance=2", "rel_tolerance must be in (0, 1)")],
+)  # fmt: skip
+def test_bad_settings_are_refused_naming_the_value(override: str, message: str) -> None:
+    # In process (main checks these first, before building anything): a subprocess each is 2.5 s.
+    with pytest.raises(ValueError) as error:
+        check_settings(compose_profile(override))
+    assert message in str(error.value)
+
+
+def test_an_unknown_runtime_lists_the_options() -> None:
+    with pytest.raises(MissingConfigException) as error:
+        compose_profile("runtime=tensorrt")
+    assert all(option in str(error.value) for option in ("onnxruntime_cpu", "torch_cpu", "torch_cuda"))
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime_cpu", "torch_cpu", "torch_cuda"])
+def test_runtime_options_compose(runtime: str) -> None:
+    # Composed only: TorchCUDA needs a GPU to instantiate.
+    cfg = compose_profile(f"runtime={runtime}")
+    assert cfg.runtime.instance._target_.startswith("latency_predictors.")
+    assert cfg.runtime.hardware in ("cpu", "cuda")
+    assert check_settings(cfg).networks and not check_settings(cfg).layers
