@@ -22,12 +22,19 @@ from latency_predictors._energy import (
     probe_energy_meters,
 )
 from latency_predictors._host import host_metadata
+from latency_predictors._layers import LayerProfileWriter, all_layers, distinct_layers, profile_layers
 from latency_predictors._live import MeasuredLatency, cpu_model_name
 from latency_predictors._measure import (
     DeviceTimedRun,
     LatencyStats,
     measure_latency_ms,
     measure_until_stable,
+)
+from latency_predictors._profile import (
+    ProfileCorruptError,
+    ProfileMismatchError,
+    ProfileWriter,
+    profile_architectures,
 )
 from latency_predictors._runtimes import (
     PRECISIONS,
@@ -39,9 +46,9 @@ from latency_predictors._runtimes import (
     quantize_int8,
     torch_threads,
 )
+from latency_predictors._selection import FromList, Stratified, Uniform, from_list, stratified_by_flops, uniform
 
 __all__ = [
-    "PRECISIONS",
     "CudaEventRun",
     "DeviceTimedRun",
     "DriftError",
@@ -53,23 +60,38 @@ __all__ = [
     "EnergyPermissionError",
     "EnergyProbe",
     "EnergyStats",
+    "FromList",
     "LatencyStats",
+    "LayerProfileWriter",
     "MeasuredLatency",
     "NvmlMeter",
     "OnnxRuntimeCPU",
+    "PRECISIONS",
+    "ProfileCorruptError",
+    "ProfileMismatchError",
+    "ProfileWriter",
     "RaplMeter",
     "Runtime",
+    "Stratified",
     "TorchCUDA",
     "TorchEagerCPU",
+    "Uniform",
+    "all_layers",
     "cpu_model_name",
     "detect_energy_meter",
+    "distinct_layers",
+    "from_list",
     "host_metadata",
     "measure_energy_mj",
     "measure_latency_ms",
     "measure_until_stable",
     "probe_energy_meters",
+    "profile_architectures",
+    "profile_layers",
     "quantize_int8",
     "reference_input",
     "reference_model",
+    "stratified_by_flops",
     "torch_threads",
+    "uniform",
 ]

@@ -90,14 +90,16 @@ class MeasuredLatency(Objective):
         """What these latencies are measured on; equal settings give an equal fingerprint."""
         info = self.runtime.describe()
         suffix = "" if self.batch_size == 1 else f"_b{self.batch_size}"
+        # A runtime on another processor names it under "device" (TorchCUDA: the GPU).
+        processor = "cuda" if "device" in info else "cpu"
         return Device(
-            name=f"cpu_{self.runtime.name}_t{self.runtime.threads}{suffix}",
+            name=f"{processor}_{self.runtime.name}_t{self.runtime.threads}{suffix}",
             source="live",
-            hardware=cpu_model_name(),
+            hardware=str(info.get("device") or cpu_model_name()),
             runtime=f"{info['runtime']} {info['version']}",
             threads=self.runtime.threads,
             batch_size=self.batch_size,
-            precision="fp32",
+            precision=str(info.get("precision", "fp32")),
         )
 
     def __repr__(self) -> str:

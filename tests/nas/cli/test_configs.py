@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import torch
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -64,6 +66,9 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     elif group in ("objectives", "metrics"):
         for name, sub in node.items():
             assert isinstance(instantiate(sub, name=name), Objective)
+    elif group == "device" and option == "cuda" and not torch.cuda.is_available():
+        with pytest.raises(InstantiationException, match=r"torch.cuda.is_available\(\) is False"):
+            instantiate(node.latency_ms, name="latency_ms")
     elif group == "device":
         assert instantiate(node.latency_ms, name="latency_ms").name == "latency_ms"
     elif group == "sampler":
