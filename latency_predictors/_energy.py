@@ -195,11 +195,18 @@ DEFAULT_METERS: tuple[Callable[[], EnergyMeter], ...] = (RaplMeter, NvmlMeter)
 
 
 def probe_energy_meters(factories: Sequence[Callable[[], EnergyMeter]] = DEFAULT_METERS) -> EnergyProbe:
-    """Open the first meter of ``factories`` that works on this machine; keep the others' reasons."""
+    """Open the first meter of ``factories`` that works on this machine; keep the others' reasons.
+
+    A counter that exists but this user may not read raises :class:`EnergyPermissionError`
+    instead of being skipped: whoever set the machine up meant it to be read, and a profile
+    quietly without energy would hide that.
+    """
     reasons: list[str] = []
     for factory in factories:
         try:
             return EnergyProbe(factory(), tuple(reasons))
+        except EnergyPermissionError:
+            raise
         except EnergyMeterUnavailable as error:
             reasons.append(f"{getattr(factory, '__name__', factory)}: {error}")
     return EnergyProbe(None, tuple(reasons))

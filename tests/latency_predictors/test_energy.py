@@ -246,3 +246,11 @@ def test_nvml_absent_is_a_clear_error() -> None:
             NvmlMeter()
         return
     pytest.skip("pynvml is installed; the missing-package error cannot arise here")
+
+
+def test_an_unreadable_counter_is_an_error_not_an_absent_meter(tmp_path: Path) -> None:
+    def unreadable() -> EnergyMeter:
+        raise EnergyPermissionError(f"{tmp_path}/intel-rapl:0/energy_uj is readable by root only")
+
+    with pytest.raises(EnergyPermissionError, match="root only"):
+        probe_energy_meters((unreadable, lambda: RaplMeter(make_powercap(tmp_path / "powercap"))))
