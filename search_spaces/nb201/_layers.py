@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from nas import ArchitectureError, LayerSpec
-from search_spaces._init import materialise
+from search_spaces._init import build_keyed_layer
 from search_spaces.nb201._ops import OPS, ResidualReduction, make_op
 
 #: Nodes of an NB201 cell (input node 0 to output node 3).
@@ -161,12 +161,7 @@ def _module(key: str) -> nn.Module:
 
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:
     """The module of one NB201 layer key (the network's own blocks), weights from ``seed`` alone."""
-    expected = layer_of_key(layer.key)
-    if tuple(layer.input_shape) != expected.input_shape:
-        raise ArchitectureError(
-            f"layer {layer.key!r} takes inputs of shape {expected.input_shape}, not {tuple(layer.input_shape)}"
-        )
-    return materialise(lambda: _module(layer.key), seed)
+    return build_keyed_layer(layer, layer_of_key, _module, seed)
 
 
 __all__ = [

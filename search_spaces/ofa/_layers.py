@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from nas import ArchitectureError, LayerSpec
-from search_spaces._init import materialise
+from search_spaces._init import build_keyed_layer
 from search_spaces.ofa._blocks import Activation, InvertedResidual
 from search_spaces.ofa._model import (
     DROPOUT,
@@ -187,9 +187,4 @@ def _module(key: str) -> nn.Module:
 
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:
     """The module of one OFA layer key (the network's own blocks), weights from ``seed`` alone."""
-    expected = layer_of_key(layer.key)
-    if tuple(layer.input_shape) != expected.input_shape:
-        raise ArchitectureError(
-            f"layer {layer.key!r} takes inputs of shape {expected.input_shape}, not {tuple(layer.input_shape)}"
-        )
-    return materialise(lambda: _module(layer.key), seed)
+    return build_keyed_layer(layer, layer_of_key, _module, seed)
