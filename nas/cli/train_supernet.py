@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> float | None:
     strategy = instantiate(cfg.strategy)
     log.info("training a %r supernet on %r with %r for %d epochs", space, data, strategy, cfg.epochs)
     trainer = SupernetTrainer(
-        space.supernet(),
+        space.supernet(seed=cfg.seed),
         data,
         strategy,
         optimizer=OptimizerConfig(**OmegaConf.to_container(cfg.optimizer, resolve=True)),
