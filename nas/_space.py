@@ -191,7 +191,7 @@ class SearchSpace(ABC):
         op counts for NB201 and FBNet, kernel-size and expand-ratio counts for OFA."""
         groups = self._choice_groups()
         column = {}
-        for choices, genes in groups.items():
+        for choices in groups:
             for value in choices:
                 column[(choices, value)] = len(column)
         group_of = {name: choices for choices, genes in groups.items() for name in genes}

@@ -12,7 +12,6 @@ import numpy as np
 import onnx
 import pytest
 
-from nas.pareto import non_dominated_mask
 
 REPO = Path(__file__).resolve().parents[3]
 
