@@ -30,6 +30,7 @@ from latency_predictors._measure import (
     measure_latency_ms,
     measure_until_stable,
 )
+from latency_predictors.predictors import FlopsPredictor, LayerSumPredictor
 from latency_predictors._profile import (
     ProfileCorruptError,
     ProfileMismatchError,
@@ -49,6 +50,8 @@ from latency_predictors._runtimes import (
 from latency_predictors._selection import FromList, Stratified, Uniform, from_list, stratified_by_flops, uniform
 
 __all__ = [
+    "FlopsPredictor",
+    "LayerSumPredictor",
     "CudaEventRun",
     "DeviceTimedRun",
     "DriftError",

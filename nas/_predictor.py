@@ -10,6 +10,7 @@ import numpy as np
 
 from nas._architecture import Architecture
 from nas._objective import Candidate, Cost, Direction, Objective
+from nas._space import SearchSpace
 
 
 class PredictorMismatchError(ValueError):
@@ -40,8 +41,9 @@ class Predictor(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, *, space: str, device_fingerprint: str) -> Predictor:
-        """Read a saved predictor, refusing one trained for another space or device."""
+    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> Predictor:
+        """Read a saved predictor for ``space`` (which its predictions need: layers, FLOPs,
+        features), refusing one trained for another space or device."""
 
     def check_compatible(self, space: str, device_fingerprint: str) -> None:
         if (space, device_fingerprint) != (self.space, self.device_fingerprint):

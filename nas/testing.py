@@ -14,6 +14,7 @@ builds, one ONNX export), so a space gets the whole contract on every run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from nas._architecture import Architecture
+from nas._predictor import Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 
@@ -339,3 +341,145 @@ class LayerContract:
     ) -> None:
         arch = layer_archs[0]
         assert space.layers(arch) == space.layers(space.parse(arch.string))
+
+
+# Predictor contract (imports kept with it; they may move to the top of the module).
+
+
+#: The device fingerprint :class:`PredictorContract` fits for, and the one it must be refused for.
+CONTRACT_DEVICE = "0123456789abcdef"
+OTHER_DEVICE = "fedcba9876543210"
+#: Predictor files' JSON header member (``latency_predictors.predictors._format``'s layout: one
+#: ``.npz`` archive of arrays plus a uint8 UTF-8 JSON ``__header__``).
+PREDICTOR_HEADER_KEY = "__header__"
+
+
+def rewrite_predictor_header(path: Path, **changes: object) -> None:
+    """Rewrite fields of a predictor file's JSON header in place (for tests of refusals)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as archive:
+        members = {name: archive[name] for name in archive.files}
+    header = json.loads(members[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))
+    header.update(changes)
+    members[PREDICTOR_HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    with path.open("wb") as handle:
+        np.savez(handle, **members)
+
+
+#: Makes an unfitted predictor for (space, device fingerprint).
+PredictorFactory = Callable[[SearchSpace, str], Predictor]
+#: A few architectures and their measured values.
+ArchsAndTargets = tuple[list[Architecture], np.ndarray]
+
+
+class PredictorContract:
+    """What every :class:`nas.Predictor` family must satisfy; not collected itself (no ``Test``).
+
+    Override ``space`` (a :class:`SearchSpace`), ``predictor_factory`` (``(space,
+    device_fingerprint) -> Predictor``, unfitted) and ``archs_and_targets`` (a few architectures
+    of ``space`` and finite positive targets). ``load`` is called as ``type(p).load(path,
+    space=<SearchSpace>, device_fingerprint=...)``; the space it is refused for is ``other_space``
+    (by default a copy of ``space`` renamed ``not_<name>``).
+    """
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError("a PredictorContract subclass must override the `space` fixture")
+
+    @pytest.fixture
+    def predictor_factory(self) -> PredictorFactory:
+        raise NotImplementedError("a PredictorContract subclass must override `predictor_factory`")
+
+    @pytest.fixture
+    def archs_and_targets(self, space: SearchSpace) -> ArchsAndTargets:
+        raise NotImplementedError("a PredictorContract subclass must override `archs_and_targets`")
+
+    @pytest.fixture
+    def other_space(self, space: SearchSpace) -> SearchSpace:
+        import copy
+
+        other = copy.copy(space)
+        other.name = f"not_{space.name}"
+        return other
+
+    @pytest.fixture
+    def fitted(
+        self, space: SearchSpace, predictor_factory: PredictorFactory, archs_and_targets: ArchsAndTargets
+    ) -> Predictor:
+        archs, targets = archs_and_targets
+        return predictor_factory(space, CONTRACT_DEVICE).fit(archs, targets)
+
+    @pytest.fixture
+    def saved(self, fitted: Predictor, tmp_path: Path) -> Path:
+        path = tmp_path / "predictor.npz"
+        fitted.save(path)
+        assert path.is_file(), "save must write exactly the path it is given"
+        return path
+
+    def test_fit_returns_self_carrying_space_and_device(
+        self, space: SearchSpace, predictor_factory: PredictorFactory, archs_and_targets: ArchsAndTargets
+    ) -> None:
+        predictor = predictor_factory(space, CONTRACT_DEVICE)
+        assert predictor.fit(*archs_and_targets) is predictor
+        assert (predictor.space, predictor.device_fingerprint) == (space.name, CONTRACT_DEVICE)
+
+    def test_predict_gives_finite_values_one_per_architecture(
+        self, fitted: Predictor, archs_and_targets: ArchsAndTargets
+    ) -> None:
+        archs, _ = archs_and_targets
+        predictions = np.asarray(fitted.predict(archs))
+        assert predictions.shape == (len(archs),)
+        assert np.isfinite(predictions).all()
+        one = np.asarray(fitted.predict(archs[:1]))
+        assert one.shape == (1,)
+        np.testing.assert_allclose(one, predictions[:1], rtol=1e-12)
+        assert np.asarray(fitted.predict([])).shape == (0,)
+
+    def test_save_load_round_trip_predicts_identically(
+        self, fitted: Predictor, saved: Path, space: SearchSpace, archs_and_targets: ArchsAndTargets
+    ) -> None:
+        archs, _ = archs_and_targets
+        loaded = type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
+        assert (loaded.space, loaded.device_fingerprint) == (space.name, CONTRACT_DEVICE)
+        np.testing.assert_array_equal(loaded.predict(archs), fitted.predict(archs))
+
+    def test_load_for_another_device_is_refused_showing_both(
+        self, fitted: Predictor, saved: Path, space: SearchSpace
+    ) -> None:
+        with pytest.raises(PredictorMismatchError) as error:
+            type(fitted).load(saved, space=space, device_fingerprint=OTHER_DEVICE)
+        assert CONTRACT_DEVICE in str(error.value) and OTHER_DEVICE in str(error.value)
+
+    def test_load_for_another_space_is_refused_showing_both(
+        self, fitted: Predictor, saved: Path, space: SearchSpace, other_space: SearchSpace
+    ) -> None:
+        with pytest.raises(PredictorMismatchError) as error:
+            type(fitted).load(saved, space=other_space, device_fingerprint=CONTRACT_DEVICE)
+        assert repr(space.name) in str(error.value) and repr(other_space.name) in str(error.value)
+
+    def test_newer_format_version_is_refused_naming_both(
+        self, fitted: Predictor, saved: Path, space: SearchSpace
+    ) -> None:
+        import json
+
+        with np.load(saved, allow_pickle=False) as archive:
+            version = json.loads(archive[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))["format_version"]
+        rewrite_predictor_header(saved, format_version=version + 1)
+        with pytest.raises(ValueError) as error:
+            type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
+        message = str(error.value)
+        assert f"format_version {version + 1}" in message and f"format_version {version}" in message
+
+    def test_file_holds_no_pickle(self, saved: Path) -> None:
+        import json
+        import zipfile
+
+        assert zipfile.is_zipfile(saved)
+        with np.load(saved, allow_pickle=False) as archive:
+            members = {name: archive[name] for name in archive.files}  # refuses object arrays
+        assert PREDICTOR_HEADER_KEY in members
+        assert all(not a.dtype.hasobject for a in members.values())
+        header = json.loads(members[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))
+        for field in ("format_version", "kind", "space", "device_fingerprint", "feature_version", "params"):
+            assert field in header, field

@@ -46,7 +46,13 @@ FORMAT_VERSION = 1
 HEADER_KEY = "__header__"
 
 #: Upgrades of older files: ``version -> f(header, arrays) -> (header, arrays)`` at ``version + 1``.
-_UPGRADES: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], tuple[dict[str, Any], dict[str, np.ndarray]]]] = {}
+_UPGRADES: dict[
+    int,
+    Callable[
+        [dict[str, Any], dict[str, np.ndarray]],
+        tuple[dict[str, Any], dict[str, np.ndarray]],
+    ],
+] = {}
 
 
 class PredictorFileError(ValueError):
@@ -97,7 +103,10 @@ def save_predictor(
         text = json.dumps(header, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"predictor params must be JSON-serialisable and finite: {error}") from None
-    members = {**checked, HEADER_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    members = {
+        **checked,
+        HEADER_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -173,7 +182,9 @@ def load_predictor_file(
     while version < FORMAT_VERSION:
         header, arrays = _UPGRADES[version](header, arrays)
         version = header["format_version"] = version + 1
-    missing = [k for k in ("kind", "space", "device_fingerprint", "feature_version", "params") if k not in header]
+    missing = [
+        k for k in ("kind", "space", "device_fingerprint", "feature_version", "params") if k not in header
+    ]
     if missing:
         raise PredictorFileError(f"{path}: its header lacks {missing}")
     if header["kind"] not in kinds:

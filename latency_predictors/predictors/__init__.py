@@ -1,0 +1,27 @@
+"""Per-device predictors of latency and energy, saved in a pickle-free file format."""
+
+from latency_predictors.predictors._baselines import FlopsPredictor
+from latency_predictors.predictors._format import (
+    FORMAT_VERSION,
+    PredictorFileError,
+    load_predictor_file,
+    read_header,
+    save_predictor,
+)
+from latency_predictors.predictors._lut import (
+    LayerSumPredictor,
+    UnseenLayerError,
+    layer_kind,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FlopsPredictor",
+    "LayerSumPredictor",
+    "PredictorFileError",
+    "UnseenLayerError",
+    "layer_kind",
+    "load_predictor_file",
+    "read_header",
+    "save_predictor",
+]

@@ -1,0 +1,126 @@
+"""Baseline predictors: a metric as a power law of FLOPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latency_predictors.predictors._format import load_predictor_file, save_predictor
+from nas import Architecture, Candidate, Predictor, PredictorMismatchError, SearchSpace
+
+
+def check_targets(archs: Sequence[Architecture], y: np.ndarray, *, positive: bool = False) -> np.ndarray:
+    """``y`` as a float64 (n,) array matching ``archs``, finite (and > 0 when ``positive``)."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or len(y) != len(archs):
+        raise ValueError(f"expected {len(archs)} target values, one per architecture; got shape {y.shape}")
+    if len(archs) == 0:
+        raise ValueError("cannot fit a predictor on no architectures")
+    bad = ~np.isfinite(y) | ((y <= 0) if positive else False)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{int(bad.sum())} target value(s) are not {'finite and > 0' if positive else 'finite'}, "
+            f"e.g. {y[first]!r} for {archs[first].string!r}; drop those rows before fitting"
+        )
+    return y
+
+
+def check_space(space: SearchSpace, archs: Sequence[Architecture]) -> None:
+    foreign = [a for a in archs if a.space != space.name]
+    if foreign:
+        raise PredictorMismatchError(
+            f"{len(foreign)} architecture(s) of space {foreign[0].space!r} given to a predictor "
+            f"of space {space.name!r}, e.g. {foreign[0].string!r}"
+        )
+
+
+class FlopsPredictor(Predictor):
+    """``log y = intercept + slope * log FLOPs``, least squares on measured architectures.
+
+    FLOPs come from ``space.flops(arch)`` when the space has it (FBNet, computed from its macro),
+    else from :class:`nas.objectives.Flops` on the built network; they are cached per architecture
+    string for this predictor's lifetime. A baseline: latency on most devices is far from a
+    function of FLOPs alone.
+    """
+
+    kind = "flops_loglinear"
+    #: Version of the feature (FLOPs as ``nas.objectives.Flops`` counts them: 2 x MACs).
+    FEATURE_VERSION = 1
+
+    def __init__(self, space: SearchSpace, device_fingerprint: str) -> None:
+        self.search_space = space
+        self.space = space.name
+        self.device_fingerprint = device_fingerprint
+        self.slope: float | None = None
+        self.intercept: float | None = None
+        self._flops: dict[str, float] = {}
+
+    def flops(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """FLOPs of each architecture (cached per string)."""
+        check_space(self.search_space, archs)
+        counter = None
+        values = np.empty(len(archs), dtype=np.float64)
+        for row, arch in enumerate(archs):
+            value = self._flops.get(arch.string)
+            if value is None:
+                if hasattr(self.search_space, "flops"):
+                    value = float(self.search_space.flops(arch))
+                else:
+                    if counter is None:
+                        from nas.objectives import Flops
+
+                        counter = Flops()
+                    value = float(counter(Candidate(arch, self.search_space)))
+                self._flops[arch.string] = value
+            values[row] = value
+        return values
+
+    def _log_flops(self, archs: Sequence[Architecture]) -> np.ndarray:
+        return np.log(np.maximum(self.flops(archs), 1.0))
+
+    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> FlopsPredictor:
+        y = check_targets(archs, y, positive=True)
+        x = self._log_flops(archs)
+        if np.ptp(x) == 0:
+            self.slope, self.intercept = 0.0, float(np.mean(np.log(y)))
+        else:
+            self.slope, self.intercept = (float(v) for v in np.polyfit(x, np.log(y), 1))
+        return self
+
+    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
+        if self.slope is None or self.intercept is None:
+            raise RuntimeError("FlopsPredictor.predict before fit (or load)")
+        if len(archs) == 0:
+            return np.empty(0)
+        return np.exp(self.intercept + self.slope * self._log_flops(archs))
+
+    def save(self, path: Path) -> None:
+        if self.slope is None or self.intercept is None:
+            raise RuntimeError("cannot save a FlopsPredictor that was never fitted")
+        save_predictor(
+            path,
+            kind=self.kind,
+            space=self.space,
+            device_fingerprint=self.device_fingerprint,
+            feature_version=self.FEATURE_VERSION,
+            arrays={"coefficients": np.array([self.slope, self.intercept], dtype=np.float64)},
+            params={},
+        )
+
+    @classmethod
+    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> FlopsPredictor:
+        """Read ``path``; ``space`` is the :class:`SearchSpace` itself (FLOPs of new architectures
+        need it), compared by name with the file's."""
+        _, arrays = load_predictor_file(
+            path,
+            space=space.name,
+            device_fingerprint=device_fingerprint,
+            kinds={cls.kind},
+            feature_version=cls.FEATURE_VERSION,
+        )
+        predictor = cls(space, device_fingerprint)
+        predictor.slope, predictor.intercept = (float(v) for v in arrays["coefficients"])
+        return predictor
