@@ -181,8 +181,8 @@ def write_json(path: Path, payload: Any) -> None:
 def _csv_value(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
-        return repr(value)  # every digit: pareto.csv must re-derive exactly from trials.csv
+    if isinstance(value, float):  # np.float64 too: repr(float(...)) keeps every digit, no "np." prefix
+        return repr(float(value))  # pareto.csv must re-derive exactly from trials.csv
     return value
 
 

@@ -87,6 +87,34 @@ class NB201Space(SearchSpace):
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.channels, self.input_shape[1], self.num_classes)
 
+    def flops(self, arch: Architecture) -> int:
+        """FLOPs of ``arch`` at batch 1, exactly as ``nas.objectives.Flops`` counts them on the
+        built network (2 x the multiply-accumulates of convolutions and the classifier; BN,
+        pooling, activations and additions are free), from the macro alone without building it.
+
+        Per C-channel cell on an HxW map: ``nor_conv_3x3`` 9C^2 HW and ``nor_conv_1x1`` C^2 HW
+        MACs per edge, the other ops none. A reduction C->2C from HxW: a 3x3 stride-2 conv
+        (9 x C x 2C at H/2 x W/2), a 3x3 conv 2C->2C and the shortcut's 1x1 conv C->2C after
+        its 2x2 average pool, both at H/2 x W/2. Plus the 3x3 stem (3->C at HxW) and the
+        linear classifier (4C x classes).
+        """
+        if arch.space != self.name:
+            raise ArchitectureError(f"{self.name} cannot count the FLOPs of a {arch.space!r} architecture")
+        kernel_area = {"nor_conv_1x1": 1, "nor_conv_3x3": 9}
+        cell_area = sum(kernel_area.get(str(arch[name]), 0) for name in GENE_NAMES)
+        size = self.input_shape[1]
+        channels = self.channels
+        macs = 3 * 9 * channels * size * size  # stem
+        for stage in range(3):
+            if stage > 0:
+                out_size = (size - 1) // 2 + 1  # 3x3 conv, stride 2, padding 1
+                wide = 2 * channels
+                macs += (9 * channels * wide + 9 * wide * wide + channels * wide) * out_size**2
+                size, channels = out_size, wide
+            macs += self.cells_per_stage * cell_area * channels * channels * size * size
+        macs += channels * self.num_classes  # classifier (channels is now 4C)
+        return 2 * macs
+
     def supernet(self, seed: int = 0) -> NB201Supernet:
         """All five ops on every edge with shared weights, drawn from ``seed`` only."""
         from search_spaces.nb201._supernet import NB201Supernet  # it imports this module

@@ -1,0 +1,336 @@
+"""An ensemble of small MLPs on the space's features, with calibrated prediction intervals.
+
+Features are ``space.features(archs)`` (one-hot genes, then value counts), standardised with the
+training mean and standard deviation (a constant column keeps std 1). The target is ``log y``
+(``log_target=True``, the default; latencies and energies are > 0 and their errors are
+multiplicative), itself standardised. Each of ``members`` MLPs (ReLU hidden layers ``hidden``,
+one linear output) is trained full-batch with Adam (``lr``, L2 ``weight_decay``) for ``epochs``
+steps on its own bootstrap resample of the fitting rows, drawn with
+``numpy.random.default_rng(seed + i)``; its initial weights come from
+``torch.Generator().manual_seed(seed + i)``. No global random state is read or changed. The
+members are trained together as one batched network (``torch.bmm``; Adam is elementwise, so this
+is exactly ``members`` independent trainings) on the CPU.
+
+Prediction: the mean of the members' outputs in log space, back-transformed with ``exp`` (a
+geometric mean of the members). Inference runs in numpy (float64 arithmetic on the stored float32
+weights), so a saved and reloaded predictor predicts bit-identically.
+
+Intervals (:meth:`MLPEnsemblePredictor.predict_interval`) are split-conformal with the ensemble's
+spread as the scale. When ``fit`` gets at least :data:`MIN_CALIBRATION_FIT` rows, a fraction
+``calibration_fraction`` (default 20%, drawn with ``numpy.random.default_rng([seed, 7919])``) is
+held out from training; on those rows, with ``m`` the members' mean and ``s`` their standard
+deviation in log space and ``sigma = sqrt(s^2 + floor^2)`` (``floor`` = 10% of the held-out
+rows' median ``s``, at least 1e-6, so a row the members agree on exactly still gets a width), the
+score ``|log y - m| / sigma`` is computed and the calibration ``factor`` is its
+``ceil((n + 1) * quantile) / n`` empirical quantile (the largest score when that exceeds 1). The
+interval is ``exp(m -/+ factor * sigma)``, which covers a fresh row drawn like the held-out ones
+with probability >= ``quantile`` (the split-conformal guarantee; marginal, not per row). The
+members are *not* retrained on the held-out rows: the factor is valid for exactly the ensemble it
+was measured on. With fewer rows nothing is held out, and the factor is the Gaussian
+``z_{(1+quantile)/2}`` on the raw spread, marked ``calibrated = False`` (such intervals are
+typically far too narrow).
+
+With ``log_target=False`` the same is done on ``y`` itself (no logs, no ``exp``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._format import load_predictor_file, save_predictor
+from nas import Architecture, Predictor, SearchSpace
+
+#: Fewest rows ``fit`` needs to hold some out for calibrating intervals.
+MIN_CALIBRATION_FIT = 20
+
+
+def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
+    n = len(scores)
+    rank = math.ceil((n + 1) * quantile)
+    ordered = np.sort(scores)
+    return float(ordered[min(rank, n) - 1])
+
+
+class MLPEnsemblePredictor(Predictor):
+    """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
+
+    kind = "mlp_ensemble"
+    #: Version of the features (``SearchSpace.features``: one-hot genes, then value counts).
+    FEATURE_VERSION = 1
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        device_fingerprint: str,
+        members: int = 5,
+        hidden: Sequence[int] = (128, 128),
+        epochs: int = 300,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        seed: int = 0,
+        log_target: bool = True,
+        quantile: float = 0.9,
+        calibration_fraction: float = 0.2,
+    ) -> None:
+        if int(members) < 1:
+            raise ValueError(f"members must be >= 1, got {members!r}")
+        if any(int(h) < 1 for h in hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {tuple(hidden)!r}")
+        if int(epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs!r}")
+        if not 0 < quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+        if not 0 < calibration_fraction < 1:
+            raise ValueError(f"calibration_fraction must be in (0, 1), got {calibration_fraction!r}")
+        if not lr > 0 or not weight_decay >= 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr!r}, {weight_decay!r}")
+        self.search_space = space
+        self.space = space.name
+        self.device_fingerprint = device_fingerprint
+        self.members = int(members)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.epochs = int(epochs)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.seed = int(seed)
+        self.log_target = bool(log_target)
+        self.quantile = float(quantile)
+        self.calibration_fraction = float(calibration_fraction)
+        # fitted state
+        self.feature_mean: np.ndarray | None = None
+        self.feature_std: np.ndarray | None = None
+        self.target_mean = 0.0
+        self.target_std = 1.0
+        self.weights: list[np.ndarray] = []  # per layer, (members, fan_in, fan_out) float32
+        self.biases: list[np.ndarray] = []  # per layer, (members, fan_out) float32
+        self.factor = 1.0
+        self.sigma_floor = 1e-6
+        self.calibrated = False
+        self.n_fit = 0
+        self.n_calibration = 0
+
+    # features and targets
+
+    def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
+        check_space(self.search_space, archs)
+        return np.asarray(self.search_space.features(archs), dtype=np.float64)
+
+    def _transform(self, y: np.ndarray) -> np.ndarray:
+        return np.log(y) if self.log_target else y
+
+    def _untransform(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(t) if self.log_target else t
+
+    # training
+
+    def _train(self, x: np.ndarray, t: np.ndarray) -> None:
+        """Train all members on standardised ``x`` and ``t`` (float64 arrays)."""
+        import torch
+
+        n, d = x.shape
+        dims = [d, *self.hidden, 1]
+        rows = np.stack(
+            [np.random.default_rng(self.seed + i).integers(0, n, size=n) for i in range(self.members)]
+        )
+        inputs = torch.from_numpy(x[rows].astype(np.float32))  # (members, n, d)
+        targets = torch.from_numpy(t[rows].astype(np.float32))[..., None]  # (members, n, 1)
+        weights: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
+        biases: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
+        for i in range(self.members):
+            generator = torch.Generator().manual_seed(self.seed + i)
+            for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+                bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear's default initialisation
+                weights[layer].append(
+                    (torch.rand(fan_in, fan_out, generator=generator) * 2 - 1) * bound
+                )
+                biases[layer].append((torch.rand(1, fan_out, generator=generator) * 2 - 1) * bound)
+        params_w = [torch.stack(w).requires_grad_() for w in weights]
+        params_b = [torch.stack(b).requires_grad_() for b in biases]
+        optimizer = torch.optim.Adam(
+            [*params_w, *params_b], lr=self.lr, weight_decay=self.weight_decay
+        )
+        last = len(params_w) - 1
+        for _ in range(self.epochs):
+            optimizer.zero_grad(set_to_none=True)
+            h = inputs
+            for layer, (w, b) in enumerate(zip(params_w, params_b)):
+                h = torch.baddbmm(b, h, w)
+                if layer < last:
+                    h = torch.relu(h)
+            # the sum over members of each member's mean squared error: independent gradients
+            loss = ((h - targets) ** 2).mean(dim=(1, 2)).sum()
+            loss.backward()
+            optimizer.step()
+        self.weights = [w.detach().numpy().astype(np.float32) for w in params_w]
+        self.biases = [b.detach().numpy()[:, 0, :].astype(np.float32) for b in params_b]
+
+    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> MLPEnsemblePredictor:
+        y = check_targets(archs, y, positive=self.log_target)
+        features = self._features(archs)
+        t = self._transform(y)
+        n = len(archs)
+        if n >= MIN_CALIBRATION_FIT:
+            order = np.random.default_rng([self.seed, 7919]).permutation(n)
+            held = max(2, int(round(self.calibration_fraction * n)))
+            calibration, train = np.sort(order[:held]), np.sort(order[held:])
+        else:
+            calibration, train = np.empty(0, dtype=np.int64), np.arange(n)
+        mean = features[train].mean(axis=0)
+        std = features[train].std(axis=0)
+        self.feature_mean = mean
+        self.feature_std = np.where(std > 0, std, 1.0)
+        self.target_mean = float(t[train].mean())
+        target_std = float(t[train].std())
+        self.target_std = target_std if target_std > 0 else 1.0
+        self._train(
+            self._standardise(features[train]), (t[train] - self.target_mean) / self.target_std
+        )
+        self.n_fit, self.n_calibration = len(train), len(calibration)
+        if len(calibration):
+            outputs = self._member_outputs(self._standardise(features[calibration]))
+            centre, spread = outputs.mean(axis=0), outputs.std(axis=0)
+            self.sigma_floor = max(0.1 * float(np.median(spread)), 1e-6)
+            sigma = np.sqrt(spread**2 + self.sigma_floor**2)
+            self.factor = _conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
+            self.calibrated = True
+        else:
+            from scipy.stats import norm
+
+            self.sigma_floor = 1e-6
+            self.factor = float(norm.ppf((1 + self.quantile) / 2))
+            self.calibrated = False
+        return self
+
+    # inference
+
+    def _standardise(self, features: np.ndarray) -> np.ndarray:
+        assert self.feature_mean is not None and self.feature_std is not None
+        if features.shape[1] != len(self.feature_mean):
+            raise ValueError(
+                f"{self.space} features have {features.shape[1]} columns; this predictor was "
+                f"trained on {len(self.feature_mean)}"
+            )
+        return (features - self.feature_mean) / self.feature_std
+
+    def _member_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Each member's prediction in (untransformed-back) target space: (members, n)."""
+        h = np.broadcast_to(x, (self.members, *x.shape))
+        last = len(self.weights) - 1
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = np.matmul(h, w.astype(np.float64)) + b.astype(np.float64)[:, None, :]
+            if layer < last:
+                h = np.maximum(h, 0.0)
+        return self.target_mean + self.target_std * h[..., 0]
+
+    def _check_fitted(self, what: str) -> None:
+        if not self.weights:
+            raise RuntimeError(f"MLPEnsemblePredictor.{what} before fit (or load)")
+
+    def member_predictions(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Every member's prediction in the transformed (log) space: (members, len(archs))."""
+        self._check_fitted("member_predictions")
+        if len(archs) == 0:
+            return np.empty((self.members, 0))
+        return self._member_outputs(self._standardise(self._features(archs)))
+
+    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
+        self._check_fitted("predict")
+        if len(archs) == 0:
+            return np.empty(0)
+        return self._untransform(self.member_predictions(archs).mean(axis=0))
+
+    def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` bounds meant to cover the measured value with probability
+        ``quantile`` (calibrated on held-out rows; see module and :attr:`calibrated`)."""
+        self._check_fitted("predict_interval")
+        if len(archs) == 0:
+            return np.empty(0), np.empty(0)
+        outputs = self.member_predictions(archs)
+        centre = outputs.mean(axis=0)
+        sigma = np.sqrt(outputs.std(axis=0) ** 2 + self.sigma_floor**2)
+        return (
+            self._untransform(centre - self.factor * sigma),
+            self._untransform(centre + self.factor * sigma),
+        )
+
+    # persistence
+
+    def save(self, path: Path) -> None:
+        self._check_fitted("save")
+        assert self.feature_mean is not None and self.feature_std is not None
+        arrays: dict[str, np.ndarray] = {
+            "feature_mean": self.feature_mean.astype(np.float64),
+            "feature_std": self.feature_std.astype(np.float64),
+        }
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            arrays[f"layer{layer}_weight"] = w.astype(np.float32)
+            arrays[f"layer{layer}_bias"] = b.astype(np.float32)
+        save_predictor(
+            path,
+            kind=self.kind,
+            space=self.space,
+            device_fingerprint=self.device_fingerprint,
+            feature_version=self.FEATURE_VERSION,
+            arrays=arrays,
+            params={
+                "members": self.members,
+                "hidden": list(self.hidden),
+                "epochs": self.epochs,
+                "lr": self.lr,
+                "weight_decay": self.weight_decay,
+                "seed": self.seed,
+                "log_target": self.log_target,
+                "quantile": self.quantile,
+                "calibration_fraction": self.calibration_fraction,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "factor": self.factor,
+                "sigma_floor": self.sigma_floor,
+                "calibrated": self.calibrated,
+                "n_fit": self.n_fit,
+                "n_calibration": self.n_calibration,
+                "layers": len(self.weights),
+            },
+        )
+
+    @classmethod
+    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> MLPEnsemblePredictor:
+        """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its ``features`` are
+        needed), compared by name with the file's."""
+        header, arrays = load_predictor_file(
+            path,
+            space=space.name,
+            device_fingerprint=device_fingerprint,
+            kinds={cls.kind},
+            feature_version=cls.FEATURE_VERSION,
+        )
+        p = header["params"]
+        predictor = cls(
+            space,
+            device_fingerprint,
+            members=p["members"],
+            hidden=p["hidden"],
+            epochs=p["epochs"],
+            lr=p["lr"],
+            weight_decay=p["weight_decay"],
+            seed=p["seed"],
+            log_target=p["log_target"],
+            quantile=p["quantile"],
+            calibration_fraction=p["calibration_fraction"],
+        )
+        predictor.feature_mean = np.asarray(arrays["feature_mean"], dtype=np.float64)
+        predictor.feature_std = np.asarray(arrays["feature_std"], dtype=np.float64)
+        predictor.weights = [np.asarray(arrays[f"layer{i}_weight"]) for i in range(p["layers"])]
+        predictor.biases = [np.asarray(arrays[f"layer{i}_bias"]) for i in range(p["layers"])]
+        predictor.target_mean = float(p["target_mean"])
+        predictor.target_std = float(p["target_std"])
+        predictor.factor = float(p["factor"])
+        predictor.sigma_floor = float(p["sigma_floor"])
+        predictor.calibrated = bool(p["calibrated"])
+        predictor.n_fit, predictor.n_calibration = int(p["n_fit"]), int(p["n_calibration"])
+        return predictor

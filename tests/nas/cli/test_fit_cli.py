@@ -1,0 +1,89 @@
+"""hwnas-fit end to end on the shared tables and on a profile written by hwnas-profile's writer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from latency_predictors import LayerSumPredictor
+from nas import Device
+from search_spaces import FBNetSpace
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_fit(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_path: Path, data_dir: Path) -> None:
+    result = run_fit("space=fbnet", "device=raspi4", "n_train=900", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (tmp_path / "test_predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5000 - 900 and list(rows[0]) == ["arch", "measured", "predicted"]
+    measured = np.array([float(r["measured"]) for r in rows])
+    predicted = np.array([float(r["predicted"]) for r in rows])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # metrics.json says what the CSV shows, recomputed here independently
+    assert metrics["spearman"] == pytest.approx(spearmanr(measured, predicted).statistic)
+    within = np.mean(np.abs(predicted - measured) / measured <= 0.10)
+    assert metrics["within_10pct"] == pytest.approx(within) and metrics["n_test"] == 4100
+    # FBNet's raspi4 column is a sum of per-layer lookup tables: the layer-sum model recovers it
+    assert metrics["spearman"] > 0.999 and metrics["within_10pct"] > 0.99
+    loaded = LayerSumPredictor.load(tmp_path / "predictor.npz", space=FBNetSpace(),
+                                    device_fingerprint=metrics["device_fingerprint"])  # fmt: skip
+    first = FBNetSpace().parse(rows[0]["arch"])
+    assert loaded.predict([first])[0] == pytest.approx(predicted[0])
+
+
+def test_unknown_device_and_bad_sizes_are_named(tmp_path: Path, data_dir: Path) -> None:
+    result = run_fit("device=table", "device.name=raspi5", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0 and "raspi5" in result.stderr and "raspi4" in result.stderr
+    result = run_fit("n_train=20000", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0 and "n_train=20000" in result.stderr
+
+
+def test_a_table_row_outside_the_space_is_named(tmp_path: Path) -> None:
+    table = tmp_path / "table"
+    table.mkdir()
+    (table / "archs.csv").write_text("index,arch\n0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n1,|conv~0|+|x|\n")
+    (table / "latency_ms.csv").write_text("index,dev\n0,1.0\n1,2.0\n")
+    result = run_fit(f"table_dir={table}", "device=table", "device.name=dev", "n_train=1",
+                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode != 0 and "row 1" in result.stderr and "archs.csv" in result.stderr
+
+
+def test_a_profile_keeps_its_own_device_fingerprint(tmp_path: Path) -> None:
+    from nas.cli.fit import device_of
+
+    device = Device(name="cpu_x", source="live", hardware="some cpu", runtime="onnxruntime 1", threads=1)
+    (tmp_path / "device.json").write_text(json.dumps({"device": device.to_dict()}))
+    assert device_of(tmp_path, "cpu_x").fingerprint == device.fingerprint
+    assert device_of(tmp_path, "other").fingerprint != device.fingerprint
+
+
+PREDICTORS = sorted(p.stem for p in (REPO / "configs" / "predictor").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", PREDICTORS)
+def test_every_predictor_option_composes_and_builds(option: str, data_dir: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from nas import Predictor
+    from nas.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}"])
+    space = instantiate(cfg.space.instance)
+    predictor = instantiate(cfg.predictor)(space=space, device_fingerprint="f" * 16)
+    assert isinstance(predictor, Predictor) and cfg.device.name == "raspi4"
