@@ -9,7 +9,8 @@ steps on its own bootstrap resample of the fitting rows, drawn with
 ``numpy.random.default_rng(seed + i)``; its initial weights come from
 ``torch.Generator().manual_seed(seed + i)``. No global random state is read or changed. The
 members are trained together as one batched network (``torch.bmm``; Adam is elementwise, so this
-is exactly ``members`` independent trainings) on the CPU.
+is exactly ``members`` independent trainings) on the CPU. The default ``lr=1e-2`` beat 1e-3 and
+3e-3 on nb201 raspi4 and pixel3 (900 rows: Spearman 0.964 vs 0.952, within 10% 58% vs 50%).
 
 Prediction: the mean of the members' outputs in log space, back-transformed with ``exp`` (a
 geometric mean of the members). Inference runs in numpy (float64 arithmetic on the stored float32
@@ -70,7 +71,7 @@ class MLPEnsemblePredictor(Predictor):
         members: int = 5,
         hidden: Sequence[int] = (128, 128),
         epochs: int = 300,
-        lr: float = 1e-3,
+        lr: float = 1e-2,
         weight_decay: float = 1e-4,
         seed: int = 0,
         log_target: bool = True,
