@@ -30,7 +30,7 @@ from latency_predictors._measure import (
     measure_latency_ms,
     measure_until_stable,
 )
-from latency_predictors.predictors import FlopsPredictor, LayerSumPredictor
+from latency_predictors.predictors import FlopsPredictor, LayerSumPredictor, MLPEnsemblePredictor
 from latency_predictors._profile import (
     ProfileCorruptError,
     ProfileMismatchError,
@@ -52,6 +52,7 @@ from latency_predictors._selection import FromList, Stratified, Uniform, from_li
 __all__ = [
     "FlopsPredictor",
     "LayerSumPredictor",
+    "MLPEnsemblePredictor",
     "CudaEventRun",
     "DeviceTimedRun",
     "DriftError",

@@ -8,6 +8,7 @@ from latency_predictors.predictors._format import (
     read_header,
     save_predictor,
 )
+from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._lut import (
     LayerSumPredictor,
     UnseenLayerError,
@@ -18,6 +19,7 @@ __all__ = [
     "FORMAT_VERSION",
     "FlopsPredictor",
     "LayerSumPredictor",
+    "MLPEnsemblePredictor",
     "PredictorFileError",
     "UnseenLayerError",
     "layer_kind",

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ class MLPEnsemblePredictor(Predictor):
         biases: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
         for i in range(self.members):
             generator = torch.Generator().manual_seed(self.seed + i)
-            for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+            for layer, (fan_in, fan_out) in enumerate(pairwise(dims)):
                 bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear's default initialisation
                 weights[layer].append(
                     (torch.rand(fan_in, fan_out, generator=generator) * 2 - 1) * bound
@@ -177,7 +178,7 @@ class MLPEnsemblePredictor(Predictor):
         n = len(archs)
         if n >= MIN_CALIBRATION_FIT:
             order = np.random.default_rng([self.seed, 7919]).permutation(n)
-            held = max(2, int(round(self.calibration_fraction * n)))
+            held = max(2, round(self.calibration_fraction * n))
             calibration, train = np.sort(order[:held]), np.sort(order[held:])
         else:
             calibration, train = np.empty(0, dtype=np.int64), np.arange(n)
@@ -220,13 +221,16 @@ class MLPEnsemblePredictor(Predictor):
 
     def _member_outputs(self, x: np.ndarray) -> np.ndarray:
         """Each member's prediction in (untransformed-back) target space: (members, n)."""
-        h = np.broadcast_to(x, (self.members, *x.shape))
+        outputs = np.empty((self.members, len(x)))
         last = len(self.weights) - 1
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = np.matmul(h, w.astype(np.float64)) + b.astype(np.float64)[:, None, :]
-            if layer < last:
-                h = np.maximum(h, 0.0)
-        return self.target_mean + self.target_std * h[..., 0]
+        for member in range(self.members):  # 2-D products: BLAS (a stacked matmul may not be)
+            h = x
+            for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = h @ w[member].astype(np.float64) + b[member].astype(np.float64)
+                if layer < last:
+                    np.maximum(h, 0.0, out=h)
+            outputs[member] = h[:, 0]
+        return self.target_mean + self.target_std * outputs
 
     def _check_fitted(self, what: str) -> None:
         if not self.weights:
