@@ -30,7 +30,12 @@ from latency_predictors._measure import (
     measure_latency_ms,
     measure_until_stable,
 )
-from latency_predictors.predictors import FlopsPredictor, LayerSumPredictor, MLPEnsemblePredictor
+from latency_predictors.predictors import (
+    FlopsPredictor,
+    GradientBoostingPredictor,
+    LayerSumPredictor,
+    MLPEnsemblePredictor,
+)
 from latency_predictors._profile import (
     ProfileCorruptError,
     ProfileMismatchError,
@@ -51,6 +56,7 @@ from latency_predictors._selection import FromList, Stratified, Uniform, from_li
 
 __all__ = [
     "FlopsPredictor",
+    "GradientBoostingPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "CudaEventRun",

@@ -8,6 +8,7 @@ from latency_predictors.predictors._format import (
     read_header,
     save_predictor,
 )
+from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._lut import (
     LayerSumPredictor,
@@ -18,6 +19,7 @@ from latency_predictors.predictors._lut import (
 __all__ = [
     "FORMAT_VERSION",
     "FlopsPredictor",
+    "GradientBoostingPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "PredictorFileError",
