@@ -4,6 +4,7 @@ from latency_predictors.predictors._baselines import FlopsPredictor
 from latency_predictors.predictors._format import (
     FORMAT_VERSION,
     PredictorFileError,
+    StoredPredictor,
     load_predictor_file,
     read_header,
     save_predictor,
@@ -23,6 +24,7 @@ __all__ = [
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "PredictorFileError",
+    "StoredPredictor",
     "UnseenLayerError",
     "layer_kind",
     "load_predictor_file",

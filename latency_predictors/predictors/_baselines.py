@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors.predictors._format import load_predictor_file, save_predictor
-from nas import Architecture, Candidate, Predictor, PredictorMismatchError, SearchSpace
+from latency_predictors.predictors._format import StoredPredictor
+from nas import Architecture, Candidate, PredictorMismatchError, SearchSpace
 
 
 def check_targets(archs: Sequence[Architecture], y: np.ndarray, *, positive: bool = False) -> np.ndarray:
@@ -37,7 +37,7 @@ def check_space(space: SearchSpace, archs: Sequence[Architecture]) -> None:
         )
 
 
-class FlopsPredictor(Predictor):
+class FlopsPredictor(StoredPredictor):
     """``log y = intercept + slope * log FLOPs``, least squares on measured architectures.
 
     FLOPs come from ``space.flops(arch)`` when the space has it (FBNet, computed from its macro),
@@ -100,12 +100,8 @@ class FlopsPredictor(Predictor):
     def save(self, path: Path) -> None:
         if self.slope is None or self.intercept is None:
             raise RuntimeError("cannot save a FlopsPredictor that was never fitted")
-        save_predictor(
+        self._write(
             path,
-            kind=self.kind,
-            space=self.space,
-            device_fingerprint=self.device_fingerprint,
-            feature_version=self.FEATURE_VERSION,
             arrays={"coefficients": np.array([self.slope, self.intercept], dtype=np.float64)},
             params={},
         )
@@ -114,13 +110,7 @@ class FlopsPredictor(Predictor):
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> FlopsPredictor:
         """Read ``path``; ``space`` is the :class:`SearchSpace` itself (FLOPs of new architectures
         need it), compared by name with the file's."""
-        _, arrays = load_predictor_file(
-            path,
-            space=space.name,
-            device_fingerprint=device_fingerprint,
-            kinds={cls.kind},
-            feature_version=cls.FEATURE_VERSION,
-        )
+        _, arrays = cls._read(path, space, device_fingerprint)
         predictor = cls(space, device_fingerprint)
         predictor.slope, predictor.intercept = (float(v) for v in arrays["coefficients"])
         return predictor

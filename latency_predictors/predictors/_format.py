@@ -25,11 +25,11 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from nas import PredictorMismatchError
+from nas import Predictor, PredictorMismatchError, SearchSpace
 
 __all__ = [
     "FORMAT_VERSION",
@@ -209,3 +209,35 @@ def load_predictor_file(
                 f"{path}: array {name!r} has shape {list(arrays[name].shape)}, header says {spec['shape']}"
             )
     return header, arrays
+
+
+class StoredPredictor(Predictor):
+    """A :class:`nas.Predictor` kept in this file format: a subclass names its ``kind`` and
+    ``FEATURE_VERSION`` and hands its arrays and params to :meth:`_write`; :meth:`_read` gives
+    them back, refusing a file for another kind, space, device or feature version."""
+
+    kind: ClassVar[str]
+    FEATURE_VERSION: ClassVar[int]
+
+    def _write(self, path: str | Path, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
+        save_predictor(
+            path,
+            kind=self.kind,
+            space=self.space,
+            device_fingerprint=self.device_fingerprint,
+            feature_version=self.FEATURE_VERSION,
+            arrays=arrays,
+            params=params,
+        )
+
+    @classmethod
+    def _read(
+        cls, path: str | Path, space: SearchSpace, device_fingerprint: str
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return load_predictor_file(
+            path,
+            space=space.name,
+            device_fingerprint=device_fingerprint,
+            kinds={cls.kind},
+            feature_version=cls.FEATURE_VERSION,
+        )

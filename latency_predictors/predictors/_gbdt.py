@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from latency_predictors.predictors._baselines import check_space, check_targets
-from latency_predictors.predictors._format import load_predictor_file, save_predictor
-from nas import Architecture, Predictor, SearchSpace
+from latency_predictors.predictors._format import StoredPredictor
+from nas import Architecture, SearchSpace
 
 #: Fewest rows ``fit`` needs to calibrate intervals on out-of-fold residuals.
 MIN_CALIBRATION_FIT = 20
@@ -69,7 +69,7 @@ def _model_from_array(array: np.ndarray) -> Any:
     )
 
 
-class GradientBoostingPredictor(Predictor):
+class GradientBoostingPredictor(StoredPredictor):
     """LightGBM trees on ``space.features`` (+ FLOPs) with cross-conformal intervals (see module)."""
 
     kind = "gbdt"
@@ -238,12 +238,8 @@ class GradientBoostingPredictor(Predictor):
 
     def save(self, path: Path) -> None:
         self._check_fitted("save")
-        save_predictor(
+        self._write(
             path,
-            kind=self.kind,
-            space=self.space,
-            device_fingerprint=self.device_fingerprint,
-            feature_version=self.FEATURE_VERSION,
             arrays={"model": _model_array(self.booster)},
             params={
                 "n_estimators": self.n_estimators,
@@ -268,13 +264,7 @@ class GradientBoostingPredictor(Predictor):
     ) -> GradientBoostingPredictor:
         """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its ``features`` and
         ``flops`` are needed), compared by name with the file's."""
-        header, arrays = load_predictor_file(
-            path,
-            space=space.name,
-            device_fingerprint=device_fingerprint,
-            kinds={cls.kind},
-            feature_version=cls.FEATURE_VERSION,
-        )
+        header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         predictor = cls(
             space,

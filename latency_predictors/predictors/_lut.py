@@ -31,8 +31,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from latency_predictors.predictors._baselines import check_space, check_targets
-from latency_predictors.predictors._format import load_predictor_file, save_predictor
-from nas import Architecture, Predictor, SearchSpace
+from latency_predictors.predictors._format import StoredPredictor
+from nas import Architecture, SearchSpace
 
 UNSEEN_POLICIES = ("error", "kind_mean")
 
@@ -52,7 +52,7 @@ def layer_kind(key: str) -> str:
     return ":".join(fields) or key
 
 
-class LayerSumPredictor(Predictor):
+class LayerSumPredictor(StoredPredictor):
     """Per-layer-key costs summed over a network's :meth:`~nas.SearchSpace.layers` (see module)."""
 
     kind = "layer_sum"
@@ -205,12 +205,8 @@ class LayerSumPredictor(Predictor):
             raise RuntimeError(
                 "cannot save a LayerSumPredictor without costs (fit or from_layer_table first)"
             )
-        save_predictor(
+        self._write(
             path,
-            kind=self.kind,
-            space=self.space,
-            device_fingerprint=self.device_fingerprint,
-            feature_version=self.FEATURE_VERSION,
             arrays={"keys": np.array(self.keys, dtype=str), "costs": self.costs},
             params={
                 "ridge": self.ridge,
@@ -223,13 +219,7 @@ class LayerSumPredictor(Predictor):
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> LayerSumPredictor:
         """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its ``layers`` are needed),
         compared by name with the file's."""
-        header, arrays = load_predictor_file(
-            path,
-            space=space.name,
-            device_fingerprint=device_fingerprint,
-            kinds={cls.kind},
-            feature_version=cls.FEATURE_VERSION,
-        )
+        header, arrays = cls._read(path, space, device_fingerprint)
         params = header["params"]
         predictor = cls(space, device_fingerprint, ridge=params["ridge"], unseen=params["unseen"])
         predictor._set_costs([str(k) for k in arrays["keys"]], arrays["costs"], params["intercept"])

@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from latency_predictors.predictors._baselines import check_space, check_targets
-from latency_predictors.predictors._format import load_predictor_file, save_predictor
-from nas import Architecture, Predictor, SearchSpace
+from latency_predictors.predictors._format import StoredPredictor
+from nas import Architecture, SearchSpace
 
 #: Fewest rows ``fit`` needs to hold some out for calibrating intervals.
 MIN_CALIBRATION_FIT = 20
@@ -58,7 +58,7 @@ def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
     return float(ordered[min(rank, n) - 1])
 
 
-class MLPEnsemblePredictor(Predictor):
+class MLPEnsemblePredictor(StoredPredictor):
     """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
 
     kind = "mlp_ensemble"
@@ -275,12 +275,8 @@ class MLPEnsemblePredictor(Predictor):
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"layer{layer}_weight"] = w.astype(np.float32)
             arrays[f"layer{layer}_bias"] = b.astype(np.float32)
-        save_predictor(
+        self._write(
             path,
-            kind=self.kind,
-            space=self.space,
-            device_fingerprint=self.device_fingerprint,
-            feature_version=self.FEATURE_VERSION,
             arrays=arrays,
             params={
                 "members": self.members,
@@ -307,13 +303,7 @@ class MLPEnsemblePredictor(Predictor):
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> MLPEnsemblePredictor:
         """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its ``features`` are
         needed), compared by name with the file's."""
-        header, arrays = load_predictor_file(
-            path,
-            space=space.name,
-            device_fingerprint=device_fingerprint,
-            kinds={cls.kind},
-            feature_version=cls.FEATURE_VERSION,
-        )
+        header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         predictor = cls(
             space,
