@@ -1,0 +1,136 @@
+"""Predictor benchmark: every device column of the shared tables, training sizes, seeds, families.
+
+    python scripts/bench_predictors.py                       # everything (hours on 2 cores)
+    python scripts/bench_predictors.py --spaces nb201 --devices raspi4 gold_6226 --sizes 100 900 --seeds 0
+
+For each space's table (nb201, fbnet, ofa), metric (latency_ms, energy_mj) and device column, for
+each training size and seed: draw the training rows with numpy's Generator(seed) among rows with a
+value, fit every family, predict every other row, and score it (nas.predictor_metrics). Families
+are hwnas's (layer_sum, gbdt, mlp) and two baselines: `flops` (log-log in FLOPs) and
+`onehot_boosting` (scikit-learn's gradient boosting on one-hot genes only, the plain baseline).
+Writes every record to --out-json and a Markdown summary (mean over seeds) to --out-md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from latency_predictors import FlopsPredictor, GradientBoostingPredictor, LayerSumPredictor, MLPEnsemblePredictor
+from nas import Architecture, SearchSpace
+from nas.predictor_metrics import prediction_metrics
+from nas.tables import BenchmarkTable
+from search_spaces import FBNetSpace, NB201Space, OFASpace
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
+
+
+class OneHotBoosting:
+    """The plain baseline: gradient boosting on one-hot genes, log target (not saved; not hwnas's)."""
+
+    def __init__(self, space: SearchSpace, device_fingerprint: str, seed: int = 0) -> None:
+        self.space = space
+        self.model = HistGradientBoostingRegressor(max_iter=300, random_state=seed)
+
+    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> OneHotBoosting:
+        self.model.fit(self.space.encode(archs), np.log(y))
+        return self
+
+    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
+        return np.exp(self.model.predict(self.space.encode(archs)))
+
+
+FAMILIES: dict[str, Callable[[SearchSpace, int], object]] = {
+    "layer_sum": lambda space, seed: LayerSumPredictor(space, "bench", unseen="kind_mean"),
+    "gbdt": lambda space, seed: GradientBoostingPredictor(space, "bench", seed=seed),
+    "mlp": lambda space, seed: MLPEnsemblePredictor(space, "bench", seed=seed),
+    "flops": lambda space, seed: FlopsPredictor(space, "bench"),
+    "onehot_boosting": lambda space, seed: OneHotBoosting(space, "bench", seed=seed),
+}
+
+
+def run(args: argparse.Namespace) -> list[dict[str, object]]:
+    records = []
+    for space_name in args.spaces:
+        space = SPACES[space_name]()
+        table = BenchmarkTable.load(args.data_dir / space_name)
+        archs = [space.parse(s) for s in table.archs]
+        for metric in [m for m in ("latency_ms", "energy_mj") if m in table.metrics()]:
+            for device in table.devices(metric):
+                if args.devices and device not in args.devices:
+                    continue
+                values = table.column(metric, device)
+                usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+                for size in args.sizes:
+                    for seed in args.seeds:
+                        order = np.random.default_rng(seed).permutation(usable)
+                        train, test = order[:size], order[size:]
+                        for family in args.families:
+                            started = time.perf_counter()
+                            predictor = FAMILIES[family](space, seed)
+                            predictor.fit([archs[i] for i in train], values[train])
+                            fit_s = time.perf_counter() - started
+                            predicted = predictor.predict([archs[i] for i in test])
+                            record = {"space": space_name, "metric": metric, "device": device, "n_train": size,
+                                      "seed": seed, "family": family, "fit_seconds": fit_s,
+                                      **prediction_metrics(values[test], predicted)}  # fmt: skip
+                            records.append(record)
+                            print(json.dumps({k: record[k] for k in ("space", "device", "n_train", "seed", "family",
+                                                                      "spearman", "within_10pct")}), flush=True)  # fmt: skip
+    return records
+
+
+def markdown(records: list[dict[str, object]]) -> str:
+    """Mean Spearman / within +/-10% over seeds, one row per (space, metric, device, size)."""
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    families: list[str] = []
+    for r in records:
+        key = (r["space"], r["metric"], r["device"], r["n_train"])
+        groups[key][r["family"]].append((r["spearman"] or float("nan"), r["within_10pct"]))
+        if r["family"] not in families:
+            families.append(r["family"])
+    lines = ["| space | metric | device | n_train | " + " | ".join(families) + " |",
+             "|---|---|---|---|" + "---|" * len(families)]  # fmt: skip
+    for key, by_family in groups.items():
+        cells = []
+        for family in families:
+            scores = by_family.get(family, [])
+            if not scores:
+                cells.append("")
+                continue
+            rho = statistics.mean(s for s, _ in scores)
+            within = statistics.mean(w for _, w in scores)
+            cells.append(f"{rho:.3f} / {100 * within:.1f}%")
+        lines.append(f"| {' | '.join(map(str, key))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--devices", nargs="*", default=None, help="only these device columns")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20, 50, 100, 900])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--out-json", type=Path, default=Path("bench_predictors.json"))
+    parser.add_argument("--out-md", type=Path, default=Path("bench_predictors.md"))
+    args = parser.parse_args()
+    records = run(args)
+    args.out_json.write_text(json.dumps(records, indent=1) + "\n")
+    args.out_md.write_text(markdown(records))
+    print(markdown(records))
+
+
+if __name__ == "__main__":
+    main()
