@@ -11,21 +11,10 @@ from scipy.stats import spearmanr
 
 from latency_predictors.predictors import GradientBoostingPredictor
 from nas import Architecture, Predictor, SearchSpace
-from nas.tables import BenchmarkTable, cached_table
 from nas.testing import PredictorContract
+from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import NB201Space
 
-DEVICE = "0123456789abcdef"
-
-
-def nb201_rows(
-    data_dir: Path, rows: np.ndarray, device: str = "raspi4"
-) -> tuple[list[Architecture], np.ndarray]:
-    space = NB201Space()
-    table: BenchmarkTable = cached_table(data_dir / space.name)
-    return [space.parse(table.archs[i]) for i in rows], table.column(
-        "latency_ms", device
-    )[rows]
 
 
 def small(
@@ -49,11 +38,11 @@ class TestGradientBoostingContract(PredictorContract):
     def archs_and_targets(
         self, data_dir: Path
     ) -> tuple[list[Architecture], np.ndarray]:
-        return nb201_rows(data_dir, np.arange(0, 15625, 1250))
+        return table_rows(data_dir, NB201Space(), np.arange(0, 15625, 1250))
 
 
 def test_fixed_seed_is_deterministic(data_dir: Path) -> None:
-    archs, y = nb201_rows(data_dir, np.arange(0, 15625, 125))
+    archs, y = table_rows(data_dir, NB201Space(), np.arange(0, 15625, 125))
     space = NB201Space()
     state = np.random.get_state()
     first = small(space, DEVICE, seed=3).fit(archs, y)
@@ -77,7 +66,7 @@ def test_fixed_seed_is_deterministic(data_dir: Path) -> None:
 def test_save_load_is_bit_identical_and_pickle_free(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    archs, y = nb201_rows(data_dir, np.arange(0, 15625, 125))
+    archs, y = table_rows(data_dir, NB201Space(), np.arange(0, 15625, 125))
     space = NB201Space()
     fitted = small(space, DEVICE).fit(archs, y)
     assert fitted.calibrated and fitted.n_fit == len(archs) and fitted.factor > 0
@@ -126,7 +115,7 @@ def test_accuracy_and_coverage_on_nb201(
     settings (500 trees; with the 5 fold models about 1 s on one thread). The MLP ensemble on
     raspi4: Spearman 0.964, 58.0% within 10%."""
     perm = np.random.default_rng(0).permutation(15625)
-    archs, y = nb201_rows(data_dir, perm[:1900], device)
+    archs, y = table_rows(data_dir, NB201Space(), perm[:1900], device)
     predictor = GradientBoostingPredictor(NB201Space(), DEVICE).fit(
         archs[:900], y[:900]
     )

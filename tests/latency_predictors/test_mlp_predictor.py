@@ -11,17 +11,10 @@ from scipy.stats import spearmanr
 
 from latency_predictors.predictors import MLPEnsemblePredictor
 from nas import Architecture, Predictor, SearchSpace
-from nas.tables import BenchmarkTable, cached_table
 from nas.testing import PredictorContract
+from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import NB201Space
 
-DEVICE = "0123456789abcdef"
-
-
-def nb201_rows(data_dir: Path, rows: np.ndarray, device: str = "raspi4") -> tuple[list[Architecture], np.ndarray]:
-    space = NB201Space()
-    table: BenchmarkTable = cached_table(data_dir / space.name)
-    return [space.parse(table.archs[i]) for i in rows], table.column("latency_ms", device)[rows]
 
 
 def small(space: SearchSpace, device_fingerprint: str, **kwargs: object) -> MLPEnsemblePredictor:
@@ -39,11 +32,11 @@ class TestMLPEnsembleContract(PredictorContract):
 
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
-        return nb201_rows(data_dir, np.arange(0, 15625, 1250))
+        return table_rows(data_dir, NB201Space(), np.arange(0, 15625, 1250))
 
 
 def test_fixed_seed_is_deterministic_and_seeds_differ(data_dir: Path) -> None:
-    archs, y = nb201_rows(data_dir, np.arange(0, 15625, 125))
+    archs, y = table_rows(data_dir, NB201Space(), np.arange(0, 15625, 125))
     space = NB201Space()
     state = np.random.get_state()
     first = small(space, DEVICE, seed=3).fit(archs, y)
@@ -58,7 +51,7 @@ def test_fixed_seed_is_deterministic_and_seeds_differ(data_dir: Path) -> None:
 
 
 def test_intervals_round_trip_and_bracket_the_prediction(data_dir: Path, tmp_path: Path) -> None:
-    archs, y = nb201_rows(data_dir, np.arange(0, 15625, 125))
+    archs, y = table_rows(data_dir, NB201Space(), np.arange(0, 15625, 125))
     space = NB201Space()
     fitted = small(space, DEVICE).fit(archs, y)
     assert fitted.calibrated and fitted.n_calibration == 25 and fitted.n_fit == 100
@@ -89,7 +82,7 @@ def test_accuracy_and_coverage_on_nb201_raspi4(data_dir: Path) -> None:
     0.884 and 33.0%), coverage of the nominal 90% interval 91.7%. The raspi4 column is noisy and
     holds near-zero latencies of disconnected cells, so relative errors are large for any model."""
     perm = np.random.default_rng(0).permutation(15625)
-    archs, y = nb201_rows(data_dir, perm[:1900])
+    archs, y = table_rows(data_dir, NB201Space(), perm[:1900])
     predictor = MLPEnsemblePredictor(NB201Space(), DEVICE).fit(archs[:900], y[:900])
     predicted = predictor.predict(archs[900:])
     lower, upper = predictor.predict_interval(archs[900:])

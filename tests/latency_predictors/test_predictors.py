@@ -21,19 +21,10 @@ from latency_predictors.predictors import (
     save_predictor,
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
-from nas.tables import BenchmarkTable, cached_table
 from nas.testing import PredictorContract, rewrite_predictor_header
+from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import FBNetSpace, NB201Space
 
-DEVICE = "0123456789abcdef"
-
-
-def table_rows(
-    data_dir: Path, space: SearchSpace, rows: np.ndarray, device: str = "raspi4"
-) -> tuple[list[Architecture], np.ndarray]:
-    table: BenchmarkTable = cached_table(data_dir / space.name)
-    column = table.column("latency_ms", device)
-    return [space.parse(table.archs[i]) for i in rows], column[rows]
 
 
 # The contract, on a handful of NB201 rows
