@@ -31,8 +31,10 @@ from latency_predictors._measure import (
     measure_until_stable,
 )
 from latency_predictors.predictors import (
+    FewShotPredictor,
     FlopsPredictor,
     GradientBoostingPredictor,
+    GraphPredictor,
     LayerSumPredictor,
     MLPEnsemblePredictor,
 )
@@ -55,8 +57,10 @@ from latency_predictors._runtimes import (
 from latency_predictors._selection import FromList, Stratified, Uniform, from_list, stratified_by_flops, uniform
 
 __all__ = [
+    "FewShotPredictor",
     "FlopsPredictor",
     "GradientBoostingPredictor",
+    "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "CudaEventRun",

@@ -6,6 +6,7 @@ into the small interfaces defined here.
 
 from nas._architecture import Architecture, GeneValue
 from nas._device import Device
+from nas._graph import ArchitectureGraph
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
@@ -14,6 +15,7 @@ from nas._supernet import Supernet
 __all__ = [
     "Architecture",
     "ArchitectureError",
+    "ArchitectureGraph",
     "Candidate",
     "Constraint",
     "Cost",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
+    from nas._graph import ArchitectureGraph
     from nas._supernet import Supernet
 
 
@@ -117,6 +118,15 @@ class SearchSpace(ABC):
     def largest(self) -> Architecture:
         """The architecture with the most compute (the sandwich rule's upper slice)."""
         raise NotImplementedError(f"search space {self.name!r} does not name its largest architecture")
+
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """``arch`` as a labelled DAG (ops or blocks as nodes, data flow as edges) for graph
+        predictors; labels come from :meth:`graph_labels`."""
+        raise NotImplementedError(f"search space {self.name!r} does not describe its architectures as graphs")
+
+    def graph_labels(self) -> tuple[str, ...]:
+        """Every node label :meth:`graph` can give, in a fixed order (one-hot node features)."""
+        raise NotImplementedError(f"search space {self.name!r} does not describe its architectures as graphs")
 
     def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
         """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""

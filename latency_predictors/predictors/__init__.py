@@ -9,7 +9,9 @@ from latency_predictors.predictors._format import (
     read_header,
     save_predictor,
 )
+from latency_predictors.predictors._fewshot import FewShotPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
+from latency_predictors.predictors._gnn import GraphPredictor
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._lut import (
     LayerSumPredictor,
@@ -19,8 +21,10 @@ from latency_predictors.predictors._lut import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "FewShotPredictor",
     "FlopsPredictor",
     "GradientBoostingPredictor",
+    "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "PredictorFileError",

@@ -2,8 +2,10 @@
 
 Read top to bottom: compose the config -> read the table and parse every architecture string
 with the space (the first bad row is named) -> keep rows with a value (the rest are counted) ->
-draw the training rows with a seeded Generator -> fit -> predict the rest -> write the predictor
-file, test_predictions.csv and metrics.json into the run directory.
+(few-shot only: fit source predictors on other devices' columns of a pretraining pool of rows,
+which then leaves both training and test sets) -> draw the training rows with a seeded Generator
+-> fit -> predict the rest -> write the predictor file, test_predictions.csv and metrics.json
+into the run directory.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -20,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from nas import Architecture, ArchitectureError, Device, SearchSpace
+from nas import Architecture, ArchitectureError, Device, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
@@ -42,13 +45,17 @@ def main(cfg: DictConfig) -> float | None:
     if skipped:
         log.warning("%d of %d rows have no usable %s[%s] value and are skipped", skipped, len(values),
                     cfg.metric, cfg.device.name)  # fmt: skip
+    few_shot = pretrain_sources(cfg, space, table, archs) if cfg.source_devices else None
+    if few_shot is not None:  # the pool's rows are neither trained on nor tested: sources saw them
+        usable = np.setdiff1d(usable, few_shot.pool)
     if not 0 < cfg.n_train < len(usable):
         raise ValueError(f"n_train={cfg.n_train} must be between 1 and {len(usable) - 1} (usable rows) for a test set")
     order = np.random.default_rng(cfg.seed).permutation(usable)
     train, test = np.sort(order[: cfg.n_train]), np.sort(order[cfg.n_train :])
 
     device = device_of(Path(cfg.table_dir), cfg.device.name)
-    predictor = instantiate(cfg.predictor)(space=space, device_fingerprint=device.fingerprint)
+    extra = {"sources": few_shot.sources} if few_shot is not None else {}
+    predictor = instantiate(cfg.predictor)(space=space, device_fingerprint=device.fingerprint, **extra)
     started = time.perf_counter()
     predictor.fit([archs[i] for i in train], values[train])
     fit_seconds = time.perf_counter() - started
@@ -75,11 +82,55 @@ def main(cfg: DictConfig) -> float | None:
         "predictor": type(predictor).__name__,
         "device_fingerprint": device.fingerprint,
         "seed": cfg.seed,
+        **(few_shot.report() if few_shot is not None else {}),
     }
     write_json(run_dir / "metrics.json", metrics)
     log.info("%s on %s[%s]: %s", type(predictor).__name__, cfg.device.name, cfg.metric,
              json.dumps({k: metrics[k] for k in ("spearman", "within_10pct", "n_train", "n_test")}))  # fmt: skip
     return metrics["spearman"]
+
+
+@dataclass(frozen=True)
+class FewShotSources:
+    """Source predictors for a few-shot fit, the pool rows they were trained on, rows skipped."""
+
+    sources: dict[str, Predictor]
+    pool: np.ndarray
+    n_source: int
+    source_metric: str
+    rows_skipped: dict[str, int]
+
+    def report(self) -> dict[str, object]:
+        return {"source_devices": list(self.sources), "source_metric": self.source_metric,
+                "n_source": self.n_source, "source_rows_skipped": self.rows_skipped}  # fmt: skip
+
+
+def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
+                     archs: list[Architecture]) -> FewShotSources:  # fmt: skip
+    """Fit ``cfg.source_predictor`` on each source column's values of a pool of ``n_source`` rows
+    drawn with ``default_rng([seed, 1])``; only those rows' source measurements are ever read."""
+    if not str(cfg.predictor.get("_target_", "")).endswith("FewShotPredictor"):
+        raise ValueError(f"source_devices={list(cfg.source_devices)} needs predictor=few_shot")
+    for name in cfg.source_devices:
+        if name == cfg.device.name:
+            raise ValueError(f"source device {name!r} is the target device: a few-shot fit adapts to a device "
+                             "none of its sources is; remove it from source_devices")  # fmt: skip
+        table.column(cfg.source_metric, name)  # an unknown device is named with the known ones
+    if not 0 < cfg.n_source < len(archs):
+        raise ValueError(f"n_source={cfg.n_source} must be between 1 and {len(archs) - 1} (table rows)")
+    pool = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(archs))[: cfg.n_source])
+    sources, skipped = {}, {}
+    for name in cfg.source_devices:
+        values = table.column(cfg.source_metric, name)[pool]
+        keep = np.isfinite(values) & (values > 0)
+        skipped[name] = int((~keep).sum())
+        if skipped[name]:
+            log.warning("source %s: %d of %d pool rows have no usable %s value and are skipped",
+                        name, skipped[name], len(pool), cfg.source_metric)  # fmt: skip
+        fingerprint = device_of(Path(cfg.table_dir), name).fingerprint
+        source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
+        sources[name] = source.fit([archs[i] for i in pool[keep]], values[keep])
+    return FewShotSources(sources, pool, int(cfg.n_source), str(cfg.source_metric), skipped)
 
 
 def parse_all(space: SearchSpace, table: BenchmarkTable) -> list[Architecture]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, Gene, SearchSpace
+from nas import Architecture, ArchitectureError, ArchitectureGraph, Gene, SearchSpace
 from nas import LayerSpec as LUTLayer
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
@@ -96,6 +96,29 @@ class FBNetSpace(SearchSpace):
     def distinct_layers(self) -> tuple[LUTLayer, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.macro)
+
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """A chain: ``stem``, the 22 layers labelled by their block, ``head``. Each node has the
+        attributes (in channels, out channels, stride, input size): the same block costs very
+        different amounts at different positions, and a chain alone hides where a node sits."""
+        ops = self.ops(arch)
+        macro = self.macro
+        sizes = macro.input_sizes()
+        attributes = [(3.0, float(macro.stem_channels), float(macro.stem_stride), float(macro.resolution))]
+        attributes.extend(
+            (float(shape.in_channels), float(shape.out_channels), float(shape.stride), float(size))
+            for shape, size in zip(macro.layers, sizes)
+        )
+        attributes.append((float(macro.last_channels), float(macro.head_channels), 1.0, float(sizes[-1])))
+        labels = ("stem", *ops, "head")
+        return ArchitectureGraph(
+            labels=labels,
+            edges=tuple((k, k + 1) for k in range(len(labels) - 1)),
+            attributes=tuple(attributes),
+        )
+
+    def graph_labels(self) -> tuple[str, ...]:
+        return ("stem", *OPS, "head")
 
     def supernet(self, seed: int = 0) -> FBNetSupernet:
         from search_spaces.fbnet._supernet import FBNetSupernet

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, Gene, LayerSpec, SearchSpace
+from nas import (
+    Architecture,
+    ArchitectureError,
+    ArchitectureGraph,
+    Gene,
+    LayerSpec,
+    SearchSpace,
+)
 from nas._architecture import GeneValue
 from search_spaces.nb201 import _layers
 from search_spaces.nb201._model import EdgeSpec, build_network, network_spec
@@ -22,6 +29,24 @@ EDGES: tuple[tuple[int, int], ...] = tuple(
     (to, src) for to in range(1, NUM_NODES) for src in range(to)
 )
 GENE_NAMES: tuple[str, ...] = tuple(f"edge_{to}_{src}" for to, src in EDGES)
+
+
+def _op_graph_edges() -> tuple[tuple[int, int], ...]:
+    op_node = {edge: 1 + k for k, edge in enumerate(EDGES)}
+    output = len(EDGES) + 1
+    edges = []
+    for (to, src), node in op_node.items():
+        if src == 0:
+            edges.append((0, node))
+        else:
+            edges.extend((op_node[(src, earlier)], node) for earlier in range(src))
+        if to == NUM_NODES - 1:
+            edges.append((node, output))
+    return tuple(sorted(edges))
+
+
+#: (src, dst) node pairs of :meth:`NB201Space.graph`: the same for every cell.
+_OP_GRAPH_EDGES = _op_graph_edges()
 
 
 class NB201Space(SearchSpace):
@@ -114,6 +139,20 @@ class NB201Space(SearchSpace):
             macs += self.cells_per_stage * cell_area * channels * channels * size * size
         macs += channels * self.num_classes  # classifier (channels is now 4C)
         return 2 * macs
+
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """The cell as BRP-NAS's op-on-node DAG: node 0 ``input``, nodes 1-6 the six edge ops in
+        NB201's string order, node 7 ``output``. Op ``(to, src)`` reads cell node ``src``: the
+        input when ``src`` is 0, else every op into ``src``; ops into cell node 3 feed ``output``.
+        ``none`` ops stay nodes: the published networks compute them (see the tables' README).
+        No node attributes: every cell of a network has the same wiring and sizes."""
+        if arch.space != self.name:
+            raise ArchitectureError(f"{self.name} cannot draw the graph of a {arch.space!r} architecture")
+        labels = ("input", *(str(arch[name]) for name in GENE_NAMES), "output")
+        return ArchitectureGraph(labels=labels, edges=_OP_GRAPH_EDGES)
+
+    def graph_labels(self) -> tuple[str, ...]:
+        return ("input", *OPS, "output")
 
     def supernet(self, seed: int = 0) -> NB201Supernet:
         """All five ops on every edge with shared weights, drawn from ``seed`` only."""

@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, Gene, LayerSpec, SearchSpace
+from nas import (
+    Architecture,
+    ArchitectureError,
+    ArchitectureGraph,
+    Gene,
+    LayerSpec,
+    SearchSpace,
+)
 from nas._architecture import GeneValue
 from search_spaces.ofa import _layers
 from search_spaces.ofa._model import (
     MAX_DEPTH,
     NUM_LAYERS,
     NUM_STAGES,
+    ConvSpec,
     NetworkSpec,
     OFAConfig,
     build_network,
@@ -139,6 +147,37 @@ class OFASpace(SearchSpace):
             self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes
         )
 
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """A chain over the layers that exist: ``first_conv``, ``first_block``, each active MBConv
+        layer labelled ``k<kernel>_e<expand>``, ``final_expand``, ``head`` (pool, feature mix,
+        classifier); ``4 + sum(d)`` nodes. Attributes (in, mid, out channels, stride, input size,
+        squeeze-excite) place each node; the input sizes carry the resolution gene."""
+        spec = self.spec(arch)
+        size = spec.resolution
+        first = spec.first_conv
+        attributes = [_conv_attributes(first, size)]
+        size = (size - 1) // first.stride + 1
+        for layer in spec.layers:
+            attributes.append(
+                (float(layer.in_channels), float(layer.mid_channels), float(layer.out_channels),
+                 float(layer.stride), float(size), float(layer.se))
+            )  # fmt: skip
+            size = (size - 1) // layer.stride + 1
+        attributes.append(_conv_attributes(spec.final_expand, size))
+        attributes.append(_conv_attributes(spec.feature_mix, 1))
+        config = self.config(arch)
+        stages = [f"k{config.ks[i]}_e{config.e[i]}" for _, i in config.active_layers()]
+        labels = ("first_conv", "first_block", *stages, "final_expand", "head")
+        return ArchitectureGraph(
+            labels=labels,
+            edges=tuple((k, k + 1) for k in range(len(labels) - 1)),
+            attributes=tuple(attributes),
+        )
+
+    def graph_labels(self) -> tuple[str, ...]:
+        blocks = (f"k{k}_e{e}" for k in KERNEL_SIZES for e in EXPAND_RATIOS)
+        return ("first_conv", "first_block", *blocks, "final_expand", "head")
+
     def supernet(self, seed: int = 0) -> OFASupernet:
         # Imported here: the supernet module imports this one.
         from search_spaces.ofa._supernet import OFASupernet
@@ -161,6 +200,14 @@ class OFASpace(SearchSpace):
     def __repr__(self) -> str:
         extra = "" if self.resolutions == RESOLUTIONS else f", resolutions={list(self.resolutions)}"
         return f"OFASpace(width_mult={self.width_mult!r}, num_classes={self.num_classes}{extra})"
+
+
+def _conv_attributes(conv: ConvSpec, size: int) -> tuple[float, ...]:
+    """A plain conv's graph attributes in the MBConv layers' columns (its mid width is its out)."""
+    return (
+        float(conv.in_channels), float(conv.out_channels), float(conv.out_channels),
+        float(conv.stride), float(size), 0.0,
+    )  # fmt: skip
 
 
 def config_of(arch: Architecture) -> OFAConfig:

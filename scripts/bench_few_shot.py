@@ -1,0 +1,177 @@
+"""Few-shot benchmark: leave one device out, pretrain on the others, adapt from k measurements.
+
+    python scripts/bench_few_shot.py --ks 10 --seeds 0 1 2 --out bench_out/few_shot
+    python scripts/bench_few_shot.py --tasks nb201:latency_ms --devices raspi4 --ks 10 20 50
+
+For each task (space and metric), seed: draw a pretraining pool of ``n_source`` rows with
+``numpy.random.default_rng([seed, 1])``; fit one source predictor (gbdt) per device column on
+that device's pool rows only. For each device as target: its sources are every other column
+(for an energy task also the latency columns, except the target device's own latency column);
+``k`` training rows are drawn with ``default_rng([seed, 2, k])`` among the target's rows outside
+the pool; the test set is every other target row outside the pool, so no source measurement of a
+test architecture is ever used. Scores: Spearman, within_10pct and interval coverage on the test
+rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
+
+:func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latency_predictors import FewShotPredictor, GradientBoostingPredictor
+from nas import SearchSpace
+from nas.predictor_metrics import prediction_metrics
+from nas.tables import BenchmarkTable
+from search_spaces import FBNetSpace, NB201Space
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace}
+TASKS = ("nb201:latency_ms", "fbnet:latency_ms", "nb201:energy_mj")
+
+
+@dataclass(frozen=True)
+class FewShotRecord:
+    """One (task, target device, k, seed) result."""
+
+    space: str
+    metric: str
+    device: str
+    k: int
+    seed: int
+    n_source: int
+    n_test: int
+    sources: tuple[str, ...]
+    spearman: float
+    within_10pct: float
+    coverage: float
+    baseline_spearman: float
+
+
+def _usable(values: np.ndarray) -> np.ndarray:
+    return np.isfinite(values) & (values > 0)
+
+
+def few_shot_benchmark(
+    data_dir: Path,
+    tasks: Sequence[str] = TASKS,
+    ks: Sequence[int] = (10, 20, 50),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    devices: Sequence[str] | None = None,
+    n_source: int = 900,
+    n_estimators: int = 500,
+    log: Callable[[str], None] = print,
+) -> list[FewShotRecord]:
+    """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
+    records = []
+    for task in tasks:
+        space_name, metric = task.split(":")
+        space = SPACES[space_name]()
+        table = BenchmarkTable.load(data_dir / space_name)
+        archs = [space.parse(s) for s in table.archs]
+        # every column that may serve as a source: the task's metric, and latency for energy
+        columns = [(metric, d) for d in table.devices(metric)]
+        if metric != "latency_ms":
+            columns += [("latency_ms", d) for d in table.devices("latency_ms")]
+        for seed in seeds:
+            pool = np.sort(np.random.default_rng([seed, 1]).permutation(len(archs))[:n_source])
+            features: dict[tuple[str, str], np.ndarray] = {}
+            predictors: dict[tuple[str, str], GradientBoostingPredictor] = {}
+            started = time.perf_counter()
+            for column in columns:
+                values = table.column(*column)
+                rows = pool[_usable(values[pool])]
+                source = GradientBoostingPredictor(space, f"{column[0]}:{column[1]}", n_estimators=n_estimators, seed=seed)
+                source.fit([archs[i] for i in rows], values[rows])
+                predictors[column] = source
+                features[column] = np.log(np.maximum(source.predict(archs), 1e-9))
+            log(f"{task} seed {seed}: {len(columns)} source predictors in {time.perf_counter() - started:.0f} s")
+            outside = np.ones(len(archs), dtype=bool)
+            outside[pool] = False
+            for device in table.devices(metric):
+                if devices and device not in devices:
+                    continue
+                names = [c for c in columns if c[1] != device]  # never the target device's own columns
+                values = table.column(metric, device)
+                candidates = np.flatnonzero(_usable(values) & outside)
+                z = np.column_stack([features[c] for c in names])
+                for k in ks:
+                    train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
+                    test = np.setdiff1d(candidates, train)
+                    few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names})
+                    few.fit_features(z[train], values[train])
+                    centre = few._centre(z[test])
+                    lower, upper = np.exp(centre - few.factor), np.exp(centre + few.factor)
+                    scores = prediction_metrics(values[test], np.exp(centre), lower, upper)
+                    baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
+                    baseline.fit([archs[i] for i in train], values[train])
+                    alone = prediction_metrics(values[test], baseline.predict([archs[i] for i in test]))
+                    records.append(FewShotRecord(
+                        space_name, metric, device, k, seed, n_source, len(test),
+                        tuple(f"{m}:{d}" for m, d in names), float(scores["spearman"]),
+                        float(scores["within_10pct"]), float(scores["coverage"]), float(alone["spearman"]),
+                    ))  # fmt: skip
+                    log(f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
+                        f"within10={scores['within_10pct']:.3f} cover={scores['coverage']:.2f} "
+                        f"alone={alone['spearman']:.3f}")  # fmt: skip
+    return records
+
+
+def summary_markdown(records: Sequence[FewShotRecord]) -> str:
+    """Mean over seeds per device, and mean over devices per task and k."""
+    lines = []
+    groups = sorted({(r.space, r.metric, r.k) for r in records})
+    for space, metric, k in groups:
+        mine = [r for r in records if (r.space, r.metric, r.k) == (space, metric, k)]
+        devices = sorted({r.device for r in mine})
+        rows = []
+        for device in devices:
+            rs = [r for r in mine if r.device == device]
+            rows.append((device, *(statistics.mean(getattr(r, f) for r in rs)
+                                   for f in ("spearman", "within_10pct", "coverage", "baseline_spearman"))))  # fmt: skip
+        means = [statistics.mean(row[i] for row in rows) for i in range(1, 5)]
+        seeds = sorted({r.seed for r in mine})
+        lines += [
+            f"### {space} {metric}, k={k}, n_source={mine[0].n_source}, seeds {seeds}",
+            "",
+            f"**mean over {len(devices)} devices: Spearman {means[0]:.3f}**, within_10pct {means[1]:.3f}, "
+            f"90% interval coverage {means[2]:.2f}, gbdt on the k points alone {means[3]:.3f}",
+            "",
+            "| device | spearman | within_10pct | coverage | gbdt alone |",
+            "|---|---|---|---|---|",
+            *(f"| {d} | {s:.3f} | {w:.3f} | {c:.2f} | {b:.3f} |" for d, s, w, c, b in rows),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="space:metric, e.g. nb201:energy_mj")
+    parser.add_argument("--devices", nargs="+", default=None, help="target devices (default: all)")
+    parser.add_argument("--ks", nargs="+", type=int, default=[10, 20, 50])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--n-source", type=int, default=900)
+    parser.add_argument("--n-estimators", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
+    args = parser.parse_args()
+    records = few_shot_benchmark(args.data_dir, args.tasks, args.ks, args.seeds, args.devices,
+                                 args.n_source, args.n_estimators)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
+    markdown = summary_markdown(records)
+    (args.out / "few_shot.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""FewShotPredictor: adapts other devices' predictors to a new device from 10 measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from latency_predictors import FewShotPredictor, GradientBoostingPredictor
+from nas import Architecture, Predictor, SearchSpace
+from nas.testing import PredictorContract
+from search_spaces import NB201Space
+from tests.latency_predictors.helpers import table_rows
+
+SOURCES = ("gold_6226", "titan_rtx_1", "pixel3", "samsung_a50")
+TARGET = "raspi4"
+N_ROWS = 15625
+
+
+def split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint (pool, target training, test) rows: sources see only the pool."""
+    order = np.random.default_rng(seed).permutation(N_ROWS)
+    return np.sort(order[:300]), np.sort(order[300:310]), np.sort(order[310:2310])
+
+
+@pytest.fixture(scope="module")
+def sources(data_dir: Path) -> dict[str, Predictor]:
+    pool, _, _ = split()
+    fitted = {}
+    for device in SOURCES:
+        archs, y = table_rows(data_dir, NB201Space(), pool, device)
+        fitted[device] = GradientBoostingPredictor(NB201Space(), f"src-{device}", n_estimators=100).fit(archs, y)
+    return fitted
+
+
+def test_pool_training_and_test_rows_are_disjoint() -> None:
+    pool, train, test = split()
+    assert not (set(pool) & set(train) or set(pool) & set(test) or set(train) & set(test))
+
+
+def test_ten_target_points_beat_a_gbdt_on_them_alone(data_dir: Path, sources: dict[str, Predictor]) -> None:
+    space = NB201Space()
+    _, train, test = split()
+    archs, y = table_rows(data_dir, space, train, TARGET)
+    test_archs, test_y = table_rows(data_dir, space, test, TARGET)
+    few = FewShotPredictor(space, "target", sources).fit(archs, y)
+    alone = GradientBoostingPredictor(space, "target", n_estimators=100).fit(archs, y)
+    few_rho = spearmanr(few.predict(test_archs), test_y).statistic
+    alone_rho = spearmanr(alone.predict(test_archs), test_y).statistic
+    assert few_rho > 0.85 and few_rho > alone_rho + 0.3, (few_rho, alone_rho)
+    assert np.all(few.weights >= 0) and few.n_fit == 10 and few.calibrated
+
+
+def test_save_load_round_trip_embeds_the_sources(
+    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
+) -> None:
+    space = NB201Space()
+    _, train, test = split()
+    archs, y = table_rows(data_dir, space, train, TARGET)
+    test_archs, _ = table_rows(data_dir, space, test[:200], TARGET)
+    few = FewShotPredictor(space, "target", sources).fit(archs, y)
+    few.save(tmp_path / "few.npz")
+    loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
+    assert list(loaded.sources) == list(SOURCES)
+    assert [s.device_fingerprint for s in loaded.sources.values()] == [f"src-{d}" for d in SOURCES]
+    np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
+    np.testing.assert_array_equal(loaded.predict_interval(test_archs)[1], few.predict_interval(test_archs)[1])
+
+
+def test_bad_inputs_are_named(data_dir: Path, sources: dict[str, Predictor]) -> None:
+    space = NB201Space()
+    with pytest.raises(ValueError, match="src-pixel3"):
+        FewShotPredictor(space, "src-pixel3", sources)
+    archs, y = table_rows(data_dir, space, np.arange(1), TARGET)
+    with pytest.raises(ValueError, match="source_devices"):
+        FewShotPredictor(space, "target", {}).fit(archs * 2, np.r_[y, y])
+    with pytest.raises(ValueError, match="at least 2"):
+        FewShotPredictor(space, "target", sources).fit(archs, y)
+    with pytest.raises(RuntimeError, match="before fit"):
+        FewShotPredictor(space, "target", sources).predict(archs)
+
+
+class TestFewShotContract(PredictorContract):
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        return NB201Space()
+
+    @pytest.fixture
+    def predictor_factory(self, sources: dict[str, Predictor]):  # type: ignore[no-untyped-def]
+        return lambda space, fingerprint: FewShotPredictor(space, fingerprint, sources)
+
+    @pytest.fixture
+    def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
+        return table_rows(data_dir, NB201Space(), split()[1], TARGET)

@@ -1,0 +1,83 @@
+"""hwnas-fit predictor=few_shot: sources pretrain on a pool, the target adapts from 10 rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.tables import cached_table
+
+REPO = Path(__file__).resolve().parents[3]
+N_ROWS, N_SOURCE, SEED = 1500, 300, 0
+SOURCES = ("gold_6226", "pixel3", "titan_rtx_1")
+
+
+def write_table(directory: Path, data_dir: Path, blank_outside_pool: bool) -> Path:
+    """The first N_ROWS nb201 rows; optionally every source value outside the pool set to NaN."""
+    table = cached_table(data_dir / "nb201")
+    pool = np.random.default_rng([SEED, 1]).permutation(N_ROWS)[:N_SOURCE]  # fit.yaml's documented draw
+    outside = np.ones(N_ROWS, dtype=bool)
+    outside[pool] = False
+    directory.mkdir()
+    with (directory / "archs.csv").open("w") as f:
+        f.write("index,arch\n" + "".join(f"{i},{table.archs[i]}\n" for i in range(N_ROWS)))
+    columns = {d: table.column("latency_ms", d)[:N_ROWS].copy() for d in ("raspi4", *SOURCES)}
+    if blank_outside_pool:
+        for device in SOURCES:
+            columns[device][outside] = np.nan
+    with (directory / "latency_ms.csv").open("w") as f:
+        f.write("index," + ",".join(columns) + "\n")
+        for i in range(N_ROWS):
+            f.write(f"{i}," + ",".join("" if np.isnan(c[i]) else repr(float(c[i])) for c in columns.values()) + "\n")
+    return directory
+
+
+def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
+    overrides = [f"table_dir={table}", "device=table", "device.name=raspi4", "predictor=few_shot", "n_train=10",
+                 f"source_devices=[{','.join(SOURCES)}]", f"n_source={N_SOURCE}", f"seed={SEED}",
+                 "source_predictor.n_estimators=50", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, data_dir: Path) -> None:
+    runs = {}
+    for blank in (False, True):
+        table = write_table(tmp_path / f"table_{blank}", data_dir, blank)
+        result = run_few_shot(table, tmp_path / f"run_{blank}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[blank] = tmp_path / f"run_{blank}"
+    full, blanked = ((runs[b] / "test_predictions.csv").read_text() for b in (False, True))
+    assert full == blanked  # blanking every non-pool source value changes nothing
+    metrics = json.loads((runs[False] / "metrics.json").read_text())
+    assert metrics["source_devices"] == list(SOURCES) and metrics["n_source"] == N_SOURCE
+    assert metrics["source_rows_skipped"] == {d: 0 for d in SOURCES}
+    assert metrics["n_test"] == N_ROWS - N_SOURCE - 10 and metrics["spearman"] > 0.8
+    with (runs[False] / "test_predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["arch", "measured", "predicted", "lower", "upper"]
+
+
+@pytest.mark.parametrize(
+    ("sources", "named"),
+    [(["pixel3", "raspi4"], "raspi4"), (["pixel3", "raspi5"], "raspi5")],
+)
+def test_target_among_sources_or_unknown_source_is_named(sources: list[str], named: str, data_dir: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from nas.cli import CONFIG_DIR
+    from nas.cli.fit import parse_all, pretrain_sources
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("fit", overrides=["predictor=few_shot", f"data_dir={data_dir}", f"source_devices=[{','.join(sources)}]"])
+    space = instantiate(cfg.space.instance)
+    table = cached_table(cfg.table_dir)
+    with pytest.raises(ValueError, match=named):
+        pretrain_sources(cfg, space, table, parse_all(space, table))

@@ -1,0 +1,89 @@
+"""Graph views of architectures (``SearchSpace.graph``): shapes checked against facts stated
+independently of the code (the NB201 cell wiring, FBNet's 22-layer chain, OFA's depths)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas import ArchitectureGraph, SearchSpace
+from search_spaces import FBNetSpace, NB201Space, OFASpace
+
+CELL = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
+
+
+def sampled(space: SearchSpace, n: int = 20) -> list:
+    rng = np.random.default_rng(0)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def test_nb201_is_the_op_on_node_cell() -> None:
+    space = NB201Space()
+    graph = space.graph(space.parse(CELL))
+    # input, the six ops in string order, output; 'none' stays a node (the networks compute it)
+    assert graph.labels == (
+        "input", "nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "skip_connect", "output"
+    )  # fmt: skip
+    # op nodes: 1=(1<-0) 2=(2<-0) 3=(2<-1) 4=(3<-0) 5=(3<-1) 6=(3<-2); an op reading cell node j
+    # takes every op into j (or the input for j=0); ops into cell node 3 feed the output
+    expected = {(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7)}
+    assert set(graph.edges) == expected and len(graph.edges) == 10
+    assert graph.attribute_width == 0
+
+
+def test_fbnet_is_a_chain_of_24_with_positions() -> None:
+    space = FBNetSpace()
+    for arch in sampled(space, 5):
+        graph = space.graph(arch)
+        assert graph.num_nodes == 24
+        assert graph.labels[1:-1] == tuple(arch.string.split("|"))
+        assert graph.edges == tuple((k, k + 1) for k in range(23))
+    attributes = graph.attribute_matrix()
+    # layer 5: 24->32 channels, stride 2, 32x32 input (CIFAR macro); layer 21: 184->352 at 4x4
+    assert tuple(attributes[6]) == (24, 32, 2, 32)
+    assert tuple(attributes[22]) == (184, 352, 1, 4)
+
+
+def test_ofa_chain_has_the_active_layers() -> None:
+    space = OFASpace()
+    arch = space.parse('{"ks":[7,5,5,3,3,3,3,3,3,7,3,3,5,5,3,3,5,5,3,3],"e":[3,6,6,3,4,6,3,3,6,6,3,3,'
+                       '3,6,3,3,3,3,3,3],"d":[3,2,2,2,2],"r":192}')  # fmt: skip
+    graph = space.graph(arch)
+    # first conv, first block, 3+2+2+2+2 MBConv layers, final expand, head
+    assert graph.num_nodes == 4 + 11
+    assert graph.labels[2:5] == ("k7_e3", "k5_e6", "k5_e6") and graph.labels[5] == "k3_e4"
+    assert graph.attribute_matrix()[0, 4] == 192  # the resolution is the first node's input size
+    for other in sampled(space):
+        assert space.graph(other).num_nodes == 4 + sum(int(other[f"d_{s}"]) for s in range(5))
+    smaller = space.parse(arch.string.replace('"r":192', '"r":128'))
+    assert space.graph(smaller).labels == graph.labels
+    assert space.graph(smaller).attributes != graph.attributes
+
+
+@pytest.mark.parametrize("space", [NB201Space(), FBNetSpace(), OFASpace()], ids=lambda s: s.name)
+def test_labels_within_vocabulary_and_acyclic(space: SearchSpace) -> None:
+    vocabulary = space.graph_labels()
+    assert len(set(vocabulary)) == len(vocabulary)
+    for arch in sampled(space):
+        graph = space.graph(arch)
+        assert set(graph.labels) <= set(vocabulary)
+        assert all(src < dst for src, dst in graph.edges)  # topological numbering: a DAG
+        assert space.graph(arch) == graph  # a value: equal architectures, equal graphs
+
+
+def test_graph_rejects_bad_edges_and_other_spaces() -> None:
+    with pytest.raises(ValueError, match="distinct nodes"):
+        ArchitectureGraph(labels=("a", "b"), edges=((0, 2),))
+    with pytest.raises(ValueError, match="attribute rows"):
+        ArchitectureGraph(labels=("a", "b"), edges=((0, 1),), attributes=((1.0,),))
+    arch = FBNetSpace().sample(np.random.default_rng(0))
+    with pytest.raises(ValueError):
+        NB201Space().graph(arch)
+
+
+def test_spaces_without_graphs_say_so() -> None:
+    class Bare(NB201Space):
+        name = "bare"
+
+    with pytest.raises(NotImplementedError, match="'bare'"):
+        SearchSpace.graph(Bare(), Bare().sample(np.random.default_rng(0)))
