@@ -7,7 +7,8 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -71,6 +72,9 @@ class SearchSpace(ABC):
     input_shape: tuple[int, ...]
     #: Outputs of the classifier head.
     num_classes: int
+    #: Version of :meth:`features`' columns; predictors record it and refuse another one. A space
+    #: that adds or changes columns (in :meth:`derived_features`) bumps it.
+    FEATURES_VERSION: ClassVar[int] = 1
 
     @abstractmethod
     def genes(self) -> tuple[Gene, ...]:
@@ -128,6 +132,12 @@ class SearchSpace(ABC):
         """Every node label :meth:`graph` can give, in a fixed order (one-hot node features)."""
         raise NotImplementedError(f"search space {self.name!r} does not describe its architectures as graphs")
 
+    def isomorphism_classes(self, archs: Sequence[Architecture]) -> np.ndarray | None:
+        """An integer class per architecture, equal for architectures that compute the same
+        function though their genes differ (NB201's isomorphic cells); ``None`` when the space
+        has no such classes beyond :meth:`normalise`. Predictors share measurements within a class."""
+        return None
+
     def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
         """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""
         return genes
@@ -177,15 +187,20 @@ class SearchSpace(ABC):
         for values in itertools.product(*(g.choices for g in declared)):
             yield self.architecture(dict(zip((g.name for g in declared), values)))
 
+    def gene_indices(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Each architecture's choice index per gene, shape (len(archs), genes), int64: the
+        vectorisable form every feature is computed from."""
+        lookups = self._choice_index
+        rows = []
+        for arch in archs:
+            if arch.space != self.name:
+                raise ArchitectureError(f"{self.name} cannot encode a {arch.space!r} architecture")
+            rows.append([lookup[value] for lookup, (_, value) in zip(lookups, arch.genes)])
+        return np.array(rows, dtype=np.int64).reshape(len(archs), len(lookups))
+
     def encode(self, archs: Sequence[Architecture]) -> np.ndarray:
         """One-hot features, shape (len(archs), sum of choice counts), for predictors."""
-        declared = self.genes()
-        offsets = np.cumsum([0] + [len(g.choices) for g in declared])
-        features = np.zeros((len(archs), offsets[-1]), dtype=np.float32)
-        for row, arch in enumerate(archs):
-            for g, offset in zip(declared, offsets):
-                features[row, offset + g.choices.index(arch[g.name])] = 1.0
-        return features
+        return self._one_hot(self.gene_indices(archs))
 
     def active_genes(self, arch: Architecture) -> tuple[str, ...]:
         """The genes that shape ``arch``'s network: all of them, unless the space skips some
@@ -199,21 +214,45 @@ class SearchSpace(ABC):
     def count_features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """How often each value occurs among the active genes that share one set of choices:
         op counts for NB201 and FBNet, kernel-size and expand-ratio counts for OFA."""
-        groups = self._choice_groups()
-        column = {}
-        for choices in groups:
-            for value in choices:
-                column[(choices, value)] = len(column)
-        group_of = {name: choices for choices, genes in groups.items() for name in genes}
-        features = np.zeros((len(archs), len(column)), dtype=np.float32)
-        for row, arch in enumerate(archs):
-            for name in self.active_genes(arch):
-                features[row, column[(group_of[name], arch[name])]] += 1.0
-        return features
+        return self._counts(self.gene_indices(archs), archs)
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """Predictor features every space provides: one-hot genes, then value counts."""
-        return np.hstack([self.encode(archs), self.count_features(archs)])
+        """Predictor features: one-hot genes, value counts, then the space's
+        :meth:`derived_features` (version :attr:`FEATURES_VERSION`); float32."""
+        indices = self.gene_indices(archs)
+        return np.hstack([self._one_hot(indices), self._counts(indices, archs), self.derived_features(indices)])
+
+    def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Extra predictor columns a space computes from :meth:`gene_indices` (structure the
+        genes imply, e.g. which ops are live); none by default."""
+        return np.zeros((len(gene_indices), 0), dtype=np.float32)
+
+    @cached_property
+    def _choice_index(self) -> list[dict[GeneValue, int]]:
+        return [{value: k for k, value in enumerate(g.choices)} for g in self.genes()]
+
+    def _one_hot(self, indices: np.ndarray) -> np.ndarray:
+        offsets = np.cumsum([0] + [len(g.choices) for g in self.genes()])
+        features = np.zeros((len(indices), offsets[-1]), dtype=np.float32)
+        features[np.arange(len(indices))[:, None], offsets[:-1] + indices] = 1.0
+        return features
+
+    def _counts(self, indices: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
+        groups = self._choice_groups()
+        column = {key: k for k, key in enumerate((choices, v) for choices in groups for v in choices)}
+        genes = self.genes()
+        group_of = {name: choices for choices, names in groups.items() for name in names}
+        lookup = [np.array([column[(group_of[g.name], v)] for v in g.choices]) for g in genes]
+        target = np.stack([lookup[k][indices[:, k]] for k in range(len(genes))], 1).reshape(len(indices), len(genes))
+        weight = np.ones(target.shape, dtype=np.float32)
+        if type(self).active_genes is not SearchSpace.active_genes:  # some genes may be skipped
+            names = [g.name for g in genes]
+            for row, arch in enumerate(archs):
+                active = set(self.active_genes(arch))
+                weight[row] = [name in active for name in names]
+        features = np.zeros((len(indices), len(column)), dtype=np.float32)
+        np.add.at(features, (np.repeat(np.arange(len(indices)), len(genes)), target.ravel()), weight.ravel())
+        return features
 
     def _choice_groups(self) -> dict[tuple[GeneValue, ...], list[str]]:
         groups: dict[tuple[GeneValue, ...], list[str]] = {}

@@ -100,7 +100,11 @@ class SearchSpaceContract:
             active = space.active_genes(arch)
             assert set(active) <= {g.name for g in space.genes()}
             assert row.sum() == len(active), arch.string  # each active gene counted once
-        assert space.features(archs).shape == (len(archs), space.encode(archs).shape[1] + counts.shape[1])
+        derived = space.derived_features(space.gene_indices(archs))
+        assert derived.shape[0] == len(archs)
+        features = space.features(archs)
+        assert features.shape == (len(archs), space.encode(archs).shape[1] + counts.shape[1] + derived.shape[1])
+        np.testing.assert_array_equal(features, np.vstack([space.features([a]) for a in archs]))
 
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]

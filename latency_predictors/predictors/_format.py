@@ -218,8 +218,13 @@ class StoredPredictor(Predictor):
 
     kind: ClassVar[str]
     FEATURE_VERSION: ClassVar[int]
+    #: Whether predictions read ``space.features``: then the space's ``FEATURES_VERSION`` is
+    #: recorded (``params["space_features_version"]``) and a space computing other columns refused.
+    USES_SPACE_FEATURES: ClassVar[bool] = False
 
     def _write(self, path: str | Path, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
+        if self.USES_SPACE_FEATURES:
+            params = {**params, "space_features_version": self.search_space.FEATURES_VERSION}
         save_predictor(
             path,
             kind=self.kind,
@@ -234,10 +239,17 @@ class StoredPredictor(Predictor):
     def _read(
         cls, path: str | Path, space: SearchSpace, device_fingerprint: str
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return load_predictor_file(
+        header, arrays = load_predictor_file(
             path,
             space=space.name,
             device_fingerprint=device_fingerprint,
             kinds={cls.kind},
             feature_version=cls.FEATURE_VERSION,
         )
+        recorded = header["params"].get("space_features_version", 1)  # files from before it was recorded
+        if cls.USES_SPACE_FEATURES and recorded != space.FEATURES_VERSION:
+            raise PredictorMismatchError(
+                f"{path}: predictor was trained on {space.name} features version {recorded}; this "
+                f"{space.name} space computes features version {space.FEATURES_VERSION}; refit the predictor"
+            )
+        return header, arrays

@@ -64,6 +64,7 @@ class MLPEnsemblePredictor(StoredPredictor):
     kind = "mlp_ensemble"
     #: Version of the features (``SearchSpace.features``: one-hot genes, then value counts).
     FEATURE_VERSION = 1
+    USES_SPACE_FEATURES = True
 
     def __init__(
         self,

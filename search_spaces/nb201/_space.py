@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from torch import nn
 
 from nas import (
@@ -16,7 +17,7 @@ from nas import (
     SearchSpace,
 )
 from nas._architecture import GeneValue
-from search_spaces.nb201 import _layers
+from search_spaces.nb201 import _features, _layers
 from search_spaces.nb201._model import EdgeSpec, build_network, network_spec
 from search_spaces.nb201._ops import OPS
 
@@ -139,6 +140,17 @@ class NB201Space(SearchSpace):
             macs += self.cells_per_stage * cell_area * channels * channels * size * size
         macs += channels * self.num_classes  # classifier (channels is now 4C)
         return 2 * macs
+
+    FEATURES_VERSION = _features.VERSION
+
+    def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Live structure and isomorphism-class columns (:data:`_features.FEATURE_NAMES`); see
+        :mod:`search_spaces.nb201._features` for why and what they bought on the shared table."""
+        return _features.features(gene_indices)
+
+    def isomorphism_classes(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """NB201's isomorphism class (0..6465) of each cell: equal ids compute the same function."""
+        return _features.isomorphism_class(self.gene_indices(archs))
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """The cell as BRP-NAS's op-on-node DAG: node 0 ``input``, nodes 1-6 the six edge ops in

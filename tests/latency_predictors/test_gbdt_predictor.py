@@ -10,6 +10,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import GradientBoostingPredictor
+from latency_predictors.predictors._gbdt import ClassMemory
+from nas.tables import BenchmarkTable
 from nas import Architecture, Predictor, SearchSpace
 from nas.testing import PredictorContract
 from tests.latency_predictors.helpers import DEVICE, table_rows
@@ -70,10 +72,9 @@ def test_save_load_is_bit_identical_and_pickle_free(
     space = NB201Space()
     fitted = small(space, DEVICE).fit(archs, y)
     assert fitted.calibrated and fitted.n_fit == len(archs) and fitted.factor > 0
-    assert (
-        fitted.uses_flops
-        and fitted.n_features == space.features(archs[:1]).shape[1] + 1
-    )
+    # + FLOPs + the isomorphism-class memory
+    assert fitted.uses_flops and fitted.memory is not None
+    assert fitted.n_features == space.features(archs[:1]).shape[1] + 2
     lower, upper = fitted.predict_interval(archs)
     predicted = fitted.predict(archs)
     assert lower.shape == upper.shape == predicted.shape == (len(archs),)
@@ -127,3 +128,30 @@ def test_accuracy_and_coverage_on_nb201(
     assert np.mean(errors <= 0.10) > min_within_10
     coverage = np.mean((lower <= measured) & (measured <= upper))
     assert 0.85 <= coverage <= 0.96
+
+
+def test_class_memory_means_other_rows_of_the_class() -> None:
+    memory = ClassMemory.of(np.array([3, 3, 7, 3]), np.array([1.0, 2.0, 5.0, 6.0]))
+    np.testing.assert_allclose(memory.lookup(np.array([3, 7, 9])), [3.0, 5.0, np.nan])
+    # leave-one-out: each training row sees only the others of its class; alone -> NaN
+    loo = memory.lookup(np.array([3, 3, 7, 3]), leave_one_out=np.array([1.0, 2.0, 5.0, 6.0]))
+    np.testing.assert_allclose(loo, [4.0, 3.5, np.nan, 1.5])
+    assert np.isnan(ClassMemory.of(np.array([], dtype=int), np.array([])).lookup(np.array([1]))).all()
+
+
+def test_class_memory_matches_tables_copied_per_isomorphism_class(data_dir: Path) -> None:
+    """pi5_onnx holds one measurement per NB201 isomorphism class, copied to every member: a
+    held-out cell whose class was trained on is predicted from that class's value."""
+    space = NB201Space()
+    table = BenchmarkTable.load(data_dir / "nb201")
+    rows = np.random.default_rng(0).permutation(len(table.archs))[:1200]
+    archs = [space.parse(table.archs[i]) for i in rows]
+    y = table.column("latency_ms", "pi5_onnx")[rows]
+    train, test = slice(0, 900), slice(900, None)
+    fitted = GradientBoostingPredictor(space, DEVICE, n_estimators=150).fit(archs[:900], y[train])
+    classes = space.isomorphism_classes(archs)
+    seen = np.isin(classes[test], classes[train])
+    assert seen.sum() >= 50
+    error = np.abs(fitted.predict(archs[900:]) / y[test] - 1)
+    # measured: median error 1.0% for cells of a trained class, 1.6% for the others
+    assert np.median(error[seen]) < 0.75 * np.median(error[~seen])
