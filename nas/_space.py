@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,6 +75,11 @@ class SearchSpace(ABC):
     #: Version of :meth:`features`' columns; predictors record it and refuse another one. A space
     #: that adds or changes columns (in :meth:`derived_features`) bumps it.
     FEATURES_VERSION: ClassVar[int] = 1
+    #: Whether each gene value contributes layers of its own whose shapes the macro fixes (NB201,
+    #: FBNet; not OFA, whose depths and resolution reshape other genes' layers): then layer-key
+    #: counts and ``flops(arch)`` are a constant plus one term per gene value, and predictors
+    #: turn them into one product with :meth:`encode` (:meth:`flops_many`, ``LayerSumPredictor``).
+    ADDS_UP_OVER_GENES: ClassVar[bool] = False
 
     @abstractmethod
     def genes(self) -> tuple[Gene, ...]:
@@ -190,12 +195,12 @@ class SearchSpace(ABC):
     def gene_indices(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Each architecture's choice index per gene, shape (len(archs), genes), int64: the
         vectorisable form every feature is computed from."""
+        foreign = {arch.space for arch in archs} - {self.name}
+        if foreign:
+            raise ArchitectureError(f"{self.name} cannot encode a {sorted(foreign)[0]!r} architecture")
         lookups = self._choice_index
-        rows = []
-        for arch in archs:
-            if arch.space != self.name:
-                raise ArchitectureError(f"{self.name} cannot encode a {arch.space!r} architecture")
-            rows.append([lookup[value] for lookup, (_, value) in zip(lookups, arch.genes)])
+        # one list comprehension: the per-architecture Python work bounds batch prediction speed
+        rows = [[lookup[value] for lookup, (_, value) in zip(lookups, arch.genes)] for arch in archs]
         return np.array(rows, dtype=np.int64).reshape(len(archs), len(lookups))
 
     def encode(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -203,9 +208,42 @@ class SearchSpace(ABC):
         return self._one_hot(self.gene_indices(archs))
 
     def active_genes(self, arch: Architecture) -> tuple[str, ...]:
-        """The genes that shape ``arch``'s network: all of them, unless the space skips some
-        (OFA's layers beyond a stage's depth)."""
-        return tuple(g.name for g in self.genes())
+        """The genes that shape ``arch``'s network, in declaration order (see :meth:`active_mask`)."""
+        mask = self.active_mask(self.gene_indices([arch]))[0]
+        return tuple(g.name for g, active in zip(self.genes(), mask) if active)
+
+    def active_mask(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Which genes shape each network, bool, the shape of ``gene_indices``: all of them,
+        unless the space skips some (OFA's layers beyond a stage's depth)."""
+        return np.ones(gene_indices.shape, dtype=bool)
+
+    def flops_many(self, archs: Sequence[Architecture], gene_indices: np.ndarray | None = None) -> np.ndarray | None:
+        """FLOPs of each architecture (float64), or ``None`` for a space without a ``flops(arch)``
+        method. With :attr:`ADDS_UP_OVER_GENES` one product of the one-hot genes (from
+        ``gene_indices`` when the caller has them) and a cost per choice derived from ``flops``
+        once, so predictors can afford it on whole batches."""
+        flops = getattr(self, "flops", None)
+        if flops is None:
+            return None
+        if not self.ADDS_UP_OVER_GENES:
+            return np.array([float(flops(arch)) for arch in archs], dtype=np.float64)
+        indices = self.gene_indices(archs) if gene_indices is None else gene_indices
+        constant, costs = self._flops_per_choice
+        return constant + self._one_hot(indices).astype(np.float64) @ costs
+
+    def per_choice(self, cost: Callable[[Architecture], float]) -> tuple[float, np.ndarray]:
+        """``(constant, cost per one-hot column)`` of a ``cost`` that adds up over genes: each
+        choice's difference from the first choices' network. Exact only with
+        :attr:`ADDS_UP_OVER_GENES`; then ``cost(a) == constant + encode([a]) @ costs``."""
+        genes = self.genes()
+        base = {g.name: g.choices[0] for g in genes}
+        constant = float(cost(self.architecture(base)))
+        costs = [float(cost(self.architecture({**base, g.name: value}))) - constant for g in genes for value in g.choices]
+        return constant, np.array(costs)
+
+    @cached_property
+    def _flops_per_choice(self) -> tuple[float, np.ndarray]:
+        return self.per_choice(self.flops)  # type: ignore[attr-defined]
 
     def count_feature_names(self) -> list[str]:
         """Names of :meth:`count_features`' columns, ``<first gene of the group>~<value>``."""
@@ -214,13 +252,16 @@ class SearchSpace(ABC):
     def count_features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """How often each value occurs among the active genes that share one set of choices:
         op counts for NB201 and FBNet, kernel-size and expand-ratio counts for OFA."""
-        return self._counts(self.gene_indices(archs), archs)
+        return self._counts(self.gene_indices(archs))
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Predictor features: one-hot genes, value counts, then the space's
         :meth:`derived_features` (version :attr:`FEATURES_VERSION`); float32."""
-        indices = self.gene_indices(archs)
-        return np.hstack([self._one_hot(indices), self._counts(indices, archs), self.derived_features(indices)])
+        return self.features_of(self.gene_indices(archs))
+
+    def features_of(self, gene_indices: np.ndarray) -> np.ndarray:
+        """:meth:`features` from :meth:`gene_indices` (for callers that need the indices too)."""
+        return np.hstack([self._one_hot(gene_indices), self._counts(gene_indices), self.derived_features(gene_indices)])
 
     def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
         """Extra predictor columns a space computes from :meth:`gene_indices` (structure the
@@ -237,22 +278,17 @@ class SearchSpace(ABC):
         features[np.arange(len(indices))[:, None], offsets[:-1] + indices] = 1.0
         return features
 
-    def _counts(self, indices: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
+    def _counts(self, indices: np.ndarray) -> np.ndarray:
         groups = self._choice_groups()
         column = {key: k for k, key in enumerate((choices, v) for choices in groups for v in choices)}
         genes = self.genes()
         group_of = {name: choices for choices, names in groups.items() for name in names}
         lookup = [np.array([column[(group_of[g.name], v)] for v in g.choices]) for g in genes]
         target = np.stack([lookup[k][indices[:, k]] for k in range(len(genes))], 1).reshape(len(indices), len(genes))
-        weight = np.ones(target.shape, dtype=np.float32)
-        if type(self).active_genes is not SearchSpace.active_genes:  # some genes may be skipped
-            names = [g.name for g in genes]
-            for row, arch in enumerate(archs):
-                active = set(self.active_genes(arch))
-                weight[row] = [name in active for name in names]
-        features = np.zeros((len(indices), len(column)), dtype=np.float32)
-        np.add.at(features, (np.repeat(np.arange(len(indices)), len(genes)), target.ravel()), weight.ravel())
-        return features
+        weight = self.active_mask(indices).astype(np.float32)
+        cells = (np.arange(len(indices))[:, None] * len(column) + target).ravel()
+        counts = np.bincount(cells, weights=weight.ravel(), minlength=len(indices) * len(column))
+        return counts.reshape(len(indices), len(column)).astype(np.float32)
 
     def _choice_groups(self) -> dict[tuple[GeneValue, ...], list[str]]:
         groups: dict[tuple[GeneValue, ...], list[str]] = {}

@@ -106,6 +106,15 @@ class SearchSpaceContract:
         assert features.shape == (len(archs), space.encode(archs).shape[1] + counts.shape[1] + derived.shape[1])
         np.testing.assert_array_equal(features, np.vstack([space.features([a]) for a in archs]))
 
+    def test_batched_flops_equal_flops_one_at_a_time(self, space: SearchSpace) -> None:
+        archs = [*_sampled(space), space.smallest(), space.largest()]
+        many = space.flops_many(archs)
+        if not callable(getattr(space, "flops", None)):
+            assert many is None
+            return
+        assert many is not None and many.dtype == np.float64
+        np.testing.assert_array_equal(many, [float(space.flops(a)) for a in archs])  # type: ignore[attr-defined]
+
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
         again = [space.sample(np.random.default_rng(7)) for _ in range(5)]

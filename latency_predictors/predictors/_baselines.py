@@ -40,8 +40,8 @@ def check_space(space: SearchSpace, archs: Sequence[Architecture]) -> None:
 class FlopsPredictor(StoredPredictor):
     """``log y = intercept + slope * log FLOPs``, least squares on measured architectures.
 
-    FLOPs come from ``space.flops(arch)`` when the space has it (FBNet, computed from its macro),
-    else from :class:`nas.objectives.Flops` on the built network; they are cached per architecture
+    FLOPs come from ``space.flops_many`` when the space counts them (NB201, FBNet: from the
+    macro), else from :class:`nas.objectives.Flops` on the built network, cached per architecture
     string for this predictor's lifetime. A baseline: latency on most devices is far from a
     function of FLOPs alone.
     """
@@ -59,22 +59,20 @@ class FlopsPredictor(StoredPredictor):
         self._flops: dict[str, float] = {}
 
     def flops(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """FLOPs of each architecture (cached per string)."""
+        """FLOPs of each architecture: ``space.flops_many`` where the space counts them, else
+        counted on the built network (cached per string)."""
         check_space(self.search_space, archs)
-        counter = None
+        counted = self.search_space.flops_many(archs)
+        if counted is not None:
+            return counted
+        from nas.objectives import Flops
+
+        counter = Flops()
         values = np.empty(len(archs), dtype=np.float64)
         for row, arch in enumerate(archs):
             value = self._flops.get(arch.string)
             if value is None:
-                if hasattr(self.search_space, "flops"):
-                    value = float(self.search_space.flops(arch))
-                else:
-                    if counter is None:
-                        from nas.objectives import Flops
-
-                        counter = Flops()
-                    value = float(counter(Candidate(arch, self.search_space)))
-                self._flops[arch.string] = value
+                value = self._flops[arch.string] = float(counter(Candidate(arch, self.search_space)))
             values[row] = value
         return values
 

@@ -42,6 +42,7 @@ reloaded predictor predicts bit-identically.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ from nas import Architecture, SearchSpace
 
 #: Fewest rows ``fit`` needs to calibrate intervals on out-of-fold residuals.
 MIN_CALIBRATION_FIT = 20
+#: Batches of at least this many rows are predicted on every core.
+PARALLEL_ROWS = 4096
 
 
 def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
@@ -175,11 +178,11 @@ class GradientBoostingPredictor(StoredPredictor):
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The model's input rows: ``space.features`` then (when the space has it) FLOPs."""
         check_space(self.search_space, archs)
-        features = np.asarray(self.search_space.features(archs), dtype=np.float64)
+        indices = self.search_space.gene_indices(archs)
+        features = np.asarray(self.search_space.features_of(indices), dtype=np.float64)
         if self.uses_flops:
-            flops = np.array(
-                [float(self.search_space.flops(a)) for a in archs], dtype=np.float64
-            )
+            flops = self.search_space.flops_many(archs, indices)
+            assert flops is not None  # uses_flops: the space has flops()
             features = np.hstack([features, flops[:, None]])
         return features
 
@@ -223,7 +226,10 @@ class GradientBoostingPredictor(StoredPredictor):
         )
 
     def _raw(self, booster: Any, x: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.predict(x, num_threads=1), dtype=np.float64)
+        # Rows are independent, so threads change speed, not values; below a few thousand
+        # rows starting the thread pool costs more than it saves.
+        threads = 1 if len(x) < PARALLEL_ROWS else (os.cpu_count() or 1)
+        return np.asarray(booster.predict(x, num_threads=threads), dtype=np.float64)
 
     def fit(
         self, archs: Sequence[Architecture], y: np.ndarray

@@ -11,6 +11,11 @@ least squares with a small ridge on the costs:
 Keys present in every training network in equal number are indistinguishable from the intercept;
 the ridge resolves that tie by putting their cost into the (unpenalised) intercept.
 
+In a space whose gene values each add layers of their own (``ADDS_UP_OVER_GENES``: NB201, FBNet)
+the sum is linear in the one-hot genes, so once every key has a cost a prediction is one product
+with ``space.encode`` (hundreds of thousands of networks a second) instead of a layer list per
+network; other spaces (OFA) count keys per network, cached per architecture string.
+
 Keys never seen in training (nor in the layer table) are handled by ``unseen``:
 
 * ``"error"`` (default): :meth:`predict` raises :class:`UnseenLayerError` naming them. Silently
@@ -80,6 +85,7 @@ class LayerSumPredictor(StoredPredictor):
         self.intercept = 0.0
         self._column: dict[str, int] = {}
         self._rows: dict[str, dict[str, int]] = {}  # arch string -> key counts
+        self._linear: tuple[float, np.ndarray] | None = None  # see _per_choice_costs
 
     # counting
 
@@ -112,6 +118,26 @@ class LayerSumPredictor(StoredPredictor):
         self.costs = np.asarray(costs, dtype=np.float64)
         self.intercept = float(intercept)
         self._column = {key: i for i, key in enumerate(self.keys)}
+        self._linear = None
+
+    def _per_choice_costs(self) -> tuple[float, np.ndarray] | None:
+        """``(constant, cost per one-hot gene column)`` when the space adds up over genes
+        (``ADDS_UP_OVER_GENES``) and every key of every choice has a cost: a prediction is then
+        one product with ``space.encode``, with no per-network layer lists. ``None`` otherwise."""
+        space = self.search_space
+        if not space.ADDS_UP_OVER_GENES:
+            return None
+        if self._linear is None:
+            assert self.costs is not None
+            base = {g.name: g.choices[0] for g in space.genes()}
+            variants = [base, *({**base, g.name: v} for g in space.genes() for v in g.choices)]
+            if any(key not in self._column for genes in variants for key in self.key_counts(space.architecture(genes))):
+                return None
+            costs, column = self.costs, self._column
+            self._linear = space.per_choice(
+                lambda arch: sum(n * costs[column[key]] for key, n in self.key_counts(arch).items())
+            )
+        return self._linear
 
     # Predictor
 
@@ -185,6 +211,10 @@ class LayerSumPredictor(StoredPredictor):
         if self.costs is None:
             raise RuntimeError("LayerSumPredictor.predict before fit, from_layer_table or load")
         check_space(self.search_space, archs)
+        linear = self._per_choice_costs()
+        if linear is not None:
+            constant, per_choice = linear
+            return constant + self.intercept + self.search_space.encode(archs).astype(np.float64) @ per_choice
         counts, unknown = self._matrix(archs, self._column)
         values = counts @ self.costs + self.intercept
         if unknown:

@@ -44,6 +44,9 @@ class FBNetSpace(SearchSpace):
     """
 
     name = "fbnet"
+    #: each layer's input size and channels are fixed by the macro, so a block costs the same
+    #: wherever the other layers' blocks change
+    ADDS_UP_OVER_GENES = True
 
     def __init__(self, macro: str | FBNetMacro = "cifar100", num_classes: int | None = None) -> None:
         if isinstance(macro, str):

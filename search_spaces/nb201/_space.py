@@ -142,6 +142,8 @@ class NB201Space(SearchSpace):
         return 2 * macs
 
     FEATURES_VERSION = _features.VERSION
+    # every op costs the same on every edge, and the macro fixes each cell's shape
+    ADDS_UP_OVER_GENES = True
 
     def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
         """Live structure and isomorphism-class columns (:data:`_features.FEATURE_NAMES`); see

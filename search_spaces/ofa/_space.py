@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from torch import nn
 
 from nas import (
@@ -93,14 +95,17 @@ class OFASpace(SearchSpace):
                 result[E_GENES[index]] = EXPAND_RATIOS[0]
         return result
 
-    def active_genes(self, arch: Architecture) -> tuple[str, ...]:
-        """Kernel and expand genes of the layers the depths keep, then depths and resolution."""
-        layers = [
-            index
-            for stage, gene in enumerate(D_GENES)
-            for index in range(stage * MAX_DEPTH, stage * MAX_DEPTH + int(arch[gene]))
-        ]
-        return (*(KS_GENES[i] for i in layers), *(E_GENES[i] for i in layers), *D_GENES, "r")
+    def active_mask(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Kernel and expand genes of the layers the depths keep, and every depth and the
+        resolution: layer ``i`` of stage ``s`` is active when ``i % 4 < d_s``."""
+        column = {g.name: k for k, g in enumerate(self._genes)}
+        depths = np.asarray(DEPTHS)[gene_indices[:, [column[g] for g in D_GENES]]]  # (n, stages)
+        layer = np.arange(NUM_LAYERS)
+        kept = layer[None, :] % MAX_DEPTH < depths[:, layer // MAX_DEPTH]  # (n, layers)
+        mask = np.ones(gene_indices.shape, dtype=bool)
+        mask[:, [column[g] for g in KS_GENES]] = kept
+        mask[:, [column[g] for g in E_GENES]] = kept
+        return mask
 
     def format(self, genes: Mapping[str, GeneValue]) -> str:
         document = {

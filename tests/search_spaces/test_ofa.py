@@ -370,3 +370,13 @@ def test_count_features_ignore_layers_the_depths_skip() -> None:
     assert small["ks_0~3"] == 10 and small["e_0~3"] == 10 and small["d_0~2"] == 5  # 5 stages x 2 layers
     assert large["ks_0~7"] == 20 and large["e_0~6"] == 20 and large["d_0~4"] == 5
     assert sum(v for k, v in small.items() if k.startswith("ks_0~")) == 10
+
+
+def test_active_genes_are_the_layers_each_depth_keeps(space: OFASpace) -> None:
+    arch = space.architecture({**space.smallest().params, "d_0": 3, "d_2": 4})
+    active = set(space.active_genes(arch))
+    # stage 0 keeps layers 0-2, stage 1 (depth 2) layers 4-5, stage 2 layers 8-11
+    kept = {0, 1, 2, 4, 5, 8, 9, 10, 11, 12, 13, 16, 17}
+    assert {int(g.split("_")[1]) for g in active if g.startswith("ks_")} == kept
+    assert {int(g.split("_")[1]) for g in active if g.startswith("e_")} == kept
+    assert {f"d_{s}" for s in range(5)} | {"r"} <= active
