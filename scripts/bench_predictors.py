@@ -6,9 +6,10 @@
 For each space's table (nb201, fbnet, ofa), metric (latency_ms, energy_mj) and device column, for
 each training size and seed: draw the training rows with numpy's Generator(seed) among rows with a
 value, fit every family, predict every other row, and score it (nas.predictor_metrics). Families
-are hwnas's (layer_sum, gbdt, mlp) and two baselines: `flops` (log-log in FLOPs) and
+are hwnas's (layer_sum, gbdt, mlp, gnn) and two baselines: `flops` (log-log in FLOPs) and
 `onehot_boosting` (scikit-learn's gradient boosting on one-hot genes only, the plain baseline).
-Writes every record to --out-json and a Markdown summary (mean over seeds) to --out-md.
+Writes every record to --out-json as it goes (a rerun with the same --out-json resumes, skipping
+what is there) and a Markdown summary (mean over seeds) to --out-md.
 """
 
 from __future__ import annotations
@@ -25,13 +26,22 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from latency_predictors import FlopsPredictor, GradientBoostingPredictor, LayerSumPredictor, MLPEnsemblePredictor
+from latency_predictors import (
+    FlopsPredictor,
+    GradientBoostingPredictor,
+    GraphPredictor,
+    LayerSumPredictor,
+    MLPEnsemblePredictor,
+)
+from latency_predictors.predictors import UnseenLayerError
 from nas import Architecture, SearchSpace
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 
 REPO = Path(__file__).resolve().parents[1]
+#: What identifies a record (and what --out-json resumes by).
+KEY = ("space", "metric", "device", "n_train", "seed", "family")
 SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
 
 
@@ -54,13 +64,35 @@ FAMILIES: dict[str, Callable[[SearchSpace, int], object]] = {
     "layer_sum": lambda space, seed: LayerSumPredictor(space, "bench", unseen="kind_mean"),
     "gbdt": lambda space, seed: GradientBoostingPredictor(space, "bench", seed=seed),
     "mlp": lambda space, seed: MLPEnsemblePredictor(space, "bench", seed=seed),
+    "gnn": lambda space, seed: GraphPredictor(space, "bench", seed=seed),
     "flops": lambda space, seed: FlopsPredictor(space, "bench"),
     "onehot_boosting": lambda space, seed: OneHotBoosting(space, "bench", seed=seed),
 }
 
 
+def score(family: str, space: SearchSpace, archs: list[Architecture], values: np.ndarray,
+          train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, object]:  # fmt: skip
+    """Fit ``family`` on ``train`` rows and score it (with interval coverage where it gives one)
+    on ``test`` rows; a layer-sum model facing layer keys no training network had is reported
+    with its error, not scored."""
+    started = time.perf_counter()
+    predictor = FAMILIES[family](space, seed)
+    predictor.fit([archs[i] for i in train], values[train])
+    fit_s = time.perf_counter() - started
+    test_archs = [archs[i] for i in test]
+    try:
+        predicted = predictor.predict(test_archs)
+    except UnseenLayerError as error:
+        return {"fit_seconds": fit_s, "spearman": None, "within_10pct": None, "error": str(error)[:200]}
+    interval = predictor.predict_interval(test_archs) if hasattr(predictor, "predict_interval") else (None, None)
+    return {"fit_seconds": fit_s, **prediction_metrics(values[test], predicted, *interval)}
+
+
 def run(args: argparse.Namespace) -> list[dict[str, object]]:
-    records = []
+    """Every record, resuming from ``args.out_json`` (records already there are kept, not redone)
+    and rewriting it after each new record."""
+    records: list[dict[str, object]] = json.loads(args.out_json.read_text()) if args.out_json.exists() else []
+    done = {tuple(r[k] for k in KEY) for r in records}
     for space_name in args.spaces:
         space = SPACES[space_name]()
         table = BenchmarkTable.load(args.data_dir / space_name)
@@ -76,17 +108,14 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
                         order = np.random.default_rng(seed).permutation(usable)
                         train, test = order[:size], order[size:]
                         for family in args.families:
-                            started = time.perf_counter()
-                            predictor = FAMILIES[family](space, seed)
-                            predictor.fit([archs[i] for i in train], values[train])
-                            fit_s = time.perf_counter() - started
-                            predicted = predictor.predict([archs[i] for i in test])
-                            record = {"space": space_name, "metric": metric, "device": device, "n_train": size,
-                                      "seed": seed, "family": family, "fit_seconds": fit_s,
-                                      **prediction_metrics(values[test], predicted)}  # fmt: skip
+                            key = (space_name, metric, device, size, seed, family)
+                            if key in done:
+                                continue
+                            record = {**dict(zip(KEY, key)), **score(family, space, archs, values, train, test, seed)}
                             records.append(record)
-                            print(json.dumps({k: record[k] for k in ("space", "device", "n_train", "seed", "family",
-                                                                      "spearman", "within_10pct")}), flush=True)  # fmt: skip
+                            args.out_json.write_text(json.dumps(records, indent=1) + "\n")
+                            print(json.dumps({k: record.get(k) for k in (*KEY, "spearman", "within_10pct", "coverage")}),
+                                  flush=True)  # fmt: skip
     return records
 
 
@@ -96,7 +125,7 @@ def markdown(records: list[dict[str, object]]) -> str:
     families: list[str] = []
     for r in records:
         key = (r["space"], r["metric"], r["device"], r["n_train"])
-        groups[key][r["family"]].append((r["spearman"] or float("nan"), r["within_10pct"]))
+        groups[key][r["family"]].append((r["spearman"] or float("nan"), r["within_10pct"] or float("nan")))
         if r["family"] not in families:
             families.append(r["family"])
     lines = ["| space | metric | device | n_train | " + " | ".join(families) + " |",
@@ -127,7 +156,6 @@ def main() -> None:
     parser.add_argument("--out-md", type=Path, default=Path("bench_predictors.md"))
     args = parser.parse_args()
     records = run(args)
-    args.out_json.write_text(json.dumps(records, indent=1) + "\n")
     args.out_md.write_text(markdown(records))
     print(markdown(records))
 
