@@ -40,13 +40,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from latency_predictors import GradientBoostingPredictor, MLPEnsemblePredictor
+from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
 from nas import SearchSpace
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable
-from search_spaces import FBNetSpace, NB201Space, OFASpace
 
 REPO = Path(__file__).resolve().parents[1]
-SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
 FAMILIES: dict[str, Callable[[SearchSpace], object]] = {
     # two calibration folds: the intervals are not scored here, only the centre
     "gbdt": lambda space: GradientBoostingPredictor(space, "ceiling", n_estimators=1000, calibration_folds=2),

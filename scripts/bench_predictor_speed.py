@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +48,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_predictor_speed.json"))
     args = parser.parse_args()
     _pin_threads(args.threads)
-    sys.path.insert(0, str(REPO))
     records = run(args)
     args.out.write_text(json.dumps(records, indent=1) + "\n")
     print(markdown(records))
@@ -58,30 +56,15 @@ def main() -> None:
 def run(args: argparse.Namespace) -> list[dict[str, object]]:
     import numpy as np
     import torch
+    from bench_predictors import FAMILIES, SPACES  # after _pin_threads: it imports torch and BLAS
 
-    from latency_predictors import (
-        FlopsPredictor,
-        GradientBoostingPredictor,
-        GraphPredictor,
-        LayerSumPredictor,
-        MLPEnsemblePredictor,
-    )
     from latency_predictors.predictors import UnseenLayerError
     from nas.tables import BenchmarkTable
-    from search_spaces import FBNetSpace, NB201Space, OFASpace
 
     torch.set_num_threads(args.threads)
-    spaces: dict[str, Callable] = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
-    families: dict[str, Callable] = {
-        "layer_sum": lambda s: LayerSumPredictor(s, "bench", unseen="kind_mean"),
-        "gbdt": lambda s: GradientBoostingPredictor(s, "bench"),
-        "mlp": lambda s: MLPEnsemblePredictor(s, "bench"),
-        "gnn": lambda s: GraphPredictor(s, "bench"),
-        "flops": lambda s: FlopsPredictor(s, "bench"),
-    }
     records = []
     for space_name in args.spaces:
-        space = spaces[space_name]()
+        space = SPACES[space_name]()
         table = BenchmarkTable.load(args.data_dir / space_name)
         device = args.device or table.devices("latency_ms")[0]
         values = table.column("latency_ms", device)
@@ -94,7 +77,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
             if family == "flops" and space.flops_many([]) is None:
                 print(f"{space_name} flops: skipped, FLOPs are counted on built networks here", flush=True)
                 continue
-            predictor = families[family](space).fit(train, values[rows])
+            predictor = FAMILIES[family](space, 0).fit(train, values[rows])
             try:
                 predictor.predict(batch[:1000])  # warm caches (class tables, lazy imports)
             except UnseenLayerError as error:  # OFA: 900 networks leave most layer keys unseen

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,6 @@ class LayerSumPredictor(StoredPredictor):
         self.intercept = 0.0
         self._column: dict[str, int] = {}
         self._rows: dict[str, dict[str, int]] = {}  # arch string -> key counts
-        self._linear: tuple[float, np.ndarray] | None = None  # see _per_choice_costs
 
     # counting
 
@@ -118,26 +118,25 @@ class LayerSumPredictor(StoredPredictor):
         self.costs = np.asarray(costs, dtype=np.float64)
         self.intercept = float(intercept)
         self._column = {key: i for i, key in enumerate(self.keys)}
-        self._linear = None
+        self.__dict__.pop("_per_choice_costs", None)  # derived from the costs just set
 
+    @cached_property
     def _per_choice_costs(self) -> tuple[float, np.ndarray] | None:
         """``(constant, cost per one-hot gene column)`` when the space adds up over genes
         (``ADDS_UP_OVER_GENES``) and every key of every choice has a cost: a prediction is then
-        one product with ``space.encode``, with no per-network layer lists. ``None`` otherwise."""
+        one product with ``space.encode``, with no per-network layer lists. ``None`` otherwise.
+        Computed once per set of costs, whichever the answer (predict is a hot path)."""
         space = self.search_space
         if not space.ADDS_UP_OVER_GENES:
             return None
-        if self._linear is None:
-            assert self.costs is not None
-            base = {g.name: g.choices[0] for g in space.genes()}
-            variants = [base, *({**base, g.name: v} for g in space.genes() for v in g.choices)]
-            if any(key not in self._column for genes in variants for key in self.key_counts(space.architecture(genes))):
-                return None
-            costs, column = self.costs, self._column
-            self._linear = space.per_choice(
+        assert self.costs is not None
+        costs, column = self.costs, self._column
+        try:
+            return space.per_choice(
                 lambda arch: sum(n * costs[column[key]] for key, n in self.key_counts(arch).items())
             )
-        return self._linear
+        except KeyError:  # some choice has a layer key without a cost: count keys per network
+            return None
 
     # Predictor
 
@@ -211,7 +210,7 @@ class LayerSumPredictor(StoredPredictor):
         if self.costs is None:
             raise RuntimeError("LayerSumPredictor.predict before fit, from_layer_table or load")
         check_space(self.search_space, archs)
-        linear = self._per_choice_costs()
+        linear = self._per_choice_costs
         if linear is not None:
             constant, per_choice = linear
             return constant + self.intercept + self.search_space.encode(archs).astype(np.float64) @ per_choice
