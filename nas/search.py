@@ -3,11 +3,14 @@
 One trial: ask Optuna for genes -> validate them into an Architecture -> evaluate every objective
 and recorded metric, cheapest first -> set constraint values -> tell. An objective that fails or
 returns NaN fails only its trial (the reason is kept in the trial's user attributes); a worker that
-dies leaves a RUNNING trial, which the next run on the same host marks failed and asks again.
+dies leaves a RUNNING trial, which the next run on the same host marks failed and asks again (a
+trial that never got its worker's tag, because the worker died right after asking, is recognised
+by its age instead, from any host).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import socket
@@ -56,6 +59,9 @@ class Search:
     constraints: Sequence[Constraint] = ()
     metrics: Sequence[Objective] = ()
     max_consecutive_failures: int = 20
+    # A worker tags its trial milliseconds after asking for it; a RUNNING trial still untagged
+    # after this long belongs to a worker that died in between.
+    untagged_grace_s: float = 60.0
     _reuse: dict[str, optuna.trial.FrozenTrial] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -191,13 +197,19 @@ class Search:
         return values
 
     def _recover_dead_workers(self, study: optuna.Study) -> None:
-        """Fail trials left RUNNING by a dead process of this host and ask their genes again."""
+        """Fail trials left RUNNING by a dead process of this host, or untagged for longer than
+        ``untagged_grace_s``, and ask their genes again."""
         host = socket.gethostname()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = trial.user_attrs.get(WORKER_KEY, "")
-            worker_host, pid, token = (worker.split(":") + ["", "", ""])[:3]
-            if worker_host != host or not pid.isdigit() or _alive(int(pid), token):
-                continue
+            worker = trial.user_attrs.get(WORKER_KEY)
+            if worker is None:
+                if _age_s(trial) < self.untagged_grace_s:
+                    continue
+                worker = "(untagged)"
+            else:
+                worker_host, pid, token = (worker.split(":") + ["", "", ""])[:3]
+                if worker_host != host or not pid.isdigit() or _alive(int(pid), token):
+                    continue
             optuna.Trial(study, trial._trial_id).set_user_attr(FAIL_KEY, f"worker {worker} died")
             study.tell(trial.number, state=TrialState.FAIL)
             # skip_if_exists would find the dead trial's own params and skip.
@@ -211,6 +223,14 @@ _TOKEN = uuid.uuid4().hex[:8]
 
 def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _age_s(trial: optuna.trial.FrozenTrial) -> float:
+    started = trial.datetime_start
+    if started is None:
+        return 0.0
+    # RDB storages keep naive local times, journal storages aware UTC ones.
+    return (datetime.datetime.now(tz=started.tzinfo) - started).total_seconds()
 
 
 def _worker_id() -> str:

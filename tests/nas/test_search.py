@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nas import Constraint
 from nas.pareto import non_dominated_mask
 from nas.results import pareto_rows, trials_table
-from nas.search import FAIL_KEY, Search, SearchSetupError
+from nas.search import FAIL_KEY, WORKER_KEY, Search, SearchSetupError
 
 from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
 
@@ -174,8 +174,10 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
             study = optuna.load_study(study_name="toy", storage=storage)
         except KeyError:
             continue
-        states = [t.state for t in study.get_trials()]
-        if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING:
+        trials = study.get_trials()
+        states = [t.state for t in trials]
+        # Tagged: the untagged case (killed between ask and tag) has its own test below.
+        if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING and WORKER_KEY in trials[-1].user_attrs:
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -191,6 +193,23 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs[FAIL_KEY]
     assert {n: v for n, v in ((t.number, t.values) for t in trials) if n in finished} == finished
     assert trials[-2].params == running[0].params  # the lost trial's genes were asked again
+
+
+@pytest.mark.parametrize("grace_s, recovered", [(0.0, True), (3600.0, False)])
+def test_trial_of_worker_killed_before_tagging_is_recovered_after_the_grace(
+    tmp_path: Path, grace_s: float, recovered: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    search = make_search(storage=url, objectives=[Capacity("capacity"), _Fast("slow")])
+    search.untagged_grace_s = grace_s
+    orphan = search.study().ask(search.space.distributions())  # asked, never tagged nor told
+    study = search.run(n_trials=4, show_progress=False)
+    left = study.get_trials()[orphan.number]
+    if recovered:
+        assert left.state == TrialState.FAIL and "(untagged) died" in left.user_attrs[FAIL_KEY]
+        assert any(t.params == left.params for t in study.get_trials()[orphan.number + 1 :])
+    else:  # young enough to be a live worker elsewhere, busy between ask and tag
+        assert left.state == TrialState.RUNNING
 
 
 class _Fast(ParamCount):
