@@ -177,8 +177,10 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
         trials = study.get_trials()
         states = [t.state for t in trials]
         # Tagged: the untagged case (killed between ask and tag) has its own test below.
-        if states.count(TrialState.COMPLETE) >= 3 and states[-1] == TrialState.RUNNING and WORKER_KEY in trials[-1].user_attrs:
-            break
+        last = trials[-1] if trials else None
+        if states.count(TrialState.COMPLETE) >= 3 and last.state == TrialState.RUNNING:
+            if WORKER_KEY in last.user_attrs:
+                break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     study = optuna.load_study(study_name="toy", storage=storage)
