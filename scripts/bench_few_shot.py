@@ -9,7 +9,9 @@ that device's pool rows only. For each device as target: its sources are every o
 (for an energy task also the latency columns, except the target device's own latency column);
 ``k`` training rows are drawn with ``default_rng([seed, 2, k])`` among the target's rows outside
 the pool; the test set is every other target row outside the pool, so no source measurement of a
-test architecture is ever used. Scores: Spearman, within_10pct and interval coverage on the test
+test architecture is ever used. A column that copied one measurement per isomorphism class
+(``nas.tables.measured_rows``) is fitted and predicted on the rows actually measured, and a target
+row whose measured architecture some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage on the test
 rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
@@ -30,7 +32,7 @@ import numpy as np
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
 from nas import SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable
+from nas.tables import BenchmarkTable, measured_rows
 from search_spaces import FBNetSpace, NB201Space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +79,7 @@ def few_shot_benchmark(
         space = SPACES[space_name]()
         table = BenchmarkTable.load(data_dir / space_name)
         archs = [space.parse(s) for s in table.archs]
+        classes = space.isomorphism_classes(archs)
         # every column that may serve as a source: the task's metric, and latency for energy
         columns = [(metric, d) for d in table.devices(metric)]
         if metric != "latency_ms":
@@ -85,24 +88,28 @@ def few_shot_benchmark(
             pool = np.sort(np.random.default_rng([seed, 1]).permutation(len(archs))[:n_source])
             features: dict[tuple[str, str], np.ndarray] = {}
             predictors: dict[tuple[str, str], GradientBoostingPredictor] = {}
+            seen = [pool]
             started = time.perf_counter()
             for column in columns:
                 values = table.column(*column)
                 rows = pool[_usable(values[pool])]
+                measured = measured_rows(values, classes)[rows]
+                seen.append(measured)
                 source = GradientBoostingPredictor(space, f"{column[0]}:{column[1]}", n_estimators=n_estimators, seed=seed)
-                source.fit([archs[i] for i in rows], values[rows])
+                source.fit([archs[i] for i in measured], values[rows])
                 predictors[column] = source
                 features[column] = np.log(np.maximum(source.predict(archs), 1e-9))
             log(f"{task} seed {seed}: {len(columns)} source predictors in {time.perf_counter() - started:.0f} s")
             outside = np.ones(len(archs), dtype=bool)
-            outside[pool] = False
+            outside[np.concatenate(seen)] = False
             for device in table.devices(metric):
                 if devices and device not in devices:
                     continue
                 names = [c for c in columns if c[1] != device]  # never the target device's own columns
                 values = table.column(metric, device)
-                candidates = np.flatnonzero(_usable(values) & outside)
-                z = np.column_stack([features[c] for c in names])
+                measured = measured_rows(values, classes)
+                candidates = np.flatnonzero(_usable(values) & outside & outside[measured])
+                z = np.column_stack([features[c] for c in names])[measured]
                 for k in ks:
                     train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
                     test = np.setdiff1d(candidates, train)
@@ -112,8 +119,8 @@ def few_shot_benchmark(
                     lower, upper = np.exp(centre - few.factor), np.exp(centre + few.factor)
                     scores = prediction_metrics(values[test], np.exp(centre), lower, upper)
                     baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
-                    baseline.fit([archs[i] for i in train], values[train])
-                    alone = prediction_metrics(values[test], baseline.predict([archs[i] for i in test]))
+                    baseline.fit([archs[i] for i in measured[train]], values[train])
+                    alone = prediction_metrics(values[test], baseline.predict([archs[i] for i in measured[test]]))
                     records.append(FewShotRecord(
                         space_name, metric, device, k, seed, n_source, len(test),
                         tuple(f"{m}:{d}" for m, d in names), float(scores["spearman"]),

@@ -43,7 +43,7 @@ from latency_predictors import GradientBoostingPredictor, MLPEnsemblePredictor
 from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
 from nas import SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable
+from nas.tables import BenchmarkTable, measured_rows
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES: dict[str, Callable[[SearchSpace], object]] = {
@@ -124,6 +124,7 @@ def main() -> None:
     space = SPACES[args.space]()
     table = BenchmarkTable.load(args.data_dir / args.space)
     archs = [space.parse(s) for s in table.archs]
+    classes = space.isomorphism_classes(archs)
     records = []
     for metric in [m for m in args.metrics if m in table.metrics()]:
         for device in table.devices(metric):
@@ -131,8 +132,9 @@ def main() -> None:
                 continue
             for family in args.families:
                 values = table.column(metric, device)
+                measured = [archs[i] for i in measured_rows(values, classes)]  # per-class copies
                 record = {"space": args.space, "metric": metric, "device": device, "family": family,
-                          **ceiling(space, archs, values, family, args.folds_scored, args.block, args.seed)}  # fmt: skip
+                          **ceiling(space, measured, values, family, args.folds_scored, args.block, args.seed)}  # fmt: skip
                 records.append(record)
                 print(json.dumps(record), flush=True)
                 args.out.write_text(json.dumps(records, indent=1) + "\n")  # as it goes

@@ -5,7 +5,9 @@
 
 For each space's table (nb201, fbnet, ofa), metric (latency_ms, energy_mj) and device column, for
 each training size and seed: draw the training rows with numpy's Generator(seed) among rows with a
-value, fit every family, predict every other row, and score it (nas.predictor_metrics). Families
+value, fit every family, predict every other row, and score it (nas.predictor_metrics). A column
+that copied one measurement per isomorphism class is fitted and predicted on the architectures
+actually measured (nas.tables.measured_rows). Families
 are hwnas's (layer_sum, gbdt, mlp, gnn) and two baselines: `flops` (log-log in FLOPs) and
 `onehot_boosting` (scikit-learn's gradient boosting on one-hot genes only, the plain baseline).
 Writes every record to --out-json as it goes (a rerun with the same --out-json resumes, skipping
@@ -36,7 +38,7 @@ from latency_predictors import (
 from latency_predictors.predictors import UnseenLayerError
 from nas import Architecture, SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable
+from nas.tables import BenchmarkTable, measured_rows
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,12 +99,14 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         space = SPACES[space_name]()
         table = BenchmarkTable.load(args.data_dir / space_name)
         archs = [space.parse(s) for s in table.archs]
+        classes = space.isomorphism_classes(archs)
         for metric in [m for m in ("latency_ms", "energy_mj") if m in table.metrics()]:
             for device in table.devices(metric):
                 if args.devices and device not in args.devices:
                     continue
                 values = table.column(metric, device)
                 usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+                measured = [archs[i] for i in measured_rows(values, classes)]
                 for size in args.sizes:
                     for seed in args.seeds:
                         order = np.random.default_rng(seed).permutation(usable)
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
                             key = (space_name, metric, device, size, seed, family)
                             if key in done:
                                 continue
-                            record = {**dict(zip(KEY, key)), **score(family, space, archs, values, train, test, seed)}
+                            record = {**dict(zip(KEY, key)), **score(family, space, measured, values, train, test, seed)}
                             records.append(record)
                             args.out_json.write_text(json.dumps(records, indent=1) + "\n")
                             print(json.dumps({k: record.get(k) for k in (*KEY, "spearman", "within_10pct", "coverage")}),

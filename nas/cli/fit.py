@@ -2,6 +2,8 @@
 
 Read top to bottom: compose the config -> read the table and parse every architecture string
 with the space (the first bad row is named) -> keep rows with a value (the rest are counted) ->
+find the architecture each value was measured on (a table that copied one measurement to every
+member of an isomorphism class measured its first row: ``nas.tables.measured_rows``) ->
 (few-shot only: fit source predictors on other devices' columns of a pretraining pool of rows,
 which then leaves both training and test sets) -> draw the training rows with a seeded Generator
 -> fit -> predict the rest -> write the predictor file, test_predictions.csv and metrics.json
@@ -27,7 +29,7 @@ from nas import Architecture, ArchitectureError, Device, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
-from nas.tables import BenchmarkTable
+from nas.tables import BenchmarkTable, measured_rows
 
 log = logging.getLogger("hwnas.fit")
 
@@ -45,9 +47,15 @@ def main(cfg: DictConfig) -> float | None:
     if skipped:
         log.warning("%d of %d rows have no usable %s[%s] value and are skipped", skipped, len(values),
                     cfg.metric, cfg.device.name)  # fmt: skip
-    few_shot = pretrain_sources(cfg, space, table, archs) if cfg.source_devices else None
-    if few_shot is not None:  # the pool's rows are neither trained on nor tested: sources saw them
-        usable = np.setdiff1d(usable, few_shot.pool)
+    classes = space.isomorphism_classes(archs)
+    measured_on = measured_rows(values, classes)
+    copied = int((measured_on != np.arange(len(values))).sum())
+    if copied:
+        log.info("%d rows hold a value copied from the first row of their isomorphism class: each is fitted "
+                 "and predicted as the architecture measured (column measured_on)", copied)  # fmt: skip
+    few_shot = pretrain_sources(cfg, space, table, archs, classes) if cfg.source_devices else None
+    if few_shot is not None:  # rows whose architecture a source was fitted on are neither trained nor tested
+        usable = usable[~np.isin(usable, few_shot.seen) & ~np.isin(measured_on[usable], few_shot.seen)]
     if not 0 < cfg.n_train < len(usable):
         raise ValueError(f"n_train={cfg.n_train} must be between 1 and {len(usable) - 1} (usable rows) for a test set")
     order = np.random.default_rng(cfg.seed).permutation(usable)
@@ -57,24 +65,27 @@ def main(cfg: DictConfig) -> float | None:
     extra = {"sources": few_shot.sources} if few_shot is not None else {}
     predictor = instantiate(cfg.predictor)(space=space, device_fingerprint=device.fingerprint, **extra)
     started = time.perf_counter()
-    predictor.fit([archs[i] for i in train], values[train])
+    predictor.fit([archs[i] for i in measured_on[train]], values[train])
     fit_seconds = time.perf_counter() - started
-    test_archs = [archs[i] for i in test]
+    test_archs = [archs[i] for i in measured_on[test]]
     predicted = predictor.predict(test_archs)
     interval = predictor.predict_interval(test_archs) if hasattr(predictor, "predict_interval") else None
 
     predictor.save(run_dir / "predictor.npz")
     columns = ["arch", "measured", "predicted"] + (["lower", "upper"] if interval is not None else [])
+    columns += ["measured_on"] if copied else []
     rows = [
-        {"arch": a.string, "measured": m, "predicted": float(p),
-         **({"lower": float(interval[0][k]), "upper": float(interval[1][k])} if interval is not None else {})}
-        for k, (a, m, p) in enumerate(zip(test_archs, values[test], predicted))
+        {"arch": archs[i].string, "measured": m, "predicted": float(p),
+         **({"lower": float(interval[0][k]), "upper": float(interval[1][k])} if interval is not None else {}),
+         **({"measured_on": test_archs[k].string} if copied else {})}
+        for k, (i, m, p) in enumerate(zip(test, values[test], predicted))
     ]  # fmt: skip
     write_csv(run_dir / "test_predictions.csv", columns, rows)
     metrics = {
         **prediction_metrics(values[test], predicted, *(interval or (None, None))),
         "n_train": int(len(train)),
         "rows_skipped": int(skipped),
+        "rows_measured_on_class_first_row": copied,
         "fit_seconds": fit_seconds,
         "space": space.name,
         "device": cfg.device.name,
@@ -96,6 +107,7 @@ class FewShotSources:
 
     sources: dict[str, Predictor]
     pool: np.ndarray
+    seen: np.ndarray  # rows whose architecture some source was fitted on
     n_source: int
     source_metric: str
     rows_skipped: dict[str, int]
@@ -106,9 +118,10 @@ class FewShotSources:
 
 
 def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
-                     archs: list[Architecture]) -> FewShotSources:  # fmt: skip
+                     archs: list[Architecture], classes: np.ndarray | None) -> FewShotSources:  # fmt: skip
     """Fit ``cfg.source_predictor`` on each source column's values of a pool of ``n_source`` rows
-    drawn with ``default_rng([seed, 1])``; only those rows' source measurements are ever read."""
+    drawn with ``default_rng([seed, 1])`` (each as the architecture it was measured on); only
+    those rows' source measurements are ever read."""
     if not str(cfg.predictor.get("_target_", "")).endswith("FewShotPredictor"):
         raise ValueError(f"source_devices={list(cfg.source_devices)} needs predictor=few_shot")
     for name in cfg.source_devices:
@@ -119,18 +132,21 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
     if not 0 < cfg.n_source < len(archs):
         raise ValueError(f"n_source={cfg.n_source} must be between 1 and {len(archs) - 1} (table rows)")
     pool = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(archs))[: cfg.n_source])
-    sources, skipped = {}, {}
+    sources, skipped, seen = {}, {}, [pool]
     for name in cfg.source_devices:
-        values = table.column(cfg.source_metric, name)[pool]
+        column = table.column(cfg.source_metric, name)
+        values, measured_on = column[pool], measured_rows(column, classes)[pool]
         keep = np.isfinite(values) & (values > 0)
+        seen.append(measured_on[keep])
         skipped[name] = int((~keep).sum())
         if skipped[name]:
             log.warning("source %s: %d of %d pool rows have no usable %s value and are skipped",
                         name, skipped[name], len(pool), cfg.source_metric)  # fmt: skip
         fingerprint = device_of(Path(cfg.table_dir), name).fingerprint
         source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
-        sources[name] = source.fit([archs[i] for i in pool[keep]], values[keep])
-    return FewShotSources(sources, pool, int(cfg.n_source), str(cfg.source_metric), skipped)
+        sources[name] = source.fit([archs[i] for i in measured_on[keep]], values[keep])
+    seen_rows = np.unique(np.concatenate(seen))
+    return FewShotSources(sources, pool, seen_rows, int(cfg.n_source), str(cfg.source_metric), skipped)
 
 
 def parse_all(space: SearchSpace, table: BenchmarkTable) -> list[Architecture]:

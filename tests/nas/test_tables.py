@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.tables import METRICS, BenchmarkTable, TableFormatError, UnknownDeviceError, cached_table
+from nas.tables import METRICS, BenchmarkTable, TableFormatError, UnknownDeviceError, cached_table, measured_rows
 
 
 def space_folders(data_dir: Path) -> list[Path]:
@@ -195,3 +195,21 @@ def test_cache_key_includes_canonicalise(tmp_path):
     lowered = cached_table(tmp_path / "c", str.lower)
     assert lowered is not plain and lowered is cached_table(tmp_path / "c", str.lower)
     assert lowered.canonicalise is str.lower and plain.canonicalise is None
+
+
+@pytest.mark.parametrize(
+    ("values", "classes", "expected"),
+    [
+        # copied per class: every row maps to its class's first row with a value
+        ([1.0, 2.0, 1.0, 2.0, 3.0], [0, 1, 0, 1, 2], [0, 1, 0, 1, 4]),
+        ([math.nan, 2.0, 2.0, 5.0], [0, 0, 0, 1], [0, 1, 1, 3]),
+        # a class with two values: measured row by row
+        ([1.0, 2.0, 1.5, 2.0], [0, 1, 0, 1], [0, 1, 2, 3]),
+        # one row per class, or no classes: nothing was copied
+        ([1.0, 2.0, 3.0], [0, 1, 2], [0, 1, 2]),
+        ([1.0, 1.0, 1.0], None, [0, 1, 2]),
+    ],
+)
+def test_measured_rows_follow_per_class_copies(values, classes, expected):
+    rows = measured_rows(np.array(values), None if classes is None else np.array(classes))
+    np.testing.assert_array_equal(rows, expected)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.tables import BenchmarkTable
+from nas.tables import BenchmarkTable, measured_rows
 from search_spaces import NB201Space
 from search_spaces.nb201 import is_disconnected
 from search_spaces.nb201._features import FEATURE_NAMES
@@ -37,6 +37,22 @@ def test_tables_copied_per_class_are_constant_within_each_class(data_dir: Path, 
     same_class = classes[order][1:] == classes[order][:-1]
     assert same_class.sum() > 9000
     np.testing.assert_array_equal(values[order][1:][same_class], values[order][:-1][same_class])
+
+
+@pytest.mark.parametrize(("metric", "device", "copied"), [("latency_ms", "pi5_onnx", True),
+                                                        ("energy_mj", "pi5_onnx", True),
+                                                        ("latency_ms", "raspi4", False)])  # fmt: skip
+def test_copied_columns_map_to_one_measured_row_per_class(data_dir: Path, metric: str, device: str, copied: bool) -> None:
+    table = BenchmarkTable.load(data_dir / "nb201")
+    classes = SPACE.isomorphism_classes([SPACE.parse(s) for s in table.archs])
+    values = table.column(metric, device)
+    rows = measured_rows(values, classes)
+    if not copied:
+        np.testing.assert_array_equal(rows, np.arange(len(values)))
+        return
+    assert len(np.unique(rows)) == 6466 and np.all(rows <= np.arange(len(values)))
+    np.testing.assert_array_equal(values[rows], values)
+    np.testing.assert_array_equal(classes[rows], classes)
 
 
 def test_output_node_is_alive_exactly_when_the_cell_is_connected() -> None:

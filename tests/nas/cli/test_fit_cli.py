@@ -45,6 +45,26 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
     assert loaded.predict([first])[0] == pytest.approx(predicted[0])
 
 
+def test_a_column_copied_per_class_is_fitted_and_predicted_on_the_measured_rows(tmp_path: Path, data_dir: Path) -> None:
+    from search_spaces import NB201Space
+
+    result = run_fit("device=pi5_onnx", "n_train=300", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (tmp_path / "test_predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["arch", "measured", "predicted", "measured_on"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["rows_measured_on_class_first_row"] == 15625 - 6466  # NB201's unique cells
+    space = NB201Space()
+    archs = [space.parse(r["arch"]) for r in rows]
+    measured_on = [space.parse(r["measured_on"]) for r in rows]
+    np.testing.assert_array_equal(space.isomorphism_classes(archs), space.isomorphism_classes(measured_on))
+    assert sum(a != m for a, m in zip(archs, measured_on)) > 5000
+    loaded = LayerSumPredictor.load(tmp_path / "predictor.npz", space=space,
+                                    device_fingerprint=metrics["device_fingerprint"])  # fmt: skip
+    np.testing.assert_allclose(loaded.predict(measured_on[:50]), [float(r["predicted"]) for r in rows[:50]])
+
+
 def test_unknown_device_and_bad_sizes_are_named(tmp_path: Path, data_dir: Path) -> None:
     result = run_fit("device=table", "device.name=raspi5", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "raspi5" in result.stderr and "raspi4" in result.stderr

@@ -80,4 +80,4 @@ def test_target_among_sources_or_unknown_source_is_named(sources: list[str], nam
     space = instantiate(cfg.space.instance)
     table = cached_table(cfg.table_dir)
     with pytest.raises(ValueError, match=named):
-        pretrain_sources(cfg, space, table, parse_all(space, table))
+        pretrain_sources(cfg, space, table, parse_all(space, table), None)
