@@ -4,15 +4,16 @@
     python scripts/bench_few_shot.py --tasks nb201:latency_ms --devices raspi4 --ks 10 20 50
 
 For each task (space and metric), seed: draw a pretraining pool of ``n_source`` rows with
-``numpy.random.default_rng([seed, 1])``; fit one source predictor (gbdt) per device column on
-that device's pool rows only. For each device as target: its sources are every other column
+``numpy.random.default_rng([seed, 1])``; fit one source predictor (``--source-family``: layer_sum,
+hwnas-fit's default, or gbdt) per device column on that device's pool rows only. For each device as target: its sources are every other column
 (for an energy task also the latency columns, except the target device's own latency column);
 ``k`` training rows are drawn with ``default_rng([seed, 2, k])`` among the target's rows outside
 the pool; the test set is every other target row outside the pool, so no source measurement of a
 test architecture is ever used. A column that copied one measurement per isomorphism class
 (``nas.tables.measured_rows``) is fitted and predicted on the rows actually measured, and a target
 row whose measured architecture some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage on the test
-rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
+rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline). The
+adaptation is ``FewShotPredictor(blend=--blend, flops=not --no-flops)``.
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """
@@ -29,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors import FewShotPredictor, GradientBoostingPredictor
-from nas import SearchSpace
+from latency_predictors import FewShotPredictor, GradientBoostingPredictor, LayerSumPredictor
+from nas import Predictor, SearchSpace
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows
 from search_spaces import FBNetSpace, NB201Space
@@ -38,6 +39,11 @@ from search_spaces import FBNetSpace, NB201Space
 REPO = Path(__file__).resolve().parents[1]
 SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace}
 TASKS = ("nb201:latency_ms", "fbnet:latency_ms", "nb201:energy_mj")
+#: Source predictor families by name: (space, device fingerprint, seed, n_estimators) -> unfitted.
+SOURCE_FAMILIES: dict[str, Callable[[SearchSpace, str, int, int], Predictor]] = {
+    "layer_sum": lambda space, name, seed, n: LayerSumPredictor(space, name, unseen="kind_mean"),
+    "gbdt": lambda space, name, seed, n: GradientBoostingPredictor(space, name, n_estimators=n, seed=seed),
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ def few_shot_benchmark(
     n_source: int = 900,
     n_estimators: int = 500,
     log: Callable[[str], None] = print,
+    source_family: str = "layer_sum",
+    blend: str = "linear",
+    flops: bool = True,
 ) -> list[FewShotRecord]:
     """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
     records = []
@@ -87,7 +96,7 @@ def few_shot_benchmark(
         for seed in seeds:
             pool = np.sort(np.random.default_rng([seed, 1]).permutation(len(archs))[:n_source])
             features: dict[tuple[str, str], np.ndarray] = {}
-            predictors: dict[tuple[str, str], GradientBoostingPredictor] = {}
+            predictors: dict[tuple[str, str], Predictor] = {}
             seen = [pool]
             started = time.perf_counter()
             for column in columns:
@@ -95,10 +104,10 @@ def few_shot_benchmark(
                 rows = pool[_usable(values[pool])]
                 measured = measured_rows(values, classes)[rows]
                 seen.append(measured)
-                source = GradientBoostingPredictor(space, f"{column[0]}:{column[1]}", n_estimators=n_estimators, seed=seed)
+                source = SOURCE_FAMILIES[source_family](space, f"{column[0]}:{column[1]}", seed, n_estimators)
                 source.fit([archs[i] for i in measured], values[rows])
                 predictors[column] = source
-                features[column] = np.log(np.maximum(source.predict(archs), 1e-9))
+                features[column] = source.predict(archs)
             log(f"{task} seed {seed}: {len(columns)} source predictors in {time.perf_counter() - started:.0f} s")
             outside = np.ones(len(archs), dtype=bool)
             outside[np.concatenate(seen)] = False
@@ -109,15 +118,14 @@ def few_shot_benchmark(
                 values = table.column(metric, device)
                 measured = measured_rows(values, classes)
                 candidates = np.flatnonzero(_usable(values) & outside & outside[measured])
-                z = np.column_stack([features[c] for c in names])[measured]
+                few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names},
+                                       blend=blend, flops=flops)  # fmt: skip
+                z = few.with_flops(np.column_stack([features[c] for c in names]), archs)[measured]
                 for k in ks:
                     train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
                     test = np.setdiff1d(candidates, train)
-                    few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names})
                     few.fit_features(z[train], values[train])
-                    centre = few._centre(z[test])
-                    lower, upper = np.exp(centre - few.factor), np.exp(centre + few.factor)
-                    scores = prediction_metrics(values[test], np.exp(centre), lower, upper)
+                    scores = prediction_metrics(values[test], few.predict_features(z[test]), *few.interval_features(z[test]))
                     baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
                     baseline.fit([archs[i] for i in measured[train]], values[train])
                     alone = prediction_metrics(values[test], baseline.predict([archs[i] for i in measured[test]]))
@@ -168,11 +176,15 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[10, 20, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--n-source", type=int, default=900)
-    parser.add_argument("--n-estimators", type=int, default=500)
+    parser.add_argument("--n-estimators", type=int, default=500, help="gbdt sources' rounds")
+    parser.add_argument("--source-family", default="layer_sum", choices=list(SOURCE_FAMILIES))
+    parser.add_argument("--blend", default="linear", choices=["linear", "log"])
+    parser.add_argument("--no-flops", action="store_true", help="no FLOPs source in the blend")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
     records = few_shot_benchmark(args.data_dir, args.tasks, args.ks, args.seeds, args.devices,
-                                 args.n_source, args.n_estimators)  # fmt: skip
+                                 args.n_source, args.n_estimators, print, args.source_family, args.blend,
+                                 not args.no_flops)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     markdown = summary_markdown(records)

@@ -2,20 +2,30 @@
 
 HELP's goal (NeurIPS 2021): predict a device nobody has profiled from ``k ~ 10`` measured
 architectures, using what other ("source") devices taught us. Here the sources are ordinary
-fitted predictors (one per source device, e.g. :class:`GradientBoostingPredictor` trained on that
-device's measurements of a pretraining pool), and adapting to the target is a tiny linear model
-on their log predictions::
+fitted predictors (one per source device, e.g. :class:`LayerSumPredictor` trained on that device's
+measurements of a pretraining pool), and adapting to the target is a tiny non-negative linear
+model fitted by NNLS on the ``k`` target measurements (optionally with a ridge, off by default).
+Two blends (``blend``):
 
-    log y(a) ~ intercept + sum_s w_s * (log source_s(a) - mean_k log source_s),   w_s >= 0
+* ``"linear"`` (the default)::
 
-fitted by non-negative least squares on the ``k`` target measurements (optionally with a ridge on
-``w``, off by default). Why this and not more: with ``k = 10`` the adaptation can only afford a
-handful of effective parameters. Non-negativity is the strong regulariser: a device's latency is
-"made of" the kinds of cost other devices pay (compute, memory, launch overhead), so it is
-modelled as a mix of them; NNLS then picks a sparse subset by itself. Measured leave-one-device-out
-(scripts/bench_few_shot.py, k=10, 3 seeds) it beat the best-correlated single source, the mean
-source, free-sign ridge at fixed strength and leave-one-out-selected ridge/NNLS on the nb201 and
-fbnet tables; see that script's docstring for the numbers and where it falls short.
+      y(a) ~ b + sum_s w_s * source_s(a) + w_F * FLOPs(a),      b, w >= 0
+
+  FLOPs (when the space has ``flops``) are one more source, an analytic one. Why linear: a
+  network's latency is a sum over its layers, and a non-negative mix of per-layer cost models is
+  again one, so a target device whose layer costs are a mix of the sources' (compute-bound like
+  one, memory-bound like another) is represented exactly; FLOPs add a pure compute-cost source.
+* ``"log"``: ``log y ~ intercept + sum_s w_s * (log source_s(a) - mean_k log source_s)``, the
+  earlier blend, kept so files saved by it (which name no blend) load and predict as before.
+
+Measured leave-one-device-out (scripts/bench_few_shot.py, k=10, 3 seeds, layer-sum sources on a
+900-row pool), mean Spearman: nb201 latency 0.955 (log) -> 0.956 (linear + FLOPs), fbnet 0.934 ->
+0.939, nb201 energy 0.981 -> 0.984; with gbdt sources 0.955 -> 0.959, 0.918 -> 0.928 and 0.979 ->
+0.981. With ``k = 10`` the adaptation can only afford a handful of effective parameters;
+non-negativity is the regulariser that lets NNLS pick a sparse subset of sources by itself. Also
+measured and rejected: the best-correlated single source, the mean source, free-sign ridge,
+leave-one-out selection among blends and analytic models (picks wrongly from 10 points: fbnet
+0.88), stacking an op-count additive model into the blend (nb201 0.973 but fbnet 0.882).
 
 Predictions only ever use the source *predictors*: the source devices' measurements of an
 architecture being predicted are never read (the caller keeps pretraining pool and test rows
@@ -24,14 +34,14 @@ apart; hwnas-fit and the benchmark do).
 Intervals (:meth:`FewShotPredictor.predict_interval`): split-free conformal on leave-one-out
 residuals of the adaptation (each of the ``k`` points refitted without itself, the source
 predictors fixed): ``factor`` = the ``ceil((k + 1) q) / k`` empirical quantile of ``|log y -
-loo prediction|``, interval ``exp(centre -/+ factor)``. With ``k = 10`` and ``q = 0.9`` that is
-the largest residual. Measured coverage is in scripts/bench_few_shot.py's output (it is a
+log loo prediction|``, interval ``centre * exp(-/+ factor)``. With ``k = 10`` and ``q = 0.9``
+that is the largest residual. Measured coverage is in scripts/bench_few_shot.py's output (it is a
 statement about k exchangeable points, so it varies a lot from one draw of 10 to another).
 
 Saving embeds each source predictor's own saved file (its bytes as a uint8 array) in this file,
 so one file holds everything and stays pickle-free; the header records each source's name, kind
-and device fingerprint. Loading writes each back to a temporary file and calls the ``load`` of the
-:class:`StoredPredictor` family whose ``kind`` it names.
+and device fingerprint, the blend and whether FLOPs are a source. Loading writes each back to a
+temporary file and calls the ``load`` of the :class:`StoredPredictor` family whose ``kind`` it names.
 """
 
 from __future__ import annotations
@@ -39,8 +49,9 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import nnls
@@ -49,7 +60,7 @@ from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, Predictor, SearchSpace
 
-#: Source predictions are floored here before the log (a layer-sum model can predict 0).
+#: Predictions are floored here before a log (a layer-sum model can predict 0).
 _FLOOR = 1e-9
 #: Fewest target measurements :meth:`FewShotPredictor.fit` accepts (a slope needs two points).
 MIN_TARGETS = 2
@@ -75,32 +86,91 @@ def _stored_families() -> dict[str, type[StoredPredictor]]:
     return families
 
 
-def _blend(z: np.ndarray, t: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(z_mean, w, t_mean)``: NNLS of centred ``t`` on centred ``z`` with ``ridge * |w|^2``."""
-    z_mean, t_mean = z.mean(axis=0), float(t.mean())
-    x = z - z_mean
+def _nnls(x: np.ndarray, target: np.ndarray, ridge: float, penalised: np.ndarray) -> np.ndarray:
+    """NNLS of ``target`` on ``x`` plus ``ridge * |w[penalised]|^2``."""
     if ridge > 0:
-        x = np.vstack([x, math.sqrt(ridge) * np.eye(x.shape[1])])
-    target = np.concatenate([t - t_mean, np.zeros(x.shape[0] - len(t))])
-    weights, _ = nnls(x, target)
-    return z_mean, weights, t_mean
+        x = np.vstack([x, math.sqrt(ridge) * np.eye(x.shape[1])[penalised]])
+        target = np.concatenate([target, np.zeros(int(penalised.sum()))])
+    return nnls(x, target)[0]
+
+
+@dataclass(frozen=True)
+class LogBlend:
+    """``log y ~ t_mean + (log x - z_mean) @ weights``, ``weights >= 0``."""
+
+    z_mean: np.ndarray
+    weights: np.ndarray
+    t_mean: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float) -> LogBlend:
+        z, t = np.log(np.maximum(x, _FLOOR)), np.log(y)
+        z_mean, t_mean = z.mean(axis=0), float(t.mean())
+        weights = _nnls(z - z_mean, t - t_mean, ridge, np.ones(z.shape[1], dtype=bool))
+        return cls(z_mean, weights, t_mean)
+
+    def log_predict(self, x: np.ndarray) -> np.ndarray:
+        return self.t_mean + (np.log(np.maximum(x, _FLOOR)) - self.z_mean) @ self.weights
+
+    def stored(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"z_mean": self.z_mean, "weights": self.weights}, {"t_mean": self.t_mean}
+
+    @classmethod
+    def from_stored(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> LogBlend:
+        return cls(np.asarray(arrays["z_mean"], np.float64), np.asarray(arrays["weights"], np.float64),
+                   float(params["t_mean"]))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LinearBlend:
+    """``y ~ weights[0] + (x / scale) @ weights[1:]``, ``weights >= 0``; ``scale`` is each
+    column's mean over the fitted points, so a ridge treats the columns alike."""
+
+    scale: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float) -> LinearBlend:
+        scale = np.maximum(x.mean(axis=0), _FLOOR)
+        design = np.hstack([np.ones((len(x), 1)), x / scale])
+        penalised = np.r_[False, np.ones(x.shape[1], dtype=bool)]
+        return cls(scale, _nnls(design, y, ridge, penalised))
+
+    def log_predict(self, x: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(self.weights[0] + (x / self.scale) @ self.weights[1:], _FLOOR))
+
+    def stored(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"scale": self.scale, "weights": self.weights}, {}
+
+    @classmethod
+    def from_stored(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> LinearBlend:
+        return cls(np.asarray(arrays["scale"], np.float64), np.asarray(arrays["weights"], np.float64))
+
+
+#: The blends by name: the ``blend`` option, and what a saved file records.
+BLENDS: dict[str, type[LogBlend] | type[LinearBlend]] = {"linear": LinearBlend, "log": LogBlend}
 
 
 class FewShotPredictor(StoredPredictor):
-    """A new device from ``k`` measurements: NNLS blend of source predictors in log space (see module)."""
+    """A new device from ``k`` measurements: NNLS blend of source predictors (see module)."""
 
     kind = "few_shot"
-    #: Version of the features: the log predictions of the source predictors, in their order.
-    FEATURE_VERSION = 1
+    #: Version of the features: the source predictors' predictions in their order, then FLOPs
+    #: when :attr:`uses_flops` (recorded in the file; files without it have no FLOPs column).
+    FEATURE_VERSION: ClassVar[int] = 1
 
     def __init__(
         self,
         space: SearchSpace,
         device_fingerprint: str,
         sources: Mapping[str, Predictor] | None = None,
+        blend: str = "linear",
+        flops: bool = True,
         ridge: float = 0.0,
         quantile: float = 0.9,
     ) -> None:
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {sorted(BLENDS)}, got {blend!r}")
         if not ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {ridge!r}")
         if not 0 < quantile < 1:
@@ -118,21 +188,35 @@ class FewShotPredictor(StoredPredictor):
         self.space = space.name
         self.device_fingerprint = device_fingerprint
         self.sources: dict[str, Predictor] = dict(sources)
+        self.blend = blend
+        self.uses_flops = bool(flops) and callable(getattr(space, "flops", None))
         self.ridge = float(ridge)
         self.quantile = float(quantile)
         # fitted state
-        self.z_mean: np.ndarray | None = None
-        self.weights = np.zeros(len(self.sources))
-        self.t_mean = 0.0
+        self.fitted: LogBlend | LinearBlend | None = None
         self.factor = 0.0
         self.calibrated = False
         self.n_fit = 0
 
+    @property
+    def weights(self) -> np.ndarray:
+        """The blend's non-negative weights (the linear blend's intercept first)."""
+        return self.fitted.weights if self.fitted is not None else np.zeros(0)
+
     def source_features(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """``(len(archs), n_sources)``: log of each source predictor's prediction."""
+        """``(len(archs), columns)``: each source predictor's prediction, then FLOPs when used."""
         check_space(self.search_space, archs)
         columns = [np.asarray(s.predict(archs), dtype=np.float64) for s in self.sources.values()]
-        return np.log(np.maximum(np.column_stack(columns), _FLOOR))
+        return self.with_flops(np.column_stack(columns) if columns else np.zeros((len(archs), 0)), archs)
+
+    def with_flops(self, predictions: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
+        """``predictions`` (one column per source) with the FLOPs column appended when used: a
+        benchmark that reuses source predictions across targets builds features with this."""
+        if not self.uses_flops:
+            return np.asarray(predictions, dtype=np.float64)
+        flops = self.search_space.flops_many(archs)
+        assert flops is not None  # uses_flops: the space has flops()
+        return np.hstack([np.asarray(predictions, dtype=np.float64), flops[:, None]])
 
     def _check_sources(self) -> None:
         if not self.sources:
@@ -146,41 +230,46 @@ class FewShotPredictor(StoredPredictor):
         self._check_sources()
         return self.fit_features(self.source_features(archs), y)
 
-    def fit_features(self, z: np.ndarray, y: np.ndarray) -> FewShotPredictor:
+    def fit_features(self, x: np.ndarray, y: np.ndarray) -> FewShotPredictor:
         """:meth:`fit` on precomputed :meth:`source_features` (a benchmark reuses them across targets)."""
         self._check_sources()
-        z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if len(y) < MIN_TARGETS:
             raise ValueError(f"a few-shot fit needs at least {MIN_TARGETS} target measurements, got {len(y)}")
-        if z.shape != (len(y), len(self.sources)):
-            raise ValueError(f"features have shape {z.shape}; expected ({len(y)}, {len(self.sources)})")
-        t = np.log(y)
-        self.z_mean, self.weights, self.t_mean = _blend(z, t, self.ridge)
-        k = len(t)
+        columns = len(self.sources) + self.uses_flops
+        if x.shape != (len(y), columns):
+            raise ValueError(f"features have shape {x.shape}; expected ({len(y)}, {columns})")
+        blend = BLENDS[self.blend]
+        self.fitted = blend.fit(x, y, self.ridge)
+        k, t = len(y), np.log(y)
         if k >= MIN_CALIBRATION:
             loo = np.empty(k)
             for i in range(k):
                 keep = np.arange(k) != i
-                z_mean, w, t_mean = _blend(z[keep], t[keep], self.ridge)
-                loo[i] = t_mean + (z[i] - z_mean) @ w
+                loo[i] = blend.fit(x[keep], y[keep], self.ridge).log_predict(x[i : i + 1])[0]
             residuals, self.calibrated = np.abs(t - loo), True
         else:
-            residuals, self.calibrated = np.abs(t - self._centre(z)), False
+            residuals, self.calibrated = np.abs(t - self.fitted.log_predict(x)), False
         self.factor = _conformal_factor(residuals, self.quantile)
         self.n_fit = k
         return self
 
-    def _centre(self, z: np.ndarray) -> np.ndarray:
-        if self.z_mean is None:
+    def _centre(self, x: np.ndarray) -> np.ndarray:
+        if self.fitted is None:
             raise RuntimeError("FewShotPredictor used before fit (or load)")
-        return self.t_mean + (z - self.z_mean) @ self.weights
+        return self.fitted.log_predict(np.asarray(x, dtype=np.float64))
 
-    def predict_features(self, z: np.ndarray) -> np.ndarray:
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
         """:meth:`predict` on precomputed :meth:`source_features`."""
-        return np.exp(self._centre(np.asarray(z, dtype=np.float64)))
+        return np.exp(self._centre(x))
+
+    def interval_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_interval` on precomputed :meth:`source_features`."""
+        centre = self._centre(x)
+        return np.exp(centre - self.factor), np.exp(centre + self.factor)
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
-        if self.z_mean is None:
+        if self.fitted is None:
             raise RuntimeError("FewShotPredictor.predict before fit (or load)")
         if len(archs) == 0:
             return np.empty(0)
@@ -189,19 +278,18 @@ class FewShotPredictor(StoredPredictor):
     def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` meant to cover the measured value with probability ``quantile``
         (conformal on leave-one-out residuals of the k points; see module and :attr:`calibrated`)."""
-        if self.z_mean is None:
+        if self.fitted is None:
             raise RuntimeError("FewShotPredictor.predict_interval before fit (or load)")
         if len(archs) == 0:
             return np.empty(0), np.empty(0)
-        centre = self._centre(self.source_features(archs))
-        return np.exp(centre - self.factor), np.exp(centre + self.factor)
+        return self.interval_features(self.source_features(archs))
 
     # persistence
 
     def save(self, path: Path) -> None:
-        if self.z_mean is None:
+        if self.fitted is None:
             raise RuntimeError("cannot save a FewShotPredictor that was never fitted")
-        arrays: dict[str, np.ndarray] = {"z_mean": self.z_mean, "weights": self.weights}
+        arrays, blend_params = self.fitted.stored()
         described: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(prefix="hwnas-few-shot-") as scratch:
             for i, (name, source) in enumerate(self.sources.items()):
@@ -216,9 +304,11 @@ class FewShotPredictor(StoredPredictor):
             arrays=arrays,
             params={
                 "sources": described,
+                "blend": self.blend,
+                "flops": self.uses_flops,
                 "ridge": self.ridge,
                 "quantile": self.quantile,
-                "t_mean": self.t_mean,
+                **blend_params,
                 "factor": self.factor,
                 "calibrated": self.calibrated,
                 "n_fit": self.n_fit,
@@ -227,7 +317,8 @@ class FewShotPredictor(StoredPredictor):
 
     @classmethod
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> FewShotPredictor:
-        """Read ``path`` and the source predictors embedded in it (each by its family's ``load``)."""
+        """Read ``path`` and the source predictors embedded in it (each by its family's ``load``).
+        A file that names no blend was written by the log blend without FLOPs, and reads as one."""
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         families = _stored_families()
@@ -243,10 +334,12 @@ class FewShotPredictor(StoredPredictor):
                 file = Path(scratch) / f"source_{i}.npz"
                 file.write_bytes(np.asarray(arrays[f"source_{i}"], dtype=np.uint8).tobytes())
                 sources[source["name"]] = family.load(file, space=space, device_fingerprint=source["device_fingerprint"])
-        predictor = cls(space, device_fingerprint, sources, ridge=p["ridge"], quantile=p["quantile"])
-        predictor.z_mean = np.asarray(arrays["z_mean"], dtype=np.float64)
-        predictor.weights = np.asarray(arrays["weights"], dtype=np.float64)
-        predictor.t_mean = float(p["t_mean"])
+        blend = p.get("blend", "log")
+        if blend not in BLENDS:
+            raise ValueError(f"{path}: blend {blend!r} is not one this hwnas knows ({sorted(BLENDS)}); upgrade hwnas")
+        predictor = cls(space, device_fingerprint, sources, blend=blend, flops=p.get("flops", False),
+                        ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
+        predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])
         predictor.calibrated = bool(p["calibrated"])
         predictor.n_fit = int(p["n_fit"])

@@ -10,7 +10,8 @@ from scipy.stats import spearmanr
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
 from nas import Architecture, Predictor, SearchSpace
-from nas.testing import PredictorContract
+from latency_predictors.predictors._format import read_header
+from nas.testing import PredictorContract, rewrite_predictor_header
 from search_spaces import NB201Space
 from tests.latency_predictors.helpers import table_rows
 
@@ -69,10 +70,44 @@ def test_save_load_round_trip_embeds_the_sources(
     np.testing.assert_array_equal(loaded.predict_interval(test_archs)[1], few.predict_interval(test_archs)[1])
 
 
+@pytest.mark.parametrize("blend", ["linear", "log"])
+def test_both_blends_adapt_and_linear_adds_flops_as_a_source(data_dir: Path, sources: dict[str, Predictor], blend: str) -> None:
+    space = NB201Space()
+    _, train, test = split()
+    archs, y = table_rows(data_dir, space, train, TARGET)
+    test_archs, test_y = table_rows(data_dir, space, test, TARGET)
+    few = FewShotPredictor(space, "target", sources, blend=blend, flops=blend == "linear").fit(archs, y)
+    assert spearmanr(few.predict(test_archs), test_y).statistic > 0.85
+    features = few.source_features(test_archs[:3])
+    assert features.shape == (3, len(SOURCES) + (blend == "linear"))
+    if blend == "linear":  # the last column is the space's own FLOPs
+        np.testing.assert_array_equal(features[:, -1], [space.flops(a) for a in test_archs[:3]])
+
+
+def test_a_file_that_names_no_blend_reads_as_the_log_blend(
+    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
+) -> None:
+    """Files written before the linear blend existed hold a log blend, without FLOPs, and say nothing."""
+    space = NB201Space()
+    _, train, test = split()
+    archs, y = table_rows(data_dir, space, train, TARGET)
+    test_archs, _ = table_rows(data_dir, space, test[:100], TARGET)
+    few = FewShotPredictor(space, "target", sources, blend="log", flops=False).fit(archs, y)
+    few.save(tmp_path / "few.npz")
+    header = read_header(tmp_path / "few.npz")
+    params = {k: v for k, v in header["params"].items() if k not in ("blend", "flops")}
+    rewrite_predictor_header(tmp_path / "few.npz", params=params)
+    loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
+    assert loaded.blend == "log" and not loaded.uses_flops
+    np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
+
+
 def test_bad_inputs_are_named(data_dir: Path, sources: dict[str, Predictor]) -> None:
     space = NB201Space()
     with pytest.raises(ValueError, match="src-pixel3"):
         FewShotPredictor(space, "src-pixel3", sources)
+    with pytest.raises(ValueError, match="'cubic'"):
+        FewShotPredictor(space, "target", sources, blend="cubic")
     archs, y = table_rows(data_dir, space, np.arange(1), TARGET)
     with pytest.raises(ValueError, match="source_devices"):
         FewShotPredictor(space, "target", {}).fit(archs * 2, np.r_[y, y])

@@ -41,7 +41,7 @@ def write_table(directory: Path, data_dir: Path, blank_outside_pool: bool) -> Pa
 def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
     overrides = [f"table_dir={table}", "device=table", "device.name=raspi4", "predictor=few_shot", "n_train=10",
                  f"source_devices=[{','.join(SOURCES)}]", f"n_source={N_SOURCE}", f"seed={SEED}",
-                 "source_predictor.n_estimators=50", f"hydra.run.dir={run_dir}"]  # fmt: skip
+                 f"hydra.run.dir={run_dir}"]  # fmt: skip
     return subprocess.run([sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
