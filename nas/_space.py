@@ -141,6 +141,10 @@ class SearchSpace(ABC):
         """An integer class per architecture, equal for architectures that compute the same
         function though their genes differ (NB201's isomorphic cells); ``None`` when the space
         has no such classes beyond :meth:`normalise`. Predictors share measurements within a class."""
+        return self.isomorphism_classes_of(self.gene_indices(archs))
+
+    def isomorphism_classes_of(self, gene_indices: np.ndarray) -> np.ndarray | None:
+        """:meth:`isomorphism_classes` from :meth:`gene_indices`; what a space with classes overrides."""
         return None
 
     def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:

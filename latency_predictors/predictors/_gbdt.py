@@ -177,6 +177,10 @@ class GradientBoostingPredictor(StoredPredictor):
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The model's input rows: ``space.features`` then (when the space has it) FLOPs."""
+        return self._features_and_classes(archs)[0]
+
+    def _features_and_classes(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`features` and the isomorphism classes, from one pass over the architectures."""
         check_space(self.search_space, archs)
         indices = self.search_space.gene_indices(archs)
         features = np.asarray(self.search_space.features_of(indices), dtype=np.float64)
@@ -184,7 +188,7 @@ class GradientBoostingPredictor(StoredPredictor):
             flops = self.search_space.flops_many(archs, indices)
             assert flops is not None  # uses_flops: the space has flops()
             features = np.hstack([features, flops[:, None]])
-        return features
+        return features, self.search_space.isomorphism_classes_of(indices)
 
     def _with_memory(
         self, x: np.ndarray, classes: np.ndarray | None, memory: ClassMemory | None, leave_one_out: np.ndarray | None = None
@@ -235,10 +239,9 @@ class GradientBoostingPredictor(StoredPredictor):
         self, archs: Sequence[Architecture], y: np.ndarray
     ) -> GradientBoostingPredictor:
         y = check_targets(archs, y, positive=self.log_target)
-        x = self.features(archs)
+        x, classes = self._features_and_classes(archs)
         t = self._transform(y)
         n = len(archs)
-        classes = self.search_space.isomorphism_classes(archs)
         memory = ClassMemory.of(classes, t) if classes is not None else None
         x_all = self._with_memory(x, classes, memory, leave_one_out=t)
         booster = self._train(x_all, t)
@@ -250,9 +253,11 @@ class GradientBoostingPredictor(StoredPredictor):
             out_of_fold = np.empty(n)
             for fold in range(self.calibration_folds):
                 held, kept = folds == fold, folds != fold
-                sub = None if classes is None else ClassMemory.of(classes[kept], t[kept])
-                fold_x = self._with_memory(x[kept], None if classes is None else classes[kept], sub, t[kept])
-                held_x = self._with_memory(x[held], None if classes is None else classes[held], sub)
+                fold_x, held_x = x[kept], x[held]
+                if classes is not None:  # the fold's own memory: the held rows' targets stay unseen
+                    sub = ClassMemory.of(classes[kept], t[kept])
+                    fold_x = self._with_memory(fold_x, classes[kept], sub, t[kept])
+                    held_x = self._with_memory(held_x, classes[held], sub)
                 out_of_fold[held] = self._raw(self._train(fold_x, t[kept]), held_x)
             self.factor = _conformal_factor(np.abs(t - out_of_fold), self.quantile)
             self.calibrated = True
@@ -272,8 +277,8 @@ class GradientBoostingPredictor(StoredPredictor):
             raise RuntimeError(f"GradientBoostingPredictor.{what} before fit (or load)")
 
     def _centre(self, archs: Sequence[Architecture]) -> np.ndarray:
-        classes = self.search_space.isomorphism_classes(archs) if self.memory is not None else None
-        x = self._with_memory(self.features(archs), classes, self.memory)
+        features, classes = self._features_and_classes(archs)
+        x = self._with_memory(features, classes, self.memory)
         if x.shape[1] != self.n_features:
             raise ValueError(
                 f"{self.space} features have {x.shape[1]} columns; this predictor was trained on "

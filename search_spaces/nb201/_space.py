@@ -150,9 +150,9 @@ class NB201Space(SearchSpace):
         :mod:`search_spaces.nb201._features` for why and what they bought on the shared table."""
         return _features.features(gene_indices)
 
-    def isomorphism_classes(self, archs: Sequence[Architecture]) -> np.ndarray:
+    def isomorphism_classes_of(self, gene_indices: np.ndarray) -> np.ndarray:
         """NB201's isomorphism class (0..6465) of each cell: equal ids compute the same function."""
-        return _features.isomorphism_class(self.gene_indices(archs))
+        return _features.isomorphism_class(gene_indices)
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """The cell as BRP-NAS's op-on-node DAG: node 0 ``input``, nodes 1-6 the six edge ops in
