@@ -216,11 +216,12 @@ def _conv_attributes(conv: ConvSpec, size: int) -> tuple[float, ...]:
 
 
 def config_of(arch: Architecture) -> OFAConfig:
+    genes = arch.params  # one dict, not a scan of the 46 genes per lookup
     return OFAConfig(
-        ks=tuple(int(arch[g]) for g in KS_GENES),
-        e=tuple(int(arch[g]) for g in E_GENES),
-        d=tuple(int(arch[g]) for g in D_GENES),
-        r=int(arch["r"]),
+        ks=tuple(int(genes[g]) for g in KS_GENES),
+        e=tuple(int(genes[g]) for g in E_GENES),
+        d=tuple(int(genes[g]) for g in D_GENES),
+        r=int(genes["r"]),
     )
 
 
