@@ -235,6 +235,28 @@ class SearchSpace(ABC):
         constant, costs = self._flops_per_choice
         return constant + self._one_hot(indices).astype(np.float64) @ costs
 
+    def params_and_traffic(self, arch: Architecture) -> tuple[float, float]:
+        """``arch``'s parameters and memory traffic (elements its layers read and write: each
+        layer's input, output and weights), summed over :meth:`layers`; each distinct layer is
+        built and run once per process to count them."""
+        stats = _layer_stats(self)
+        layers = self.layers(arch)
+        return float(sum(stats[l.key][0] for l in layers)), float(sum(stats[l.key][1] for l in layers))
+
+    def params_and_traffic_many(self, gene_indices: np.ndarray) -> np.ndarray | None:
+        """:meth:`params_and_traffic` of each network, ``(n, 2)`` float64, as one product with the
+        one-hot genes; ``None`` unless :attr:`ADDS_UP_OVER_GENES` (a per-network sum over layers
+        would cost a predictor more than its model does)."""
+        if not self.ADDS_UP_OVER_GENES:
+            return None
+        constant, costs = self._params_and_traffic_per_choice
+        return constant + self._one_hot(gene_indices).astype(np.float64) @ costs
+
+    @cached_property
+    def _params_and_traffic_per_choice(self) -> tuple[np.ndarray, np.ndarray]:
+        columns = [self.per_choice(lambda a, k=k: self.params_and_traffic(a)[k]) for k in (0, 1)]
+        return np.array([c for c, _ in columns]), np.column_stack([costs for _, costs in columns])
+
     def per_choice(self, cost: Callable[[Architecture], float]) -> tuple[float, np.ndarray]:
         """``(constant, cost per one-hot column)`` of a ``cost`` that adds up over genes: each
         choice's difference from the first choices' network. Exact only with
@@ -311,3 +333,24 @@ class SearchSpace(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+#: Per space (by repr, which names its configuration): layer key -> (parameters, traffic).
+_LAYER_STATS: dict[str, dict[str, tuple[int, int]]] = {}
+
+
+def _layer_stats(space: SearchSpace) -> dict[str, tuple[int, int]]:
+    """Build and run each of ``space.distinct_layers()`` once (eval mode, batch 1, no grad)."""
+    key = repr(space)
+    if key not in _LAYER_STATS:
+        import torch
+
+        stats = {}
+        with torch.no_grad():
+            for layer in space.distinct_layers():
+                module = space.build_layer(layer).eval()
+                inputs = torch.zeros(1, *layer.input_shape)
+                params = sum(p.numel() for p in module.parameters())
+                stats[layer.key] = (params, inputs.numel() + module(inputs).numel() + params)
+        _LAYER_STATS[key] = stats
+    return _LAYER_STATS[key]

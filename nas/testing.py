@@ -115,6 +115,18 @@ class SearchSpaceContract:
         assert many is not None and many.dtype == np.float64
         np.testing.assert_array_equal(many, [float(space.flops(a)) for a in archs])  # type: ignore[attr-defined]
 
+    def test_batched_params_and_traffic_add_up_to_the_built_network(self, space: SearchSpace) -> None:
+        archs = [*_sampled(space)[:3], space.smallest(), space.largest()]
+        many = space.params_and_traffic_many(space.gene_indices(archs))
+        if many is None:
+            assert not space.ADDS_UP_OVER_GENES
+            return
+        np.testing.assert_allclose(many, [space.params_and_traffic(a) for a in archs], rtol=1e-12)
+        # the layers partition the network: their parameters are the built model's, counted by torch
+        built = [sum(p.numel() for p in space.build(a).parameters()) for a in archs]
+        np.testing.assert_array_equal(many[:, 0], built)
+        assert np.all(many[:, 1] > many[:, 0])
+
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
         again = [space.sample(np.random.default_rng(7)) for _ in range(5)]
