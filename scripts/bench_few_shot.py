@@ -13,7 +13,7 @@ test architecture is ever used. A column that copied one measurement per isomorp
 (``nas.tables.measured_rows``) is fitted and predicted on the rows actually measured, and a target
 row whose measured architecture some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage on the test
 rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline). The
-adaptation is ``FewShotPredictor(blend=--blend, flops=not --no-flops)``.
+adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic)``.
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """
@@ -79,7 +79,7 @@ def few_shot_benchmark(
     log: Callable[[str], None] = print,
     source_family: str = "layer_sum",
     blend: str = "linear",
-    flops: bool = True,
+    analytic: bool = True,
 ) -> list[FewShotRecord]:
     """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
     records = []
@@ -119,8 +119,8 @@ def few_shot_benchmark(
                 measured = measured_rows(values, classes)
                 candidates = np.flatnonzero(_usable(values) & outside & outside[measured])
                 few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names},
-                                       blend=blend, flops=flops)  # fmt: skip
-                z = few.with_flops(np.column_stack([features[c] for c in names]), archs)[measured]
+                                       blend=blend, analytic=analytic)  # fmt: skip
+                z = few.with_analytic(np.column_stack([features[c] for c in names]), archs)[measured]
                 for k in ks:
                     train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
                     test = np.setdiff1d(candidates, train)
@@ -179,12 +179,12 @@ def main() -> None:
     parser.add_argument("--n-estimators", type=int, default=500, help="gbdt sources' rounds")
     parser.add_argument("--source-family", default="layer_sum", choices=list(SOURCE_FAMILIES))
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
-    parser.add_argument("--no-flops", action="store_true", help="no FLOPs source in the blend")
+    parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
     records = few_shot_benchmark(args.data_dir, args.tasks, args.ks, args.seeds, args.devices,
                                  args.n_source, args.n_estimators, print, args.source_family, args.blend,
-                                 not args.no_flops)  # fmt: skip
+                                 not args.no_analytic)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     markdown = summary_markdown(records)

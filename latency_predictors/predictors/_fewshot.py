@@ -9,19 +9,21 @@ Two blends (``blend``):
 
 * ``"linear"`` (the default)::
 
-      y(a) ~ b + sum_s w_s * source_s(a) + w_F * FLOPs(a),      b, w >= 0
+      y(a) ~ b + sum_s w_s * source_s(a) + sum_c v_c * cost_c(a),      b, w, v >= 0
 
-  FLOPs (when the space has ``flops``) are one more source, an analytic one. Why linear: a
-  network's latency is a sum over its layers, and a non-negative mix of per-layer cost models is
-  again one, so a target device whose layer costs are a mix of the sources' (compute-bound like
-  one, memory-bound like another) is represented exactly; FLOPs add a pure compute-cost source.
+  where the ``cost_c`` (``analytic=True``) are the space's analytic costs: FLOPs, parameters and
+  memory traffic, where the space gives them (``flops_many``, ``params_and_traffic_many``). Why
+  linear: a network's latency is a sum over its layers, and a non-negative mix of per-layer cost
+  models is again one, so a target device whose layer costs are a mix of the sources' (compute-
+  bound like one, memory-bound like another) is represented exactly; the analytic costs add pure
+  compute- and memory-cost sources.
 * ``"log"``: ``log y ~ intercept + sum_s w_s * (log source_s(a) - mean_k log source_s)``, the
   earlier blend, kept so files saved by it (which name no blend) load and predict as before.
 
 Measured leave-one-device-out (scripts/bench_few_shot.py, k=10, 3 seeds, layer-sum sources on a
 900-row pool), mean Spearman: nb201 latency 0.955 (log) -> 0.956 (linear + FLOPs), fbnet 0.934 ->
-0.939, nb201 energy 0.981 -> 0.984; with gbdt sources 0.955 -> 0.959, 0.918 -> 0.928 and 0.979 ->
-0.981. With ``k = 10`` the adaptation can only afford a handful of effective parameters;
+0.939 (0.944 with parameters and traffic too: gold_6226 0.871 -> 0.919), nb201 energy 0.981 ->
+0.984; with gbdt sources 0.955 -> 0.959, 0.918 -> 0.928 and 0.979 -> 0.981 (linear + FLOPs). With ``k = 10`` the adaptation can only afford a handful of effective parameters;
 non-negativity is the regulariser that lets NNLS pick a sparse subset of sources by itself. Also
 measured and rejected: the best-correlated single source, the mean source, free-sign ridge,
 leave-one-out selection among blends and analytic models (picks wrongly from 10 points: fbnet
@@ -40,7 +42,7 @@ statement about k exchangeable points, so it varies a lot from one draw of 10 to
 
 Saving embeds each source predictor's own saved file (its bytes as a uint8 array) in this file,
 so one file holds everything and stays pickle-free; the header records each source's name, kind
-and device fingerprint, the blend and whether FLOPs are a source. Loading writes each back to a
+and device fingerprint, the blend and the analytic costs used. Loading writes each back to a
 temporary file and calls the ``load`` of the :class:`StoredPredictor` family whose ``kind`` it names.
 """
 
@@ -147,6 +149,23 @@ class LinearBlend:
         return cls(np.asarray(arrays["scale"], np.float64), np.asarray(arrays["weights"], np.float64))
 
 
+def _analytic_columns(space: SearchSpace, archs: Sequence[Architecture], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The space's analytic costs of ``archs`` by name (those it gives)."""
+    costs: dict[str, np.ndarray] = {}
+    flops = space.flops_many(archs, indices)
+    if flops is not None:
+        costs["flops"] = flops
+    stats = space.params_and_traffic_many(indices)
+    if stats is not None:
+        costs["params"], costs["memory_traffic"] = stats[:, 0], stats[:, 1]
+    return costs
+
+
+def _analytic_costs(space: SearchSpace) -> tuple[str, ...]:
+    """The names :func:`_analytic_columns` gives for ``space``."""
+    return tuple(_analytic_columns(space, [space.smallest()], space.gene_indices([space.smallest()])))
+
+
 #: The blends by name: the ``blend`` option, and what a saved file records.
 BLENDS: dict[str, type[LogBlend] | type[LinearBlend]] = {"linear": LinearBlend, "log": LogBlend}
 
@@ -155,8 +174,8 @@ class FewShotPredictor(StoredPredictor):
     """A new device from ``k`` measurements: NNLS blend of source predictors (see module)."""
 
     kind = "few_shot"
-    #: Version of the features: the source predictors' predictions in their order, then FLOPs
-    #: when :attr:`uses_flops` (recorded in the file; files without it have no FLOPs column).
+    #: Version of the features: the source predictors' predictions in their order, then the
+    #: :attr:`analytic_costs` (recorded in the file; files without the record have none).
     FEATURE_VERSION: ClassVar[int] = 1
 
     def __init__(
@@ -165,7 +184,7 @@ class FewShotPredictor(StoredPredictor):
         device_fingerprint: str,
         sources: Mapping[str, Predictor] | None = None,
         blend: str = "linear",
-        flops: bool = True,
+        analytic: bool = True,
         ridge: float = 0.0,
         quantile: float = 0.9,
     ) -> None:
@@ -189,7 +208,7 @@ class FewShotPredictor(StoredPredictor):
         self.device_fingerprint = device_fingerprint
         self.sources: dict[str, Predictor] = dict(sources)
         self.blend = blend
-        self.uses_flops = bool(flops) and callable(getattr(space, "flops", None))
+        self.analytic_costs: tuple[str, ...] = _analytic_costs(space) if analytic else ()
         self.ridge = float(ridge)
         self.quantile = float(quantile)
         # fitted state
@@ -204,19 +223,20 @@ class FewShotPredictor(StoredPredictor):
         return self.fitted.weights if self.fitted is not None else np.zeros(0)
 
     def source_features(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """``(len(archs), columns)``: each source predictor's prediction, then FLOPs when used."""
+        """``(len(archs), columns)``: each source predictor's prediction, then the analytic costs."""
         check_space(self.search_space, archs)
         columns = [np.asarray(s.predict(archs), dtype=np.float64) for s in self.sources.values()]
-        return self.with_flops(np.column_stack(columns) if columns else np.zeros((len(archs), 0)), archs)
+        return self.with_analytic(np.column_stack(columns) if columns else np.zeros((len(archs), 0)), archs)
 
-    def with_flops(self, predictions: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
-        """``predictions`` (one column per source) with the FLOPs column appended when used: a
-        benchmark that reuses source predictions across targets builds features with this."""
-        if not self.uses_flops:
-            return np.asarray(predictions, dtype=np.float64)
-        flops = self.search_space.flops_many(archs)
-        assert flops is not None  # uses_flops: the space has flops()
-        return np.hstack([np.asarray(predictions, dtype=np.float64), flops[:, None]])
+    def with_analytic(self, predictions: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
+        """``predictions`` (one column per source) with the :attr:`analytic_costs` columns
+        appended: a benchmark that reuses source predictions across targets builds features so."""
+        columns = [np.asarray(predictions, dtype=np.float64)]
+        if self.analytic_costs:
+            indices = self.search_space.gene_indices(archs)
+            costs = _analytic_columns(self.search_space, archs, indices)
+            columns += [costs[name][:, None] for name in self.analytic_costs]
+        return np.hstack(columns)
 
     def _check_sources(self) -> None:
         if not self.sources:
@@ -236,7 +256,7 @@ class FewShotPredictor(StoredPredictor):
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if len(y) < MIN_TARGETS:
             raise ValueError(f"a few-shot fit needs at least {MIN_TARGETS} target measurements, got {len(y)}")
-        columns = len(self.sources) + self.uses_flops
+        columns = len(self.sources) + len(self.analytic_costs)
         if x.shape != (len(y), columns):
             raise ValueError(f"features have shape {x.shape}; expected ({len(y)}, {columns})")
         blend = BLENDS[self.blend]
@@ -305,7 +325,7 @@ class FewShotPredictor(StoredPredictor):
             params={
                 "sources": described,
                 "blend": self.blend,
-                "flops": self.uses_flops,
+                "analytic_costs": list(self.analytic_costs),
                 "ridge": self.ridge,
                 "quantile": self.quantile,
                 **blend_params,
@@ -318,7 +338,8 @@ class FewShotPredictor(StoredPredictor):
     @classmethod
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> FewShotPredictor:
         """Read ``path`` and the source predictors embedded in it (each by its family's ``load``).
-        A file that names no blend was written by the log blend without FLOPs, and reads as one."""
+        A file that names no blend was written by the log blend without analytic costs, and reads
+        as one; one whose analytic costs this space no longer gives all of is refused."""
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         families = _stored_families()
@@ -337,8 +358,12 @@ class FewShotPredictor(StoredPredictor):
         blend = p.get("blend", "log")
         if blend not in BLENDS:
             raise ValueError(f"{path}: blend {blend!r} is not one this hwnas knows ({sorted(BLENDS)}); upgrade hwnas")
-        predictor = cls(space, device_fingerprint, sources, blend=blend, flops=p.get("flops", False),
+        recorded = tuple(p.get("analytic_costs", ()))
+        predictor = cls(space, device_fingerprint, sources, blend=blend, analytic=bool(recorded),
                         ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
+        if predictor.analytic_costs != recorded:
+            raise ValueError(f"{path}: fitted on the analytic costs {list(recorded)}; {space.name} now gives "
+                             f"{list(predictor.analytic_costs)}; refit the predictor")  # fmt: skip
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])
         predictor.calibrated = bool(p["calibrated"])

@@ -71,17 +71,19 @@ def test_save_load_round_trip_embeds_the_sources(
 
 
 @pytest.mark.parametrize("blend", ["linear", "log"])
-def test_both_blends_adapt_and_linear_adds_flops_as_a_source(data_dir: Path, sources: dict[str, Predictor], blend: str) -> None:
+def test_both_blends_adapt_and_analytic_costs_are_sources(data_dir: Path, sources: dict[str, Predictor], blend: str) -> None:
     space = NB201Space()
     _, train, test = split()
     archs, y = table_rows(data_dir, space, train, TARGET)
     test_archs, test_y = table_rows(data_dir, space, test, TARGET)
-    few = FewShotPredictor(space, "target", sources, blend=blend, flops=blend == "linear").fit(archs, y)
+    few = FewShotPredictor(space, "target", sources, blend=blend, analytic=blend == "linear").fit(archs, y)
     assert spearmanr(few.predict(test_archs), test_y).statistic > 0.85
     features = few.source_features(test_archs[:3])
-    assert features.shape == (3, len(SOURCES) + (blend == "linear"))
-    if blend == "linear":  # the last column is the space's own FLOPs
-        np.testing.assert_array_equal(features[:, -1], [space.flops(a) for a in test_archs[:3]])
+    assert few.analytic_costs == (("flops", "params", "memory_traffic") if blend == "linear" else ())
+    assert features.shape == (3, len(SOURCES) + len(few.analytic_costs))
+    if blend == "linear":  # the space's own FLOPs, parameters and traffic, one architecture at a time
+        np.testing.assert_array_equal(features[:, -3], [space.flops(a) for a in test_archs[:3]])
+        np.testing.assert_allclose(features[:, -2:], [space.params_and_traffic(a) for a in test_archs[:3]], rtol=1e-12)
 
 
 def test_a_file_that_names_no_blend_reads_as_the_log_blend(
@@ -92,13 +94,13 @@ def test_a_file_that_names_no_blend_reads_as_the_log_blend(
     _, train, test = split()
     archs, y = table_rows(data_dir, space, train, TARGET)
     test_archs, _ = table_rows(data_dir, space, test[:100], TARGET)
-    few = FewShotPredictor(space, "target", sources, blend="log", flops=False).fit(archs, y)
+    few = FewShotPredictor(space, "target", sources, blend="log", analytic=False).fit(archs, y)
     few.save(tmp_path / "few.npz")
     header = read_header(tmp_path / "few.npz")
-    params = {k: v for k, v in header["params"].items() if k not in ("blend", "flops")}
+    params = {k: v for k, v in header["params"].items() if k not in ("blend", "analytic_costs")}
     rewrite_predictor_header(tmp_path / "few.npz", params=params)
     loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
-    assert loaded.blend == "log" and not loaded.uses_flops
+    assert loaded.blend == "log" and loaded.analytic_costs == ()
     np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
 
 
