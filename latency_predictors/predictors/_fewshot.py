@@ -58,6 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import nnls
 
+from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, Predictor, SearchSpace
@@ -149,23 +150,6 @@ class LinearBlend:
         return cls(np.asarray(arrays["scale"], np.float64), np.asarray(arrays["weights"], np.float64))
 
 
-def _analytic_columns(space: SearchSpace, archs: Sequence[Architecture], indices: np.ndarray) -> dict[str, np.ndarray]:
-    """The space's analytic costs of ``archs`` by name (those it gives)."""
-    costs: dict[str, np.ndarray] = {}
-    flops = space.flops_many(archs, indices)
-    if flops is not None:
-        costs["flops"] = flops
-    stats = space.params_and_traffic_many(indices)
-    if stats is not None:
-        costs["params"], costs["memory_traffic"] = stats[:, 0], stats[:, 1]
-    return costs
-
-
-def _analytic_costs(space: SearchSpace) -> tuple[str, ...]:
-    """The names :func:`_analytic_columns` gives for ``space``."""
-    return tuple(_analytic_columns(space, [space.smallest()], space.gene_indices([space.smallest()])))
-
-
 #: The blends by name: the ``blend`` option, and what a saved file records.
 BLENDS: dict[str, type[LogBlend] | type[LinearBlend]] = {"linear": LinearBlend, "log": LogBlend}
 
@@ -208,7 +192,7 @@ class FewShotPredictor(StoredPredictor):
         self.device_fingerprint = device_fingerprint
         self.sources: dict[str, Predictor] = dict(sources)
         self.blend = blend
-        self.analytic_costs: tuple[str, ...] = _analytic_costs(space) if analytic else ()
+        self.analytic_costs: tuple[str, ...] = analytic_names(space) if analytic else ()
         self.ridge = float(ridge)
         self.quantile = float(quantile)
         # fitted state
@@ -234,7 +218,7 @@ class FewShotPredictor(StoredPredictor):
         columns = [np.asarray(predictions, dtype=np.float64)]
         if self.analytic_costs:
             indices = self.search_space.gene_indices(archs)
-            costs = _analytic_columns(self.search_space, archs, indices)
+            costs = analytic_costs(self.search_space, archs, indices)
             columns += [costs[name][:, None] for name in self.analytic_costs]
         return np.hstack(columns)
 
@@ -361,9 +345,7 @@ class FewShotPredictor(StoredPredictor):
         recorded = tuple(p.get("analytic_costs", ()))
         predictor = cls(space, device_fingerprint, sources, blend=blend, analytic=bool(recorded),
                         ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
-        if predictor.analytic_costs != recorded:
-            raise ValueError(f"{path}: fitted on the analytic costs {list(recorded)}; {space.name} now gives "
-                             f"{list(predictor.analytic_costs)}; refit the predictor")  # fmt: skip
+        check_recorded(path, space, recorded, predictor.analytic_costs)
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])
         predictor.calibrated = bool(p["calibrated"])

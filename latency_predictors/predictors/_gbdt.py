@@ -1,11 +1,11 @@
 """Gradient-boosted regression trees (LightGBM) on the space's features, with conformal intervals.
 
 Features (:data:`GradientBoostingPredictor.FEATURE_VERSION` 3): ``space.features(archs)`` (one-hot
-genes, then value counts), plus, when the space has a ``flops(arch)`` method (FBNet and NB201
-do), a column holding each network's FLOPs, and (3) where the space gives them as one product
-(``space.params_and_traffic_many``: NB201, FBNet) its parameters and memory traffic. Trees split
-on thresholds, so the scale of a column does not matter; these sums over a network's layers are
-something a tree ensemble otherwise has to piece together from many splits. Parameters and
+genes, then value counts), plus the space's analytic costs (:mod:`._analytic`: FLOPs where the
+space has ``flops``, and (3) parameters and memory traffic where it adds up over genes, as NB201
+and FBNet do). Trees split on thresholds, so the scale of a column does not matter; these sums
+over a network's layers are something a tree ensemble otherwise has to piece together from many
+splits. Parameters and
 traffic took fbnet gold_6226 from Spearman 0.942 / 78.0% within +/-10% to 0.964 / 87.9% and
 silver_4210r from 0.936 to 0.957 (900 rows, seed 0); nb201's columns did not change. The target is ``log y``
 (``log_target=True``, the default; latencies and energies are > 0 and their errors multiplicative).
@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
@@ -122,9 +123,8 @@ class GradientBoostingPredictor(StoredPredictor):
 
     kind = "gbdt"
     #: Version of the columns this class adds to ``SearchSpace.features`` (whose own version is
-    #: checked separately): ``space.flops(arch)`` when the space has ``flops``, (3) parameters
-    #: and memory traffic when the space adds up over genes, then (2) the class memory when the
-    #: space has isomorphism classes.
+    #: checked separately): the analytic costs (FLOPs; (3) parameters and memory traffic), then
+    #: (2) the class memory when the space has isomorphism classes.
     FEATURE_VERSION = 3
     USES_SPACE_FEATURES = True
 
@@ -168,7 +168,7 @@ class GradientBoostingPredictor(StoredPredictor):
         self.quantile = float(quantile)
         self.seed = int(seed)
         self.calibration_folds = int(calibration_folds)
-        self.uses_flops = callable(getattr(space, "flops", None))
+        self.analytic_costs = analytic_names(space)
         # fitted state
         self.memory: ClassMemory | None = None
         self.booster: Any = None
@@ -188,15 +188,9 @@ class GradientBoostingPredictor(StoredPredictor):
         """:meth:`features` and the isomorphism classes, from one pass over the architectures."""
         check_space(self.search_space, archs)
         indices = self.search_space.gene_indices(archs)
-        features = np.asarray(self.search_space.features_of(indices), dtype=np.float64)
-        if self.uses_flops:
-            flops = self.search_space.flops_many(archs, indices)
-            assert flops is not None  # uses_flops: the space has flops()
-            features = np.hstack([features, flops[:, None]])
-        stats = self.search_space.params_and_traffic_many(indices)
-        if stats is not None:
-            features = np.hstack([features, stats])
-        return features, self.search_space.isomorphism_classes_of(indices)
+        costs = analytic_costs(self.search_space, archs, indices)
+        columns = [self.search_space.features_of(indices), *(costs[name] for name in self.analytic_costs)]
+        return np.column_stack(columns).astype(np.float64), self.search_space.isomorphism_classes_of(indices)
 
     def _with_memory(
         self, x: np.ndarray, classes: np.ndarray | None, memory: ClassMemory | None, leave_one_out: np.ndarray | None = None
@@ -329,7 +323,7 @@ class GradientBoostingPredictor(StoredPredictor):
                 "quantile": self.quantile,
                 "seed": self.seed,
                 "calibration_folds": self.calibration_folds,
-                "uses_flops": self.uses_flops,
+                "analytic_costs": list(self.analytic_costs),
                 "n_features": self.n_features,
                 "factor": self.factor,
                 "calibrated": self.calibrated,
@@ -357,12 +351,7 @@ class GradientBoostingPredictor(StoredPredictor):
             seed=p["seed"],
             calibration_folds=p["calibration_folds"],
         )
-        if predictor.uses_flops != bool(p["uses_flops"]):
-            raise ValueError(
-                f"{path}: predictor was trained {'with' if p['uses_flops'] else 'without'} a FLOPs "
-                f"column, but this {space.name} space {'has' if predictor.uses_flops else 'lacks'} "
-                "flops(); refit the predictor"
-            )
+        check_recorded(path, space, p["analytic_costs"], predictor.analytic_costs)
         predictor.booster = _model_from_array(arrays["model"])
         predictor.memory = ClassMemory.from_arrays(arrays) if "memory_classes" in arrays else None
         predictor.n_features = int(p["n_features"])

@@ -1,7 +1,9 @@
 """An ensemble of small MLPs on the space's features, with calibrated prediction intervals.
 
-Features are ``space.features(archs)`` (one-hot genes, then value counts), standardised with the
-training mean and standard deviation (a constant column keeps std 1). The target is ``log y``
+Features (version 2) are ``space.features(archs)`` (one-hot genes, then value counts) and the log
+of the space's analytic costs (:mod:`._analytic`: FLOPs, parameters, memory traffic, those the
+space gives), standardised with the training mean and standard deviation (a constant column keeps
+std 1). The target is ``log y``
 (``log_target=True``, the default; latencies and energies are > 0 and their errors are
 multiplicative), itself standardised. Each of ``members`` MLPs (ReLU hidden layers ``hidden``,
 one linear output) is trained full-batch with Adam (``lr``, L2 ``weight_decay``) for ``epochs``
@@ -50,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
@@ -69,8 +72,8 @@ class MLPEnsemblePredictor(StoredPredictor):
     """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
 
     kind = "mlp_ensemble"
-    #: Version of the features (``SearchSpace.features``: one-hot genes, then value counts).
-    FEATURE_VERSION = 1
+    #: Version of the features: ``SearchSpace.features``, then (2) the log analytic costs.
+    FEATURE_VERSION = 2
     USES_SPACE_FEATURES = True
 
     def __init__(
@@ -115,6 +118,7 @@ class MLPEnsemblePredictor(StoredPredictor):
         self.quantile = float(quantile)
         self.calibration_fraction = float(calibration_fraction)
         self.spread_floor = float(spread_floor)
+        self.analytic_costs = analytic_names(space)
         # fitted state
         self.feature_mean: np.ndarray | None = None
         self.feature_std: np.ndarray | None = None
@@ -132,7 +136,10 @@ class MLPEnsemblePredictor(StoredPredictor):
 
     def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
         check_space(self.search_space, archs)
-        return np.asarray(self.search_space.features(archs), dtype=np.float64)
+        indices = self.search_space.gene_indices(archs)
+        costs = analytic_costs(self.search_space, archs, indices)
+        logs = [np.log1p(np.maximum(costs[name], 0.0)) for name in self.analytic_costs]
+        return np.column_stack([self.search_space.features_of(indices), *logs]).astype(np.float64)
 
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log(y) if self.log_target else y
@@ -301,6 +308,7 @@ class MLPEnsemblePredictor(StoredPredictor):
                 "quantile": self.quantile,
                 "calibration_fraction": self.calibration_fraction,
                 "spread_floor": self.spread_floor,
+                "analytic_costs": list(self.analytic_costs),
                 "target_mean": self.target_mean,
                 "target_std": self.target_std,
                 "factor": self.factor,
@@ -332,6 +340,7 @@ class MLPEnsemblePredictor(StoredPredictor):
             calibration_fraction=p["calibration_fraction"],
             spread_floor=p.get("spread_floor", 0.1),  # files before the option used 0.1
         )
+        check_recorded(path, space, p["analytic_costs"], predictor.analytic_costs)
         predictor.feature_mean = np.asarray(arrays["feature_mean"], dtype=np.float64)
         predictor.feature_std = np.asarray(arrays["feature_std"], dtype=np.float64)
         predictor.weights = [np.asarray(arrays[f"layer{i}_weight"]) for i in range(p["layers"])]

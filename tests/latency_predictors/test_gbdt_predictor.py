@@ -73,7 +73,7 @@ def test_save_load_is_bit_identical_and_pickle_free(
     fitted = small(space, DEVICE).fit(archs, y)
     assert fitted.calibrated and fitted.n_fit == len(archs) and fitted.factor > 0
     # + FLOPs, parameters, memory traffic + the isomorphism-class memory
-    assert fitted.uses_flops and fitted.memory is not None
+    assert fitted.analytic_costs == ("flops", "params", "memory_traffic") and fitted.memory is not None
     assert fitted.n_features == space.features(archs[:1]).shape[1] + 4
     lower, upper = fitted.predict_interval(archs)
     predicted = fitted.predict(archs)

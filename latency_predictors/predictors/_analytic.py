@@ -1,0 +1,43 @@
+"""A space's analytic costs of a network, as predictor inputs: FLOPs, parameters, memory traffic.
+
+Each is a sum over the network's layers, which a tree or an MLP on one-hot genes would otherwise
+have to piece together. A space gives what it can compute for a whole batch cheaply:
+``flops_many`` (spaces with ``flops``) and ``params_and_traffic_many`` (spaces whose networks add
+up over genes: NB201, FBNet). Predictors record the names they used and refuse a file whose
+names the space no longer gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nas import Architecture, SearchSpace
+
+
+def analytic_costs(space: SearchSpace, archs: Sequence[Architecture], gene_indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The costs ``space`` gives for ``archs``, by name (``flops``, ``params``, ``memory_traffic``)."""
+    costs: dict[str, np.ndarray] = {}
+    flops = space.flops_many(archs, gene_indices)
+    if flops is not None:
+        costs["flops"] = flops
+    stats = space.params_and_traffic_many(gene_indices)
+    if stats is not None:
+        costs["params"], costs["memory_traffic"] = stats[:, 0], stats[:, 1]
+    return costs
+
+
+def analytic_names(space: SearchSpace) -> tuple[str, ...]:
+    """The names :func:`analytic_costs` gives for ``space``."""
+    probe = [space.smallest()]
+    return tuple(analytic_costs(space, probe, space.gene_indices(probe)))
+
+
+def check_recorded(path: object, space: SearchSpace, recorded: Sequence[str], now: Sequence[str]) -> None:
+    """Refuse a predictor file fitted on other analytic costs than ``space`` gives now."""
+    if tuple(recorded) != tuple(now):
+        raise ValueError(
+            f"{path}: fitted on the analytic costs {list(recorded)}; {space.name} now gives {list(now)}; "
+            "refit the predictor"
+        )
