@@ -103,11 +103,11 @@ def main(cfg: DictConfig) -> float | None:
 
 @dataclass(frozen=True)
 class FewShotSources:
-    """Source predictors for a few-shot fit, the pool rows they were trained on, rows skipped."""
+    """Source predictors for a few-shot fit, the rows whose architecture some source was fitted
+    on (the pool, and the rows its values were measured on), rows skipped."""
 
     sources: dict[str, Predictor]
-    pool: np.ndarray
-    seen: np.ndarray  # rows whose architecture some source was fitted on
+    seen: np.ndarray
     n_source: int
     source_metric: str
     rows_skipped: dict[str, int]
@@ -146,7 +146,7 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
         source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
         sources[name] = source.fit([archs[i] for i in measured_on[keep]], values[keep])
     seen_rows = np.unique(np.concatenate(seen))
-    return FewShotSources(sources, pool, seen_rows, int(cfg.n_source), str(cfg.source_metric), skipped)
+    return FewShotSources(sources, seen_rows, int(cfg.n_source), str(cfg.source_metric), skipped)
 
 
 def parse_all(space: SearchSpace, table: BenchmarkTable) -> list[Architecture]:
