@@ -33,7 +33,7 @@ of the rows is held out of training, and the ensemble spread (with a floor) is s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -44,6 +44,10 @@ from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT, _conformal_factor
 from nas import Architecture, ArchitectureGraph, SearchSpace
+
+#: Batches of at most this many graphs propagate with a dense batched product, larger ones
+#: with one sparse block-diagonal matrix.
+DENSE_GRAPHS = 16
 
 
 @dataclass(frozen=True)
@@ -251,15 +255,19 @@ class GraphPredictor(StoredPredictor):
         from scipy.sparse import csr_matrix
 
         g, n, _ = batch.features.shape
-        # one block-diagonal sparse matrix: a stacked numpy matmul of many tiny matrices is ~10x slower
-        graph, i, j = np.nonzero(batch.adjacency)
-        adjacency = csr_matrix((batch.adjacency[graph, i, j], (graph * n + i, graph * n + j)), shape=(g * n, g * n))
+        propagate: Callable[[np.ndarray], np.ndarray]
+        if g <= DENSE_GRAPHS:  # building a sparse matrix would cost a single prediction more than the products
+            propagate = lambda x: np.matmul(batch.adjacency, x.reshape(g, n, -1)).reshape(g * n, -1)  # noqa: E731
+        else:  # one block-diagonal sparse matrix: a stacked matmul of many tiny matrices is ~10x slower
+            graph, i, j = np.nonzero(batch.adjacency)
+            values = batch.adjacency[graph, i, j]
+            propagate = csr_matrix((values, (graph * n + i, graph * n + j)), shape=(g * n, g * n)).__matmul__
         pool = batch.mask.reshape(g * n, 1) / self.node_scale
         outputs = np.empty((self.members, g))
         for member in range(self.members):
             h = batch.features.reshape(g * n, -1)
             for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
-                z = adjacency @ (h @ w[member].astype(np.float64)) + b[member].astype(np.float64)
+                z = propagate(h @ w[member].astype(np.float64)) + b[member].astype(np.float64)
                 np.maximum(z, 0.0, out=z)
                 h = z + h if layer else z  # residual after the first layer
             pooled = (h * pool).reshape(g, n, -1).sum(axis=1)
