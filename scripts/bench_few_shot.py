@@ -4,16 +4,17 @@
     python scripts/bench_few_shot.py --tasks nb201:latency_ms --devices raspi4 --ks 10 20 50
 
 For each task (space and metric), seed: draw a pretraining pool of ``n_source`` rows with
-``numpy.random.default_rng([seed, 1])``; fit one source predictor (``--source-family``: layer_sum,
-hwnas-fit's default, or gbdt) per device column on that device's pool rows only. For each device as target: its sources are every other column
-(for an energy task also the latency columns, except the target device's own latency column);
-``k`` training rows are drawn with ``default_rng([seed, 2, k])`` among the target's rows outside
-the pool; the test set is every other target row outside the pool, so no source measurement of a
-test architecture is ever used. A column that copied one measurement per isomorphism class
-(``nas.tables.measured_rows``) is fitted and predicted on the rows actually measured, and a target
-row whose measured architecture some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage on the test
-rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline). The
-adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic)``.
+``numpy.random.default_rng([seed, 1])``; fit one source predictor (``--source-family``:
+layer_sum, hwnas-fit's default, or gbdt) per device column on that device's pool rows only. For
+each device as target: its sources are every other column (for an energy task also the latency
+columns, except the target device's own latency column); ``k`` training rows are drawn with
+``default_rng([seed, 2, k])`` among the target's rows outside the pool; the test set is every
+other target row outside the pool, so no source measurement of a test architecture is ever used.
+A column that copied one measurement per isomorphism class (``nas.tables.measured_rows``) is
+fitted and predicted on the rows actually measured, and a target row whose measured architecture
+some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage
+on the test rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
+The adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic)``.
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """
