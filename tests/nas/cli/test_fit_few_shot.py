@@ -81,3 +81,18 @@ def test_target_among_sources_or_unknown_source_is_named(sources: list[str], nam
     table = cached_table(cfg.table_dir)
     with pytest.raises(ValueError, match=named):
         pretrain_sources(cfg, space, table, parse_all(space, table), None)
+
+
+@pytest.mark.parametrize(("space_name", "family"), [("nb201", "LayerSumPredictor"), ("fbnet", "LayerSumPredictor"),
+                                                   ("ofa", "GradientBoostingPredictor")])  # fmt: skip
+def test_each_space_names_a_source_predictor_that_builds(space_name: str, family: str, data_dir: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from nas.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("fit", overrides=[f"space={space_name}", "predictor=few_shot", f"data_dir={data_dir}"])
+    space = instantiate(cfg.space.instance)
+    source = instantiate(cfg.source_predictor)(space=space, device_fingerprint="f" * 16)
+    assert type(source).__name__ == family
