@@ -340,12 +340,12 @@ def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
 
     Some tables measured one member of each isomorphism class and copied its value to the others:
     HW-NAS-Bench-360's pi5_* and pixel6a columns of NAS-Bench-201, whose 15,625 rows hold 6,466
-    values. Which member was measured matters, because a runtime still executes the ops on a
-    cell's dead edges, so isomorphic cells do not cost the same. The evidence says it was the
-    class's first row in table order (NAS-Bench-201's index): a linear cost model fitted on
-    one-member classes finds the first row the closest member in 75-80% of the larger classes
-    (the last row in 6-8%), and a LightGBM predictor fitted on first rows reaches Spearman 0.997
-    on nb201 pi5_onnx with 900 rows, against 0.979 fitted on the rows themselves.
+    values. Which member was measured matters: isomorphic cells do not cost the same (the ops on
+    a cell's dead edges evidently still run). The evidence says it was the class's first row in
+    table order (NAS-Bench-201's index): a linear cost model fitted on one-member classes finds
+    the first row the closest member in 75-80% of the larger classes (the last row in 6-8%), and
+    a LightGBM predictor fitted on first rows reaches Spearman 0.997 on nb201 pi5_onnx with 900
+    rows, against 0.979 fitted on the rows themselves.
 
     So when ``classes`` (one class id per row, e.g. ``space.isomorphism_classes``) is given and
     the column's finite values are equal within every class, and some class holds more than one of

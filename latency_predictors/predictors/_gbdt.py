@@ -5,9 +5,9 @@ genes, then value counts), plus the space's analytic costs (:mod:`._analytic`: F
 space has ``flops``, and (3) parameters and memory traffic where it adds up over genes, as NB201
 and FBNet do). Trees split on thresholds, so the scale of a column does not matter; these sums
 over a network's layers are something a tree ensemble otherwise has to piece together from many
-splits. Parameters and
-traffic took fbnet gold_6226 from Spearman 0.942 / 78.0% within +/-10% to 0.964 / 87.9% and
-silver_4210r from 0.936 to 0.957 (900 rows, seed 0); nb201's columns did not change. The target is ``log y``
+splits. Parameters and traffic took fbnet gold_6226 from Spearman 0.942 / 78.0% within +/-10% to
+0.964 / 87.9% and silver_4210r from 0.936 to 0.957 (900 rows, seed 0); nb201's columns did not
+change. The target is ``log y``
 (``log_target=True``, the default; latencies and energies are > 0 and their errors multiplicative).
 
 When the space has isomorphism classes (``space.isomorphism_classes``; NB201's 6,466), one more
