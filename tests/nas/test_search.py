@@ -198,11 +198,18 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
 
 
 @pytest.mark.parametrize("grace_s, recovered", [(0.0, True), (3600.0, False)])
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])  # naive local vs aware UTC start times
 def test_trial_of_worker_killed_before_tagging_is_recovered_after_the_grace(
-    tmp_path: Path, grace_s: float, recovered: bool
+    tmp_path: Path, grace_s: float, recovered: bool, kind: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    search = make_search(storage=url, objectives=[Capacity("capacity"), _Fast("slow")])
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if kind == "sqlite":
+        storage = f"sqlite:///{tmp_path / 'study.db'}"
+    else:
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    search = make_search(storage=storage, objectives=[Capacity("capacity"), _Fast("slow")])
     search.untagged_grace_s = grace_s
     orphan = search.study().ask(search.space.distributions())  # asked, never tagged nor told
     study = search.run(n_trials=4, show_progress=False)
