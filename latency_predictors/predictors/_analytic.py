@@ -4,7 +4,9 @@ Each is a sum over the network's layers, which a tree or an MLP on one-hot genes
 have to piece together. A space gives what it can compute for a whole batch cheaply:
 ``flops_many`` (spaces with ``flops``) and ``params_and_traffic_many`` (spaces whose networks add
 up over genes: NB201, FBNet). Predictors record the names they used and refuse a file whose
-names the space no longer gives.
+names the space no longer gives. OFA gives none: summed per network over its built layers,
+parameters and traffic changed gbdt's Spearman on its GPU columns by -0.008 to +0.001 (900 rows,
+seed 0), not worth a per-network Python sum in every batch.
 """
 
 from __future__ import annotations
