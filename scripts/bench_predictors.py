@@ -11,7 +11,9 @@ actually measured (nas.tables.measured_rows). Families
 are hwnas's (layer_sum, gbdt, mlp, gnn) and two baselines: `flops` (log-log in FLOPs) and
 `onehot_boosting` (scikit-learn's gradient boosting on one-hot genes only, the plain baseline).
 Writes every record to --out-json as it goes (a rerun with the same --out-json resumes, skipping
-what is there) and a Markdown summary (mean over seeds) to --out-md.
+what is there) and a Markdown summary (mean over seeds) to --out-md. On several cores, split the
+grid (e.g. one process per --spaces, each with its own --out-json) and fold the parts together
+with --merge (records already present are kept, not duplicated).
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     and rewriting it after each new record."""
     records: list[dict[str, object]] = json.loads(args.out_json.read_text()) if args.out_json.exists() else []
     done = {tuple(r[k] for k in KEY) for r in records}
+    for part in args.merge:
+        for record in json.loads(part.read_text()):
+            if tuple(record[k] for k in KEY) not in done:
+                records.append(record)
+                done.add(tuple(record[k] for k in KEY))
+    if args.merge:
+        args.out_json.write_text(json.dumps(records, indent=1) + "\n")
     for space_name in args.spaces:
         space = SPACES[space_name]()
         table = BenchmarkTable.load(args.data_dir / space_name)
@@ -124,17 +133,18 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
 
 
 def markdown(records: list[dict[str, object]]) -> str:
-    """Mean Spearman / within +/-10% over seeds, one row per (space, metric, device, size)."""
+    """Mean Spearman / within +/-10% over seeds, one row per (space, metric, device, size), sorted;
+    nan where a family gave no score (constant predictions, unseen layers)."""
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    families: list[str] = []
     for r in records:
         key = (r["space"], r["metric"], r["device"], r["n_train"])
-        groups[key][r["family"]].append((r["spearman"] or float("nan"), r["within_10pct"] or float("nan")))
-        if r["family"] not in families:
-            families.append(r["family"])
+        scores = tuple(float("nan") if r[m] is None else float(r[m]) for m in ("spearman", "within_10pct"))
+        groups[key][r["family"]].append(scores)
+    present = {r["family"] for r in records}
+    families = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
     lines = ["| space | metric | device | n_train | " + " | ".join(families) + " |",
              "|---|---|---|---|" + "---|" * len(families)]  # fmt: skip
-    for key, by_family in groups.items():
+    for key, by_family in sorted(groups.items()):
         cells = []
         for family in families:
             scores = by_family.get(family, [])
@@ -158,6 +168,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--out-json", type=Path, default=Path("bench_predictors.json"))
     parser.add_argument("--out-md", type=Path, default=Path("bench_predictors.md"))
+    parser.add_argument("--merge", nargs="*", type=Path, default=[], help="record files of other runs to fold in")
     args = parser.parse_args()
     records = run(args)
     args.out_md.write_text(markdown(records))
