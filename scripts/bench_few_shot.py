@@ -14,7 +14,8 @@ A column that copied one measurement per isomorphism class (``nas.tables.measure
 fitted and predicted on the rows actually measured, and a target row whose measured architecture
 some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage
 on the test rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
-The adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic)``.
+The adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic,
+own_layer_sum=--own-layer-sum)``.
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """
@@ -81,6 +82,7 @@ def few_shot_benchmark(
     source_family: str = "layer_sum",
     blend: str = "linear",
     analytic: bool = True,
+    own_layer_sum: bool = False,
 ) -> list[FewShotRecord]:
     """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
     records = []
@@ -120,16 +122,18 @@ def few_shot_benchmark(
                 measured = measured_rows(values, classes)
                 candidates = np.flatnonzero(_usable(values) & outside & outside[measured])
                 few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names},
-                                       blend=blend, analytic=analytic)  # fmt: skip
+                                       blend=blend, analytic=analytic, own_layer_sum=own_layer_sum)  # fmt: skip
                 z = few.with_analytic(np.column_stack([features[c] for c in names]), archs)[measured]
                 for k in ks:
                     train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
                     test = np.setdiff1d(candidates, train)
-                    few.fit_features(z[train], values[train])
-                    scores = prediction_metrics(values[test], few.predict_features(z[test]), *few.interval_features(z[test]))
+                    train_archs, test_archs = ([archs[i] for i in measured[rows]] for rows in (train, test))
+                    few.fit_features(z[train], values[train], train_archs)
+                    scores = prediction_metrics(values[test], few.predict_features(z[test], test_archs),
+                                                *few.interval_features(z[test], test_archs))  # fmt: skip
                     baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
-                    baseline.fit([archs[i] for i in measured[train]], values[train])
-                    alone = prediction_metrics(values[test], baseline.predict([archs[i] for i in measured[test]]))
+                    baseline.fit(train_archs, values[train])
+                    alone = prediction_metrics(values[test], baseline.predict(test_archs))
                     records.append(FewShotRecord(
                         space_name, metric, device, k, seed, n_source, len(test),
                         tuple(f"{m}:{d}" for m, d in names), float(scores["spearman"]),
@@ -181,11 +185,12 @@ def main() -> None:
     parser.add_argument("--source-family", default="layer_sum", choices=list(SOURCE_FAMILIES))
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
     parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")
+    parser.add_argument("--own-layer-sum", action="store_true", help="stack the target's own layer sum")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
     records = few_shot_benchmark(args.data_dir, args.tasks, args.ks, args.seeds, args.devices,
                                  args.n_source, args.n_estimators, print, args.source_family, args.blend,
-                                 not args.no_analytic)  # fmt: skip
+                                 not args.no_analytic, args.own_layer_sum)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     markdown = summary_markdown(records)

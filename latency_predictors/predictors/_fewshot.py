@@ -63,6 +63,7 @@ from scipy.optimize import nnls
 from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
 from nas import Architecture, Predictor, SearchSpace
 
 #: Predictions are floored here before a log (a layer-sum model can predict 0).
@@ -71,6 +72,8 @@ _FLOOR = 1e-9
 MIN_TARGETS = 2
 #: Fewest target measurements for leave-one-out calibrated intervals.
 MIN_CALIBRATION = 3
+#: Folds of the own layer sum's cross-fitted column (leave-one-out below this many points).
+OWN_FOLDS = 10
 
 
 def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
@@ -171,6 +174,7 @@ class FewShotPredictor(StoredPredictor):
         sources: Mapping[str, Predictor] | None = None,
         blend: str = "linear",
         analytic: bool = True,
+        own_layer_sum: bool = False,
         ridge: float = 0.0,
         quantile: float = 0.9,
     ) -> None:
@@ -195,10 +199,12 @@ class FewShotPredictor(StoredPredictor):
         self.sources: dict[str, Predictor] = dict(sources)
         self.blend = blend
         self.analytic_costs: tuple[str, ...] = analytic_names(space) if analytic else ()
+        self.own_layer_sum = bool(own_layer_sum)
         self.ridge = float(ridge)
         self.quantile = float(quantile)
         # fitted state
         self.fitted: LogBlend | LinearBlend | None = None
+        self.own: LayerSumPredictor | None = None  # the target's own layer sum, when it earned a column
         self.factor = 0.0
         self.calibrated = False
         self.n_fit = 0
@@ -234,11 +240,37 @@ class FewShotPredictor(StoredPredictor):
     def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> FewShotPredictor:
         y = check_targets(archs, y, positive=True)
         self._check_sources()
-        return self.fit_features(self.source_features(archs), y)
+        return self.fit_features(self.source_features(archs), y, archs)
 
-    def fit_features(self, x: np.ndarray, y: np.ndarray) -> FewShotPredictor:
-        """:meth:`fit` on precomputed :meth:`source_features` (a benchmark reuses them across targets)."""
+    def _own_fit(self, archs: Sequence[Architecture], y: np.ndarray) -> LayerSumPredictor:
+        return LayerSumPredictor(self.search_space, self.device_fingerprint, unseen="kind_mean").fit(archs, y)
+
+    def _own_cross(self, archs: Sequence[Architecture], y: np.ndarray) -> np.ndarray | None:
+        """Each point's prediction by a layer sum fitted without it: leave-one-out up to
+        :data:`OWN_FOLDS` points, that many folds (point ``j`` in fold ``j % folds``) beyond;
+        ``None`` when one cannot be made (a layer kind only its fold has)."""
+        folds = np.arange(len(y)) % min(len(y), OWN_FOLDS)
+        cross = np.empty(len(y))
+        for fold in np.unique(folds):
+            held = np.flatnonzero(folds == fold)
+            kept = np.flatnonzero(folds != fold)
+            try:
+                own = self._own_fit([archs[j] for j in kept], y[kept])
+                cross[held] = own.predict([archs[j] for j in held])
+            except UnseenLayerError:
+                return None
+        return cross
+
+    def _covers_every_kind(self, own: LayerSumPredictor) -> bool:
+        kinds = {layer_kind(layer.key) for layer in self.search_space.distinct_layers()}
+        return kinds <= {layer_kind(key) for key in own.keys}
+
+    def fit_features(self, x: np.ndarray, y: np.ndarray, archs: Sequence[Architecture] | None = None) -> FewShotPredictor:
+        """:meth:`fit` on precomputed :meth:`source_features` (a benchmark reuses them across
+        targets); ``archs`` too when :attr:`own_layer_sum`."""
         self._check_sources()
+        if self.own_layer_sum and archs is None:
+            raise ValueError("own_layer_sum=True fits a layer sum on the target's architectures: pass archs")
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if len(y) < MIN_TARGETS:
             raise ValueError(f"a few-shot fit needs at least {MIN_TARGETS} target measurements, got {len(y)}")
@@ -246,16 +278,34 @@ class FewShotPredictor(StoredPredictor):
         if x.shape != (len(y), columns):
             raise ValueError(f"features have shape {x.shape}; expected ({len(y)}, {columns})")
         blend = BLENDS[self.blend]
-        self.fitted = blend.fit(x, y, self.ridge)
         k, t = len(y), np.log(y)
+        # The target's own layer sum is stacked: its column holds cross-fitted predictions, so the
+        # blend weighs it by how it predicts points it did not see (and not at all if it cannot).
+        self.own, own_column = None, None
+        if self.own_layer_sum and k >= MIN_CALIBRATION:
+            assert archs is not None
+            own, own_column = self._own_fit(archs, y), self._own_cross(archs, y)
+            if own_column is not None and self._covers_every_kind(own):
+                self.own = own
+        design = x if self.own is None else np.column_stack([x, own_column])
+        self.fitted = blend.fit(design, y, self.ridge)
         if k >= MIN_CALIBRATION:
             loo = np.empty(k)
             for i in range(k):
                 keep = np.arange(k) != i
-                loo[i] = blend.fit(x[keep], y[keep], self.ridge).log_predict(x[i : i + 1])[0]
+                kept, held = design[keep], design[i : i + 1]
+                if self.own is not None:  # the whole procedure without point i, own column included
+                    assert archs is not None
+                    kept_archs = [a for j, a in enumerate(archs) if j != i]
+                    inner = self._own_cross(kept_archs, y[keep])
+                    if inner is not None:
+                        kept = np.column_stack([x[keep], inner])
+                        own_i = self._own_fit(kept_archs, y[keep]).predict([archs[i]])[0]
+                        held = np.column_stack([x[i : i + 1], [own_i]])
+                loo[i] = blend.fit(kept, y[keep], self.ridge).log_predict(held)[0]
             residuals, self.calibrated = np.abs(t - loo), True
         else:
-            residuals, self.calibrated = np.abs(t - self.fitted.log_predict(x)), False
+            residuals, self.calibrated = np.abs(t - self.fitted.log_predict(design)), False
         self.factor = _conformal_factor(residuals, self.quantile)
         self.n_fit = k
         return self
@@ -265,13 +315,22 @@ class FewShotPredictor(StoredPredictor):
             raise RuntimeError("FewShotPredictor used before fit (or load)")
         return self.fitted.log_predict(np.asarray(x, dtype=np.float64))
 
-    def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`predict` on precomputed :meth:`source_features`."""
-        return np.exp(self._centre(x))
+    def _design(self, x: np.ndarray, archs: Sequence[Architecture] | None) -> np.ndarray:
+        if self.own is None:
+            return x
+        if archs is None:
+            raise ValueError("this predictor stacks its own layer sum: pass the architectures too")
+        return np.column_stack([x, self.own.predict(archs)])
 
-    def interval_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict_interval` on precomputed :meth:`source_features`."""
-        centre = self._centre(x)
+    def predict_features(self, x: np.ndarray, archs: Sequence[Architecture] | None = None) -> np.ndarray:
+        """:meth:`predict` on precomputed :meth:`source_features` (and ``archs`` for the own layer sum)."""
+        return np.exp(self._centre(self._design(x, archs)))
+
+    def interval_features(
+        self, x: np.ndarray, archs: Sequence[Architecture] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_interval` on precomputed :meth:`source_features` (and ``archs``)."""
+        centre = self._centre(self._design(x, archs))
         return np.exp(centre - self.factor), np.exp(centre + self.factor)
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -279,7 +338,7 @@ class FewShotPredictor(StoredPredictor):
             raise RuntimeError("FewShotPredictor.predict before fit (or load)")
         if len(archs) == 0:
             return np.empty(0)
-        return self.predict_features(self.source_features(archs))
+        return self.predict_features(self.source_features(archs), archs)
 
     def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` meant to cover the measured value with probability ``quantile``
@@ -288,7 +347,7 @@ class FewShotPredictor(StoredPredictor):
             raise RuntimeError("FewShotPredictor.predict_interval before fit (or load)")
         if len(archs) == 0:
             return np.empty(0), np.empty(0)
-        return self.interval_features(self.source_features(archs))
+        return self.interval_features(self.source_features(archs), archs)
 
     # persistence
 
@@ -305,6 +364,9 @@ class FewShotPredictor(StoredPredictor):
                 source.save(file)
                 arrays[f"source_{i}"] = np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
+            if self.own is not None:
+                self.own.save(Path(scratch) / "own.npz")
+                arrays["own_layer_sum"] = np.frombuffer((Path(scratch) / "own.npz").read_bytes(), dtype=np.uint8).copy()
         self._write(
             path,
             arrays=arrays,
@@ -312,6 +374,7 @@ class FewShotPredictor(StoredPredictor):
                 "sources": described,
                 "blend": self.blend,
                 "analytic_costs": list(self.analytic_costs),
+                "own_layer_sum": self.own_layer_sum,
                 "ridge": self.ridge,
                 "quantile": self.quantile,
                 **blend_params,
@@ -341,12 +404,18 @@ class FewShotPredictor(StoredPredictor):
                 file = Path(scratch) / f"source_{i}.npz"
                 file.write_bytes(np.asarray(arrays[f"source_{i}"], dtype=np.uint8).tobytes())
                 sources[source["name"]] = family.load(file, space=space, device_fingerprint=source["device_fingerprint"])
+            own = None
+            if "own_layer_sum" in arrays:
+                file = Path(scratch) / "own.npz"
+                file.write_bytes(np.asarray(arrays["own_layer_sum"], dtype=np.uint8).tobytes())
+                own = LayerSumPredictor.load(file, space=space, device_fingerprint=device_fingerprint)
         blend = p.get("blend", "log")
         if blend not in BLENDS:
             raise ValueError(f"{path}: blend {blend!r} is not one this hwnas knows ({sorted(BLENDS)}); upgrade hwnas")
         recorded = tuple(p.get("analytic_costs", ()))
         predictor = cls(space, device_fingerprint, sources, blend=blend, analytic=bool(recorded),
-                        ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
+                        own_layer_sum=p.get("own_layer_sum", False), ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
+        predictor.own = own
         check_recorded(path, space, recorded, predictor.analytic_costs)
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])

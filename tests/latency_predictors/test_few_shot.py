@@ -104,6 +104,28 @@ def test_a_file_that_names_no_blend_reads_as_the_log_blend(
     np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
 
 
+def test_own_layer_sum_is_stacked_where_it_predicts_and_saved(
+    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
+) -> None:
+    """eyeriss, a simulator no source resembles, is a sum of per-op costs: the target's own layer
+    sum on its 10 points predicts it, and the stacked blend gives that column its weight."""
+    space = NB201Space()
+    _, train, test = split()
+    archs, y = table_rows(data_dir, space, train, "eyeriss")
+    test_archs, test_y = table_rows(data_dir, space, test, "eyeriss")
+    plain = FewShotPredictor(space, "target", sources).fit(archs, y)
+    stacked = FewShotPredictor(space, "target", sources, own_layer_sum=True).fit(archs, y)
+    assert stacked.own is not None and stacked.weights[-1] > 0
+    rho_plain = spearmanr(plain.predict(test_archs), test_y).statistic
+    rho_stacked = spearmanr(stacked.predict(test_archs), test_y).statistic
+    assert rho_stacked > 0.98 and rho_stacked > rho_plain, (rho_stacked, rho_plain)
+    stacked.save(tmp_path / "few.npz")
+    loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
+    np.testing.assert_array_equal(loaded.predict(test_archs[:100]), stacked.predict(test_archs[:100]))
+    with pytest.raises(ValueError, match="archs"):
+        stacked.fit_features(stacked.source_features(archs), y)
+
+
 def test_bad_inputs_are_named(data_dir: Path, sources: dict[str, Predictor]) -> None:
     space = NB201Space()
     with pytest.raises(ValueError, match="src-pixel3"):
@@ -131,3 +153,9 @@ class TestFewShotContract(PredictorContract):
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
         return table_rows(data_dir, NB201Space(), split()[1], TARGET)
+
+
+class TestFewShotOwnLayerSumContract(TestFewShotContract):
+    @pytest.fixture
+    def predictor_factory(self, sources: dict[str, Predictor]):  # type: ignore[no-untyped-def]
+        return lambda space, fingerprint: FewShotPredictor(space, fingerprint, sources, own_layer_sum=True)
