@@ -17,6 +17,12 @@ Two blends (``blend``):
   models is again one, so a target device whose layer costs are a mix of the sources' (compute-
   bound like one, memory-bound like another) is represented exactly; the analytic costs add pure
   compute- and memory-cost sources.
+* with ``own_layer_sum=True``, one more column: the target's own :class:`LayerSumPredictor`
+  fitted on the ``k`` points. It is *stacked*: the blend is fitted on its cross-fitted
+  predictions (each point predicted by a layer sum that did not see it), so it earns weight only
+  where it predicts unseen networks, as on a device no source resembles (nb201 eyeriss, a sum of
+  per-op costs: 0.79 -> 0.996 at k=10); it is dropped when it cannot cost every layer kind of the
+  space (OFA, whose layer keys a few networks leave mostly unseen).
 * ``"log"``: ``log y ~ intercept + sum_s w_s * (log source_s(a) - mean_k log source_s)``, the
   earlier blend, kept so files saved by it (which name no blend) load and predict as before.
 
