@@ -30,7 +30,8 @@ Measured leave-one-device-out (scripts/bench_few_shot.py, k=10, 3 seeds, layer-s
 900-row pool), mean Spearman: nb201 latency 0.955 (log) -> 0.956 (linear + FLOPs), fbnet 0.934 ->
 0.939 (0.944 with parameters and traffic too: gold_6226 0.871 -> 0.919), nb201 energy 0.981 ->
 0.984; with gbdt sources 0.955 -> 0.959, 0.918 -> 0.928 and 0.979 -> 0.981 (linear + FLOPs).
-Over five seeds the default reaches 0.957, 0.944 and 0.983 (README). With ``k = 10`` the
+Over five seeds: 0.957, 0.944 and 0.983; with the own layer sum stacked (hwnas-fit's setting
+for nb201 and fbnet) 0.970, 0.942 and 0.983 (README). With ``k = 10`` the
 adaptation can only afford a handful of effective parameters; non-negativity is the regulariser
 that lets NNLS pick a sparse subset of sources by itself. Also
 measured and rejected: the best-correlated single source, the mean source, free-sign ridge,
