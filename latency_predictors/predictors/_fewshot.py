@@ -31,12 +31,12 @@ Measured leave-one-device-out (scripts/bench_few_shot.py, k=10, 3 seeds, layer-s
 0.939 (0.944 with parameters and traffic too: gold_6226 0.871 -> 0.919), nb201 energy 0.981 ->
 0.984; with gbdt sources 0.955 -> 0.959, 0.918 -> 0.928 and 0.979 -> 0.981 (linear + FLOPs).
 Over five seeds: 0.957, 0.944 and 0.983; with the own layer sum stacked (hwnas-fit's setting
-for nb201 and fbnet) 0.970, 0.942 and 0.983 (README). With ``k = 10`` the
-adaptation can only afford a handful of effective parameters; non-negativity is the regulariser
-that lets NNLS pick a sparse subset of sources by itself. Also
-measured and rejected: the best-correlated single source, the mean source, free-sign ridge,
-leave-one-out selection among blends and analytic models (picks wrongly from 10 points: fbnet
-0.88), stacking an op-count additive model into the blend (nb201 0.973 but fbnet 0.882).
+for nb201 and fbnet) 0.970, 0.942 and 0.983 (README). With ``k = 10`` the adaptation can only
+afford a handful of effective parameters; non-negativity is the regulariser that lets NNLS pick a
+sparse subset of sources by itself. Also measured and rejected: the best-correlated single source,
+the mean source, free-sign ridge, leave-one-out selection among blends and analytic models (picks
+wrongly from 10 points: fbnet 0.88), an op-count sum stacked into the log blend (nb201 0.973 but
+fbnet 0.882).
 
 Predictions only ever use the source *predictors*: the source devices' measurements of an
 architecture being predicted are never read (the caller keeps pretraining pool and test rows
