@@ -272,7 +272,9 @@ class FewShotPredictor(StoredPredictor):
         kinds = {layer_kind(layer.key) for layer in self.search_space.distinct_layers()}
         return kinds <= {layer_kind(key) for key in own.keys}
 
-    def fit_features(self, x: np.ndarray, y: np.ndarray, archs: Sequence[Architecture] | None = None) -> FewShotPredictor:
+    def fit_features(
+        self, x: np.ndarray, y: np.ndarray, archs: Sequence[Architecture] | None = None
+    ) -> FewShotPredictor:
         """:meth:`fit` on precomputed :meth:`source_features` (a benchmark reuses them across
         targets); ``archs`` too when :attr:`own_layer_sum`."""
         self._check_sources()
@@ -305,9 +307,12 @@ class FewShotPredictor(StoredPredictor):
                     assert archs is not None
                     kept_archs = [a for j, a in enumerate(archs) if j != i]
                     inner = self._own_cross(kept_archs, y[keep])
+                    try:
+                        own_i = self._own_fit(kept_archs, y[keep]).predict([archs[i]])[0]
+                    except UnseenLayerError:  # a kind only point i has: keep the outer column
+                        inner = None
                     if inner is not None:
                         kept = np.column_stack([x[keep], inner])
-                        own_i = self._own_fit(kept_archs, y[keep]).predict([archs[i]])[0]
                         held = np.column_stack([x[i : i + 1], [own_i]])
                 loo[i] = blend.fit(kept, y[keep], self.ridge).log_predict(held)[0]
             residuals, self.calibrated = np.abs(t - loo), True
