@@ -158,6 +158,37 @@ def markdown(records: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_markdown(records: list[dict[str, object]]) -> str:
+    """Per space, mean Spearman over its complete columns (every size, seed and family present in
+    the records) and seeds, one row per training size: the learning curves the README shows."""
+    cells: dict[tuple, set] = defaultdict(set)
+    for r in records:
+        cells[(r["space"], r["metric"], r["device"])].add((r["n_train"], r["seed"], r["family"]))
+    full = set().union(*cells.values()) if cells else set()
+    families = [f for f in FAMILIES if any(c[2] == f for c in full)]
+    lines = []
+    for space in SPACES:
+        columns = sorted(c for c in cells if c[0] == space and cells[c] >= full)
+        if not columns:
+            continue
+        names = ", ".join(d if m == "latency_ms" else f"energy {d}" for _, m, d in columns)
+        lines += [f"{space}, {len(columns)} complete columns ({names}):", "",
+                  "| n_train | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]  # fmt: skip
+        for size in sorted({c[0] for c in full}):
+            row = []
+            for family in families:
+                per_column = []
+                for column in columns:
+                    scores = [r["spearman"] for r in records if (r["space"], r["metric"], r["device"]) == column
+                              and r["n_train"] == size and r["family"] == family and r["spearman"] is not None]  # fmt: skip
+                    if scores:
+                        per_column.append(statistics.mean(scores))
+                row.append(f"{statistics.mean(per_column):.3f}" if per_column else "n/a")
+            lines.append(f"| {size} | " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
@@ -171,8 +202,9 @@ def main() -> None:
     parser.add_argument("--merge", nargs="*", type=Path, default=[], help="record files of other runs to fold in")
     args = parser.parse_args()
     records = run(args)
-    args.out_md.write_text(markdown(records))
+    args.out_md.write_text(markdown(records) + "\n" + curve_markdown(records))
     print(markdown(records))
+    print(curve_markdown(records))
 
 
 if __name__ == "__main__":
