@@ -101,6 +101,19 @@ def _stored_families() -> dict[str, type[StoredPredictor]]:
     return families
 
 
+def _embedded(predictor: StoredPredictor, file: Path) -> np.ndarray:
+    """``predictor``'s saved file (written to ``file``) as a uint8 array, to embed in another file."""
+    predictor.save(file)
+    return np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
+
+
+def _unembedded(family: type[StoredPredictor], array: np.ndarray, file: Path, space: SearchSpace,
+                device_fingerprint: str) -> StoredPredictor:  # fmt: skip
+    """The predictor an :func:`_embedded` array holds, loaded by ``family`` through ``file``."""
+    file.write_bytes(np.asarray(array, dtype=np.uint8).tobytes())
+    return family.load(file, space=space, device_fingerprint=device_fingerprint)
+
+
 def _nnls(x: np.ndarray, target: np.ndarray, ridge: float, penalised: np.ndarray) -> np.ndarray:
     """NNLS of ``target`` on ``x`` plus ``ridge * |w[penalised]|^2``."""
     if ridge > 0:
@@ -372,13 +385,10 @@ class FewShotPredictor(StoredPredictor):
             for i, (name, source) in enumerate(self.sources.items()):
                 if not isinstance(source, StoredPredictor):
                     raise TypeError(f"source {name!r} ({type(source).__name__}) is not a StoredPredictor; cannot embed it")
-                file = Path(scratch) / f"source_{i}.npz"
-                source.save(file)
-                arrays[f"source_{i}"] = np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
+                arrays[f"source_{i}"] = _embedded(source, Path(scratch) / f"source_{i}.npz")
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
             if self.own is not None:
-                self.own.save(Path(scratch) / "own.npz")
-                arrays["own_layer_sum"] = np.frombuffer((Path(scratch) / "own.npz").read_bytes(), dtype=np.uint8).copy()
+                arrays["own_layer_sum"] = _embedded(self.own, Path(scratch) / "own.npz")
         self._write(
             path,
             arrays=arrays,
@@ -413,14 +423,12 @@ class FewShotPredictor(StoredPredictor):
                         f"{path}: source {source['name']!r} is a {source['kind']!r} predictor, a family this "
                         f"hwnas does not know (known: {sorted(families)})"
                     )
-                file = Path(scratch) / f"source_{i}.npz"
-                file.write_bytes(np.asarray(arrays[f"source_{i}"], dtype=np.uint8).tobytes())
-                sources[source["name"]] = family.load(file, space=space, device_fingerprint=source["device_fingerprint"])
+                sources[source["name"]] = _unembedded(family, arrays[f"source_{i}"], Path(scratch) / f"source_{i}.npz",
+                                                      space, source["device_fingerprint"])  # fmt: skip
             own = None
             if "own_layer_sum" in arrays:
-                file = Path(scratch) / "own.npz"
-                file.write_bytes(np.asarray(arrays["own_layer_sum"], dtype=np.uint8).tobytes())
-                own = LayerSumPredictor.load(file, space=space, device_fingerprint=device_fingerprint)
+                own = _unembedded(LayerSumPredictor, arrays["own_layer_sum"], Path(scratch) / "own.npz",
+                                  space, device_fingerprint)  # fmt: skip
         blend = p.get("blend", "log")
         if blend not in BLENDS:
             raise ValueError(f"{path}: blend {blend!r} is not one this hwnas knows ({sorted(BLENDS)}); upgrade hwnas")
