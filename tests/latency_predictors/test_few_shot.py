@@ -26,6 +26,15 @@ def split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.sort(order[:300]), np.sort(order[300:310]), np.sort(order[310:2310])
 
 
+def target_rows(
+    data_dir: Path, device: str = TARGET, n_test: int | None = None
+) -> tuple[list[Architecture], np.ndarray, list[Architecture], np.ndarray]:
+    """The target's 10 training rows and its test rows (the first ``n_test`` of them) of :func:`split`."""
+    _, train, test = split()
+    space = NB201Space()
+    return (*table_rows(data_dir, space, train, device), *table_rows(data_dir, space, test[:n_test], device))
+
+
 @pytest.fixture(scope="module")
 def sources(data_dir: Path) -> dict[str, Predictor]:
     pool, _, _ = split()
@@ -43,9 +52,7 @@ def test_pool_training_and_test_rows_are_disjoint() -> None:
 
 def test_ten_target_points_beat_a_gbdt_on_them_alone(data_dir: Path, sources: dict[str, Predictor]) -> None:
     space = NB201Space()
-    _, train, test = split()
-    archs, y = table_rows(data_dir, space, train, TARGET)
-    test_archs, test_y = table_rows(data_dir, space, test, TARGET)
+    archs, y, test_archs, test_y = target_rows(data_dir)
     few = FewShotPredictor(space, "target", sources).fit(archs, y)
     alone = GradientBoostingPredictor(space, "target", n_estimators=100).fit(archs, y)
     few_rho = spearmanr(few.predict(test_archs), test_y).statistic
@@ -58,9 +65,7 @@ def test_save_load_round_trip_embeds_the_sources(
     data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
 ) -> None:
     space = NB201Space()
-    _, train, test = split()
-    archs, y = table_rows(data_dir, space, train, TARGET)
-    test_archs, _ = table_rows(data_dir, space, test[:200], TARGET)
+    archs, y, test_archs, _ = target_rows(data_dir, n_test=200)
     few = FewShotPredictor(space, "target", sources).fit(archs, y)
     few.save(tmp_path / "few.npz")
     loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
@@ -73,9 +78,7 @@ def test_save_load_round_trip_embeds_the_sources(
 @pytest.mark.parametrize("blend", ["linear", "log"])
 def test_both_blends_adapt_and_analytic_costs_are_sources(data_dir: Path, sources: dict[str, Predictor], blend: str) -> None:
     space = NB201Space()
-    _, train, test = split()
-    archs, y = table_rows(data_dir, space, train, TARGET)
-    test_archs, test_y = table_rows(data_dir, space, test, TARGET)
+    archs, y, test_archs, test_y = target_rows(data_dir)
     few = FewShotPredictor(space, "target", sources, blend=blend, analytic=blend == "linear").fit(archs, y)
     assert spearmanr(few.predict(test_archs), test_y).statistic > 0.85
     features = few.source_features(test_archs[:3])
@@ -91,9 +94,7 @@ def test_a_file_that_names_no_blend_reads_as_the_log_blend(
 ) -> None:
     """Files written before the linear blend existed hold a log blend, without FLOPs, and say nothing."""
     space = NB201Space()
-    _, train, test = split()
-    archs, y = table_rows(data_dir, space, train, TARGET)
-    test_archs, _ = table_rows(data_dir, space, test[:100], TARGET)
+    archs, y, test_archs, _ = target_rows(data_dir, n_test=100)
     few = FewShotPredictor(space, "target", sources, blend="log", analytic=False).fit(archs, y)
     few.save(tmp_path / "few.npz")
     header = read_header(tmp_path / "few.npz")
@@ -110,9 +111,7 @@ def test_own_layer_sum_is_stacked_where_it_predicts_and_saved(
     """eyeriss, a simulator no source resembles, is a sum of per-op costs: the target's own layer
     sum on its 10 points predicts it, and the stacked blend gives that column its weight."""
     space = NB201Space()
-    _, train, test = split()
-    archs, y = table_rows(data_dir, space, train, "eyeriss")
-    test_archs, test_y = table_rows(data_dir, space, test, "eyeriss")
+    archs, y, test_archs, test_y = target_rows(data_dir, "eyeriss")
     plain = FewShotPredictor(space, "target", sources).fit(archs, y)
     stacked = FewShotPredictor(space, "target", sources, own_layer_sum=True).fit(archs, y)
     assert stacked.own is not None and stacked.weights[-1] > 0
