@@ -30,6 +30,16 @@ def analytic_costs(space: SearchSpace, archs: Sequence[Architecture], gene_indic
     return costs
 
 
+def analytic_matrix(
+    space: SearchSpace, archs: Sequence[Architecture], gene_indices: np.ndarray, names: Sequence[str]
+) -> np.ndarray:
+    """``(len(archs), len(names))`` float64: the costs ``names`` of ``archs``, in that order."""
+    if not names:
+        return np.zeros((len(archs), 0))
+    costs = analytic_costs(space, archs, gene_indices)
+    return np.column_stack([costs[name] for name in names])
+
+
 def analytic_names(space: SearchSpace) -> tuple[str, ...]:
     """The names :func:`analytic_costs` gives for ``space``."""
     probe = [space.smallest()]

@@ -67,7 +67,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import nnls
 
-from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
@@ -243,12 +243,11 @@ class FewShotPredictor(StoredPredictor):
     def with_analytic(self, predictions: np.ndarray, archs: Sequence[Architecture]) -> np.ndarray:
         """``predictions`` (one column per source) with the :attr:`analytic_costs` columns
         appended: a benchmark that reuses source predictions across targets builds features so."""
-        columns = [np.asarray(predictions, dtype=np.float64)]
-        if self.analytic_costs:
-            indices = self.search_space.gene_indices(archs)
-            costs = analytic_costs(self.search_space, archs, indices)
-            columns += [costs[name][:, None] for name in self.analytic_costs]
-        return np.hstack(columns)
+        predictions = np.asarray(predictions, dtype=np.float64)
+        if not self.analytic_costs:
+            return predictions
+        indices = self.search_space.gene_indices(archs)
+        return np.hstack([predictions, analytic_matrix(self.search_space, archs, indices, self.analytic_costs)])
 
     def _check_sources(self) -> None:
         if not self.sources:

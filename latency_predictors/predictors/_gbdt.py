@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
@@ -188,9 +188,9 @@ class GradientBoostingPredictor(StoredPredictor):
         """:meth:`features` and the isomorphism classes, from one pass over the architectures."""
         check_space(self.search_space, archs)
         indices = self.search_space.gene_indices(archs)
-        costs = analytic_costs(self.search_space, archs, indices)
-        columns = [self.search_space.features_of(indices), *(costs[name] for name in self.analytic_costs)]
-        return np.column_stack(columns).astype(np.float64), self.search_space.isomorphism_classes_of(indices)
+        costs = analytic_matrix(self.search_space, archs, indices, self.analytic_costs)
+        features = np.hstack([self.search_space.features_of(indices), costs]).astype(np.float64)
+        return features, self.search_space.isomorphism_classes_of(indices)
 
     def _with_memory(
         self, x: np.ndarray, classes: np.ndarray | None, memory: ClassMemory | None, leave_one_out: np.ndarray | None = None

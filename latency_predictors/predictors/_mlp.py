@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_costs, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
@@ -137,9 +137,8 @@ class MLPEnsemblePredictor(StoredPredictor):
     def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
         check_space(self.search_space, archs)
         indices = self.search_space.gene_indices(archs)
-        costs = analytic_costs(self.search_space, archs, indices)
-        logs = [np.log1p(np.maximum(costs[name], 0.0)) for name in self.analytic_costs]
-        return np.column_stack([self.search_space.features_of(indices), *logs]).astype(np.float64)
+        costs = analytic_matrix(self.search_space, archs, indices, self.analytic_costs)
+        return np.hstack([self.search_space.features_of(indices), np.log1p(np.maximum(costs, 0.0))]).astype(np.float64)
 
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log(y) if self.log_target else y
