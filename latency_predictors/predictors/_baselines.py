@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +10,14 @@ import numpy as np
 
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, Candidate, PredictorMismatchError, SearchSpace
+
+
+def conformal_factor(scores: np.ndarray, quantile: float) -> float:
+    """The ``ceil((n + 1) * quantile) / n`` empirical quantile of ``n`` nonconformity scores (the
+    largest score when that rank exceeds ``n``): the split-conformal width factor."""
+    n = len(scores)
+    rank = math.ceil((n + 1) * quantile)
+    return float(np.sort(scores)[min(rank, n) - 1])
 
 
 def check_targets(archs: Sequence[Architecture], y: np.ndarray, *, positive: bool = False) -> np.ndarray:

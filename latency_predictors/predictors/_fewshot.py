@@ -68,7 +68,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
 from nas import Architecture, Predictor, SearchSpace
@@ -81,12 +81,6 @@ MIN_TARGETS = 2
 MIN_CALIBRATION = 3
 #: Folds of the own layer sum's cross-fitted column (leave-one-out below this many points).
 OWN_FOLDS = 10
-
-
-def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
-    n = len(scores)
-    rank = math.ceil((n + 1) * quantile)
-    return float(np.sort(scores)[min(rank, n) - 1])
 
 
 def _stored_families() -> dict[str, type[StoredPredictor]]:
@@ -330,7 +324,7 @@ class FewShotPredictor(StoredPredictor):
             residuals, self.calibrated = np.abs(t - loo), True
         else:
             residuals, self.calibrated = np.abs(t - self.fitted.log_predict(design)), False
-        self.factor = _conformal_factor(residuals, self.quantile)
+        self.factor = conformal_factor(residuals, self.quantile)
         self.n_fit = k
         return self
 

@@ -44,7 +44,6 @@ reloaded predictor predicts bit-identically.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
 
@@ -62,12 +61,6 @@ from nas import Architecture, SearchSpace
 MIN_CALIBRATION_FIT = 20
 #: Batches of at least this many rows are predicted on every core.
 PARALLEL_ROWS = 4096
-
-
-def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
-    n = len(scores)
-    rank = math.ceil((n + 1) * quantile)
-    return float(np.sort(scores)[min(rank, n) - 1])
 
 
 def _model_array(booster: Any) -> np.ndarray:
@@ -261,10 +254,10 @@ class GradientBoostingPredictor(StoredPredictor):
                     fold_x = self._with_memory(fold_x, classes[kept], sub, t[kept])
                     held_x = self._with_memory(held_x, classes[held], sub)
                 out_of_fold[held] = self._raw(self._train(fold_x, t[kept]), held_x)
-            self.factor = _conformal_factor(np.abs(t - out_of_fold), self.quantile)
+            self.factor = conformal_factor(np.abs(t - out_of_fold), self.quantile)
             self.calibrated = True
         else:
-            self.factor = _conformal_factor(
+            self.factor = conformal_factor(
                 np.abs(t - self._raw(booster, x_all)), self.quantile
             )
             self.calibrated = False

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
-from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT, _conformal_factor
+from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT
 from nas import Architecture, ArchitectureGraph, SearchSpace
 
 #: Batches of at most this many graphs propagate with a dense batched product, larger ones
@@ -239,7 +239,7 @@ class GraphPredictor(StoredPredictor):
             centre, spread = outputs.mean(axis=0), outputs.std(axis=0)
             self.sigma_floor = max(0.1 * float(np.median(spread)), 1e-6)
             sigma = np.sqrt(spread**2 + self.sigma_floor**2)
-            self.factor = _conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
+            self.factor = conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
             self.calibrated = True
         else:
             from scipy.stats import norm

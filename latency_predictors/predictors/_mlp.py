@@ -53,19 +53,12 @@ from pathlib import Path
 import numpy as np
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
 
 #: Fewest rows ``fit`` needs to hold some out for calibrating intervals.
 MIN_CALIBRATION_FIT = 20
-
-
-def _conformal_factor(scores: np.ndarray, quantile: float) -> float:
-    n = len(scores)
-    rank = math.ceil((n + 1) * quantile)
-    ordered = np.sort(scores)
-    return float(ordered[min(rank, n) - 1])
 
 
 class MLPEnsemblePredictor(StoredPredictor):
@@ -216,7 +209,7 @@ class MLPEnsemblePredictor(StoredPredictor):
             centre, spread = outputs.mean(axis=0), outputs.std(axis=0)
             self.sigma_floor = max(self.spread_floor * float(np.median(spread)), 1e-6)
             sigma = np.sqrt(spread**2 + self.sigma_floor**2)
-            self.factor = _conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
+            self.factor = conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
             self.calibrated = True
         else:
             from scipy.stats import norm
