@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 GeneValue = int | float | str
@@ -23,6 +23,12 @@ class Architecture:
     space: str
     genes: tuple[tuple[str, GeneValue], ...]
     string: str
+    #: Each gene's choice index, one byte per gene, and the space's choice layout they index
+    #: into: set by the space that made the architecture, so that turning a batch into an index
+    #: matrix (what every predictor does first) is one join instead of a lookup per gene. Not
+    #: part of the value: equality, hashing and the string ignore them.
+    choice_codes: bytes = field(default=b"", compare=False, repr=False)
+    layout: object = field(default=None, compare=False, repr=False)
 
     @property
     def params(self) -> dict[str, GeneValue]:

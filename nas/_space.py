@@ -166,10 +166,13 @@ class SearchSpace(ABC):
         if missing:
             raise ArchitectureError(f"{self.name} architecture is missing gene(s) {missing}")
         checked = self.normalise({g.name: g.check(genes[g.name]) for g in declared})
+        layout = self._layout
         return Architecture(
             space=self.name,
             genes=tuple((g.name, checked[g.name]) for g in declared),
             string=self.format(checked),
+            choice_codes=bytes(lookup[checked[g.name]] for lookup, g in zip(self._choice_index, declared)) if layout else b"",
+            layout=layout,
         )
 
     def parse(self, string: str) -> Architecture:
@@ -199,6 +202,10 @@ class SearchSpace(ABC):
     def gene_indices(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Each architecture's choice index per gene, shape (len(archs), genes), int64: the
         vectorisable form every feature is computed from."""
+        layout, genes = self._layout, len(self._choice_index)
+        if layout is not None and all(arch.layout is layout for arch in archs):
+            codes = np.frombuffer(b"".join(arch.choice_codes for arch in archs), dtype=np.uint8)
+            return codes.reshape(len(archs), genes).astype(np.int64)
         foreign = {arch.space for arch in archs} - {self.name}
         if foreign:
             raise ArchitectureError(f"{self.name} cannot encode a {sorted(foreign)[0]!r} architecture")
@@ -233,7 +240,7 @@ class SearchSpace(ABC):
             return np.array([float(flops(arch)) for arch in archs], dtype=np.float64)
         indices = self.gene_indices(archs) if gene_indices is None else gene_indices
         constant, costs = self._flops_per_choice
-        return constant + self._one_hot(indices).astype(np.float64) @ costs
+        return constant + self._sum_per_choice(indices, costs)
 
     def params_and_traffic(self, arch: Architecture) -> tuple[float, float]:
         """``arch``'s parameters and memory traffic (elements its layers read and write: each
@@ -250,7 +257,7 @@ class SearchSpace(ABC):
         if not self.ADDS_UP_OVER_GENES:
             return None
         constant, costs = self._params_and_traffic_per_choice
-        return constant + self._one_hot(gene_indices).astype(np.float64) @ costs
+        return constant + self._sum_per_choice(gene_indices, costs)
 
     @cached_property
     def _params_and_traffic_per_choice(self) -> tuple[np.ndarray, np.ndarray]:
@@ -298,23 +305,45 @@ class SearchSpace(ABC):
     def _choice_index(self) -> list[dict[GeneValue, int]]:
         return [{value: k for k, value in enumerate(g.choices)} for g in self.genes()]
 
+    @cached_property
+    def _layout(self) -> tuple[Any, ...] | None:
+        """The space's name and choices, one object per distinct layout (so spaces configured
+        alike share it and an ``is`` test suffices); ``None`` when a gene has over 256 choices
+        (indices would not fit a byte)."""
+        genes = self.genes()
+        if any(len(g.choices) > 256 for g in genes):
+            return None
+        key = (self.name, tuple((g.name, g.choices) for g in genes))
+        return _LAYOUTS.setdefault(key, key)
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        """Each gene's first column in the one-hot encoding, and the total width last."""
+        return np.cumsum([0] + [len(g.choices) for g in self.genes()])
+
     def _one_hot(self, indices: np.ndarray) -> np.ndarray:
-        offsets = np.cumsum([0] + [len(g.choices) for g in self.genes()])
-        features = np.zeros((len(indices), offsets[-1]), dtype=np.float32)
-        features[np.arange(len(indices))[:, None], offsets[:-1] + indices] = 1.0
-        return features
+        n, width = len(indices), int(self._offsets[-1])
+        features = np.zeros(n * width, dtype=np.float32)
+        # one flat scatter: faster than 2-D fancy indexing on batches of 1e5 rows
+        features[(np.arange(n)[:, None] * width + (self._offsets[:-1] + indices)).ravel()] = 1.0
+        return features.reshape(n, width)
+
+    def _sum_per_choice(self, indices: np.ndarray, costs: np.ndarray) -> np.ndarray:
+        """``one_hot(indices) @ costs`` as a gather: each gene's chosen cost, summed over genes."""
+        return costs[self._offsets[:-1] + indices].sum(axis=1)
 
     def _counts(self, indices: np.ndarray) -> np.ndarray:
+        columns, width = self._count_columns
+        cells = np.arange(len(indices))[:, None] * width + columns[self._offsets[:-1] + indices]
+        counts = np.bincount(cells[self.active_mask(indices)], minlength=len(indices) * width)
+        return counts.reshape(len(indices), width).astype(np.float32)
+
+    @cached_property
+    def _count_columns(self) -> tuple[np.ndarray, int]:
+        """Per one-hot column, its :meth:`count_features` column; and how many there are."""
         groups = self._choice_groups()
         column = {key: k for k, key in enumerate((choices, v) for choices in groups for v in choices)}
-        genes = self.genes()
-        group_of = {name: choices for choices, names in groups.items() for name in names}
-        lookup = [np.array([column[(group_of[g.name], v)] for v in g.choices]) for g in genes]
-        target = np.stack([lookup[k][indices[:, k]] for k in range(len(genes))], 1).reshape(len(indices), len(genes))
-        weight = self.active_mask(indices).astype(np.float32)
-        cells = (np.arange(len(indices))[:, None] * len(column) + target).ravel()
-        counts = np.bincount(cells, weights=weight.ravel(), minlength=len(indices) * len(column))
-        return counts.reshape(len(indices), len(column)).astype(np.float32)
+        return np.array([column[(g.choices, v)] for g in self.genes() for v in g.choices]), len(column)
 
     def _choice_groups(self) -> dict[tuple[GeneValue, ...], list[str]]:
         groups: dict[tuple[GeneValue, ...], list[str]] = {}
@@ -334,6 +363,9 @@ class SearchSpace(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+
+#: Every choice layout a space has made (see ``SearchSpace._layout``), each kept once.
+_LAYOUTS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 #: Per space (by repr, which names its configuration): layer key -> (parameters, traffic).
 _LAYER_STATS: dict[str, dict[str, tuple[int, int]]] = {}

@@ -458,7 +458,9 @@ class PredictorContract:
         assert np.isfinite(predictions).all()
         one = np.asarray(fitted.predict(archs[:1]))
         assert one.shape == (1,)
-        np.testing.assert_allclose(one, predictions[:1], rtol=1e-12)
+        # float32 rounding, not more: a predictor computing in float32 (the MLP) may have BLAS
+        # sum a batch in another order than one row
+        np.testing.assert_allclose(one, predictions[:1], rtol=1e-5)
         assert np.asarray(fitted.predict([])).shape == (0,)
 
     def test_save_load_round_trip_predicts_identically(

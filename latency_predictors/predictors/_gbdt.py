@@ -128,6 +128,7 @@ class GradientBoostingPredictor(StoredPredictor):
         n_estimators: int = 500,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
+        max_depth: int = -1,
         min_child_samples: int = 5,
         log_target: bool = True,
         quantile: float = 0.9,
@@ -140,6 +141,8 @@ class GradientBoostingPredictor(StoredPredictor):
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
         if int(num_leaves) < 2:
             raise ValueError(f"num_leaves must be >= 2, got {num_leaves!r}")
+        if int(max_depth) == 0 or int(max_depth) < -1:
+            raise ValueError(f"max_depth must be >= 1, or -1 for no limit, got {max_depth!r}")
         if int(min_child_samples) < 1:
             raise ValueError(
                 f"min_child_samples must be >= 1, got {min_child_samples!r}"
@@ -156,6 +159,7 @@ class GradientBoostingPredictor(StoredPredictor):
         self.n_estimators = int(n_estimators)
         self.learning_rate = float(learning_rate)
         self.num_leaves = int(num_leaves)
+        self.max_depth = int(max_depth)
         self.min_child_samples = int(min_child_samples)
         self.log_target = bool(log_target)
         self.quantile = float(quantile)
@@ -205,6 +209,7 @@ class GradientBoostingPredictor(StoredPredictor):
             "objective": "regression",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
             "min_data_in_leaf": self.min_child_samples,
             "feature_pre_filter": False,
             "deterministic": True,
@@ -311,6 +316,7 @@ class GradientBoostingPredictor(StoredPredictor):
                 "n_estimators": self.n_estimators,
                 "learning_rate": self.learning_rate,
                 "num_leaves": self.num_leaves,
+                "max_depth": self.max_depth,
                 "min_child_samples": self.min_child_samples,
                 "log_target": self.log_target,
                 "quantile": self.quantile,
@@ -338,6 +344,7 @@ class GradientBoostingPredictor(StoredPredictor):
             n_estimators=p["n_estimators"],
             learning_rate=p["learning_rate"],
             num_leaves=p["num_leaves"],
+            max_depth=p.get("max_depth", -1),  # files before the option had no limit
             min_child_samples=p["min_child_samples"],
             log_target=p["log_target"],
             quantile=p["quantile"],
