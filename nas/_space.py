@@ -246,9 +246,14 @@ class SearchSpace(ABC):
         """``arch``'s parameters and memory traffic (elements its layers read and write: each
         layer's input, output and weights), summed over :meth:`layers`; each distinct layer is
         built and run once per process to count them."""
-        stats = _layer_stats(self)
-        layers = self.layers(arch)
-        return float(sum(stats[l.key][0] for l in layers)), float(sum(stats[l.key][1] for l in layers))
+        stats = _layer_stats(self, self.layers(arch))
+        return float(sum(s[0] for s in stats)), float(sum(s[1] for s in stats))
+
+    def flops_of_layers(self, arch: Architecture) -> float:
+        """``arch``'s FLOPs summed over :meth:`layers`, each distinct layer counted once per
+        process: what ``nas.objectives.Flops`` counts on the built network (the layers partition
+        it; the space contract checks this), without building it."""
+        return float(sum(s[2] for s in _layer_stats(self, self.layers(arch))))
 
     def params_and_traffic_many(self, gene_indices: np.ndarray) -> np.ndarray | None:
         """:meth:`params_and_traffic` of each network, ``(n, 2)`` float64, as one product with the
@@ -367,22 +372,26 @@ class SearchSpace(ABC):
 #: Every choice layout a space has made (see ``SearchSpace._layout``), each kept once.
 _LAYOUTS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
-#: Per space (by repr, which names its configuration): layer key -> (parameters, traffic).
-_LAYER_STATS: dict[str, dict[str, tuple[int, int]]] = {}
+#: Per space (by repr, which names its configuration): layer key -> (parameters, traffic, FLOPs).
+_LAYER_STATS: dict[str, dict[str, tuple[int, int, int]]] = {}
 
 
-def _layer_stats(space: SearchSpace) -> dict[str, tuple[int, int]]:
-    """Build and run each of ``space.distinct_layers()`` once (eval mode, batch 1, no grad)."""
-    key = repr(space)
-    if key not in _LAYER_STATS:
+def _layer_stats(space: SearchSpace, layers: Sequence[LayerSpec]) -> list[tuple[int, int, int]]:
+    """Each layer's parameters, traffic and FLOPs; a layer key not seen before in this process is
+    built and run once (eval mode, batch 1, no grad), its FLOPs counted as
+    ``nas.objectives.Flops`` counts a network's (``FlopCounterMode``: 2 x MACs)."""
+    known = _LAYER_STATS.setdefault(repr(space), {})
+    missing = {layer.key: layer for layer in layers if layer.key not in known}
+    if missing:
         import torch
+        from torch.utils.flop_counter import FlopCounterMode
 
-        stats = {}
         with torch.no_grad():
-            for layer in space.distinct_layers():
+            for key, layer in missing.items():
                 module = space.build_layer(layer).eval()
                 inputs = torch.zeros(1, *layer.input_shape)
+                with FlopCounterMode(display=False) as counter:
+                    outputs = module(inputs)
                 params = sum(p.numel() for p in module.parameters())
-                stats[layer.key] = (params, inputs.numel() + module(inputs).numel() + params)
-        _LAYER_STATS[key] = stats
-    return _LAYER_STATS[key]
+                known[key] = (params, inputs.numel() + outputs.numel() + params, int(counter.get_total_flops()))
+    return [known[layer.key] for layer in layers]

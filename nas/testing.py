@@ -127,6 +127,13 @@ class SearchSpaceContract:
         np.testing.assert_array_equal(many[:, 0], built)
         assert np.all(many[:, 1] > many[:, 0])
 
+    def test_flops_of_layers_are_the_built_networks(self, space: SearchSpace) -> None:
+        from nas._objective import Candidate
+        from nas.objectives import Flops
+
+        archs = [*_sampled(space)[:2], space.smallest(), space.largest()]
+        assert [space.flops_of_layers(a) for a in archs] == [Flops()(Candidate(a, space)) for a in archs]
+
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
         again = [space.sample(np.random.default_rng(7)) for _ in range(5)]
