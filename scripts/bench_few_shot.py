@@ -77,7 +77,7 @@ def few_shot_benchmark(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     devices: Sequence[str] | None = None,
     n_source: int = 900,
-    n_estimators: int = 500,
+    n_estimators: int = 300,
     log: Callable[[str], None] = print,
     source_family: str = "layer_sum",
     blend: str = "linear",
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[10, 20, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--n-source", type=int, default=900)
-    parser.add_argument("--n-estimators", type=int, default=500, help="gbdt sources' rounds")
+    parser.add_argument("--n-estimators", type=int, default=300, help="gbdt sources' rounds")
     parser.add_argument("--source-family", default="layer_sum", choices=list(SOURCE_FAMILIES))
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
     parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")

@@ -98,14 +98,16 @@ def test_save_load_is_bit_identical_and_pickle_free(
         small(space, DEVICE).fit(archs[:5], -y[:5])
     with pytest.raises(RuntimeError, match="before fit"):
         small(space, DEVICE).predict(archs[:1])
+    with pytest.raises(ValueError, match="max_depth must be >= 1, or -1"):
+        small(space, DEVICE, max_depth=0)
 
 
 @pytest.mark.parametrize(
     ("device", "min_spearman", "min_within_10"),
     [
-        # measured: Spearman 0.944, 60.5% within 10% (38.3% within 5%), coverage 89.3%
+        # measured: Spearman 0.962, 62.2% within 10% (40.7% within 5%), coverage 89.2%
         ("raspi4", 0.93, 0.56),
-        # measured: Spearman 0.985, 94.9% within 10% (77.6% within 5%), coverage 92.0%
+        # measured: Spearman 0.985, 95.0% within 10% (76.5% within 5%), coverage 91.5%
         ("gold_6226", 0.975, 0.92),
     ],
 )
@@ -113,7 +115,7 @@ def test_accuracy_and_coverage_on_nb201(
     data_dir: Path, device: str, min_spearman: float, min_within_10: float
 ) -> None:
     """900 random rows (seed 0) to fit, the next 1,000 of the same permutation to test, default
-    settings (500 trees; with the 5 fold models about 1 s on one thread). The MLP ensemble on
+    settings (300 trees of depth <= 5; with the 5 fold models under 1 s on one thread). The MLP ensemble on
     raspi4: Spearman 0.964, 58.0% within 10%."""
     perm = np.random.default_rng(0).permutation(15625)
     archs, y = table_rows(data_dir, NB201Space(), perm[:1900], device)
@@ -148,10 +150,11 @@ def test_class_memory_matches_tables_copied_per_isomorphism_class(data_dir: Path
     archs = [space.parse(table.archs[i]) for i in rows]
     y = table.column("latency_ms", "pi5_onnx")[rows]
     train, test = slice(0, 900), slice(900, None)
-    fitted = GradientBoostingPredictor(space, DEVICE, n_estimators=150).fit(archs[:900], y[train])
+    fitted = GradientBoostingPredictor(space, DEVICE).fit(archs[:900], y[train])
     classes = space.isomorphism_classes(archs)
     seen = np.isin(classes[test], classes[train])
     assert seen.sum() >= 50
     error = np.abs(fitted.predict(archs[900:]) / y[test] - 1)
-    # measured: median error 1.0% for cells of a trained class, 1.6% for the others
-    assert np.median(error[seen]) < 0.75 * np.median(error[~seen])
+    # measured: median error 1.3% for cells of a trained class, 1.8% for the others (trees of
+    # unlimited depth, 500 rounds: 0.6% and 1.7%)
+    assert np.median(error[seen]) < 0.85 * np.median(error[~seen])
