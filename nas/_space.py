@@ -299,7 +299,14 @@ class SearchSpace(ABC):
 
     def features_of(self, gene_indices: np.ndarray) -> np.ndarray:
         """:meth:`features` from :meth:`gene_indices` (for callers that need the indices too)."""
-        return np.hstack([self._one_hot(gene_indices), self._counts(gene_indices), self.derived_features(gene_indices)])
+        derived = self.derived_features(gene_indices)
+        one_hot_width, count_width = int(self._offsets[-1]), self._count_columns[1]
+        features = np.zeros((len(gene_indices), one_hot_width + count_width + derived.shape[1]), dtype=np.float32)
+        # written in place, not stacked: batches of 1e5 rows are tens of MB per copy
+        self._one_hot(gene_indices, out=features)
+        features[:, one_hot_width : one_hot_width + count_width] = self._counts(gene_indices)
+        features[:, one_hot_width + count_width :] = derived
+        return features
 
     def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
         """Extra predictor columns a space computes from :meth:`gene_indices` (structure the
@@ -326,12 +333,14 @@ class SearchSpace(ABC):
         """Each gene's first column in the one-hot encoding, and the total width last."""
         return np.cumsum([0] + [len(g.choices) for g in self.genes()])
 
-    def _one_hot(self, indices: np.ndarray) -> np.ndarray:
-        n, width = len(indices), int(self._offsets[-1])
-        features = np.zeros(n * width, dtype=np.float32)
+    def _one_hot(self, indices: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One-hot genes, float32; into the first columns of ``out`` (zeros, C-contiguous) if given."""
+        n = len(indices)
+        if out is None:
+            out = np.zeros((n, int(self._offsets[-1])), dtype=np.float32)
         # one flat scatter: faster than 2-D fancy indexing on batches of 1e5 rows
-        features[(np.arange(n)[:, None] * width + (self._offsets[:-1] + indices)).ravel()] = 1.0
-        return features.reshape(n, width)
+        out.reshape(-1)[(np.arange(n)[:, None] * out.shape[1] + (self._offsets[:-1] + indices)).ravel()] = 1.0
+        return out
 
     def _sum_per_choice(self, indices: np.ndarray, costs: np.ndarray) -> np.ndarray:
         """``one_hot(indices) @ costs`` as a gather: each gene's chosen cost, summed over genes."""
