@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +362,32 @@ def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
         return rows
     rows[finite] = finite[first][inverse]
     return rows
+
+
+# The few-shot protocol (hwnas-fit with source devices, scripts/bench_few_shot.py): sources are
+# fitted on a pool of rows; the target trains and is tested only on rows whose architecture (and
+# the one its value was measured on) no source was fitted on, so no source measurement of a
+# predicted architecture is ever used.
+
+
+def source_pool(n_rows: int, n_source: int, seed: int) -> np.ndarray:
+    """The pretraining pool: ``n_source`` of ``n_rows`` rows drawn with ``default_rng([seed, 1])``,
+    sorted."""
+    return np.sort(np.random.default_rng([seed, 1]).permutation(n_rows)[:n_source])
+
+
+def pool_rows(values: np.ndarray, classes: np.ndarray | None, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A source column's pool rows with a usable (finite, > 0) value, and for each the row its value
+    was measured on (:func:`measured_rows`): fit the source on the second's architectures with the
+    first's values."""
+    rows = pool[np.isfinite(values[pool]) & (values[pool] > 0)]
+    return rows, measured_rows(values, classes)[rows]
+
+
+def unseen_rows(values: np.ndarray, classes: np.ndarray | None, seen: Sequence[np.ndarray]) -> np.ndarray:
+    """A target column's rows with a usable value whose architecture, and the one their value was
+    measured on, is in none of ``seen`` (the pool, and each source's measured rows)."""
+    outside = np.ones(len(values), dtype=bool)
+    outside[np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])] = False
+    usable = np.isfinite(values) & (values > 0)
+    return np.flatnonzero(usable & outside & outside[measured_rows(values, classes)])

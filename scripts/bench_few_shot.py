@@ -35,7 +35,7 @@ import numpy as np
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor, LayerSumPredictor
 from nas import Predictor, SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows
+from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows
 from search_spaces import FBNetSpace, NB201Space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,10 +66,6 @@ class FewShotRecord:
     baseline_spearman: float
 
 
-def _usable(values: np.ndarray) -> np.ndarray:
-    return np.isfinite(values) & (values > 0)
-
-
 def few_shot_benchmark(
     data_dir: Path,
     tasks: Sequence[str] = TASKS,
@@ -97,30 +93,27 @@ def few_shot_benchmark(
         if metric != "latency_ms":
             columns += [("latency_ms", d) for d in table.devices("latency_ms")]
         for seed in seeds:
-            pool = np.sort(np.random.default_rng([seed, 1]).permutation(len(archs))[:n_source])
+            pool = source_pool(len(archs), n_source, seed)
             features: dict[tuple[str, str], np.ndarray] = {}
             predictors: dict[tuple[str, str], Predictor] = {}
             seen = [pool]
             started = time.perf_counter()
             for column in columns:
                 values = table.column(*column)
-                rows = pool[_usable(values[pool])]
-                measured = measured_rows(values, classes)[rows]
+                rows, measured = pool_rows(values, classes, pool)
                 seen.append(measured)
                 source = SOURCE_FAMILIES[source_family](space, f"{column[0]}:{column[1]}", seed, n_estimators)
                 source.fit([archs[i] for i in measured], values[rows])
                 predictors[column] = source
                 features[column] = source.predict(archs)
             log(f"{task} seed {seed}: {len(columns)} source predictors in {time.perf_counter() - started:.0f} s")
-            outside = np.ones(len(archs), dtype=bool)
-            outside[np.concatenate(seen)] = False
             for device in table.devices(metric):
                 if devices and device not in devices:
                     continue
                 names = [c for c in columns if c[1] != device]  # never the target device's own columns
                 values = table.column(metric, device)
                 measured = measured_rows(values, classes)
-                candidates = np.flatnonzero(_usable(values) & outside & outside[measured])
+                candidates = unseen_rows(values, classes, seen)
                 few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names},
                                        blend=blend, analytic=analytic, own_layer_sum=own_layer_sum)  # fmt: skip
                 z = few.with_analytic(np.column_stack([features[c] for c in names]), archs)[measured]

@@ -29,7 +29,7 @@ from nas import Architecture, ArchitectureError, Device, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
-from nas.tables import BenchmarkTable, measured_rows
+from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows
 
 log = logging.getLogger("hwnas.fit")
 
@@ -55,7 +55,7 @@ def main(cfg: DictConfig) -> float | None:
                  "and predicted as the architecture measured (column measured_on)", copied)  # fmt: skip
     few_shot = pretrain_sources(cfg, space, table, archs, classes) if cfg.source_devices else None
     if few_shot is not None:  # rows whose architecture a source was fitted on are neither trained nor tested
-        usable = usable[~np.isin(usable, few_shot.seen) & ~np.isin(measured_on[usable], few_shot.seen)]
+        usable = unseen_rows(values, classes, [few_shot.seen])
     if not 0 < cfg.n_train < len(usable):
         raise ValueError(f"n_train={cfg.n_train} must be between 1 and {len(usable) - 1} (usable rows) for a test set")
     order = np.random.default_rng(cfg.seed).permutation(usable)
@@ -131,20 +131,19 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
         table.column(cfg.source_metric, name)  # an unknown device is named with the known ones
     if not 0 < cfg.n_source < len(archs):
         raise ValueError(f"n_source={cfg.n_source} must be between 1 and {len(archs) - 1} (table rows)")
-    pool = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(len(archs))[: cfg.n_source])
+    pool = source_pool(len(archs), cfg.n_source, cfg.seed)
     sources, skipped, seen = {}, {}, [pool]
     for name in cfg.source_devices:
         column = table.column(cfg.source_metric, name)
-        values, measured_on = column[pool], measured_rows(column, classes)[pool]
-        keep = np.isfinite(values) & (values > 0)
-        seen.append(measured_on[keep])
-        skipped[name] = int((~keep).sum())
+        rows, measured_on = pool_rows(column, classes, pool)
+        seen.append(measured_on)
+        skipped[name] = len(pool) - len(rows)
         if skipped[name]:
             log.warning("source %s: %d of %d pool rows have no usable %s value and are skipped",
                         name, skipped[name], len(pool), cfg.source_metric)  # fmt: skip
         fingerprint = device_of(Path(cfg.table_dir), name).fingerprint
         source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
-        sources[name] = source.fit([archs[i] for i in measured_on[keep]], values[keep])
+        sources[name] = source.fit([archs[i] for i in measured_on], column[rows])
     seen_rows = np.unique(np.concatenate(seen))
     return FewShotSources(sources, seen_rows, int(cfg.n_source), str(cfg.source_metric), skipped)
 
