@@ -82,6 +82,14 @@ class SearchSpaceContract:
         for gene in space.genes():
             assert tuple(distributions[gene.name].choices) == gene.choices
 
+    def test_gene_indices_from_choice_codes_equal_lookups(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        # the same values made without the space: no choice codes, each gene looked up
+        plain = [Architecture(space=a.space, genes=a.genes, string=a.string) for a in archs]
+        assert plain == archs
+        np.testing.assert_array_equal(space.gene_indices(archs), space.gene_indices(plain))
+        np.testing.assert_array_equal(space.gene_indices(archs[:1] + plain[1:]), space.gene_indices(plain))
+
     def test_encode_is_one_hot_per_gene(self, space: SearchSpace) -> None:
         archs = _sampled(space)
         features = space.encode(archs)
