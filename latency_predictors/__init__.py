@@ -31,6 +31,7 @@ from latency_predictors._measure import (
     measure_until_stable,
 )
 from latency_predictors.predictors import (
+    BoostedLayerSumPredictor,
     FewShotPredictor,
     FlopsPredictor,
     GradientBoostingPredictor,
@@ -57,6 +58,7 @@ from latency_predictors._runtimes import (
 from latency_predictors._selection import FromList, Stratified, Uniform, from_list, stratified_by_flops, uniform
 
 __all__ = [
+    "BoostedLayerSumPredictor",
     "FewShotPredictor",
     "FlopsPredictor",
     "GradientBoostingPredictor",

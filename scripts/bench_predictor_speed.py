@@ -37,7 +37,7 @@ def _pin_threads(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spaces", nargs="+", default=["nb201", "fbnet", "ofa"])
-    parser.add_argument("--families", nargs="+", default=["layer_sum", "gbdt", "mlp", "gnn", "flops"])
+    parser.add_argument("--families", nargs="+", default=["layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "flops"])
     parser.add_argument("--device", default=None, help="device column (default: the table's first)")
     parser.add_argument("--n-train", type=int, default=900)
     parser.add_argument("--batch", type=int, default=100_000)

@@ -1,6 +1,7 @@
 """Per-device predictors of latency and energy, saved in a pickle-free file format."""
 
 from latency_predictors.predictors._baselines import FlopsPredictor
+from latency_predictors.predictors._boosted import BoostedLayerSumPredictor
 from latency_predictors.predictors._format import (
     FORMAT_VERSION,
     PredictorFileError,
@@ -21,6 +22,7 @@ from latency_predictors.predictors._lut import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "BoostedLayerSumPredictor",
     "FewShotPredictor",
     "FlopsPredictor",
     "GradientBoostingPredictor",

@@ -69,7 +69,7 @@ from scipy.optimize import nnls
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
-from latency_predictors.predictors._format import StoredPredictor
+from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
 from nas import Architecture, Predictor, SearchSpace
 
@@ -93,19 +93,6 @@ def _stored_families() -> dict[str, type[StoredPredictor]]:
         if isinstance(getattr(cls, "kind", None), str):
             families.setdefault(cls.kind, cls)
     return families
-
-
-def _embedded(predictor: StoredPredictor, file: Path) -> np.ndarray:
-    """``predictor``'s saved file (written to ``file``) as a uint8 array, to embed in another file."""
-    predictor.save(file)
-    return np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
-
-
-def _unembedded(family: type[StoredPredictor], array: np.ndarray, file: Path, space: SearchSpace,
-                device_fingerprint: str) -> StoredPredictor:  # fmt: skip
-    """The predictor an :func:`_embedded` array holds, loaded by ``family`` through ``file``."""
-    file.write_bytes(np.asarray(array, dtype=np.uint8).tobytes())
-    return family.load(file, space=space, device_fingerprint=device_fingerprint)
 
 
 def _nnls(x: np.ndarray, target: np.ndarray, ridge: float, penalised: np.ndarray) -> np.ndarray:
@@ -378,10 +365,10 @@ class FewShotPredictor(StoredPredictor):
             for i, (name, source) in enumerate(self.sources.items()):
                 if not isinstance(source, StoredPredictor):
                     raise TypeError(f"source {name!r} ({type(source).__name__}) is not a StoredPredictor; cannot embed it")
-                arrays[f"source_{i}"] = _embedded(source, Path(scratch) / f"source_{i}.npz")
+                arrays[f"source_{i}"] = embedded(source, Path(scratch) / f"source_{i}.npz")
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
             if self.own is not None:
-                arrays["own_layer_sum"] = _embedded(self.own, Path(scratch) / "own.npz")
+                arrays["own_layer_sum"] = embedded(self.own, Path(scratch) / "own.npz")
         self._write(
             path,
             arrays=arrays,
@@ -416,11 +403,11 @@ class FewShotPredictor(StoredPredictor):
                         f"{path}: source {source['name']!r} is a {source['kind']!r} predictor, a family this "
                         f"hwnas does not know (known: {sorted(families)})"
                     )
-                sources[source["name"]] = _unembedded(family, arrays[f"source_{i}"], Path(scratch) / f"source_{i}.npz",
+                sources[source["name"]] = unembedded(family, arrays[f"source_{i}"], Path(scratch) / f"source_{i}.npz",
                                                       space, source["device_fingerprint"])  # fmt: skip
             own = None
             if "own_layer_sum" in arrays:
-                own = _unembedded(LayerSumPredictor, arrays["own_layer_sum"], Path(scratch) / "own.npz",
+                own = unembedded(LayerSumPredictor, arrays["own_layer_sum"], Path(scratch) / "own.npz",
                                   space, device_fingerprint)  # fmt: skip
         blend = p.get("blend", "log")
         if blend not in BLENDS:

@@ -253,3 +253,17 @@ class StoredPredictor(Predictor):
                 f"{space.name} space computes features version {space.FEATURES_VERSION}; refit the predictor"
             )
         return header, arrays
+
+
+def embedded(predictor: StoredPredictor, file: Path) -> np.ndarray:
+    """``predictor``'s saved file (written to ``file``) as a uint8 array, to embed in another
+    predictor's file (few-shot sources, a boosted layer sum's base)."""
+    predictor.save(file)
+    return np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
+
+
+def unembedded(family: type[StoredPredictor], array: np.ndarray, file: Path, space: SearchSpace,
+               device_fingerprint: str) -> StoredPredictor:  # fmt: skip
+    """The predictor an :func:`embedded` array holds, loaded by ``family`` through ``file``."""
+    file.write_bytes(np.asarray(array, dtype=np.uint8).tobytes())
+    return family.load(file, space=space, device_fingerprint=device_fingerprint)

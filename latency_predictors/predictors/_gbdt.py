@@ -237,14 +237,16 @@ class GradientBoostingPredictor(StoredPredictor):
             "verbose": -1,
         }
 
-    def _train(self, x: np.ndarray, t: np.ndarray) -> Any:
+    def _train(self, x: np.ndarray, t: np.ndarray, init: np.ndarray | None = None, rounds: int | None = None) -> Any:
+        """A booster of ``rounds`` (default ``n_estimators``) trees fitted to ``t``, boosting from
+        ``init`` (a base prediction per row, LightGBM's ``init_score``) when given."""
         import lightgbm
 
         params = self._params()
         return lightgbm.train(
             params,
-            lightgbm.Dataset(x, t, params=params),
-            num_boost_round=self.n_estimators,
+            lightgbm.Dataset(x, t, init_score=init, params=params),
+            num_boost_round=self.n_estimators if rounds is None else rounds,
         )
 
     def _raw(self, booster: Any, x: np.ndarray) -> np.ndarray:
