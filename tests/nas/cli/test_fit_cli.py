@@ -25,7 +25,8 @@ def run_fit(*overrides: str) -> subprocess.CompletedProcess:
 
 
 def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_path: Path, data_dir: Path) -> None:
-    result = run_fit("space=fbnet", "device=raspi4", "n_train=900", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    result = run_fit("space=fbnet", "device=raspi4", "predictor=layer_sum", "n_train=900", f"data_dir={data_dir}",
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     with (tmp_path / "test_predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -48,7 +49,8 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
 def test_a_column_copied_per_class_is_fitted_and_predicted_on_the_measured_rows(tmp_path: Path, data_dir: Path) -> None:
     from search_spaces import NB201Space
 
-    result = run_fit("device=pi5_onnx", "n_train=300", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    result = run_fit("device=pi5_onnx", "predictor=layer_sum", "n_train=300", f"data_dir={data_dir}",
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     with (tmp_path / "test_predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
