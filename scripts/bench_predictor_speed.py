@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         rng = np.random.default_rng(1)
         batch = [space.sample(rng) for _ in range(args.batch)]
         for family in args.families:
-            predictor = FAMILIES[family](space, 0).fit(train, values[rows])
             try:
+                predictor = FAMILIES[family](space, 0).fit(train, values[rows])
                 predictor.predict(batch[:1000])  # warm caches (class tables, lazy imports)
             except UnseenLayerError as error:  # OFA: 900 networks leave most layer keys unseen
                 print(f"{space_name} {family}: skipped, {str(error)[:120]}...", flush=True)
