@@ -114,23 +114,15 @@ class BoostedLayerSumPredictor(StoredPredictor):
             self.factor = conformal_factor(np.abs(t - self._log_base(self.layer_sum, archs)), self.quantile)
             self.calibrated = False
             return self
-        folds = np.random.default_rng([self.seed, 7919]).permutation(n) % self.folds
-        base = np.empty(n)
-        for fold in range(self.folds):
-            held = np.flatnonzero(folds == fold)
-            kept = np.flatnonzero(folds != fold)
-            fold_sum = self._layer_sum().fit([archs[i] for i in kept], y[kept])
-            base[held] = self._log_base(fold_sum, [archs[i] for i in held])
         x, classes = self.trees._features_and_classes(archs)
+        fold_designs = list(self.trees._fold_designs(x, classes, t))
+        base = np.empty(n)
+        for held, kept, _, _ in fold_designs:
+            fold_sum = self._layer_sum().fit([archs[i] for i in np.flatnonzero(kept)], y[kept])
+            base[held] = self._log_base(fold_sum, [archs[i] for i in np.flatnonzero(held)])
         out_of_fold = np.empty((len(ROUNDS), n))
-        for fold in range(self.folds):
-            held, kept = folds == fold, folds != fold
-            fold_x, held_x = x[kept], x[held]
-            if classes is not None:  # the fold's own class memory, as gbdt's calibration does
-                memory = ClassMemory.of(classes[kept], t[kept])
-                fold_x = self.trees._with_memory(fold_x, classes[kept], memory, t[kept])
-                held_x = self.trees._with_memory(held_x, classes[held], memory)
-            booster = self.trees._train(fold_x, t[kept], init=base[kept], rounds=max(ROUNDS))
+        for held, kept, kept_x, held_x in fold_designs:
+            booster = self.trees._train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
             for k, rounds in enumerate(ROUNDS):
                 correction = booster.predict(held_x, num_iteration=rounds, num_threads=1) if rounds else 0.0
                 out_of_fold[k, held] = base[held] + correction
@@ -138,8 +130,7 @@ class BoostedLayerSumPredictor(StoredPredictor):
         best = int(np.argmin(errors))  # the first minimum: the fewest rounds
         self.rounds = ROUNDS[best]
         if self.rounds:
-            self.memory = ClassMemory.of(classes, t) if classes is not None else None
-            x_all = self.trees._with_memory(x, classes, self.memory, leave_one_out=t)
+            x_all, self.memory = self.trees._design(x, classes, t)
             self.booster = self.trees._train(x_all, t, init=base, rounds=self.rounds)
         self.factor = conformal_factor(np.abs(t - out_of_fold[best]), self.quantile)
         self.calibrated = True

@@ -57,7 +57,7 @@ reloaded predictor predicts bit-identically.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,27 @@ class GradientBoostingPredictor(StoredPredictor):
         threads = 1 if len(x) < PARALLEL_ROWS else (os.cpu_count() or 1)
         return np.asarray(booster.predict(x, num_threads=threads), dtype=np.float64)
 
+    def _design(
+        self, x: np.ndarray, classes: np.ndarray | None, t: np.ndarray
+    ) -> tuple[np.ndarray, ClassMemory | None]:
+        """Training rows ``x`` with the class memory of their own targets ``t`` (leave-one-out),
+        and that memory."""
+        memory = ClassMemory.of(classes, t) if classes is not None else None
+        return self._with_memory(x, classes, memory, leave_one_out=t), memory
+
+    def _fold_designs(
+        self, x: np.ndarray, classes: np.ndarray | None, t: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per calibration fold (rows assigned by ``default_rng([seed, 7919])``): the held and
+        kept row masks and their model inputs, with the kept rows' own class memory, so the held
+        rows' targets stay unseen."""
+        folds = np.random.default_rng([self.seed, 7919]).permutation(len(x)) % self.calibration_folds
+        for fold in range(self.calibration_folds):
+            held, kept = folds == fold, folds != fold
+            kept_x, memory = self._design(x[kept], None if classes is None else classes[kept], t[kept])
+            held_x = self._with_memory(x[held], None if classes is None else classes[held], memory)
+            yield held, kept, kept_x, held_x
+
     def fit(
         self, archs: Sequence[Architecture], y: np.ndarray
     ) -> GradientBoostingPredictor:
@@ -262,23 +283,12 @@ class GradientBoostingPredictor(StoredPredictor):
         x, classes = self._features_and_classes(archs)
         t = self._transform(y)
         n = len(archs)
-        memory = ClassMemory.of(classes, t) if classes is not None else None
-        x_all = self._with_memory(x, classes, memory, leave_one_out=t)
+        x_all, memory = self._design(x, classes, t)
         booster = self._train(x_all, t)
         if n >= MIN_CALIBRATION_FIT:
-            folds = (
-                np.random.default_rng([self.seed, 7919]).permutation(n)
-                % self.calibration_folds
-            )
             out_of_fold = np.empty(n)
-            for fold in range(self.calibration_folds):
-                held, kept = folds == fold, folds != fold
-                fold_x, held_x = x[kept], x[held]
-                if classes is not None:  # the fold's own memory: the held rows' targets stay unseen
-                    sub = ClassMemory.of(classes[kept], t[kept])
-                    fold_x = self._with_memory(fold_x, classes[kept], sub, t[kept])
-                    held_x = self._with_memory(held_x, classes[held], sub)
-                out_of_fold[held] = self._raw(self._train(fold_x, t[kept]), held_x)
+            for held, kept, kept_x, held_x in self._fold_designs(x, classes, t):
+                out_of_fold[held] = self._raw(self._train(kept_x, t[kept]), held_x)
             self.factor = conformal_factor(np.abs(t - out_of_fold), self.quantile)
             self.calibrated = True
         else:
