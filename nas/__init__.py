@@ -6,7 +6,7 @@ into the small interfaces defined here.
 
 from nas._architecture import Architecture, GeneValue
 from nas._device import Device
-from nas._graph import ArchitectureGraph
+from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
@@ -24,6 +24,7 @@ __all__ = [
     "Gene",
     "LayerSpec",
     "GeneValue",
+    "GraphBatch",
     "Objective",
     "ObjectiveError",
     "PredictedObjective",

@@ -9,7 +9,8 @@ directed edges in the direction data flows. A graph neural network then learns o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,3 +63,90 @@ class ArchitectureGraph:
     def attribute_matrix(self) -> np.ndarray:
         """``(num_nodes, attribute_width)`` float array (width 0 without attributes)."""
         return np.asarray(self.attributes, dtype=np.float64).reshape(self.num_nodes, self.attribute_width)
+
+
+@dataclass(frozen=True)
+class GraphBatch:
+    """Many graphs of one space as arrays, padded to the most nodes: what graph predictors read.
+
+    ``labels`` (G, N) int64 indexes the space's :meth:`~nas.SearchSpace.graph_labels`, ``-1`` on
+    padding nodes; ``attributes`` (G, N, A) float64 is zero on padding nodes (it may be a
+    read-only broadcast view where every graph has the same attributes); ``adjacency`` (P, N, N)
+    bool holds each distinct wiring once (``[p, src, dst]``) and ``pattern`` (G,) int64 names a
+    graph's. Graphs of one pattern have the same node count, ``pattern_nodes[p]``, so a predictor
+    can propagate a whole pattern's graphs with one product and no padding.
+    """
+
+    labels: np.ndarray
+    attributes: np.ndarray
+    adjacency: np.ndarray
+    pattern: np.ndarray
+    pattern_nodes: np.ndarray
+
+    @classmethod
+    def of(cls, graphs: Sequence[ArchitectureGraph], vocabulary: Sequence[str]) -> GraphBatch:
+        """The batch of ``graphs``, one at a time (a space's vectorised ``graph_batch`` must
+        equal this; the space contract checks it)."""
+        if not graphs:
+            raise ValueError("a GraphBatch needs at least one graph")
+        widths = {g.attribute_width for g in graphs}
+        if len(widths) != 1:
+            raise ValueError(f"graphs have different attribute widths {sorted(widths)}")
+        index = {label: k for k, label in enumerate(vocabulary)}
+        n_max, width = max(g.num_nodes for g in graphs), widths.pop()
+        labels = np.full((len(graphs), n_max), -1, dtype=np.int64)
+        attributes = np.zeros((len(graphs), n_max, width))
+        patterns: dict[tuple[int, tuple[tuple[int, int], ...]], int] = {}
+        pattern = np.empty(len(graphs), dtype=np.int64)
+        for row, graph in enumerate(graphs):
+            try:
+                labels[row, : graph.num_nodes] = [index[label] for label in graph.labels]
+            except KeyError as error:
+                raise ValueError(f"node label {error.args[0]!r} is not in the vocabulary {tuple(vocabulary)}") from None
+            attributes[row, : graph.num_nodes] = graph.attribute_matrix()
+            pattern[row] = patterns.setdefault((graph.num_nodes, graph.edges), len(patterns))
+        adjacency = np.zeros((len(patterns), n_max, n_max), dtype=bool)
+        for (_, edges), p in patterns.items():
+            for src, dst in edges:
+                adjacency[p, src, dst] = True
+        nodes = np.array([n for n, _ in patterns], dtype=np.int64)
+        return cls(labels, attributes, adjacency, pattern, nodes)
+
+    def relabelled(self, nodes: Sequence[int], labels: np.ndarray) -> GraphBatch:
+        """This one-graph batch once per row of ``labels`` (G, len(nodes)), those rows' vocabulary
+        indices on ``nodes``: every graph of a space whose genes only relabel a fixed wiring
+        (NB201's cell, FBNet's chain) in one gather, without drawing a graph per architecture."""
+        if len(self) != 1:
+            raise ValueError(f"relabelled needs a one-graph template, got {len(self)} graphs")
+        batch_labels = np.repeat(self.labels, len(labels), axis=0)
+        batch_labels[:, list(nodes)] = labels
+        return GraphBatch(
+            labels=batch_labels,
+            attributes=np.broadcast_to(self.attributes, (len(labels), *self.attributes.shape[1:])),
+            adjacency=self.adjacency,
+            pattern=np.zeros(len(labels), dtype=np.int64),
+            pattern_nodes=self.pattern_nodes,
+        )
+
+    def subset(self, rows: np.ndarray) -> GraphBatch:
+        """The graphs at ``rows`` (an index array), keeping this batch's padding and patterns."""
+        return replace(self, labels=self.labels[rows], attributes=self.attributes[rows], pattern=self.pattern[rows])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_nodes(self) -> np.ndarray:
+        """(G,) node count of each graph."""
+        return self.pattern_nodes[self.pattern]
+
+    def normalised_adjacency(self) -> np.ndarray:
+        """(P, N, N) float64 ``D^-1/2 (A + A^T + I) D^-1/2`` of each pattern over its real nodes
+        (GCN propagation along data flow both ways); rows and columns of padding are zero."""
+        a = (self.adjacency | self.adjacency.transpose(0, 2, 1)).astype(np.float64)
+        n_max = a.shape[1]
+        real = np.arange(n_max)[None, :] < self.pattern_nodes[:, None]  # (P, N)
+        a[:, np.arange(n_max), np.arange(n_max)] = real
+        degree = a.sum(axis=2)
+        scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+        return a * scale[:, :, None] * scale[:, None, :]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
-    from nas._graph import ArchitectureGraph
+    from nas._graph import ArchitectureGraph, GraphBatch
     from nas._supernet import Supernet
 
 
@@ -136,6 +136,14 @@ class SearchSpace(ABC):
     def graph_labels(self) -> tuple[str, ...]:
         """Every node label :meth:`graph` can give, in a fixed order (one-hot node features)."""
         raise NotImplementedError(f"search space {self.name!r} does not describe its architectures as graphs")
+
+    def graph_batch(self, archs: Sequence[Architecture]) -> GraphBatch:
+        """:meth:`graph` of each architecture as one :class:`~nas.GraphBatch` (labels indexing
+        :meth:`graph_labels`). Spaces override it with array code: drawing graphs one at a time
+        in Python bounds how fast a graph predictor can predict a batch."""
+        from nas._graph import GraphBatch
+
+        return GraphBatch.of([self.graph(arch) for arch in archs], self.graph_labels())
 
     def isomorphism_classes(self, archs: Sequence[Architecture]) -> np.ndarray | None:
         """An integer class per architecture, equal for architectures that compute the same

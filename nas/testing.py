@@ -142,6 +142,20 @@ class SearchSpaceContract:
         archs = [*_sampled(space)[:2], space.smallest(), space.largest()]
         assert [space.flops_of_layers(a) for a in archs] == [Flops()(Candidate(a, space)) for a in archs]
 
+    def test_graph_batch_is_the_graphs_one_at_a_time(self, space: SearchSpace) -> None:
+        from nas._graph import GraphBatch
+
+        archs = [*_sampled(space), space.smallest(), space.largest()]
+        try:
+            graphs = [space.graph(a) for a in archs]
+        except NotImplementedError:
+            pytest.skip(f"{space.name} draws no graphs")
+        expected, batch = GraphBatch.of(graphs, space.graph_labels()), space.graph_batch(archs)
+        for field in ("labels", "attributes", "adjacency", "pattern", "pattern_nodes"):
+            np.testing.assert_array_equal(getattr(batch, field), getattr(expected, field), err_msg=field)
+        single = space.graph_batch(archs[-1:])
+        np.testing.assert_array_equal(single.labels[0], expected.labels[-1, : single.labels.shape[1]])
+
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
         again = [space.sample(np.random.default_rng(7)) for _ in range(5)]

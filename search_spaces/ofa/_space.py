@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from nas import (
     ArchitectureError,
     ArchitectureGraph,
     Gene,
+    GraphBatch,
     LayerSpec,
     SearchSpace,
 )
@@ -178,6 +180,52 @@ class OFASpace(SearchSpace):
             edges=tuple((k, k + 1) for k in range(len(labels) - 1)),
             attributes=tuple(attributes),
         )
+
+    def graph_batch(self, archs: Sequence[Architecture]) -> GraphBatch:
+        """:meth:`graph` of each architecture from gene indices: a layer's node attributes depend
+        only on its position, expand ratio and the resolution (not on other stages' depths), so
+        they are gathered from a table drawn once from the full-depth networks."""
+        ends, layer_rows, lookup, fixed = self._graph_tables
+        genes = self.gene_indices(archs)
+        ks, e, r = genes[:, :NUM_LAYERS], genes[:, NUM_LAYERS : 2 * NUM_LAYERS], genes[:, -1]
+        depths = np.asarray(DEPTHS)[genes[:, 2 * NUM_LAYERS : 2 * NUM_LAYERS + NUM_STAGES]]
+        layer = np.arange(NUM_LAYERS)
+        kept = layer[None, :] % MAX_DEPTH < depths[:, layer // MAX_DEPTH]  # (G, layers)
+        count = 4 + kept.sum(axis=1)  # first conv, first block, the kept layers, final expand, head
+        n_max, rows = int(count.max()), np.arange(len(archs))
+        labels = np.full((len(archs), n_max), -1, dtype=np.int64)
+        attributes = np.zeros((len(archs), n_max, ends.shape[2]))
+        graph, at = np.nonzero(kept)
+        node = 1 + np.cumsum(kept, axis=1)[graph, at]
+        labels[graph, node] = lookup[ks[graph, at], e[graph, at]]
+        attributes[graph, node] = layer_rows[r[graph], e[graph, at], at]
+        for part, position in enumerate((np.zeros_like(count), np.ones_like(count), count - 2, count - 1)):
+            labels[rows, position] = fixed[part]
+            attributes[rows, position] = ends[r, part]
+        sizes, first, pattern = np.unique(count, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # patterns numbered by first appearance, as GraphBatch.of does
+        adjacency = np.zeros((len(sizes), n_max, n_max), dtype=bool)
+        for p, n in enumerate(sizes[order]):
+            adjacency[p, np.arange(n - 1), np.arange(1, n)] = True
+        return GraphBatch(labels, attributes, adjacency, np.argsort(order)[pattern], sizes[order])
+
+    @cached_property
+    def _graph_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Node attributes of the four fixed nodes per resolution (R, 4, A), of every layer per
+        resolution and expand ratio (R, expands, layers, A), and the label indices of each
+        (kernel, expand) block and of the four fixed nodes; drawn from full-depth networks."""
+        full = {**{g: KERNEL_SIZES[0] for g in KS_GENES}, **{g: DEPTHS[-1] for g in D_GENES}}
+        drawn = [
+            [self.graph(self.architecture({**full, **{g: e for g in E_GENES}, "r": r})).attribute_matrix()
+             for e in EXPAND_RATIOS]
+            for r in self.resolutions
+        ]  # fmt: skip
+        matrices = np.array(drawn)  # (R, expands, 4 + layers, A)
+        ends = matrices[:, 0][:, [0, 1, -2, -1]]
+        vocabulary = self.graph_labels()
+        lookup = np.array([[vocabulary.index(f"k{k}_e{e}") for e in EXPAND_RATIOS] for k in KERNEL_SIZES])
+        fixed = np.array([vocabulary.index(name) for name in ("first_conv", "first_block", "final_expand", "head")])
+        return ends, matrices[:, :, 2:-2], lookup, fixed
 
     def graph_labels(self) -> tuple[str, ...]:
         blocks = (f"k{k}_e{e}" for k in KERNEL_SIZES for e in EXPAND_RATIOS)

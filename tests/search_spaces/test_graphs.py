@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas import ArchitectureGraph, SearchSpace
+from nas import ArchitectureGraph, GraphBatch, SearchSpace
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 
 CELL = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|"
@@ -87,3 +87,21 @@ def test_spaces_without_graphs_say_so() -> None:
 
     with pytest.raises(NotImplementedError, match="'bare'"):
         SearchSpace.graph(Bare(), Bare().sample(np.random.default_rng(0)))
+
+
+def test_graph_batch_pads_and_normalises_by_hand() -> None:
+    chain = ArchitectureGraph(labels=("a", "b", "c"), edges=((0, 1), (1, 2)))
+    pair = ArchitectureGraph(labels=("b", "a"), edges=((0, 1),))
+    batch = GraphBatch.of([chain, pair, chain], vocabulary=("a", "b", "c"))
+    np.testing.assert_array_equal(batch.labels, [[0, 1, 2], [1, 0, -1], [0, 1, 2]])
+    np.testing.assert_array_equal(batch.pattern, [0, 1, 0])
+    np.testing.assert_array_equal(batch.num_nodes, [3, 2, 3])
+    # D^-1/2 (A + A^T + I) D^-1/2: chain degrees 2, 3, 2; the pair's degrees 2, 2; padding zero
+    s = 1 / np.sqrt(6)
+    expected = [[[1 / 2, s, 0], [s, 1 / 3, s], [0, s, 1 / 2]], [[1 / 2, 1 / 2, 0], [1 / 2, 1 / 2, 0], [0, 0, 0]]]
+    np.testing.assert_allclose(batch.normalised_adjacency(), expected, rtol=1e-15)
+    assert len(batch.subset(np.array([1]))) == 1 and batch.subset(np.array([1])).pattern[0] == 1
+    with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
+        GraphBatch.of([ArchitectureGraph(labels=("z",), edges=())], vocabulary=("a",))
+    with pytest.raises(ValueError, match="one-graph template"):
+        batch.relabelled([0], np.zeros((2, 1), dtype=np.int64))
