@@ -49,11 +49,11 @@ def check_space(space: SearchSpace, archs: Sequence[Architecture]) -> None:
 class FlopsPredictor(StoredPredictor):
     """``log y = intercept + slope * log FLOPs``, least squares on measured architectures.
 
-    FLOPs come from ``space.flops_many`` when the space counts them (NB201, FBNet: from the
-    macro), else from ``space.flops_of_layers`` (OFA: per-layer counts summed, equal to
-    :class:`nas.objectives.Flops` on the built network; counting on built networks took 0.4 s per
-    OFA network, 30 minutes per fit on the 5,000-row table). A baseline: latency on most devices
-    is far from a function of FLOPs alone.
+    FLOPs come from ``space.flops_many`` when the space counts them (NB201, FBNet, OFA: from
+    the specs, one gather per batch), else from ``space.flops_of_layers`` (per-layer counts on
+    built layers, equal to :class:`nas.objectives.Flops` on the built network; a Python sum per
+    network, 4,000 OFA networks a second). A baseline: latency on most devices is far from a
+    function of FLOPs alone.
     """
 
     kind = "flops_loglinear"

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from search_spaces._init import materialise
-from search_spaces.ofa._blocks import Activation, ConvBNAct, InvertedResidual, make_divisible
+from search_spaces.ofa._blocks import Activation, ConvBNAct, InvertedResidual, make_divisible, squeeze_channels
 
 NUM_STAGES = 5
 MAX_DEPTH = 4
@@ -177,6 +177,46 @@ def network_spec(config: OFAConfig, width_mult: float, num_classes: int) -> Netw
         feature_mix=feature_mix,
         num_classes=num_classes,
     )
+
+
+def _out_size(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1  # padding k // 2
+
+
+def conv_flops(conv: ConvSpec, input_size: int) -> int:
+    """FLOPs (2 x multiply-accumulates, as ``nas.objectives.Flops`` counts) of a dense conv at
+    batch 1 on a square input of ``input_size``; BN, activations and biases are not counted."""
+    return 2 * conv.in_channels * conv.out_channels * conv.kernel_size**2 * _out_size(input_size, conv.stride) ** 2
+
+
+def layer_flops(layer: LayerSpec, input_size: int) -> int:
+    """FLOPs of one MBConv layer, counted as :func:`conv_flops` counts: the 1x1 expand (absent
+    at expand ratio 1), the depthwise conv, squeeze-excite's two 1x1 convs on the pooled vector
+    and the 1x1 projection."""
+    out_pixels = _out_size(input_size, layer.stride) ** 2
+    mid = layer.mid_channels
+    expand = layer.in_channels * mid * input_size**2 if mid != layer.in_channels else 0
+    se = 2 * mid * squeeze_channels(mid) if layer.se else 0
+    return 2 * (expand + layer.kernel_size**2 * mid * out_pixels + se + mid * layer.out_channels * out_pixels)
+
+
+def flops_by_part(spec: NetworkSpec) -> tuple[int, ...]:
+    """FLOPs of the first conv, of each of ``spec.layers`` (the first block first) and of the
+    head (final expand, feature mix, classifier), at batch 1."""
+    size = spec.resolution
+    parts = [conv_flops(spec.first_conv, size)]
+    size = _out_size(size, spec.first_conv.stride)
+    for layer in spec.layers:
+        parts.append(layer_flops(layer, size))
+        size = _out_size(size, layer.stride)
+    head = conv_flops(spec.final_expand, size) + conv_flops(spec.feature_mix, 1)
+    return (*parts, head + 2 * spec.feature_mix.out_channels * spec.num_classes)
+
+
+def network_flops(spec: NetworkSpec) -> int:
+    """FLOPs of the whole network at batch 1: what ``nas.objectives.Flops`` counts on the built
+    module (the space's tests check it against torch's FLOP counter)."""
+    return sum(flops_by_part(spec))
 
 
 def conv_module(spec: ConvSpec) -> ConvBNAct:

@@ -30,6 +30,8 @@ from search_spaces.ofa._model import (
     NetworkSpec,
     OFAConfig,
     build_network,
+    flops_by_part,
+    network_flops,
     network_spec,
 )
 
@@ -100,14 +102,43 @@ class OFASpace(SearchSpace):
     def active_mask(self, gene_indices: np.ndarray) -> np.ndarray:
         """Kernel and expand genes of the layers the depths keep, and every depth and the
         resolution: layer ``i`` of stage ``s`` is active when ``i % 4 < d_s``."""
-        column = {g.name: k for k, g in enumerate(self._genes)}
-        depths = np.asarray(DEPTHS)[gene_indices[:, [column[g] for g in D_GENES]]]  # (n, stages)
-        layer = np.arange(NUM_LAYERS)
-        kept = layer[None, :] % MAX_DEPTH < depths[:, layer // MAX_DEPTH]  # (n, layers)
+        kept = _kept_layers(gene_indices)
         mask = np.ones(gene_indices.shape, dtype=bool)
-        mask[:, [column[g] for g in KS_GENES]] = kept
-        mask[:, [column[g] for g in E_GENES]] = kept
+        mask[:, _KS] = kept
+        mask[:, _E] = kept
         return mask
+
+    def flops(self, arch: Architecture) -> int:
+        """FLOPs of ``arch`` at batch 1 (convolutions and the classifier, as
+        ``nas.objectives.Flops`` counts them), from its spec without building anything."""
+        return network_flops(self.spec(arch))
+
+    def flops_many(self, archs: Sequence[Architecture], gene_indices: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`flops` of each architecture as one gather: a layer's FLOPs depend only on its
+        position, kernel, expand ratio and the resolution (not on other stages' depths), so a
+        network's are a fixed part per resolution plus its kept layers' entries of one table."""
+        genes = self.gene_indices(archs) if gene_indices is None else gene_indices
+        fixed, per_layer = self._flops_tables
+        r = genes[:, _R]
+        layers = per_layer[r[:, None], np.arange(NUM_LAYERS)[None, :], genes[:, _KS], genes[:, _E]]  # (n, layers)
+        return fixed[r] + np.where(_kept_layers(genes), layers, 0.0).sum(axis=1)
+
+    @cached_property
+    def _flops_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """FLOPs of the fixed parts per resolution (R,) and of every layer per resolution,
+        position, kernel and expand ratio (R, layers, kernels, expands), from full-depth specs."""
+        fixed = np.empty(len(self.resolutions))
+        per_layer = np.empty((len(self.resolutions), NUM_LAYERS, len(KERNEL_SIZES), len(EXPAND_RATIOS)))
+        for i, r in enumerate(self.resolutions):
+            for k, kernel in enumerate(KERNEL_SIZES):
+                for e, expand in enumerate(EXPAND_RATIOS):
+                    config = OFAConfig(
+                        ks=(kernel,) * NUM_LAYERS, e=(expand,) * NUM_LAYERS, d=(DEPTHS[-1],) * NUM_STAGES, r=r
+                    )
+                    parts = flops_by_part(network_spec(config, self.width_mult, self.num_classes))
+                    fixed[i] = parts[0] + parts[1] + parts[-1]  # first conv, first block, head
+                    per_layer[i, :, k, e] = parts[2:-1]
+        return fixed, per_layer
 
     def format(self, genes: Mapping[str, GeneValue]) -> str:
         document = {
@@ -187,10 +218,8 @@ class OFASpace(SearchSpace):
         they are gathered from a table drawn once from the full-depth networks."""
         ends, layer_rows, lookup, fixed = self._graph_tables
         genes = self.gene_indices(archs)
-        ks, e, r = genes[:, :NUM_LAYERS], genes[:, NUM_LAYERS : 2 * NUM_LAYERS], genes[:, -1]
-        depths = np.asarray(DEPTHS)[genes[:, 2 * NUM_LAYERS : 2 * NUM_LAYERS + NUM_STAGES]]
-        layer = np.arange(NUM_LAYERS)
-        kept = layer[None, :] % MAX_DEPTH < depths[:, layer // MAX_DEPTH]  # (G, layers)
+        ks, e, r = genes[:, _KS], genes[:, _E], genes[:, _R]
+        kept = _kept_layers(genes)  # (G, layers)
         count = 4 + kept.sum(axis=1)  # first conv, first block, the kept layers, final expand, head
         n_max, rows = int(count.max()), np.arange(len(archs))
         labels = np.full((len(archs), n_max), -1, dtype=np.int64)
@@ -261,6 +290,20 @@ def _conv_attributes(conv: ConvSpec, size: int) -> tuple[float, ...]:
         float(conv.in_channels), float(conv.out_channels), float(conv.out_channels),
         float(conv.stride), float(size), 0.0,
     )  # fmt: skip
+
+
+#: Columns of ``gene_indices``: the genes are declared kernels, expand ratios, depths, resolution.
+_KS = np.arange(NUM_LAYERS)
+_E = NUM_LAYERS + np.arange(NUM_LAYERS)
+_D = 2 * NUM_LAYERS + np.arange(NUM_STAGES)
+_R = 2 * NUM_LAYERS + NUM_STAGES
+
+
+def _kept_layers(gene_indices: np.ndarray) -> np.ndarray:
+    """(n, layers) bool: which of the 20 MBConv layers each network keeps (``i % 4 < d_s``)."""
+    depths = np.asarray(DEPTHS)[gene_indices[:, _D]]  # (n, stages)
+    layer = np.arange(NUM_LAYERS)
+    return layer[None, :] % MAX_DEPTH < depths[:, layer // MAX_DEPTH]
 
 
 def config_of(arch: Architecture) -> OFAConfig:
