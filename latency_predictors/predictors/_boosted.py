@@ -5,8 +5,8 @@ A network's latency is nearly a sum over its layers, and a layer sum fitted from
 averages measurement noise away; what it cannot express (interactions, a runtime's fusions, a
 copied class's exact value) gradient-boosted trees can, but trees also fit noise. This predictor
 boosts from the layer sum: ``log y = log layer_sum(x) + trees(x)``, the trees being
-:class:`GradientBoostingPredictor`'s (same features, class memory and LightGBM settings) with the
-layer sum as LightGBM's ``init_score``, and it chooses how many rounds to keep out of fold.
+:class:`GradientBoostingPredictor`'s (:class:`._trees.SpaceTrees`: same features, class memory and
+LightGBM settings) with the layer sum as LightGBM's ``init_score``, and it chooses how many rounds to keep out of fold.
 
 Fitting (``n`` rows, ``folds`` folds drawn with ``numpy.random.default_rng([seed, 7919])``):
 
@@ -54,7 +54,7 @@ import numpy as np
 from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._baselines import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from latency_predictors.predictors._gbdt import ClassMemory, GradientBoostingPredictor, _model_array, _model_from_array
+from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from latency_predictors.predictors._lut import LayerSumPredictor
 from nas import Architecture, SearchSpace
 
@@ -83,11 +83,12 @@ class BoostedLayerSumPredictor(StoredPredictor):
         seed: int = 0,
         folds: int = 10,
     ) -> None:
-        # the trees' settings and features are gbdt's; it validates them
-        self.trees = GradientBoostingPredictor(
-            space, device_fingerprint, n_estimators=max(ROUNDS), learning_rate=learning_rate,
-            num_leaves=num_leaves, max_depth=max_depth, min_child_samples=min_child_samples,
-            quantile=quantile, seed=seed, calibration_folds=folds,
+        if not 0 < quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+        # gbdt's features, class memory and LightGBM settings; the trees validate them
+        self.trees = SpaceTrees(
+            space, n_estimators=max(ROUNDS), learning_rate=learning_rate, num_leaves=num_leaves,
+            max_depth=max_depth, min_child_samples=min_child_samples, seed=seed, folds=folds,
         )  # fmt: skip
         self.search_space = space
         self.space = space.name
@@ -136,26 +137,26 @@ class BoostedLayerSumPredictor(StoredPredictor):
             self.factor = conformal_factor(np.abs(t - self._log_base(self.layer_sum, archs)), self.quantile)
             self.calibrated = False
             return self
-        x, classes = self.trees._features_and_classes(archs)
-        fold_designs = list(self.trees._fold_designs(x, classes, t))
+        x, classes = self.trees.features_and_classes(archs)
+        fold_designs = list(self.trees.fold_designs(x, classes, t))
         underdetermined = n <= len(self.layer_sum.keys)  # more layer costs than networks
         bases = self._out_of_fold_bases(archs, y, t, fold_designs, with_mean=underdetermined)
         out_of_fold = np.empty((len(bases), len(ROUNDS), n))  # (base, rounds, row)
         for b, base in enumerate(bases.values()):
             for held, kept, kept_x, held_x in fold_designs:
-                booster = self.trees._train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
+                booster = self.trees.train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
                 for k, rounds in enumerate(ROUNDS):
-                    correction = booster.predict(held_x, num_iteration=rounds, num_threads=1) if rounds else 0.0
+                    correction = self.trees.predict(booster, held_x, rounds) if rounds else 0.0
                     out_of_fold[b, k, held] = base[held] + correction
         errors = ((out_of_fold - t) ** 2).sum(axis=2)
         b, best = np.unravel_index(int(np.argmin(errors)), errors.shape)  # first minimum: layer sum, fewest rounds
         self.base, self.rounds = list(bases)[b], ROUNDS[best]
         self.mean_log = float(t.mean())
         if self.rounds:
-            x_all, self.memory = self.trees._design(x, classes, t)
+            x_all, self.memory = self.trees.design(x, classes, t)
             # out-of-fold layer sums: the trees learn from bases as wrong as on new networks
             init = bases["layer_sum"] if self.base == "layer_sum" else np.full(n, self.mean_log)
-            self.booster = self.trees._train(x_all, t, init=init, rounds=self.rounds)
+            self.booster = self.trees.train(x_all, t, init=init, rounds=self.rounds)
         self.factor = conformal_factor(np.abs(t - out_of_fold[b, best]), self.quantile)
         self.calibrated = True
         return self
@@ -170,8 +171,8 @@ class BoostedLayerSumPredictor(StoredPredictor):
         else:
             centre = self._log_base(self.layer_sum, archs)
         if self.booster is not None:
-            x, _ = self.trees._features_and_classes(archs, self.memory)
-            centre = centre + self.trees._raw(self.booster, x)
+            x, _ = self.trees.features_and_classes(archs, self.memory)
+            centre = centre + self.trees.predict(self.booster, x)
         return centre
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -195,7 +196,7 @@ class BoostedLayerSumPredictor(StoredPredictor):
         with tempfile.TemporaryDirectory(prefix="hwnas-boosted-") as scratch:
             arrays = {"layer_sum": embedded(self.layer_sum, Path(scratch) / "layer_sum.npz")}
         if self.booster is not None:
-            arrays["model"] = _model_array(self.booster)
+            arrays["model"] = model_array(self.booster)
         if self.memory is not None:
             arrays.update(self.memory.arrays())
         trees = self.trees
@@ -220,7 +221,7 @@ class BoostedLayerSumPredictor(StoredPredictor):
                                    space, device_fingerprint)  # fmt: skip
         assert isinstance(layer_sum, LayerSumPredictor)
         predictor.layer_sum = layer_sum
-        predictor.booster = _model_from_array(arrays["model"]) if "model" in arrays else None
+        predictor.booster = model_from_array(arrays["model"]) if "model" in arrays else None
         predictor.memory = ClassMemory.from_arrays(arrays) if "memory_classes" in arrays else None
         predictor.rounds, predictor.floor_ms = int(p["rounds"]), float(p["floor_ms"])
         # files written before the constant base existed always boosted from the layer sum

@@ -56,71 +56,22 @@ reloaded predictor predicts bit-identically.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._analytic import check_recorded
+from latency_predictors.predictors._baselines import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
+from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture, SearchSpace
 
 #: Fewest rows ``fit`` needs to calibrate intervals on out-of-fold residuals.
 MIN_CALIBRATION_FIT = 20
-#: Batches of at least this many rows are predicted on every core.
-PARALLEL_ROWS = 4096
 
-
-def _model_array(booster: Any) -> np.ndarray:
-    return np.frombuffer(
-        booster.model_to_string().encode("utf-8"), dtype=np.uint8
-    ).copy()
-
-
-def _model_from_array(array: np.ndarray) -> Any:
-    import lightgbm
-
-    return lightgbm.Booster(
-        model_str=np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8")
-    )
-
-
-@dataclass(frozen=True)
-class ClassMemory:
-    """Per isomorphism class, the sum and count of training targets (sorted by class id)."""
-
-    classes: np.ndarray
-    sums: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def of(cls, classes: np.ndarray, t: np.ndarray) -> ClassMemory:
-        ids, inverse = np.unique(classes, return_inverse=True)
-        return cls(ids, np.bincount(inverse, weights=t), np.bincount(inverse).astype(np.float64))
-
-    def lookup(self, classes: np.ndarray, leave_one_out: np.ndarray | None = None) -> np.ndarray:
-        """Mean target of each row's class; ``leave_one_out`` (the rows' own targets, for rows
-        the memory was built from) removes each row's own value. NaN where nothing remains."""
-        sums, counts = np.zeros(len(classes)), np.zeros(len(classes))
-        if len(self.classes):
-            slot = np.clip(np.searchsorted(self.classes, classes), 0, len(self.classes) - 1)
-            found = self.classes[slot] == classes
-            sums, counts = np.where(found, self.sums[slot], 0.0), np.where(found, self.counts[slot], 0.0)
-        if leave_one_out is not None:
-            sums, counts = sums - leave_one_out, counts - 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"memory_classes": self.classes, "memory_sums": self.sums, "memory_counts": self.counts}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ClassMemory:
-        return cls(arrays["memory_classes"], arrays["memory_sums"], arrays["memory_counts"])
+__all__ = ["MIN_CALIBRATION_FIT", "ClassMemory", "GradientBoostingPredictor"]
 
 
 class GradientBoostingPredictor(StoredPredictor):
@@ -147,37 +98,19 @@ class GradientBoostingPredictor(StoredPredictor):
         seed: int = 0,
         calibration_folds: int = 5,
     ) -> None:
-        if int(n_estimators) < 1:
-            raise ValueError(f"n_estimators must be >= 1, got {n_estimators!r}")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if int(num_leaves) < 2:
-            raise ValueError(f"num_leaves must be >= 2, got {num_leaves!r}")
-        if int(max_depth) == 0 or int(max_depth) < -1:
-            raise ValueError(f"max_depth must be >= 1, or -1 for no limit, got {max_depth!r}")
-        if int(min_child_samples) < 1:
-            raise ValueError(
-                f"min_child_samples must be >= 1, got {min_child_samples!r}"
-            )
         if not 0 < quantile < 1:
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
-        if int(calibration_folds) < 2:
-            raise ValueError(
-                f"calibration_folds must be >= 2, got {calibration_folds!r}"
-            )
+        # the trees validate their own settings
+        self.trees = SpaceTrees(
+            space, n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
+            max_depth=max_depth, min_child_samples=min_child_samples, seed=seed, folds=calibration_folds,
+        )  # fmt: skip
         self.search_space = space
         self.space = space.name
         self.device_fingerprint = device_fingerprint
-        self.n_estimators = int(n_estimators)
-        self.learning_rate = float(learning_rate)
-        self.num_leaves = int(num_leaves)
-        self.max_depth = int(max_depth)
-        self.min_child_samples = int(min_child_samples)
         self.log_target = bool(log_target)
         self.quantile = float(quantile)
-        self.seed = int(seed)
-        self.calibration_folds = int(calibration_folds)
-        self.analytic_costs = analytic_names(space)
+        self.analytic_costs = self.trees.analytic_costs
         # fitted state
         self.memory: ClassMemory | None = None
         self.booster: Any = None
@@ -191,28 +124,7 @@ class GradientBoostingPredictor(StoredPredictor):
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """The model's input rows: ``space.features``, then (when the space has them) FLOPs,
         parameters and memory traffic."""
-        return self._features_and_classes(archs)[0]
-
-    def _features_and_classes(
-        self, archs: Sequence[Architecture], memory: ClassMemory | None = None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`features` (then ``memory``'s column, when given and the space has classes) and
-        the isomorphism classes, from one pass over the architectures."""
-        check_space(self.search_space, archs)
-        indices = self.search_space.gene_indices(archs)
-        classes = self.search_space.isomorphism_classes_of(indices)
-        columns = [self.search_space.features_of(indices), analytic_matrix(self.search_space, archs, indices, self.analytic_costs)]
-        if memory is not None and classes is not None:
-            columns.append(memory.lookup(classes)[:, None])
-        # one float64 array written once: on batches of 1e5 rows each extra copy costs ~5%
-        return np.hstack(columns, dtype=np.float64), classes
-
-    def _with_memory(
-        self, x: np.ndarray, classes: np.ndarray | None, memory: ClassMemory | None, leave_one_out: np.ndarray | None = None
-    ) -> np.ndarray:
-        if classes is None or memory is None:
-            return x
-        return np.hstack([x, memory.lookup(classes, leave_one_out)[:, None]])
+        return self.trees.features_and_classes(archs)[0]
 
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log(y) if self.log_target else y
@@ -222,79 +134,22 @@ class GradientBoostingPredictor(StoredPredictor):
 
     # training
 
-    def _params(self) -> dict[str, Any]:
-        return {
-            "objective": "regression",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "max_depth": self.max_depth,
-            "min_data_in_leaf": self.min_child_samples,
-            "feature_pre_filter": False,
-            "deterministic": True,
-            "force_col_wise": True,
-            "num_threads": 1,
-            "seed": self.seed,
-            "verbose": -1,
-        }
-
-    def _train(self, x: np.ndarray, t: np.ndarray, init: np.ndarray | None = None, rounds: int | None = None) -> Any:
-        """A booster of ``rounds`` (default ``n_estimators``) trees fitted to ``t``, boosting from
-        ``init`` (a base prediction per row, LightGBM's ``init_score``) when given."""
-        import lightgbm
-
-        params = self._params()
-        return lightgbm.train(
-            params,
-            lightgbm.Dataset(x, t, init_score=init, params=params),
-            num_boost_round=self.n_estimators if rounds is None else rounds,
-        )
-
-    def _raw(self, booster: Any, x: np.ndarray) -> np.ndarray:
-        # Rows are independent, so threads change speed, not values; below a few thousand
-        # rows starting the thread pool costs more than it saves.
-        threads = 1 if len(x) < PARALLEL_ROWS else (os.cpu_count() or 1)
-        return np.asarray(booster.predict(x, num_threads=threads), dtype=np.float64)
-
-    def _design(
-        self, x: np.ndarray, classes: np.ndarray | None, t: np.ndarray
-    ) -> tuple[np.ndarray, ClassMemory | None]:
-        """Training rows ``x`` with the class memory of their own targets ``t`` (leave-one-out),
-        and that memory."""
-        memory = ClassMemory.of(classes, t) if classes is not None else None
-        return self._with_memory(x, classes, memory, leave_one_out=t), memory
-
-    def _fold_designs(
-        self, x: np.ndarray, classes: np.ndarray | None, t: np.ndarray
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per calibration fold (rows assigned by ``default_rng([seed, 7919])``): the held and
-        kept row masks and their model inputs, with the kept rows' own class memory, so the held
-        rows' targets stay unseen."""
-        folds = np.random.default_rng([self.seed, 7919]).permutation(len(x)) % self.calibration_folds
-        for fold in range(self.calibration_folds):
-            held, kept = folds == fold, folds != fold
-            kept_x, memory = self._design(x[kept], None if classes is None else classes[kept], t[kept])
-            held_x = self._with_memory(x[held], None if classes is None else classes[held], memory)
-            yield held, kept, kept_x, held_x
-
-    def fit(
-        self, archs: Sequence[Architecture], y: np.ndarray
-    ) -> GradientBoostingPredictor:
+    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> GradientBoostingPredictor:
         y = check_targets(archs, y, positive=self.log_target)
-        x, classes = self._features_and_classes(archs)
+        trees = self.trees
+        x, classes = trees.features_and_classes(archs)
         t = self._transform(y)
         n = len(archs)
-        x_all, memory = self._design(x, classes, t)
-        booster = self._train(x_all, t)
+        x_all, memory = trees.design(x, classes, t)
+        booster = trees.train(x_all, t)
         if n >= MIN_CALIBRATION_FIT:
             out_of_fold = np.empty(n)
-            for held, kept, kept_x, held_x in self._fold_designs(x, classes, t):
-                out_of_fold[held] = self._raw(self._train(kept_x, t[kept]), held_x)
+            for held, kept, kept_x, held_x in trees.fold_designs(x, classes, t):
+                out_of_fold[held] = trees.predict(trees.train(kept_x, t[kept]), held_x)
             self.factor = conformal_factor(np.abs(t - out_of_fold), self.quantile)
             self.calibrated = True
         else:
-            self.factor = conformal_factor(
-                np.abs(t - self._raw(booster, x_all)), self.quantile
-            )
+            self.factor = conformal_factor(np.abs(t - trees.predict(booster, x_all)), self.quantile)
             self.calibrated = False
         self.booster, self.n_features, self.n_fit = booster, x_all.shape[1], n
         self.memory = memory
@@ -307,13 +162,13 @@ class GradientBoostingPredictor(StoredPredictor):
             raise RuntimeError(f"GradientBoostingPredictor.{what} before fit (or load)")
 
     def _centre(self, archs: Sequence[Architecture]) -> np.ndarray:
-        x, _ = self._features_and_classes(archs, self.memory)
+        x, _ = self.trees.features_and_classes(archs, self.memory)
         if x.shape[1] != self.n_features:
             raise ValueError(
                 f"{self.space} features have {x.shape[1]} columns; this predictor was trained on "
                 f"{self.n_features}"
             )
-        return self._raw(self.booster, x)
+        return self.trees.predict(self.booster, x)
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
         self._check_fitted("predict")
@@ -340,17 +195,17 @@ class GradientBoostingPredictor(StoredPredictor):
         self._check_fitted("save")
         self._write(
             path,
-            arrays={"model": _model_array(self.booster), **(self.memory.arrays() if self.memory else {})},
+            arrays={"model": model_array(self.booster), **(self.memory.arrays() if self.memory else {})},
             params={
-                "n_estimators": self.n_estimators,
-                "learning_rate": self.learning_rate,
-                "num_leaves": self.num_leaves,
-                "max_depth": self.max_depth,
-                "min_child_samples": self.min_child_samples,
+                "n_estimators": self.trees.n_estimators,
+                "learning_rate": self.trees.learning_rate,
+                "num_leaves": self.trees.num_leaves,
+                "max_depth": self.trees.max_depth,
+                "min_child_samples": self.trees.min_child_samples,
                 "log_target": self.log_target,
                 "quantile": self.quantile,
-                "seed": self.seed,
-                "calibration_folds": self.calibration_folds,
+                "seed": self.trees.seed,
+                "calibration_folds": self.trees.folds,
                 "analytic_costs": list(self.analytic_costs),
                 "n_features": self.n_features,
                 "factor": self.factor,
@@ -381,7 +236,7 @@ class GradientBoostingPredictor(StoredPredictor):
             calibration_folds=p["calibration_folds"],
         )
         check_recorded(path, space, p["analytic_costs"], predictor.analytic_costs)
-        predictor.booster = _model_from_array(arrays["model"])
+        predictor.booster = model_from_array(arrays["model"])
         predictor.memory = ClassMemory.from_arrays(arrays) if "memory_classes" in arrays else None
         predictor.n_features = int(p["n_features"])
         predictor.factor = float(p["factor"])
