@@ -5,8 +5,9 @@ A network's latency is nearly a sum over its layers, and a layer sum fitted from
 averages measurement noise away; what it cannot express (interactions, a runtime's fusions, a
 copied class's exact value) gradient-boosted trees can, but trees also fit noise. This predictor
 boosts from the layer sum: ``log y = log layer_sum(x) + trees(x)``, the trees being
-:class:`GradientBoostingPredictor`'s (:class:`._trees.SpaceTrees`: same features, class memory and
-LightGBM settings) with the layer sum as LightGBM's ``init_score``, and it chooses how many rounds to keep out of fold.
+:class:`GradientBoostingPredictor`'s (:class:`._trees.SpaceTrees`: same features, class memory
+and LightGBM settings) with the layer sum as LightGBM's ``init_score``, and it chooses how many
+rounds to keep out of fold.
 
 Fitting (``n`` rows, ``folds`` folds drawn with ``numpy.random.default_rng([seed, 7919])``):
 
@@ -35,9 +36,13 @@ Measured (900 rows, seeds 0 and 1, Spearman / within +/-10%): nb201 2080ti_1 0.9
 62.1%), pixel3 0.974 / 68.3% (0.966 / 58.5%), raspi4 0.973 / 63.2% (0.967 / 61.9%), gold_6226
 0.989 / 96.3% (0.985 / 94.7%); the rounds kept were 0-25 on the GPUs, phones and gold_6226, 50-300
 on raspi4, pixel3 and the copied pixel6a_litert. fbnet kept 0 rounds on samsung_a50, gold_6226 and
-titan_rtx_64, where the layer sum beats gbdt (titan_rtx_64 0.998 against 0.95). A space whose
-layer keys the training networks do not cover (OFA's 1,257) gets :class:`UnseenLayerError` from
-the layer sum, as a plain layer sum would.
+titan_rtx_64, where the layer sum beats gbdt (titan_rtx_64 0.998 against 0.95).
+
+Where the fitted layer sum cannot price every layer the space can contain (its
+:meth:`~nas.SearchSpace.distinct_layers`: OFA's keys are mostly unseen by 900 networks and have
+no kinds to borrow a mean from), it is no base at all: the trees boost from the constant alone,
+which makes this gbdt with out-of-fold rounds and ten-fold intervals, and :meth:`predict` never
+meets an unseen key. With under :data:`MIN_BOOSTED_FIT` rows such a fit is refused.
 
 The file embeds the layer sum's own file and the trees as LightGBM text: no pickle.
 """
@@ -55,7 +60,7 @@ from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._baselines import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
-from latency_predictors.predictors._lut import LayerSumPredictor
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from nas import Architecture, SearchSpace
 
 #: Correction rounds compared out of fold (cumulative: one booster per fold predicts them all).
@@ -112,17 +117,24 @@ class BoostedLayerSumPredictor(StoredPredictor):
         # a layer sum is >= 0; the floor (half the fastest training network) keeps the log finite
         return np.log(np.maximum(layer_sum.predict(archs), self.floor_ms))
 
+    def _covers_space(self, layer_sum: LayerSumPredictor) -> bool:
+        """Whether ``layer_sum`` can price every layer the space's networks can contain."""
+        try:
+            keys = [layer.key for layer in self.search_space.distinct_layers()]
+        except NotImplementedError:  # trust the training networks; an unseen key raises at predict
+            return True
+        return not layer_sum.uncovered(keys)
+
     def _out_of_fold_bases(
         self, archs: Sequence[Architecture], y: np.ndarray, t: np.ndarray, folds: list[tuple[np.ndarray, ...]],
-        with_mean: bool,
+        names: Sequence[str],
     ) -> dict[str, np.ndarray]:
-        """Each candidate base's out-of-fold log predictions (module, steps 1 and 2)."""
-        bases = {"layer_sum": np.empty(len(t))}
-        if with_mean:
-            bases["mean"] = np.empty(len(t))
+        """The out-of-fold log predictions of each base in ``names`` (module, steps 1 and 2)."""
+        bases = {name: np.empty(len(t)) for name in names}
         for held, kept, _, _ in folds:
-            fold_sum = self._layer_sum().fit([archs[i] for i in np.flatnonzero(kept)], y[kept])
-            bases["layer_sum"][held] = self._log_base(fold_sum, [archs[i] for i in np.flatnonzero(held)])
+            if "layer_sum" in bases:
+                fold_sum = self._layer_sum().fit([archs[i] for i in np.flatnonzero(kept)], y[kept])
+                bases["layer_sum"][held] = self._log_base(fold_sum, [archs[i] for i in np.flatnonzero(held)])
             if "mean" in bases:
                 bases["mean"][held] = t[kept].mean()
         return bases
@@ -133,14 +145,25 @@ class BoostedLayerSumPredictor(StoredPredictor):
         self.floor_ms = 0.5 * float(y.min())
         self.layer_sum = self._layer_sum().fit(archs, y)
         self.booster, self.memory, self.rounds, self.n_fit = None, None, 0, n
+        self.base, self.mean_log = "layer_sum", float(t.mean())
+        covers = self._covers_space(self.layer_sum)
         if n < MIN_BOOSTED_FIT:
+            if not covers:
+                raise UnseenLayerError(
+                    f"boosted_layer_sum got {n} {self.space} networks whose layers do not cover the space's "
+                    f"{len(self.search_space.distinct_layers())} layer keys, and needs at least "
+                    f"{MIN_BOOSTED_FIT} to boost from a constant instead; fit more networks, or fit gbdt, "
+                    "mlp or flops"
+                )
             self.factor = conformal_factor(np.abs(t - self._log_base(self.layer_sum, archs)), self.quantile)
             self.calibrated = False
             return self
         x, classes = self.trees.features_and_classes(archs)
         fold_designs = list(self.trees.fold_designs(x, classes, t))
-        underdetermined = n <= len(self.layer_sum.keys)  # more layer costs than networks
-        bases = self._out_of_fold_bases(archs, y, t, fold_designs, with_mean=underdetermined)
+        names = ["layer_sum"] if covers else []
+        if not covers or n <= len(self.layer_sum.keys):  # more layer costs than networks
+            names.append("mean")
+        bases = self._out_of_fold_bases(archs, y, t, fold_designs, names)
         out_of_fold = np.empty((len(bases), len(ROUNDS), n))  # (base, rounds, row)
         for b, base in enumerate(bases.values()):
             for held, kept, kept_x, held_x in fold_designs:
@@ -151,7 +174,6 @@ class BoostedLayerSumPredictor(StoredPredictor):
         errors = ((out_of_fold - t) ** 2).sum(axis=2)
         b, best = np.unravel_index(int(np.argmin(errors)), errors.shape)  # first minimum: layer sum, fewest rounds
         self.base, self.rounds = list(bases)[b], ROUNDS[best]
-        self.mean_log = float(t.mean())
         if self.rounds:
             x_all, self.memory = self.trees.design(x, classes, t)
             # out-of-fold layer sums: the trees learn from bases as wrong as on new networks

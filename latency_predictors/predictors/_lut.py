@@ -29,7 +29,7 @@ Keys never seen in training (nor in the layer table) are handled by ``unseen``:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -181,6 +181,15 @@ class LayerSumPredictor(StoredPredictor):
         self._set_costs(keys, solution[:k], solution[k])
         return self
 
+    def uncovered(self, keys: Iterable[str]) -> list[str]:
+        """The ``keys`` this predictor cannot price: no cost of their own and, with
+        ``unseen="kind_mean"``, no known key of their kind (with ``"error"``, every unknown key)."""
+        unknown = sorted(set(keys) - set(self._column))
+        if self.unseen == "error":
+            return unknown
+        kinds = {layer_kind(key) for key in self.keys}
+        return [key for key in unknown if layer_kind(key) not in kinds]
+
     def _unseen_costs(self, unknown: set[str]) -> dict[str, float]:
         if self.unseen == "error":
             raise UnseenLayerError(
@@ -202,7 +211,9 @@ class LayerSumPredictor(StoredPredictor):
         if orphans:
             raise UnseenLayerError(
                 f"layer key(s) {sorted(orphans)[:5]} have no cost and no known key of their kind "
-                f"({sorted({layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor"
+                f"({sorted({layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor; fit on "
+                "networks containing them, measure them into the layer table, or use a predictor that "
+                "does not sum layers (gbdt, mlp)"
             )
         return guessed
 

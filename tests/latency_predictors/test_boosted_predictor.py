@@ -1,6 +1,6 @@
 """The boosted layer sum: the contract, the layer sum alone on few rows, and on nb201 columns
 that it keeps the better of its two parts (few rounds where trees fit noise, many where they help),
-and a constant base where the layer sum is underdetermined."""
+and a constant base where the layer sum is underdetermined or cannot price the space."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from latency_predictors.predictors import BoostedLayerSumPredictor, GradientBoostingPredictor, LayerSumPredictor
+from latency_predictors.predictors import (
+    BoostedLayerSumPredictor,
+    GradientBoostingPredictor,
+    LayerSumPredictor,
+    UnseenLayerError,
+)
 from nas import Architecture, Predictor, SearchSpace
 from nas.testing import PredictorContract
-from search_spaces import FBNetSpace, NB201Space
+from nas.tables import cached_table
+from search_spaces import FBNetSpace, NB201Space, OFASpace
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
 
@@ -88,3 +94,20 @@ def test_boosts_from_a_constant_where_layer_costs_outnumber_networks(data_dir: P
     loaded = BoostedLayerSumPredictor.load(tmp_path / "b.npz", space=space, device_fingerprint=DEVICE)
     assert loaded.base == "mean"
     np.testing.assert_array_equal(loaded.predict(archs[test]), boosted.predict(archs[test]))
+
+
+def test_boosts_from_a_constant_where_the_layer_sum_cannot_price_the_space(data_dir: Path) -> None:
+    """OFA: 60 networks leave most of the space's layer keys unseen, with no kinds to borrow
+    from, so the layer sum is no base; the trees alone predict networks full of unseen keys."""
+    space = OFASpace()
+    table = cached_table(data_dir / "ofa")
+    values = table.column("latency_ms", "titan_rtx_64")
+    rows = np.flatnonzero(np.isfinite(values))[:60]
+    archs, y = [space.parse(table.archs[i]) for i in rows], values[rows]
+    boosted = BoostedLayerSumPredictor(space, DEVICE).fit(archs, y)
+    assert boosted.base == "mean" and boosted.layer_sum is not None
+    assert boosted.layer_sum.uncovered(layer.key for layer in space.distinct_layers())
+    fresh = [space.sample(np.random.default_rng(3)) for _ in range(20)]
+    assert np.all(np.isfinite(boosted.predict(fresh)))
+    with pytest.raises(UnseenLayerError, match="needs at least 20"):
+        BoostedLayerSumPredictor(space, DEVICE).fit(archs[:10], y[:10])

@@ -185,6 +185,10 @@ def test_unseen_keys_raise_or_take_their_kind_mean() -> None:
     same_kind = [costs[k] for k in keys if k != dropped and layer_kind(k) == "op:nor_conv_3x3"]
     full = LayerSumPredictor.from_layer_table(space, DEVICE, {**costs, dropped: float(np.mean(same_kind))})
     assert lenient.predict([arch])[0] == pytest.approx(full.predict([arch])[0])
+    # what each can price: the strict one lacks the dropped key, the lenient one lacks nothing,
+    # and a key of a kind it has never seen stays uncovered either way
+    assert strict.uncovered(keys) == [dropped] and lenient.uncovered(keys) == []
+    assert lenient.uncovered([*keys, "op:new_op:c16:h32"]) == ["op:new_op:c16:h32"]
 
 
 def test_fit_refuses_bad_targets_and_foreign_architectures(data_dir: Path) -> None:
