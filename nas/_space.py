@@ -80,6 +80,9 @@ class SearchSpace(ABC):
     #: counts and ``flops(arch)`` are a constant plus one term per gene value, and predictors
     #: turn them into one product with :meth:`encode` (:meth:`flops_many`, ``LayerSumPredictor``).
     ADDS_UP_OVER_GENES: ClassVar[bool] = False
+    #: Whether :meth:`graph` is one fixed wiring whose node ``1 + i`` is labelled with gene
+    #: ``i``'s value (NB201's cell, FBNet's chain): then :meth:`graph_batch` is one gather.
+    GENES_LABEL_GRAPH_NODES: ClassVar[bool] = False
 
     @abstractmethod
     def genes(self) -> tuple[Gene, ...]:
@@ -139,11 +142,30 @@ class SearchSpace(ABC):
 
     def graph_batch(self, archs: Sequence[Architecture]) -> GraphBatch:
         """:meth:`graph` of each architecture as one :class:`~nas.GraphBatch` (labels indexing
-        :meth:`graph_labels`). Spaces override it with array code: drawing graphs one at a time
-        in Python bounds how fast a graph predictor can predict a batch."""
+        :meth:`graph_labels`): one gather with :attr:`GENES_LABEL_GRAPH_NODES`, else a graph at
+        a time (spaces may override it with array code: drawing graphs one at a time in Python
+        bounds how fast a graph predictor can predict a batch)."""
         from nas._graph import GraphBatch
 
-        return GraphBatch.of([self.graph(arch) for arch in archs], self.graph_labels())
+        if not self.GENES_LABEL_GRAPH_NODES:
+            return GraphBatch.of([self.graph(arch) for arch in archs], self.graph_labels())
+        template, lookup = self._graph_template
+        indices = self.gene_indices(archs)
+        genes = np.arange(indices.shape[1])
+        return template.relabelled(range(1, 1 + len(genes)), lookup[genes[None, :], indices])
+
+    @cached_property
+    def _graph_template(self) -> tuple[GraphBatch, np.ndarray]:
+        """The graph of the first choices, and each gene's choices as label indices (genes,
+        most choices)."""
+        from nas._graph import GraphBatch
+
+        vocabulary, genes = self.graph_labels(), self.genes()
+        lookup = np.full((len(genes), max(len(g.choices) for g in genes)), -1, dtype=np.int64)
+        for row, gene in enumerate(genes):
+            lookup[row, : len(gene.choices)] = [vocabulary.index(str(value)) for value in gene.choices]
+        first = self.architecture({g.name: g.choices[0] for g in genes})
+        return GraphBatch.of([self.graph(first)], vocabulary), lookup
 
     def isomorphism_classes(self, archs: Sequence[Architecture]) -> np.ndarray | None:
         """An integer class per architecture, equal for architectures that compute the same

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from torch import nn
 
-from nas import Architecture, ArchitectureError, ArchitectureGraph, Gene, GraphBatch, SearchSpace
+from nas import Architecture, ArchitectureError, ArchitectureGraph, Gene, SearchSpace
 from nas import LayerSpec as LUTLayer
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
@@ -49,6 +47,7 @@ class FBNetSpace(SearchSpace):
     #: each layer's input size and channels are fixed by the macro, so a block costs the same
     #: wherever the other layers' blocks change
     ADDS_UP_OVER_GENES = True
+    GENES_LABEL_GRAPH_NODES = True
 
     def __init__(self, macro: str | FBNetMacro = "cifar100", num_classes: int | None = None) -> None:
         if isinstance(macro, str):
@@ -121,17 +120,6 @@ class FBNetSpace(SearchSpace):
             edges=tuple((k, k + 1) for k in range(len(labels) - 1)),
             attributes=tuple(attributes),
         )
-
-    def graph_batch(self, archs: Sequence[Architecture]) -> GraphBatch:
-        """:meth:`graph` of each architecture in one gather: genes only relabel a fixed wiring."""
-        template, lookup = self._graph_template
-        return template.relabelled(range(1, 1 + len(GENE_NAMES)), lookup[self.gene_indices(archs)])
-
-    @cached_property
-    def _graph_template(self) -> tuple[GraphBatch, np.ndarray]:
-        vocabulary = self.graph_labels()
-        lookup = np.array([vocabulary.index(op) for op in OPS])  # gene choice index -> label index
-        return GraphBatch.of([self.graph(self.smallest())], vocabulary), lookup
 
     def graph_labels(self) -> tuple[str, ...]:
         return ("stem", *OPS, "head")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +13,6 @@ from nas import (
     ArchitectureError,
     ArchitectureGraph,
     Gene,
-    GraphBatch,
     LayerSpec,
     SearchSpace,
 )
@@ -146,6 +144,7 @@ class NB201Space(SearchSpace):
     FEATURES_VERSION = _features.VERSION
     # every op costs the same on every edge, and the macro fixes each cell's shape
     ADDS_UP_OVER_GENES = True
+    GENES_LABEL_GRAPH_NODES = True
 
     def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
         """Live structure and isomorphism-class columns (:data:`_features.FEATURE_NAMES`); see
@@ -166,17 +165,6 @@ class NB201Space(SearchSpace):
             raise ArchitectureError(f"{self.name} cannot draw the graph of a {arch.space!r} architecture")
         labels = ("input", *(str(arch[name]) for name in GENE_NAMES), "output")
         return ArchitectureGraph(labels=labels, edges=_OP_GRAPH_EDGES)
-
-    def graph_batch(self, archs: Sequence[Architecture]) -> GraphBatch:
-        """:meth:`graph` of each architecture in one gather: genes only relabel a fixed wiring."""
-        template, lookup = self._graph_template
-        return template.relabelled(range(1, 1 + len(GENE_NAMES)), lookup[self.gene_indices(archs)])
-
-    @cached_property
-    def _graph_template(self) -> tuple[GraphBatch, np.ndarray]:
-        vocabulary = self.graph_labels()
-        lookup = np.array([vocabulary.index(op) for op in OPS])  # gene choice index -> label index
-        return GraphBatch.of([self.graph(self.smallest())], vocabulary), lookup
 
     def graph_labels(self) -> tuple[str, ...]:
         return ("input", *OPS, "output")
