@@ -65,7 +65,7 @@ class ArchitectureGraph:
         return np.asarray(self.attributes, dtype=np.float64).reshape(self.num_nodes, self.attribute_width)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields with numpy, not ==
 class GraphBatch:
     """Many graphs of one space as arrays, padded to the most nodes: what graph predictors read.
 
