@@ -132,10 +132,7 @@ class OFASpace(SearchSpace):
         for i, r in enumerate(self.resolutions):
             for k, kernel in enumerate(KERNEL_SIZES):
                 for e, expand in enumerate(EXPAND_RATIOS):
-                    config = OFAConfig(
-                        ks=(kernel,) * NUM_LAYERS, e=(expand,) * NUM_LAYERS, d=(DEPTHS[-1],) * NUM_STAGES, r=r
-                    )
-                    parts = flops_by_part(network_spec(config, self.width_mult, self.num_classes))
+                    parts = flops_by_part(self.spec(self._uniform(kernel, expand, DEPTHS[-1], r)))
                     fixed[i] = parts[0] + parts[1] + parts[-1]  # first conv, first block, head
                     per_layer[i, :, k, e] = parts[2:-1]
         return fixed, per_layer
@@ -243,12 +240,10 @@ class OFASpace(SearchSpace):
         """Node attributes of the four fixed nodes per resolution (R, 4, A), of every layer per
         resolution and expand ratio (R, expands, layers, A), and the label indices of each
         (kernel, expand) block and of the four fixed nodes; drawn from full-depth networks."""
-        full = {**{g: KERNEL_SIZES[0] for g in KS_GENES}, **{g: DEPTHS[-1] for g in D_GENES}}
         drawn = [
-            [self.graph(self.architecture({**full, **{g: e for g in E_GENES}, "r": r})).attribute_matrix()
-             for e in EXPAND_RATIOS]
+            [self.graph(self._uniform(KERNEL_SIZES[0], e, DEPTHS[-1], r)).attribute_matrix() for e in EXPAND_RATIOS]
             for r in self.resolutions
-        ]  # fmt: skip
+        ]
         matrices = np.array(drawn)  # (R, expands, 4 + layers, A)
         ends = matrices[:, 0][:, [0, 1, -2, -1]]
         vocabulary = self.graph_labels()
