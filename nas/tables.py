@@ -335,6 +335,12 @@ def cached_table(directory: str | Path, canonicalise: Callable[[str], str] | Non
     return _cached(Path(directory).expanduser().resolve(), canonicalise)
 
 
+def usable_mask(values: np.ndarray) -> np.ndarray:
+    """Which values are usable costs (bool, the shape of ``values``): finite and > 0, a latency or
+    energy that was measured; NaN, zero or negative cells are missing or corrupt."""
+    return np.isfinite(values) & (values > 0)
+
+
 def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
     """For each row of a device column, the row whose architecture the value was measured on.
 
@@ -380,7 +386,7 @@ def pool_rows(values: np.ndarray, classes: np.ndarray | None, pool: np.ndarray) 
     """A source column's pool rows with a usable (finite, > 0) value, and for each the row its value
     was measured on (:func:`measured_rows`): fit the source on the second's architectures with the
     first's values."""
-    rows = pool[np.isfinite(values[pool]) & (values[pool] > 0)]
+    rows = pool[usable_mask(values[pool])]
     return rows, measured_rows(values, classes)[rows]
 
 
@@ -389,5 +395,4 @@ def unseen_rows(values: np.ndarray, classes: np.ndarray | None, seen: Sequence[n
     measured on, is in none of ``seen`` (the pool, and each source's measured rows)."""
     outside = np.ones(len(values), dtype=bool)
     outside[np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])] = False
-    usable = np.isfinite(values) & (values > 0)
-    return np.flatnonzero(usable & outside & outside[measured_rows(values, classes)])
+    return np.flatnonzero(usable_mask(values) & outside & outside[measured_rows(values, classes)])

@@ -44,7 +44,7 @@ from latency_predictors import BoostedLayerSumPredictor, GradientBoostingPredict
 from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
 from nas import SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows
+from nas.tables import BenchmarkTable, measured_rows, usable_mask
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES: dict[str, Callable[[SearchSpace], object]] = {
@@ -84,7 +84,7 @@ def resolution(values: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 def ceiling(
     space: SearchSpace, archs: list, values: np.ndarray, family: str, folds_scored: int, block: int, seed: int
 ) -> dict[str, object]:
-    usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+    usable = np.flatnonzero(usable_mask(values))
     folds = np.array_split(np.random.default_rng(seed).permutation(usable), 5)
     predicted = np.full(len(values), np.nan)
     classes = space.isomorphism_classes(archs)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     from bench_predictors import FAMILIES, SPACES  # after _pin_threads: it imports torch and BLAS
 
     from latency_predictors.predictors import UnseenLayerError
-    from nas.tables import BenchmarkTable
+    from nas.tables import BenchmarkTable, usable_mask
 
     torch.set_num_threads(args.threads)
     records = []
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         table = BenchmarkTable.load(args.data_dir / space_name)
         device = args.device or table.devices("latency_ms")[0]
         values = table.column("latency_ms", device)
-        rows = np.flatnonzero(np.isfinite(values) & (values > 0))
+        rows = np.flatnonzero(usable_mask(values))
         rows = np.random.default_rng(0).permutation(rows)[: args.n_train]
         train = [space.parse(table.archs[i]) for i in rows]
         rng = np.random.default_rng(1)

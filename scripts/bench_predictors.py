@@ -41,7 +41,7 @@ from latency_predictors import (
 from latency_predictors.predictors import UnseenLayerError
 from nas import Architecture, SearchSpace
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows
+from nas.tables import BenchmarkTable, measured_rows, usable_mask
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
                 if args.devices and device not in args.devices:
                     continue
                 values = table.column(metric, device)
-                usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+                usable = np.flatnonzero(usable_mask(values))
                 measured = [archs[i] for i in measured_rows(values, classes)]
                 for size in args.sizes:
                     for seed in args.seeds:

@@ -29,7 +29,7 @@ from nas import Architecture, ArchitectureError, Device, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
-from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows
+from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows, usable_mask
 
 log = logging.getLogger("hwnas.fit")
 
@@ -42,7 +42,7 @@ def main(cfg: DictConfig) -> float | None:
     table = BenchmarkTable.load(cfg.table_dir)
     values = table.column(cfg.metric, cfg.device.name)  # unknown devices are named with the known ones
     archs = parse_all(space, table)
-    usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+    usable = np.flatnonzero(usable_mask(values))
     skipped = len(values) - len(usable)
     if skipped:
         log.warning("%d of %d rows have no usable %s[%s] value and are skipped", skipped, len(values),
