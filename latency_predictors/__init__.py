@@ -25,6 +25,7 @@ from latency_predictors._host import host_metadata
 from latency_predictors._layers import LayerProfileWriter, all_layers, distinct_layers, profile_layers
 from latency_predictors._live import MeasuredLatency, cpu_model_name
 from latency_predictors._measure import (
+    UNSTABLE_IQR_RATIO,
     DeviceTimedRun,
     LatencyStats,
     measure_latency_ms,
@@ -67,6 +68,7 @@ __all__ = [
     "MLPEnsemblePredictor",
     "CudaEventRun",
     "DeviceTimedRun",
+    "UNSTABLE_IQR_RATIO",
     "DriftError",
     "DriftMonitor",
     "DriftReport",

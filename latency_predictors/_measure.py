@@ -25,6 +25,11 @@ import numpy as np
 #: Two-sided confidence level of :attr:`LatencyStats.ci_rel`.
 CONFIDENCE = 0.95
 
+#: A measurement whose IQR exceeds this fraction of its median is flagged unstable: its samples
+#: spread so widely (a busy machine, frequency steps) that the median may be off by much more than
+#: run-to-run noise. On a quiet 2-core VM single-threaded onnxruntime runs sit at 2-10%.
+UNSTABLE_IQR_RATIO = 0.5
+
 
 class DeviceTimedRun(ABC):
     """An inference callable that times itself on the device it runs on.
@@ -61,6 +66,17 @@ class LatencyStats:
     outliers: int = 0
     ci_rel: float = math.inf
     stable: bool | None = None
+
+    @property
+    def iqr_ratio(self) -> float:
+        """IQR over median (``inf`` for a non-positive median)."""
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else math.inf
+
+    def unstable(self, max_iqr_ratio: float = UNSTABLE_IQR_RATIO) -> bool:
+        """Whether the samples spread beyond ``max_iqr_ratio`` of the median (see
+        :data:`UNSTABLE_IQR_RATIO`). Distinct from :attr:`stable`, which says whether an adaptive
+        measurement's median converged; a wide spread can converge, given enough repeats."""
+        return self.iqr_ratio > max_iqr_ratio
 
 
 def check_counts(warmup: int, repeats: int) -> None:
