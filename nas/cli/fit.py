@@ -54,12 +54,17 @@ def main(cfg: DictConfig) -> float | None:
         log.info("%d rows hold a value copied from the first row of their isomorphism class: each is fitted "
                  "and predicted as the architecture measured (column measured_on)", copied)  # fmt: skip
     few_shot = pretrain_sources(cfg, space, table, archs, classes) if cfg.source_devices else None
+    rows_note = f"{cfg.metric}[{cfg.device.name}] has {len(usable)} usable rows"
     if few_shot is not None:  # rows whose architecture a source was fitted on are neither trained nor tested
         usable = unseen_rows(values, classes, [few_shot.seen])
-    if not 0 < cfg.n_train < len(usable):
-        raise ValueError(f"n_train={cfg.n_train} must be between 1 and {len(usable) - 1} (usable rows) for a test set")
+        rows_note += (f", {len(usable)} of them outside the few-shot pool (n_source={few_shot.n_source} "
+                      "took the others' architectures)")  # fmt: skip
+    n_train = choose_n_train(cfg.n_train, len(usable), rows_note)
+    if cfg.n_train is None:
+        log.info("n_train=%d (n_train=null: %s; the other %d are the test set)", n_train, rows_note,
+                 len(usable) - n_train)  # fmt: skip
     order = np.random.default_rng(cfg.seed).permutation(usable)
-    train, test = np.sort(order[: cfg.n_train]), np.sort(order[cfg.n_train :])
+    train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
 
     device = device_of(Path(cfg.table_dir), cfg.device.name)
     extra = {"sources": few_shot.sources} if few_shot is not None else {}
@@ -84,6 +89,7 @@ def main(cfg: DictConfig) -> float | None:
     metrics = {
         **prediction_metrics(values[test], predicted, *(interval or (None, None))),
         "n_train": int(len(train)),
+        "n_train_auto": cfg.n_train is None,
         "rows_skipped": int(skipped),
         "rows_measured_on_class_first_row": copied,
         "fit_seconds": fit_seconds,
@@ -99,6 +105,30 @@ def main(cfg: DictConfig) -> float | None:
     log.info("%s on %s[%s]: %s", type(predictor).__name__, cfg.device.name, cfg.metric,
              json.dumps({k: metrics[k] for k in ("spearman", "within_10pct", "n_train", "n_test")}))  # fmt: skip
     return metrics["spearman"]
+
+
+#: n_train=null trains on this share of the usable rows, at most AUTO_N_TRAIN_MAX: every published
+#: column (>= 1,200 usable rows) gets the benchmarks' 900, a 100-row profile an 80/20 split.
+AUTO_TRAIN_SHARE = 0.8
+AUTO_N_TRAIN_MAX = 900
+
+
+def choose_n_train(requested: int | None, n_usable: int, rows_note: str = "") -> int:
+    """The number of training rows: ``requested``, checked to leave at least one test row, or for
+    ``None`` ``min(AUTO_N_TRAIN_MAX, AUTO_TRAIN_SHARE * n_usable)`` (at least 1, at most
+    ``n_usable - 1``). ``rows_note`` says where the usable rows come from, for the error."""
+    note = rows_note or f"{n_usable} usable rows"
+    if n_usable < 2:
+        raise ValueError(f"{note}: a fit needs at least 2 (one to train on, one to test); "
+                         "measure more rows (hwnas-profile n_archs=...) or pick another column")  # fmt: skip
+    if requested is None:
+        return min(AUTO_N_TRAIN_MAX, max(1, int(AUTO_TRAIN_SHARE * n_usable)), n_usable - 1)
+    if isinstance(requested, bool) or not isinstance(requested, int) or not 0 < requested < n_usable:
+        auto = choose_n_train(None, n_usable)
+        raise ValueError(f"n_train={requested!r} does not fit: {note}, so n_train must be an integer between 1 "
+                         f"and {n_usable - 1} (the rest are the test set); n_train=null picks {auto} "
+                         f"(min({AUTO_N_TRAIN_MAX}, {AUTO_TRAIN_SHARE:.0%} of the usable rows))")  # fmt: skip
+    return requested
 
 
 @dataclass(frozen=True)

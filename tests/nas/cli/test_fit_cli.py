@@ -74,6 +74,57 @@ def test_unknown_device_and_bad_sizes_are_named(tmp_path: Path, data_dir: Path) 
     assert result.returncode != 0 and "n_train=20000" in result.stderr
 
 
+def small_profile(tmp_path: Path, data_dir: Path, rows: int, empty: tuple[int, ...] = ()) -> Path:
+    """A profile-sized table (hwnas-profile's format and default size) cut from nb201's raspi4
+    column, with ``empty`` cells left unmeasured."""
+    with (data_dir / "nb201" / "archs.csv").open() as f:
+        archs = [r["arch"] for r, _ in zip(csv.DictReader(f), range(rows))]
+    with (data_dir / "nb201" / "latency_ms.csv").open() as f:
+        latency = [r["raspi4"] for r, _ in zip(csv.DictReader(f), range(rows))]
+    table = tmp_path / "profile"
+    table.mkdir()
+    (table / "archs.csv").write_text("index,arch\n" + "".join(f"{i},{a}\n" for i, a in enumerate(archs)))
+    cells = ["" if i in empty else value for i, value in enumerate(latency)]
+    (table / "latency_ms.csv").write_text("index,raspi4\n" + "".join(f"{i},{c}\n" for i, c in enumerate(cells)))
+    return table
+
+
+def test_the_default_split_fits_a_100_row_profile(tmp_path: Path, data_dir: Path) -> None:
+    # The README's profile -> fit path: 100 rows, no n_train given (it used to ask for 900).
+    table = small_profile(tmp_path, data_dir, 100, empty=(3, 50, 97))
+    result = run_fit(f"table_dir={table}", "device=table", "device.name=raspi4", "predictor=layer_sum",
+                     f"data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # 97 usable rows: 80% is 77.6, so 77 train and 20 test
+    assert (metrics["n_train"], metrics["n_test"], metrics["rows_skipped"]) == (77, 20, 3)
+    assert metrics["n_train_auto"] is True and metrics["spearman"] > 0.5
+    assert "n_train=77 (n_train=null: latency_ms[raspi4] has 97 usable rows" in (tmp_path / "run" / "fit.log").read_text()
+
+
+def test_an_n_train_the_rows_cannot_hold_names_the_range_that_works(tmp_path: Path, data_dir: Path) -> None:
+    table = small_profile(tmp_path, data_dir, 100)
+    result = run_fit(f"table_dir={table}", "device=table", "device.name=raspi4", "n_train=900",
+                     f"data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode != 0
+    assert "n_train=900 does not fit: latency_ms[raspi4] has 100 usable rows" in result.stderr
+    assert "between 1 and 99" in result.stderr and "n_train=null picks 80" in result.stderr
+
+
+def test_the_automatic_split_keeps_900_on_published_columns_and_a_test_row_on_tiny_ones() -> None:
+    from nas.cli.fit import choose_n_train
+
+    # every published column has >= 1,200 usable rows: the benchmarks' 900, drawn as before
+    assert [choose_n_train(None, n) for n in (1125, 1200, 5000, 15625)] == [900] * 4
+    assert [choose_n_train(None, n) for n in (2, 3, 10, 100, 1124)] == [1, 2, 8, 80, 899]
+    assert choose_n_train(900, 15625) == 900 and choose_n_train(99, 100) == 99
+    for bad in (0, 100, 2.5, True):
+        with pytest.raises(ValueError, match=rf"n_train={bad!r} does not fit.*between 1 and 99"):
+            choose_n_train(bad, 100)
+    with pytest.raises(ValueError, match="1 usable rows: a fit needs at least 2"):
+        choose_n_train(None, 1)
+
+
 def test_a_table_row_outside_the_space_is_named(tmp_path: Path) -> None:
     table = tmp_path / "table"
     table.mkdir()
