@@ -28,13 +28,21 @@ class ParityError(AssertionError):
 
 @dataclass(frozen=True)
 class ParityReport:
-    """How far an ONNX file's output is from the PyTorch output on one input."""
+    """How far an ONNX file's output is from the PyTorch output on one input.
+
+    ``max_abs_diff`` is the largest elementwise difference, ``max_rel_diff`` the largest
+    elementwise difference over that element's magnitude (large for an element near zero even when
+    the file is right), ``output_scale`` the largest magnitude of the PyTorch output and
+    ``max_scaled_diff`` = ``max_abs_diff / output_scale``: the figure ``passed`` is judged on.
+    """
 
     max_abs_diff: float
     max_rel_diff: float
     passed: bool
     rtol: float
     atol: float
+    output_scale: float = 1.0
+    max_scaled_diff: float = 0.0
 
 
 def export_onnx(
@@ -106,8 +114,13 @@ def check_parity(
 ) -> ParityReport:
     """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (eval mode) on ``example``.
 
-    Passing means every element satisfies ``|onnx - torch| <= atol + rtol * |torch|`` (numpy's
-    ``allclose`` rule); shapes that differ fail with infinite diffs.
+    Passing means every element satisfies ``|onnx - torch| <= atol + rtol * max|torch|``: the
+    tolerance scales with the output as a whole, not with each element. Why: float32 rounding in
+    the layers before the output is proportional to the activations' magnitude, so a logit near
+    zero beside logits near 1e5 (an untrained, pool-heavy NB201 cell) carries an absolute error
+    of ~1e5 x eps like its neighbours; an elementwise relative rule (numpy's ``allclose``) failed
+    1 in ~150 correct NB201 exports. A wrong file still fails: its differences are of the order
+    of the output itself. Shapes that differ fail with infinite diffs.
     """
     was_training = model.training
     model.eval()
@@ -118,15 +131,21 @@ def check_parity(
         model.train(was_training)
     actual = _onnx_output(Path(path), example).astype(np.float64)
     if actual.shape != expected.shape:
-        return ParityReport(float("inf"), float("inf"), False, rtol, atol)
+        inf = float("inf")
+        return ParityReport(inf, inf, False, rtol, atol, output_scale=inf, max_scaled_diff=inf)
     abs_diff = np.abs(actual - expected)
-    rel_diff = abs_diff / np.maximum(np.abs(expected), np.finfo(np.float32).tiny)
+    tiny = np.finfo(np.float32).tiny
+    scale = float(np.abs(expected).max(initial=0.0))
+    max_abs = float(abs_diff.max(initial=0.0))
+    finite = bool(np.all(np.isfinite(actual)) and np.all(np.isfinite(expected)))
     return ParityReport(
-        max_abs_diff=float(abs_diff.max(initial=0.0)),
-        max_rel_diff=float(rel_diff.max(initial=0.0)),
-        passed=bool(np.all(abs_diff <= atol + rtol * np.abs(expected))),
+        max_abs_diff=max_abs,
+        max_rel_diff=float((abs_diff / np.maximum(np.abs(expected), tiny)).max(initial=0.0)),
+        passed=finite and max_abs <= atol + rtol * scale,
         rtol=rtol,
         atol=atol,
+        output_scale=scale,
+        max_scaled_diff=max_abs / max(scale, tiny),
     )
 
 
@@ -143,7 +162,8 @@ def assert_parity(
         hint = "; infinite diffs mean the output shapes differ" if report.max_abs_diff == float("inf") else ""
         raise ParityError(
             f"ONNX file {path} does not match its PyTorch module: max abs diff "
-            f"{report.max_abs_diff:.3g} (atol {atol:g}), max rel diff {report.max_rel_diff:.3g} "
-            f"(rtol {rtol:g}){hint}"
+            f"{report.max_abs_diff:.3g} > atol {atol:g} + rtol {rtol:g} x output scale "
+            f"{report.output_scale:.3g} (scaled diff {report.max_scaled_diff:.3g}; largest "
+            f"elementwise relative diff {report.max_rel_diff:.3g}){hint}"
         )
     return report

@@ -100,21 +100,34 @@ def feasible_values(table: TrialsTable) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Oracle:
-    """Every architecture the objectives know a value for up front (a benchmark table)."""
+    """Every architecture the objectives know a value for up front (a benchmark table) that the
+    search's constraints allow: the best a search under those constraints could find."""
 
     archs: tuple[str, ...]
     values: np.ndarray  # (len(archs), number of objectives)
+    #: How many architectures the table knows before the constraints removed the infeasible ones.
+    known: int = 0
 
     @classmethod
     def of(cls, search: Search) -> Oracle | None:
-        """The oracle of a search whose objectives all know their values; ``None`` otherwise."""
-        known = [o.oracle() for o in search.objectives]
+        """The oracle of a search whose objectives, and every metric a constraint bounds, know
+        their values; ``None`` otherwise (a constraint on a metric no table holds, such as
+        parameters counted per trial, cannot be applied to the table, and an oracle that ignored
+        it would score the search against architectures it was not allowed to find)."""
+        measures = {m.name: m for m in search.measures}
+        bounded = [measures[c.metric] for c in search.constraints]
+        known = [m.oracle() for m in [*search.objectives, *bounded]]
         if any(k is None for k in known):
             return None
-        archs = tuple(sorted(set.intersection(*(set(k) for k in known))))
-        if not archs:
+        archs = sorted(set.intersection(*(set(k) for k in known)))
+        by_name = dict(zip([m.name for m in [*search.objectives, *bounded]], known))
+        feasible = [
+            a for a in archs if all(c.violation(by_name[c.metric][a]) <= 0 for c in search.constraints)
+        ]
+        if not feasible:
             return None
-        return cls(archs, np.array([[k[a] for k in known] for a in archs], dtype=float))
+        values = np.array([[by_name[o.name][a] for o in search.objectives] for a in feasible], dtype=float)
+        return cls(tuple(feasible), values, known=len(archs))
 
 
 def reference_point(
@@ -205,7 +218,11 @@ def oracle_summary(
     oracle's cost.
     """
     mask = pareto.non_dominated_mask(oracle.values, table.directions)
-    summary: dict[str, Any] = {"architectures": len(oracle.archs), "pareto_size": int(mask.sum())}
+    summary: dict[str, Any] = {
+        "architectures": len(oracle.archs),
+        "architectures_before_constraints": oracle.known,
+        "pareto_size": int(mask.sum()),
+    }
     if reference is not None:
         oracle_hv = pareto.hypervolume(oracle.values, table.directions, reference)
         found_hv = pareto.hypervolume(feasible_values(table), table.directions, reference)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -24,6 +25,8 @@ METRICS: dict[str, str] = {
 }
 
 ARCHS_FILE = "archs.csv"
+
+log = logging.getLogger(__name__)
 
 
 class UnknownDeviceError(ValueError):
@@ -109,6 +112,9 @@ class BenchmarkTable:
         self._row_of: dict[str, int] | None = None
         self._headers: dict[str, list[str]] = {}
         self._values: dict[str, np.ndarray] = {}
+        #: By metric, then device: the rows whose cell was unusable (<= 0 or infinite) and is
+        #: read as missing (NaN). Filled when the metric's file is loaded.
+        self.unusable: dict[str, dict[str, np.ndarray]] = {}
 
     @classmethod
     def load(cls, directory: str | Path, canonicalise: Callable[[str], str] | None = None) -> BenchmarkTable:
@@ -296,10 +302,13 @@ class BenchmarkTable:
         return _parse_floats(path, [row[1:] for row in body], header[1:], first_line=2)
 
     def column(self, metric: str, device: str) -> np.ndarray:
-        """One device's values by row (NaN for empty cells); read-only."""
+        """One device's values by row, NaN where a cell is empty or unusable (see
+        :func:`usable_mask`: a latency or energy <= 0 or infinite is corrupt, and every reader,
+        search, oracle or predictor, must treat it as missing); read-only."""
         self._check_device(metric, device)
         if metric not in self._values:
             values = self._load_metric(metric)
+            self.unusable[metric] = _blank_unusable(self._metric_path(metric), self.devices(metric), values)
             values.flags.writeable = False  # shared by every user of a cached table
             self._values[metric] = values
         return self._values[metric][:, self.devices(metric).index(device)]
@@ -339,6 +348,24 @@ def usable_mask(values: np.ndarray) -> np.ndarray:
     """Which values are usable costs (bool, the shape of ``values``): finite and > 0, a latency or
     energy that was measured; NaN, zero or negative cells are missing or corrupt."""
     return np.isfinite(values) & (values > 0)
+
+
+def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> dict[str, np.ndarray]:
+    """Set the unusable cells of a loaded metric file to NaN in place, warning once per column
+    with the lines and values; returns the rows blanked, by device (only columns that had any)."""
+    bad = ~usable_mask(values) & ~np.isnan(values)
+    blanked: dict[str, np.ndarray] = {}
+    for column in np.flatnonzero(bad.any(axis=0)):
+        rows = np.flatnonzero(bad[:, column])
+        shown = ", ".join(f"line {r + 2}: {float(values[r, column])!r}" for r in rows[:5])
+        log.warning(
+            "%s column %r: %d cell(s) <= 0 or infinite (%s%s) are read as missing; a latency or energy "
+            "must be a positive finite number: fix or empty those cells",
+            path, devices[column], len(rows), shown, ", ..." if len(rows) > 5 else "",
+        )  # fmt: skip
+        blanked[devices[column]] = rows
+    values[bad] = np.nan
+    return blanked
 
 
 def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:

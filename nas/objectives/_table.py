@@ -102,8 +102,8 @@ class TableMetric(Objective):
             raise ObjectiveError(f"objective {self.name!r}: {error.args[0]}") from None
         if math.isnan(value):
             raise ObjectiveError(
-                f"objective {self.name!r}: {self.table.directory} has no {self.column_name} value "
-                f"(empty cell) for {arch}"
+                f"objective {self.name!r}: {self.table.directory} has no usable {self.column_name} value "
+                f"for {arch} (an empty cell, or one <= 0 or infinite, which the table's loading warned of)"
             )
         return value
 

@@ -118,6 +118,24 @@ def test_custom_devices_empty_cells_and_missing_energy(tmp_path):
         table.value("top1", "my_npu", "a")
 
 
+def test_unusable_cells_read_as_missing_with_a_warning(tmp_path, caplog):
+    """A latency or energy <= 0 or infinite is corrupt: every reader sees it as missing (one
+    negative raspi4 cell took a search's oracle front from 43 architectures to 1)."""
+    folder = write_table(
+        tmp_path / "t",
+        {"archs.csv": ARCHS, "latency_ms.csv": "index,d,e\n0,-1.5,2\n1,inf,0\n2,3,4\n"},
+    )
+    table = BenchmarkTable.load(folder)
+    with caplog.at_level("WARNING", logger="nas.tables"):
+        d = table.column("latency_ms", "d")
+    assert np.isnan(d[:2]).all() and d[2] == 3.0
+    assert math.isnan(table.value("latency_ms", "e", '{"k":[3,5]}'))
+    np.testing.assert_array_equal(table.unusable["latency_ms"]["d"], [0, 1])
+    np.testing.assert_array_equal(table.unusable["latency_ms"]["e"], [1])
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "'d'" in warned and "line 2: -1.5" in warned and "line 3: inf" in warned and "'e'" in warned
+
+
 def test_columns_are_read_only(tmp_path):
     folder = write_table(tmp_path / "t", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2\n2,3\n"})
     column = BenchmarkTable.load(folder).column("latency_ms", "d")
