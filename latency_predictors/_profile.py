@@ -11,6 +11,9 @@ reads a measured profile exactly like a published one:
 * ``spreads.csv`` (not a table metric, ignored by BenchmarkTable): ``index,latency_iqr_ms,
   latency_min_ms,repeats,outliers,stable``; a cell is empty when the measurement method does not
   report that statistic (``outliers``/``stable`` come from adaptive measurement methods).
+* ``profile_summary.json`` (written by hwnas-profile at the end of each run): the rows, how many
+  are unstable (IQR above ``unstable_iqr_ratio`` of the median) or did not converge, and which
+  (:meth:`ProfileWriter.stability`, over every row, resumed ones included), and what the run did.
 * ``device.json``: ``format_version``, the profile ``fingerprint``, the :class:`nas.Device` fields
   (with the device's own fingerprint), the space, measurement settings, host metadata, the energy
   meter ("none: <reason>" without one) and ``started``/``updated`` timestamps (UTC, ISO 8601).
@@ -39,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from latency_predictors._measure import LatencyStats
+from latency_predictors._measure import UNSTABLE_IQR_RATIO, LatencyStats
 from latency_predictors._runtimes import Runtime
 from nas import Architecture, Device, SearchSpace
 from nas.tables import METRICS
@@ -240,6 +243,29 @@ def build_manifest(
     }
 
 
+@dataclass(frozen=True)
+class RowStability:
+    """Which rows of a profile to distrust. ``unstable``: rows whose samples spread beyond
+    ``max_iqr_ratio`` of their median (:meth:`LatencyStats.unstable`: a busy machine, frequency
+    steps); ``not_converged``: rows whose median missed the asked tolerance within the repeat or
+    time cap (spreads.csv ``stable`` is False). A row can be either, both or neither."""
+
+    rows: int
+    max_iqr_ratio: float
+    unstable: tuple[int, ...]
+    not_converged: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "unstable_iqr_ratio": self.max_iqr_ratio,
+                "unstable_rows": len(self.unstable), "unstable_indices": list(self.unstable),
+                "not_converged_rows": len(self.not_converged),
+                "not_converged_indices": list(self.not_converged)}  # fmt: skip
+
+
+def _optional_float(cell: str) -> float:
+    return float(cell) if cell else float("nan")
+
+
 class ProfileWriter:
     """Appends measured architectures to a profile directory, resuming what is already there.
 
@@ -289,6 +315,31 @@ class ProfileWriter:
 
     def __contains__(self, arch: str) -> bool:
         return arch in self._done
+
+    def latency_stats(self) -> list[LatencyStats]:
+        """Every row's latency statistics as recorded (latency_ms.csv and spreads.csv), rows from
+        earlier runs of a resumed profile included; ``mean_ms`` is not recorded (NaN), and a
+        statistic the measurement method did not report is NaN (``stable``: None)."""
+        medians = self._metric_files["latency_ms"].rows
+        stats = []
+        for (_, median), row in zip(medians, self._spreads.rows, strict=True):
+            cell = {attr: row[k] for k, (_, attr) in enumerate(SPREAD_COLUMNS, start=1)}
+            stats.append(LatencyStats(
+                median_ms=_optional_float(median), iqr_ms=_optional_float(cell["iqr_ms"]),
+                min_ms=_optional_float(cell["min_ms"]), mean_ms=float("nan"), repeats=int(cell["repeats"] or 0),
+                outliers=int(cell["outliers"] or 0), stable={"True": True, "False": False}.get(cell["stable"]),
+            ))  # fmt: skip
+        return stats
+
+    def stability(self, max_iqr_ratio: float = UNSTABLE_IQR_RATIO) -> RowStability:
+        """Which of the profile's rows (all of them, resumed ones included) are unstable or did
+        not converge; see :class:`RowStability`."""
+        stats = self.latency_stats()
+        return RowStability(
+            rows=len(stats), max_iqr_ratio=max_iqr_ratio,
+            unstable=tuple(i for i, s in enumerate(stats) if s.unstable(max_iqr_ratio)),
+            not_converged=tuple(i for i, s in enumerate(stats) if s.stable is False),
+        )  # fmt: skip
 
     def append(self, arch: str, latency: LatencyStats, energy_mj: float | None = None) -> int:
         """Write one architecture's row to every file; returns its index."""
@@ -370,12 +421,15 @@ def profile_architectures(
     energy_mj: EnergyMeasure | None = None,
     drift_monitor: DriftMonitor | None = None,
     progress: bool = False,
+    max_iqr_ratio: float = UNSTABLE_IQR_RATIO,
 ) -> ProfileRun:
     """Measure every architecture not yet in ``writer``'s profile and append it.
 
     An architecture whose export or preparation fails is logged and left out (a rerun retries
     it); anything else (a drift monitor's error, Ctrl-C) stops the run with the rows so far kept.
     Rows a drift monitor returns for redoing are removed from the profile and measured again.
+    A row whose IQR exceeds ``max_iqr_ratio`` of its median is logged as unstable (and kept:
+    :meth:`ProfileWriter.stability` counts them).
     """
     from tqdm import tqdm
 
@@ -401,7 +455,9 @@ def profile_architectures(
         writer.append(arch.string, stats, energy)
         measured += 1
         bar.update()
-        log.info("%d %s: %.4g ms (IQR %.3g)", len(writer) - 1, arch.string, stats.median_ms, stats.iqr_ms)
+        log.info("%d %s: %.4g ms (IQR %.3g, %.0f%% of the median%s)", len(writer) - 1, arch.string,
+                 stats.median_ms, stats.iqr_ms, 100 * stats.iqr_ratio,
+                 ": unstable" if stats.unstable(max_iqr_ratio) else "")  # fmt: skip
         redo = [str(key) for key in drift_monitor.record(arch.string)] if drift_monitor is not None else []
         if redo:
             log.warning("the machine drifted: measuring the last %d architecture(s) again", len(redo))

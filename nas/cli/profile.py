@@ -3,13 +3,16 @@
 Read top to bottom: compose the config -> check every setting (before anything is measured) ->
 instantiate space, runtime and selection -> select architectures (a list file is validated
 whole) -> open the profile directory (resuming, or refusing another device's profile) -> measure
-the networks and/or their distinct layers, appending each row as it is measured.
+the networks and/or their distinct layers, appending each row as it is measured -> count the
+profile's unstable and unconverged rows (all of them, resumed ones included): warned about and
+written to profile_summary.json.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +39,19 @@ from latency_predictors._measure import check_counts
 from latency_predictors._profile import (
     NO_ENERGY_METER,
     EnergyMeasure,
+    ProfileRun,
     ProfileWriter,
+    RowStability,
     profile_architectures,
 )
 from nas import Architecture, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.results import write_json
 
 log = logging.getLogger("hwnas.profile")
 
 PRECISIONS = ("fp32", "int8")
+SUMMARY_FILE = "profile_summary.json"
 #: ``layers`` setting -> (measure networks, measure layers)
 LAYER_MODES = {False: (True, False), True: (True, True), "only": (False, True)}
 
@@ -64,6 +71,7 @@ class Settings:
     max_time_s: float
     networks: bool
     layers: bool
+    unstable_iqr_ratio: float
 
 
 def check_settings(cfg: DictConfig) -> Settings:
@@ -79,6 +87,10 @@ def check_settings(cfg: DictConfig) -> Settings:
         raise ValueError(f"rel_tolerance must be in (0, 1), e.g. 0.02 for 2%, got {cfg.rel_tolerance!r}")
     if not cfg.max_time_s > 0:
         raise ValueError(f"max_time_s must be > 0, got {cfg.max_time_s!r}")
+    ratio = cfg.unstable_iqr_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
+        raise ValueError(f"unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), "
+                         f"got {ratio!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.layers not in LAYER_MODES:
@@ -88,7 +100,8 @@ def check_settings(cfg: DictConfig) -> Settings:
         raise ValueError(f"all_layers must be true or false, got {cfg.all_layers!r}")  # noqa: TRY004
     networks, layers = LAYER_MODES[cfg.layers]
     return Settings(cfg.n_archs, cfg.threads, cfg.batch_size, cfg.precision, cfg.warmup, cfg.repeats,
-                    cfg.max_repeats, float(cfg.rel_tolerance), float(cfg.max_time_s), networks, layers)  # fmt: skip
+                    cfg.max_repeats, float(cfg.rel_tolerance), float(cfg.max_time_s), networks, layers,
+                    float(ratio))  # fmt: skip
 
 
 def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:
@@ -151,6 +164,25 @@ def drift_monitor_of(cfg: DictConfig, runtime: Runtime, batch_size: int, workdir
     return DriftMonitor(reference, **OmegaConf.to_container(cfg.drift_monitor, resolve=True))
 
 
+def report_stability(out: Path, stability: RowStability, run: ProfileRun) -> None:
+    """Warn about the profile's unstable and unconverged rows and write profile_summary.json."""
+    if stability.unstable:
+        log.warning("%d of %d rows are unstable (IQR above %g of the median; indices in %s): their medians may be "
+                    "off by more than run-to-run noise; measure them again on a quieter machine, or drop them",
+                    len(stability.unstable), stability.rows, stability.max_iqr_ratio, out / SUMMARY_FILE)  # fmt: skip
+    if stability.not_converged:
+        log.warning("%d of %d rows did not converge (their median missed rel_tolerance within max_repeats or "
+                    "max_time_s; indices in %s)", len(stability.not_converged), stability.rows,
+                    out / SUMMARY_FILE)  # fmt: skip
+    if not (stability.unstable or stability.not_converged):
+        log.info("all %d rows stable (IQR within %g of the median) and converged", stability.rows,
+                 stability.max_iqr_ratio)  # fmt: skip
+    per_minute = run.archs_per_minute
+    this_run = {"measured": run.measured, "failed": list(run.failed), "elapsed_s": run.elapsed_s,
+                "archs_per_minute": per_minute if math.isfinite(per_minute) else None}  # fmt: skip
+    write_json(out / SUMMARY_FILE, {**stability.to_dict(), "this_run": this_run})
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
 def main(cfg: DictConfig) -> None:
     settings = check_settings(cfg)
@@ -192,10 +224,11 @@ def main(cfg: DictConfig) -> None:
             run = profile_architectures(
                 space, todo, runtime, writer, measure=measure, batch_size=settings.batch_size,
                 energy_mj=energy_mj, drift_monitor=drift_monitor,
-                progress=cfg.progress,
+                progress=cfg.progress, max_iqr_ratio=settings.unstable_iqr_ratio,
             )  # fmt: skip
         log.info("measured %d architectures in %.1f s (%.1f per minute), %d failed; the profile holds %d",
                  run.measured, run.elapsed_s, run.archs_per_minute, len(run.failed), len(writer))  # fmt: skip
+        report_stability(out, writer.stability(settings.unstable_iqr_ratio), run)
     if settings.layers:
         with LayerProfileWriter(out, device, **record) as layer_writer:
             layer_run = profile_layers(space, layers, runtime, layer_writer, measure=measure,

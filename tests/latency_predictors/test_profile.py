@@ -99,6 +99,27 @@ def test_reopening_resumes_and_keeps_the_start_time(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "device.json").read_text())["started"] == started
 
 
+def test_stability_counts_wide_spreads_and_unconverged_medians_of_every_row(tmp_path: Path) -> None:
+    def row(median_ms: float, iqr_ms: float, stable: bool | None) -> LatencyStats:
+        return LatencyStats(median_ms=median_ms, iqr_ms=iqr_ms, min_ms=median_ms / 2, mean_ms=median_ms,
+                            repeats=40, outliers=2, stable=stable)  # fmt: skip
+
+    with writer(tmp_path) as w:
+        w.append("a", row(1.0, 0.1, True))
+        w.append("b", row(1.0, 0.6, True))  # spread wide, yet the median converged
+        w.append("c", row(2.0, 1.0, False))  # IQR exactly half the median: not above it
+    with writer(tmp_path) as w:  # resumed: the earlier rows are read back from the files
+        w.append("d", row(4.0, 3.5, None))  # a fixed-count method reports no convergence
+        recorded = w.latency_stats()
+        default, strict = w.stability(), w.stability(0.05)
+    assert [(s.median_ms, s.iqr_ms, s.repeats, s.outliers, s.stable) for s in recorded] == [
+        (1.0, 0.1, 40, 2, True), (1.0, 0.6, 40, 2, True), (2.0, 1.0, 40, 2, False), (4.0, 3.5, 40, 2, None)]
+    assert (default.rows, default.unstable, default.not_converged) == (4, (1, 3), (2,))
+    assert strict.unstable == (0, 1, 2, 3) and strict.to_dict()["unstable_rows"] == 4
+    assert default.to_dict() == {"rows": 4, "unstable_iqr_ratio": 0.5, "unstable_rows": 2, "unstable_indices": [1, 3],
+                                 "not_converged_rows": 1, "not_converged_indices": [2]}  # fmt: skip
+
+
 def test_torn_last_line_and_rows_beyond_archs_are_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with writer(tmp_path) as w:
         w.append("4-8-1-3", stats(1.0))

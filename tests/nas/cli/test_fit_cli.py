@@ -99,7 +99,8 @@ def test_the_default_split_fits_a_100_row_profile(tmp_path: Path, data_dir: Path
     # 97 usable rows: 80% is 77.6, so 77 train and 20 test
     assert (metrics["n_train"], metrics["n_test"], metrics["rows_skipped"]) == (77, 20, 3)
     assert metrics["n_train_auto"] is True and metrics["spearman"] > 0.5
-    assert "n_train=77 (n_train=null: latency_ms[raspi4] has 97 usable rows" in (tmp_path / "run" / "fit.log").read_text()
+    log = (tmp_path / "run" / "fit.log").read_text()
+    assert "n_train=77 (n_train=null: latency_ms[raspi4] has 97 usable rows" in log
 
 
 def test_an_n_train_the_rows_cannot_hold_names_the_range_that_works(tmp_path: Path, data_dir: Path) -> None:
@@ -109,6 +110,24 @@ def test_an_n_train_the_rows_cannot_hold_names_the_range_that_works(tmp_path: Pa
     assert result.returncode != 0
     assert "n_train=900 does not fit: latency_ms[raspi4] has 100 usable rows" in result.stderr
     assert "between 1 and 99" in result.stderr and "n_train=null picks 80" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_profile_then_fit_path_runs_on_its_defaults(tmp_path: Path) -> None:
+    # hwnas-profile's default 100 networks (tiny ones, timed 3 times: 10 s), then the README's
+    # hwnas-fit command as written: no n_train.
+    profile = tmp_path / "profile"
+    measured = subprocess.run(
+        [sys.executable, "-m", "nas.cli.profile", "+space.instance.channels=4", "+space.instance.cells_per_stage=1",
+         "warmup=1", "repeats=3", "max_repeats=3", "selection.pool=120", "progress=false", f"hydra.run.dir={profile}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    result = run_fit("device=table", "device.name=cpu_onnxruntime_t1_b1_fp32", f"table_dir={profile}",
+                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_test"]) == (80, 20) and metrics["predictor"] == "BoostedLayerSumPredictor"
 
 
 def test_the_automatic_split_keeps_900_on_published_columns_and_a_test_row_on_tiny_ones() -> None:

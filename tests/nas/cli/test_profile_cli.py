@@ -33,11 +33,17 @@ def run_profile(*overrides: str) -> subprocess.CompletedProcess:
 
 def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: Path) -> None:
     out = tmp_path / "profile"
-    first = run_profile(*TINY, "selection.pool=20", "n_archs=6", f"hydra.run.dir={out}")
+    # A threshold no measured spread stays under flags every row (3 timed runs: IQR > 0).
+    first = run_profile(*TINY, "selection.pool=20", "n_archs=6", "unstable_iqr_ratio=1e-9", f"hydra.run.dir={out}")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert {"archs.csv", "latency_ms.csv", "energy_mj.csv", "spreads.csv", "device.json", "profile.log"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert {"archs.csv", "latency_ms.csv", "energy_mj.csv", "spreads.csv", "device.json", "profile.log",
+            "profile_summary.json"} <= {p.name for p in out.iterdir()}  # fmt: skip
+    summary = json.loads((out / "profile_summary.json").read_text())
+    # 3 runs of at most 3 give no 95% interval of the median: no row converges
+    assert (summary["rows"], summary["unstable_rows"], summary["not_converged_rows"]) == (6, 6, 6)
+    assert summary["unstable_indices"] == list(range(6)) and summary["this_run"]["measured"] == 6
+    assert "6 of 6 rows are unstable (IQR above 1e-09 of the median" in first.stdout
+    assert "6 of 6 rows did not converge" in first.stdout
     table = BenchmarkTable.load(out)
     assert len(table) == 6 and table.devices("latency_ms") == (DEVICE,)
     latencies = table.column("latency_ms", DEVICE).copy()
@@ -48,11 +54,17 @@ def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: 
     assert manifest["settings"]["repeats"] == 3 and manifest["energy_meter"].startswith("none: ")
     assert manifest["host"]["logical_cores"] >= 1
 
-    second = run_profile(*TINY, "selection.pool=20", "n_archs=8", "layers=true", f"hydra.run.dir={out}")
+    second = run_profile(*TINY, "selection.pool=20", "n_archs=8", "layers=true", "unstable_iqr_ratio=1e9",
+                          f"hydra.run.dir={out}")  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
     layer_rows = (out / "layers.csv").read_text().splitlines()
     assert layer_rows[0] == "key,input_shape,latency_ms,iqr_ms,repeats" and len(layer_rows) > 5
     assert "6 already measured, 2 to measure" in (out / "profile.log").read_text()
+    summary = json.loads((out / "profile_summary.json").read_text())
+    # the threshold judges rows, it is not a measurement setting: the resume goes on, counting all rows
+    assert (summary["rows"], summary["unstable_rows"], summary["not_converged_rows"]) == (8, 0, 8)
+    assert summary["unstable_iqr_ratio"] == 1e9 and summary["this_run"]["measured"] == 2
+    assert "rows are unstable" not in second.stdout and "8 of 8 rows did not converge" in second.stdout
     grown = BenchmarkTable.load(out)
     assert len(grown) == 8 and grown.archs[:6] == table.archs
     np.testing.assert_array_equal(grown.column("latency_ms", DEVICE)[:6], latencies)  # not re-measured
@@ -86,7 +98,10 @@ def compose_profile(*overrides: str) -> DictConfig:
      ("layers=some", "layers must be false, true or only, got 'some'"),
      ("repeats=0", "repeats must be an integer >= 1, got 0"),
      ("max_repeats=10", "max_repeats must be an integer >= repeats (20), got 10"),
-     ("rel_tolerance=2", "rel_tolerance must be in (0, 1)")],
+     ("rel_tolerance=2", "rel_tolerance must be in (0, 1)"),
+     ("unstable_iqr_ratio=0", "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), got 0"),
+     ("unstable_iqr_ratio=wide", "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), "
+                                 "got 'wide'")],
 )  # fmt: skip
 def test_bad_settings_are_refused_naming_the_value(override: str, message: str) -> None:
     # In process (main checks these first, before building anything): a subprocess each is 2.5 s.
