@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import tempfile
 from pathlib import Path
 
-from latency_predictors._measure import LatencyStats, check_counts, measure_latency_ms
+from latency_predictors._measure import UNSTABLE_IQR_RATIO, LatencyStats, check_counts, measure_latency_ms
 from latency_predictors._runtimes import OnnxRuntimeCPU, Runtime
 from nas import Candidate, Cost, Device, Direction, Objective, ObjectiveError
+
+log = logging.getLogger(__name__)
 
 
 def cpu_model_name() -> str:
@@ -54,9 +57,13 @@ class MeasuredLatency(Objective):
         warmup: int = 5,
         repeats: int = 20,
         batch_size: int = 1,
+        max_iqr_ratio: float = UNSTABLE_IQR_RATIO,
     ) -> None:
         super().__init__(name)
         check_counts(warmup, repeats)
+        if not max_iqr_ratio > 0:
+            raise ValueError(f"max_iqr_ratio must be > 0 (e.g. 0.5: IQR above half the median), got {max_iqr_ratio!r}")
+        self.max_iqr_ratio = max_iqr_ratio
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.runtime = runtime if runtime is not None else OnnxRuntimeCPU(threads=1)
@@ -78,13 +85,45 @@ class MeasuredLatency(Objective):
             stats = measure_latency_ms(run, warmup=self.warmup, repeats=self.repeats)
             del run  # release the session before its directory goes
         self.last_stats[candidate.arch.string] = stats
+        if stats.unstable(self.max_iqr_ratio):
+            log.warning(
+                "%s: latency %.3g ms is unstable (IQR %.3g ms, %.0f%% of the median, above %.0f%%): the "
+                "machine is busy; its trial is flagged (%s.unstable in trials.csv)",
+                candidate.arch.string, stats.median_ms, stats.iqr_ms, 100 * stats.iqr_ratio,
+                100 * self.max_iqr_ratio, self.name,
+            )  # fmt: skip
         return stats.median_ms
 
-    def details(self, candidate: Candidate) -> dict[str, float]:
+    def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
         stats = self.last_stats.get(candidate.arch.string)
         if stats is None:
             return {}
-        return {"iqr_ms": stats.iqr_ms, "min_ms": stats.min_ms, "repeats": float(stats.repeats)}
+        return {
+            "iqr_ms": stats.iqr_ms,
+            "min_ms": stats.min_ms,
+            "repeats": stats.repeats,
+            "iqr_ratio": stats.iqr_ratio,
+            "unstable": stats.unstable(self.max_iqr_ratio),
+        }
+
+    def describe(self) -> str:
+        return (
+            f"median latency in ms of {self.repeats} timed inferences (after {self.warmup} warm-up) at "
+            f"batch {self.batch_size}, measured live on {self.device().name}"
+        )
+
+    def describe_details(self) -> dict[str, str]:
+        return {
+            "iqr_ms": "interquartile range of the timed inferences, ms",
+            "min_ms": "fastest timed inference, ms",
+            "repeats": "timed inferences (a count)",
+            "iqr_ratio": "iqr_ms / median: the spread of the measurement",
+            "unstable": f"iqr_ratio above {self.max_iqr_ratio:g}: the machine was too busy to trust this median",
+        }
+
+    def source(self) -> str:
+        device = self.device()
+        return f"live {device.name} {device.fingerprint}"
 
     def device(self) -> Device:
         """What these latencies are measured on; equal settings give an equal fingerprint."""
@@ -105,5 +144,5 @@ class MeasuredLatency(Objective):
     def __repr__(self) -> str:
         return (
             f"MeasuredLatency(name={self.name!r}, runtime={self.runtime!r}, warmup={self.warmup},"
-            f" repeats={self.repeats}, batch_size={self.batch_size})"
+            f" repeats={self.repeats}, batch_size={self.batch_size}, max_iqr_ratio={self.max_iqr_ratio})"
         )

@@ -59,18 +59,36 @@ class Objective(ABC):
 
     direction: Direction = Direction.MINIMIZE
     cost: Cost = Cost.STATIC
+    #: Whether values are counts (parameters, FLOPs): records write them as integers.
+    integer: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def describe(self) -> str:
+        """One line for a reader of the results: what a value is, in which unit. Records write it
+        beside each column (columns.json); the default is the class docstring's first line."""
+        return (type(self).__doc__ or type(self).__name__).strip().splitlines()[0]
+
+    def describe_details(self) -> dict[str, str]:
+        """What each key of :meth:`details` means, by key."""
+        return {}
 
     @abstractmethod
     def __call__(self, candidate: Candidate) -> float:
         """The objective's value; raise :class:`ObjectiveError` when there is none."""
 
-    def details(self, candidate: Candidate) -> dict[str, float]:
+    def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
         """Numbers about this objective's last evaluation of ``candidate`` worth keeping beside its
         value (a measurement's spread, its repeats); recorded per trial, never optimised."""
         return {}
+
+    def source(self) -> str:
+        """What the values mean and where they come from, as a short stable string: two objectives
+        with equal sources give comparable values. A study stores its objectives' sources and
+        refuses to be resumed with others (a pixel3 latency must never join a raspi4 study).
+        Override where settings change the values (a device, a unit, a log scale)."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
 
     def oracle(self) -> dict[str, float] | None:
         """Every architecture string this objective knows a value for, when it knows them all

@@ -65,3 +65,6 @@ class PredictedObjective(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         return float(self.predictor.predict([candidate.arch])[0])
+
+    def source(self) -> str:
+        return f"predicted {type(self.predictor).__name__} device {self.predictor.device_fingerprint}"

@@ -50,6 +50,7 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
         "number", "state", "arch", *objectives, *metrics, *details, *constraints,
         "feasible", "reused_from_trial", "fail_reason", "duration_s", "datetime_start",
     )  # fmt: skip
+    counts = {m.name for m in search.measures if m.integer}
     rows = []
     for trial in trials:
         values = trial.values if trial.state == TrialState.COMPLETE else None
@@ -68,8 +69,42 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
             "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         }
+        for name in counts:  # Optuna stores every value as a float; a count reads better as one
+            if row[name] is not None:
+                row[name] = int(row[name])
         rows.append(row)
     return TrialsTable(columns, tuple(rows), objectives, tuple(search.directions))
+
+
+def column_descriptions(search: Search, table: TrialsTable) -> dict[str, str]:
+    """What each column of ``table`` holds, for columns.json beside trials.csv and pareto.csv."""
+    measures = {m.name: m for m in search.measures}
+    directions = dict(zip(table.objectives, table.directions))
+    described = {
+        "number": "Optuna's trial number",
+        "state": "COMPLETE, FAIL (see fail_reason), RUNNING (a live worker, or one that died) or PRUNED",
+        "arch": "the architecture's canonical string (space.parse reads it back)",
+    }
+    for name in table.objectives:
+        described[name] = f"objective ({directions[name]}): {measures[name].describe()}"
+    for name in table.columns:
+        if name in measures and name not in described:
+            described[name] = f"recorded metric, not optimised: {measures[name].describe()}"
+        measure, _, key = name.partition(".")
+        if key and measure in measures:
+            described[name] = measures[measure].describe_details().get(key, f"detail {key!r} of {measure}")
+    for constraint in search.constraints:
+        described[f"constraint:{constraint.name}"] = (
+            f"violation of the bound {constraint.name}: how far {constraint.metric} lies beyond it "
+            "(in its unit); <= 0 means the bound holds"
+        )
+    return described | {
+        "feasible": "True when the trial is COMPLETE and every constraint column is <= 0",
+        "reused_from_trial": "the trial whose values this repeat of an architecture copied (not re-measured)",
+        "fail_reason": "why a FAIL trial failed",
+        "duration_s": "wall time of the trial, seconds",
+        "datetime_start": "when the trial started (the storage's clock)",
+    }
 
 
 def pareto_rows(table: TrialsTable, sort_by: str | None = None) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ WORKER_KEY = "worker"
 METRIC_PREFIX = "metric:"
 DETAIL_PREFIX = "detail:"
 REUSED_KEY = "reused_from_trial"
+IDENTITY_KEY = "hwnas"  # the study's user attribute holding Search.identity()
 
 
 class SearchSetupError(ValueError):
@@ -99,20 +100,39 @@ class Search:
             directions=self.directions,
             load_if_exists=True,
         )
-        identity = {
-            "space": self.space.name,
-            "objectives": [o.name for o in self.objectives],
-            "constraints": [c.name for c in self.constraints],
-        }
-        stored = study.user_attrs.get("hwnas")
+        identity = self.identity()
+        stored = study.user_attrs.get(IDENTITY_KEY)
         if stored is None:
-            study.set_user_attr("hwnas", identity)
-        elif stored != identity:
+            study.set_user_attr(IDENTITY_KEY, identity)
+            return study
+        unchecked = sorted(set(identity) - set(stored))
+        if unchecked:  # a study written by an earlier hwnas: check what it recorded
+            log.warning("study %r predates the identity fields %s; they cannot be checked", self.study_name, unchecked)
+        changed = {k: (stored[k], v) for k, v in identity.items() if k in stored and stored[k] != v}
+        if changed:
+            listed = "; ".join(f"{k}: stored {old!r}, now {new!r}" for k, (old, new) in changed.items())
             raise SearchSetupError(
-                f"study {self.study_name!r} in this storage was created for {stored}, not {identity}; "
-                "use another study_name or storage"
+                f"study {self.study_name!r} in this storage was created for another search ({listed}); "
+                "resuming it would mix their values into one front. Use another study_name (or run "
+                "directory), or the original settings to resume"
             )
         return study
+
+    def identity(self) -> dict[str, object]:
+        """What makes two runs the same search, stored with the study and checked on resume: the
+        space (with its settings), the objectives and where their values come from (device and
+        runtime for a live latency, the column for a table), the constraints and the sources of the
+        metrics they bound. Other recorded metrics may change: one added on resume is measured."""
+        bounded = {c.metric for c in self.constraints}
+        kept = [m for m in self.measures if any(m is o for o in self.objectives) or m.name in bounded]
+        return {
+            "space": self.space.name,
+            "space_settings": repr(self.space),
+            "objectives": [o.name for o in self.objectives],
+            "directions": self.directions,
+            "sources": {m.name: m.source() for m in kept},
+            "constraints": [c.name for c in self.constraints],
+        }
 
     def run(
         self,

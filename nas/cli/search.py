@@ -7,6 +7,7 @@ pareto.csv/json, summary.json, TensorBoard events and one ONNX file per Pareto a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -30,6 +31,8 @@ from nas.export import check_parity, export_onnx
 from nas.results import (
     FORMAT_VERSION,
     Oracle,
+    TrialsTable,
+    column_descriptions,
     hypervolume_history,
     hypervolume_summary,
     oracle_summary,
@@ -39,7 +42,7 @@ from nas.results import (
     write_csv,
     write_json,
 )
-from nas.search import Search
+from nas.search import Search, SearchSetupError
 from nas.tensorboard import write_tensorboard
 
 log = logging.getLogger("hwnas.search")
@@ -57,6 +60,8 @@ def main(cfg: DictConfig) -> float | None:
     torch.set_num_threads(cfg.torch_threads)
 
     search = build_search(cfg)
+    claim_run_dir(run_dir, cfg, search)
+    warn_if_random_start_only(cfg)
     study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s,
                        show_progress=cfg.progress)  # fmt: skip
     summary = write_outputs(cfg, run_dir, search, study)
@@ -86,6 +91,51 @@ def build_search(cfg: DictConfig) -> Search:
     )
 
 
+RUN_FILE = "study.json"
+
+
+def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:
+    """Record which search this run directory holds (study.json), or refuse to run another one in
+    it: a second device's search would overwrite the first's trials.csv, pareto and summary."""
+    claim = {"study_name": cfg.study_name, "device": cfg.device.name, "identity": search.identity()}
+    path = run_dir / RUN_FILE
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held != json.loads(json.dumps(claim)):
+            changed = sorted(k for k in claim if held.get(k) != json.loads(json.dumps(claim[k])))
+            raise SearchSetupError(
+                f"run directory {run_dir} holds the search of study {held.get('study_name')!r} on device "
+                f"{held.get('device')!r} ({RUN_FILE}); this run differs in {', '.join(changed)} and would "
+                "overwrite its results. Choose another hydra.run.dir, or the same settings to resume it"
+            )
+        return
+    write_json(path, claim)
+
+
+def sampler_startup(cfg: DictConfig) -> int | None:
+    """How many trials the sampler draws at random before it starts to model (NSGA-II's first
+    generation, TPE's and GP's n_startup_trials); None for samplers without a start-up."""
+    return cfg.sampler.get("n_startup_trials", cfg.sampler.get("population_size"))
+
+
+def warn_if_random_start_only(cfg: DictConfig) -> None:
+    """Warn when the budget ends inside the sampler's random start-up: every sampler then
+    returns the same random trials for a seed, and a sweep over samplers compares nothing."""
+    startup = sampler_startup(cfg)
+    if startup is not None and cfg.budget.n_trials <= startup:
+        log.warning(
+            "budget.n_trials=%d is within %s's random start-up of %d trials: this search is a random "
+            "search, the same for every sampler with seed=%s; give more trials to see the sampler work",
+            cfg.budget.n_trials, cfg.sampler._target_.rsplit(".", 1)[-1], startup, cfg.seed,
+        )  # fmt: skip
+
+
+def unstable_trials(table: TrialsTable) -> list[str]:
+    """Numbers of the trials a measurement flagged unstable (a ``<objective>.unstable`` detail)."""
+    flags = [c for c in table.columns if c.endswith(".unstable")]
+    return [str(r["number"]) for r in table.rows if any(r.get(c) is True for c in flags)]
+
+
 def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.Study) -> dict[str, Any]:
     """trials.csv, pareto.csv/json, ONNX files and TensorBoard; returns summary.json's content."""
     table = trials_table(search, study)
@@ -97,6 +147,9 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         onnx_failed = export_front(search.space, front, run_dir / "onnx", cfg.export, progress=cfg.progress)
         pareto_columns += ONNX_COLUMNS
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
+    write_json(
+        run_dir / "columns.json", column_descriptions(search, table) | (ONNX_DESCRIPTIONS if cfg.export.onnx else {})
+    )
     objectives = dict(zip(table.objectives, table.directions))
     write_json(run_dir / "pareto.json", {
         "format_version": FORMAT_VERSION, "space": search.space.name, "device": cfg.device.name,
@@ -110,6 +163,13 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
         write_tensorboard(run_dir / "tensorboard", table, front, history, params_by_trial=params)
     states = [r["state"] for r in table.rows]
+    unstable = unstable_trials(table)
+    if unstable:
+        log.warning(
+            "%d of %d measured trials have an unstable latency (%s: IQR above the threshold's share of "
+            "the median); the machine was busy: compare their latencies with care, or measure again",
+            len(unstable), sum(r["state"] == "COMPLETE" for r in table.rows), ", ".join(unstable),
+        )  # fmt: skip
     return {
         "format_version": FORMAT_VERSION,
         "study_name": cfg.study_name,
@@ -123,6 +183,8 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
         "onnx_export_failures": onnx_failed,
+        "unstable_measurements": len(unstable),
+        "sampler_startup_trials": sampler_startup(cfg),
         "versions": _versions(),
         "host": {"cpu": cpu_model_name(), "logical_cores": os.cpu_count(), "torch_threads": cfg.torch_threads},
         "device_config": OmegaConf.to_container(cfg.device, resolve=True),
@@ -133,6 +195,15 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
 #: pareto.csv's columns for the ONNX file of each row (empty ``onnx`` and a reason in
 #: ``onnx_error`` where the export or its parity check failed).
 ONNX_COLUMNS = ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff", "onnx_max_scaled_diff", "onnx_error")
+ONNX_DESCRIPTIONS = {
+    "onnx": "the architecture as an ONNX file (relative to the run directory), with the space's seeded "
+    "initial weights, untrained: for deployment tooling and latency, train it before use; empty if onnx_error",
+    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits of one example input",
+    "onnx_max_rel_diff": "largest elementwise |onnxruntime - PyTorch| / |PyTorch| (large where a logit is near 0)",
+    "onnx_max_scaled_diff": "onnx_max_abs_diff / largest |PyTorch logit|: parity passes when it is within "
+    "export.parity_rtol (plus export.parity_atol)",
+    "onnx_error": "why no file is offered: the export or its parity check failed",
+}
 
 
 def export_front(

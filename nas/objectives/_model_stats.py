@@ -21,6 +21,10 @@ class Params(Objective):
     def __init__(self, name: str = "params", *, mega: bool = False) -> None:
         super().__init__(name)
         self.mega = mega
+        self.integer = not mega
+
+    def describe(self) -> str:
+        return f"parameters of the built network ({'millions' if self.mega else 'a count'}; BN affine included)"
 
     def __call__(self, candidate: Candidate) -> float:
         count = sum(p.numel() for p in candidate.model.parameters())
@@ -45,6 +49,11 @@ class Flops(Objective):
     def __init__(self, name: str = "flops", *, mega: bool = False) -> None:
         super().__init__(name)
         self.mega = mega
+        self.integer = not mega
+
+    def describe(self) -> str:
+        unit = "millions of FLOPs" if self.mega else "FLOPs, a count"
+        return f"floating-point operations of one forward pass at batch 1 ({unit}; 2 x multiply-accumulates of convs and linears)"
 
     def __call__(self, candidate: Candidate) -> float:
         model = candidate.model

@@ -31,6 +31,14 @@ class Synflow(Objective):
         super().__init__(name)
         self.log = log
 
+    def describe(self) -> str:
+        if self.log:
+            return "ln(synflow score): natural log of the data-free synflow proxy, as NASLib publishes it; higher is better"
+        return "synflow score (data-free proxy, not logged); higher is better"
+
+    def source(self) -> str:
+        return "synflow ln(score)" if self.log else "synflow score"
+
     def __call__(self, candidate: Candidate) -> float:
         # fresh_model: the proxy overwrites weights with their absolute values.
         score = synflow_score(candidate.fresh_model(), candidate.space.input_shape_of(candidate.arch))

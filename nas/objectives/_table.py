@@ -54,8 +54,10 @@ class TableMetric(Objective):
         device: str | None = None,
         direction: str | Direction = "minimize",
         space: SearchSpace | None = None,
+        unit: str | None = None,
     ) -> None:
         super().__init__(name)
+        self.unit = unit
         try:
             self.direction = Direction(direction)
         except ValueError:
@@ -106,6 +108,14 @@ class TableMetric(Objective):
                 f"for {arch} (an empty cell, or one <= 0 or infinite, which the table's loading warned of)"
             )
         return value
+
+    def describe(self) -> str:
+        unit = METRICS.get(self.metric) or self.unit or "in the table's unit"
+        return f"{self.column_name} of the table {self.table.directory} ({unit}), as published"
+
+    def source(self) -> str:
+        # The column, not the folder: the same table read from another path is the same data.
+        return f"table {self.column_name}"
 
     def oracle(self) -> dict[str, float]:
         values = (

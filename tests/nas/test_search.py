@@ -103,6 +103,16 @@ def test_resuming_a_study_with_other_objectives_is_refused(tmp_path: Path) -> No
         other.run(n_trials=4, show_progress=False)
 
 
+def test_resuming_a_study_with_values_from_elsewhere_is_refused(tmp_path: Path) -> None:
+    """Same names, same space: only the objective's source differs (another device's latency
+    column, in the CLI), and the resume is refused naming both sources."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    make_search(storage=url).run(n_trials=2, show_progress=False)
+    other = make_search(storage=url, objectives=[Capacity("capacity"), _Fast("params")])
+    with pytest.raises(SearchSetupError, match=r"sources: stored .*tests\.nas\.toy\.ParamCount.*toy constant"):
+        other.run(n_trials=4, show_progress=False)
+
+
 def test_pareto_rows_are_the_brute_force_front_of_the_trials() -> None:
     search = make_search()
     table = trials_table(search, search.run(n_trials=40, show_progress=False))
@@ -147,6 +157,8 @@ WORKER = textwrap.dedent(
     class Slow(Objective):  # three quick trials, then one that hangs until the test kills it
         cost = Cost.MEASUREMENT
         calls = 0
+        def source(self):  # the resuming run measures the same thing, only faster
+            return "toy constant"
         def __call__(self, candidate):
             Slow.calls += 1
             time.sleep(0.05 if Slow.calls <= 3 else 600)
@@ -224,6 +236,9 @@ def test_trial_of_worker_killed_before_tagging_is_recovered_after_the_grace(
 class _Fast(ParamCount):
     def __call__(self, candidate) -> float:
         return 1.0
+
+    def source(self) -> str:
+        return "toy constant"
 
 
 SHARED_WORKER = textwrap.dedent(

@@ -282,3 +282,55 @@ def test_a_corrupt_table_cell_is_never_searched(tmp_path: Path, data_dir: Path) 
     assert corrupt["architectures"] == clean["architectures"] - 1
     assert corrupt["pareto_size"] == clean["pareto_size"] and corrupt["pareto_size"] > 1
     assert corrupt["hypervolume"] == pytest.approx(clean["hypervolume"])
+
+
+@pytest.mark.slow
+def test_outputs_explain_themselves_and_flag_unstable_latencies(tmp_path: Path) -> None:
+    """columns.json describes every column of trials.csv and pareto.csv (synflow is ln(score),
+    constraint columns are violations, ONNX files are untrained); counts are integers; a live
+    latency whose spread passes the threshold (here any spread at all) is flagged and counted."""
+    run_dir = tmp_path / "run"
+    result = run_search(
+        "budget.n_trials=4", "+device.latency_ms.max_iqr_ratio=1e-12", "+constraints.params.upper=1e9",
+        "tensorboard=false", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = read_csv(run_dir / "trials.csv")
+    pareto = read_csv(run_dir / "pareto.csv")
+    described = json.loads((run_dir / "columns.json").read_text())
+    assert set(trials[0]) | set(pareto[0]) == set(described)
+    assert "ln(synflow score)" in described["synflow"]
+    assert "<= 0 means the bound holds" in described["constraint:params<=1e+09"]
+    assert "untrained" in described["onnx"]
+    for row in trials:
+        assert row["params"].isdigit() and row["flops"].isdigit() and row["latency_ms.repeats"] == "20"
+        assert row["latency_ms.unstable"] == "True"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["unstable_measurements"] == 4
+    log = (run_dir / "search.log").read_text()
+    assert "4 of 4 measured trials have an unstable latency" in log
+    # Within NSGA-II's random start-up (population 20) the search is random: said so.
+    assert "within NSGAIISampler's random start-up of 20 trials" in log
+    assert summary["sampler_startup_trials"] == 20
+
+
+def test_a_study_is_tied_to_its_device(tmp_path: Path, data_dir: Path) -> None:
+    """A pixel3 search resumed into a raspi4 study's name, or run into a raspi4 run directory, is
+    refused with both named; nothing of the raspi4 run changes."""
+    first = tmp_path / "raspi4"
+    common = ("objectives=accuracy_latency", "metrics=none", "budget.n_trials=6", "export.onnx=false",
+              "tensorboard=false", f"data_dir={data_dir}")  # fmt: skip
+    assert run_search("device=raspi4", *common, f"hydra.run.dir={first}").returncode == 0
+    before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file() and p.suffix in (".csv", ".json")}
+    into_study = run_search(
+        "device=pixel3", "study_name=nb201-raspi4", "storage=url", f"storage.url=sqlite:///{first / 'study.db'}",
+        *common, f"hydra.run.dir={tmp_path / 'pixel3'}",
+    )  # fmt: skip
+    assert into_study.returncode != 0
+    assert "table latency_ms[raspi4]" in into_study.stderr and "table latency_ms[pixel3]" in into_study.stderr
+    into_dir = run_search("device=pixel3", *common, f"hydra.run.dir={first}")
+    assert into_dir.returncode != 0
+    assert "'raspi4'" in into_dir.stderr and "device" in into_dir.stderr and "hydra.run.dir" in into_dir.stderr
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.name in before} == before
+    # The same settings resume.
+    assert run_search("device=raspi4", *common, f"hydra.run.dir={first}").returncode == 0
