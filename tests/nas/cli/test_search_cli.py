@@ -238,6 +238,10 @@ def test_the_oracle_obeys_the_constraints(tmp_path: Path, data_dir: Path) -> Non
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     oracle = json.loads((run_dir / "summary.json").read_text())["oracle"]
+    described = json.loads((run_dir / "columns.json").read_text())
+    assert "cifar10_test_acc" in described["accuracy"] and "(percent)" in described["accuracy"]
+    assert "milliseconds per inference" in described["latency_ms"]
+    assert "millijoules per inference" in described["energy_mj"]
     rows = _table_rows(data_dir, "pi5_onnx")
     allowed = [r for r in rows if r[2] <= 5]
     assert oracle["architectures_before_constraints"] == len(rows)
