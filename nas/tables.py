@@ -124,7 +124,10 @@ class BenchmarkTable:
         if not path.is_dir():
             raise FileNotFoundError(
                 f"benchmark table folder {path} does not exist; expected a folder with {ARCHS_FILE} "
-                f"and {' / '.join(f + '.csv' for f in METRICS)} (see the shared data README)"
+                f"and {' / '.join(f + '.csv' for f in METRICS)} (see the shared data README); the hwnas "
+                "commands look for the tables in <data_dir>/<space>: point them at the folder holding "
+                "the tables with the environment variable HWNAS_DATA=/path/to/data or the override "
+                "data_dir=/path/to/data"
             )
         archs_path = path / ARCHS_FILE
         if not archs_path.is_file():

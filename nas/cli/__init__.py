@@ -1,5 +1,126 @@
-"""Entry points: the only code that sees Hydra's DictConfig."""
+"""Entry points: the only code that sees Hydra's DictConfig.
 
+Importing this package finds the configs and registers the resolvers the configs use, so every
+entry point (and every test that composes a config) sees the same paths:
+
+- ``${hwnas.root:}``: the source checkout that holds the running ``nas`` package when there is
+  one (an editable install, or ``python -m`` from the checkout), else the working directory.
+  Outputs go under it, so where they land does not depend on where the command was started.
+- ``${hwnas.data:}``: ``HWNAS_DATA`` when set, else ``<root>/../shared/data``.
+- ``${hwnas.sweep_subdir:}``: a multirun job's folder name, from the values it sweeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import textwrap
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+_SOURCE_CONFIGS = _SOURCE_ROOT / "configs"
+# The distribution installs configs/ as this package (pyproject.toml's package-dir).
+CONFIG_PACKAGE = "hwnas_configs"
+
+
+def _is_checkout() -> bool:
+    return (_SOURCE_CONFIGS / "search.yaml").is_file()
+
+
+def _config_dir() -> str:
+    """configs/ from the same tree as the running code: the checkout's, else the installed package's."""
+    if _is_checkout():
+        return str(_SOURCE_CONFIGS)
+    try:
+        installed = Path(str(resources.files(CONFIG_PACKAGE)))
+    except ModuleNotFoundError:
+        installed = None
+    if installed is None or not (installed / "search.yaml").is_file():
+        raise RuntimeError(
+            f"hwnas's configs are missing: neither {_SOURCE_CONFIGS} nor an installed {CONFIG_PACKAGE} "
+            "package holds search.yaml; reinstall hwnas (pip install <checkout> or pip install -e <checkout>)"
+        )
+    return str(installed)
+
+
+CONFIG_DIR = _config_dir()
+
+
+def project_root() -> Path:
+    """The source checkout holding the running code, else the working directory."""
+    return _SOURCE_ROOT if _is_checkout() else Path.cwd().resolve()
+
+
+def data_dir() -> Path:
+    """HWNAS_DATA (relative to the working directory) when set, else <project root>/../shared/data."""
+    setting = os.environ.get("HWNAS_DATA")
+    if setting:
+        return Path(setting).expanduser().resolve()
+    return (project_root().parent / "shared" / "data").resolve()
+
+
+# Longest folder name kept whole; file systems refuse names above 255 bytes.
+_MAX_DIRNAME = 150
+
+
+def sweep_subdir(*, _root_: DictConfig) -> str:
+    """A multirun job's folder name: ``<n>_<its swept overrides>``, e.g. ``0_sampler=tpe,seed=1``.
+
+    The swept keys come from the multirun.yaml Hydra's sweeper saves in the sweep folder before
+    the first job (without one, every override of the job is named); hydra.job.config.
+    override_dirname's exclude_keys, kv_sep and item_sep apply. Anything but letters, digits and
+    ``.,=+-`` becomes ``_`` (a value holding ``/`` would otherwise open sub-folders), and a long
+    name is cut, with a hash of the whole so names stay distinct.
+    """
+    hydra_cfg = _root_.hydra
+    settings = hydra_cfg.job.config.override_dirname
+    parser = OverridesParser.create()
+    swept = _swept_keys(Path(hydra_cfg.sweep.dir) / "multirun.yaml", parser)
+    lines = sorted(
+        o.input_line for o in parser.parse_overrides(list(hydra_cfg.overrides.task))
+        if o.key_or_group not in settings.exclude_keys and (swept is None or o.key_or_group in swept)
+    )  # fmt: skip
+    name = settings.item_sep.join(lines).replace("=", settings.kv_sep)
+    name = re.sub(r"[^\w.,=+\-]+", "_", name).strip("_")
+    if len(name.encode()) > _MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = name.encode()[: _MAX_DIRNAME - 9].decode(errors="ignore") + "_" + digest
+    return f"{hydra_cfg.job.num}_{name}" if name else str(hydra_cfg.job.num)
+
+
+def _swept_keys(multirun_yaml: Path, parser: OverridesParser) -> set[str] | None:
+    if not multirun_yaml.is_file():
+        return None
+    sweep = parser.parse_overrides(list(OmegaConf.load(multirun_yaml).hydra.overrides.task))
+    return {o.key_or_group for o in sweep if o.is_sweep_override()}
+
+
+def config_groups(choices: DictConfig) -> str:
+    """Help text: each config group this command composed, its options, the chosen one marked."""
+    lines = []
+    for group in sorted(str(g) for g in choices if g != "hydra" and not str(g).startswith("hydra/")):
+        options = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+        listed = ", ".join(f"[{o}]" if o == choices[group] else o for o in options)
+        lines.append(textwrap.fill(listed, width=100, initial_indent=f"  {group}: ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+OmegaConf.register_new_resolver("hwnas.root", lambda: str(project_root()), replace=True)
+OmegaConf.register_new_resolver("hwnas.data", lambda: str(data_dir()), replace=True)
+OmegaConf.register_new_resolver("hwnas.sweep_subdir", sweep_subdir, replace=True)
+OmegaConf.register_new_resolver("hwnas.groups", config_groups, replace=True)
+
+
+class LogRunDir(Callback):
+    """Logs each job's absolute run directory first, so a user always learns where outputs went."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        logging.getLogger(f"hwnas.{config.hydra.job.name}").info("run directory: %s", config.hydra.runtime.output_dir)

@@ -45,6 +45,10 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("data gives %s inputs, %s expects %s: images are resized per architecture",
                     tuple(data.input_shape), space, tuple(space.input_shape))  # fmt: skip
     strategy = instantiate(cfg.strategy)
+    # Said before training, so a user who meant to get the Spearman check can stop and fix it.
+    missing = missing_table(cfg)
+    if missing:
+        (log.warning if cfg.space.get("accuracy_column") else log.info)("%s; the summary's Spearman rho will be null", missing)
     log.info("training a %r supernet on %r with %r for %d epochs", space, data, strategy, cfg.epochs)
     trainer = SupernetTrainer(
         space.supernet(seed=cfg.seed),
@@ -65,7 +69,7 @@ def main(cfg: DictConfig) -> float | None:
     evaluation_started = time.time()
     accuracies = evaluate(trainer.supernet, archs, data, bn_batches=cfg.evaluation.bn_batches,
                           batch_size=cfg.evaluation.batch_size, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
-    published = published_accuracies(cfg, archs)
+    published = {} if missing else published_accuracies(cfg, archs)
     rows = [
         {
             "arch": arch.string,
@@ -89,7 +93,7 @@ def main(cfg: DictConfig) -> float | None:
             "smallest_accuracy": accuracies[space.smallest().string],
             "largest_accuracy": accuracies[space.largest().string],
         },
-        "spearman_vs_published": spearman_summary(cfg, rows),
+        "spearman_vs_published": spearman_summary(cfg, rows, missing),
         "host": {"logical_cores": os.cpu_count(), "torch_threads": cfg.torch_threads, "device": cfg.torch_device},
         "run_dir": str(run_dir),
         "wall_time_s": time.time() - started,
@@ -127,12 +131,22 @@ def training_summary(training: TrainingResult, cfg: DictConfig) -> dict[str, Any
     }
 
 
-def published_accuracies(cfg: DictConfig, archs: list[Architecture]) -> dict[str, float]:
-    """The space table's accuracy of each architecture it holds; empty when there is no table."""
+def missing_table(cfg: DictConfig) -> str | None:
+    """Why there is no published accuracy to compare with, or None when the space's table is there."""
     table_dir, column = cfg.space.get("table_dir"), cfg.space.get("accuracy_column")
-    if table_dir is None or column is None or not (Path(table_dir) / "archs.csv").is_file():
-        return {}
-    table = BenchmarkTable.load(table_dir)
+    if table_dir is None or column is None:
+        return f"the space {cfg.space.name} names no benchmark table with an accuracy column"
+    archs = Path(table_dir).expanduser().resolve() / "archs.csv"
+    if not archs.is_file():
+        return (f"no benchmark table at {archs.parent} ({archs.name} not found; data_dir is {cfg.data_dir}): "
+                "set HWNAS_DATA=/path/to/data or data_dir=/path/to/data to compare with published accuracies")  # fmt: skip
+    return None
+
+
+def published_accuracies(cfg: DictConfig, archs: list[Architecture]) -> dict[str, float]:
+    """The space table's accuracy of each architecture it holds."""
+    table = BenchmarkTable.load(cfg.space.table_dir)
+    column = cfg.space.accuracy_column
     values = table.accuracy(column)
     found = {}
     for arch in archs:
@@ -143,10 +157,12 @@ def published_accuracies(cfg: DictConfig, archs: list[Architecture]) -> dict[str
     return {arch: value for arch, value in found.items() if math.isfinite(value)}
 
 
-def spearman_summary(cfg: DictConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def spearman_summary(cfg: DictConfig, rows: list[dict[str, Any]], missing: str | None) -> dict[str, Any]:
     """Rank correlation of inherited with published accuracy, reported as found (never asserted)."""
     pairs = [(r["accuracy"], r["published_accuracy"]) for r in rows if r["published_accuracy"] is not None]
     column = cfg.space.get("accuracy_column")
+    if missing:
+        return {"rho": None, "n": 0, "column": column, "reason": missing}
     if len(pairs) < 3:
         where = cfg.space.get("table_dir")
         return {"rho": None, "n": len(pairs), "column": column,
