@@ -10,12 +10,13 @@ port. URLs appear in messages with the password masked.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
 #: What to do when a driver module cannot be imported, by module name.
 DRIVER_FIXES: dict[str, str] = {
@@ -44,10 +45,31 @@ class StorageConnectionError(ConnectionError):
     """A storage database that cannot be reached or opened (server down, wrong login, no database)."""
 
 
+#: Attempts at opening a storage whose schema another worker may be creating at the same moment.
+SCHEMA_ATTEMPTS = 5
+
+
 def rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
-    """``optuna.storages.RDBStorage(url, **kwargs)``, raising the errors above instead of its own."""
+    """``optuna.storages.RDBStorage(url, **kwargs)``, raising the errors above instead of its own.
+
+    Workers started together on an empty database race to create Optuna's tables and version row
+    (RDBStorage does it without a lock: optuna/optuna#1092); the loser sees a duplicate-key or
+    "already exists" error. Opening again then finds the schema the winner made, so those errors
+    are retried a few times before they are raised.
+    """
     parsed = _parse(url)
     masked = parsed.render_as_string(hide_password=True)
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            return _open(url, parsed, masked, kwargs)
+        except (IntegrityError, ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _open(url: str, parsed: URL, masked: str, kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
     except NoSuchModuleError as e:
