@@ -57,13 +57,13 @@ class MeasuredLatency(Objective):
         warmup: int = 5,
         repeats: int = 20,
         batch_size: int = 1,
-        max_iqr_ratio: float = UNSTABLE_IQR_RATIO,
+        unstable_iqr_ratio: float = UNSTABLE_IQR_RATIO,
     ) -> None:
         super().__init__(name)
         check_counts(warmup, repeats)
-        if not max_iqr_ratio > 0:
-            raise ValueError(f"max_iqr_ratio must be > 0 (e.g. 0.5: IQR above half the median), got {max_iqr_ratio!r}")
-        self.max_iqr_ratio = max_iqr_ratio
+        if not unstable_iqr_ratio > 0:
+            raise ValueError(f"unstable_iqr_ratio must be > 0 (e.g. 0.5: IQR above half the median), got {unstable_iqr_ratio!r}")
+        self.unstable_iqr_ratio = unstable_iqr_ratio
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.runtime = runtime if runtime is not None else OnnxRuntimeCPU(threads=1)
@@ -85,12 +85,12 @@ class MeasuredLatency(Objective):
             stats = measure_latency_ms(run, warmup=self.warmup, repeats=self.repeats)
             del run  # release the session before its directory goes
         self.last_stats[candidate.arch.string] = stats
-        if stats.unstable(self.max_iqr_ratio):
+        if stats.unstable(self.unstable_iqr_ratio):
             log.warning(
                 "%s: latency %.3g ms is unstable (IQR %.3g ms, %.0f%% of the median, above %.0f%%): the "
                 "machine is busy; its trial is flagged (%s.unstable in trials.csv)",
                 candidate.arch.string, stats.median_ms, stats.iqr_ms, 100 * stats.iqr_ratio,
-                100 * self.max_iqr_ratio, self.name,
+                100 * self.unstable_iqr_ratio, self.name,
             )  # fmt: skip
         return stats.median_ms
 
@@ -103,7 +103,7 @@ class MeasuredLatency(Objective):
             "min_ms": stats.min_ms,
             "repeats": stats.repeats,
             "iqr_ratio": stats.iqr_ratio,
-            "unstable": stats.unstable(self.max_iqr_ratio),
+            "unstable": stats.unstable(self.unstable_iqr_ratio),
         }
 
     def describe(self) -> str:
@@ -118,7 +118,7 @@ class MeasuredLatency(Objective):
             "min_ms": "fastest timed inference, ms",
             "repeats": "timed inferences (a count)",
             "iqr_ratio": "iqr_ms / median: the spread of the measurement",
-            "unstable": f"iqr_ratio above {self.max_iqr_ratio:g}: the machine was too busy to trust this median",
+            "unstable": f"iqr_ratio above {self.unstable_iqr_ratio:g}: the machine was too busy to trust this median",
         }
 
     def source(self) -> str:
@@ -144,5 +144,5 @@ class MeasuredLatency(Objective):
     def __repr__(self) -> str:
         return (
             f"MeasuredLatency(name={self.name!r}, runtime={self.runtime!r}, warmup={self.warmup},"
-            f" repeats={self.repeats}, batch_size={self.batch_size}, max_iqr_ratio={self.max_iqr_ratio})"
+            f" repeats={self.repeats}, batch_size={self.batch_size}, unstable_iqr_ratio={self.unstable_iqr_ratio})"
         )

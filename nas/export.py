@@ -41,8 +41,9 @@ class ParityReport:
     passed: bool
     rtol: float
     atol: float
-    output_scale: float = 1.0
-    max_scaled_diff: float = 0.0
+    output_scale: float
+    max_scaled_diff: float
+    input: str  # which input these figures are from ("example" or "zeros")
 
 
 def export_onnx(
@@ -97,42 +98,17 @@ def export_onnx(
     return path
 
 
-def _onnx_output(path: Path, example: torch.Tensor) -> np.ndarray:
+def _onnx_outputs(path: Path, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; parity is judged on numbers, not warnings
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: example.detach().cpu().numpy()})
-    return np.asarray(output)
+    return [np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x.detach().cpu().numpy()})[0]) for x in inputs]
 
 
-def check_parity(
-    model: nn.Module,
-    example: torch.Tensor,
-    path: Path,
-    rtol: float = 1e-4,
-    atol: float = 1e-5,
-) -> ParityReport:
-    """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (eval mode) on ``example``.
-
-    Passing means every element satisfies ``|onnx - torch| <= atol + rtol * max|torch|``: the
-    tolerance scales with the output as a whole, not with each element. Why: float32 rounding in
-    the layers before the output is proportional to the activations' magnitude, so a logit near
-    zero beside logits near 1e5 (an untrained, pool-heavy NB201 cell) carries an absolute error
-    of ~1e5 x eps like its neighbours; an elementwise relative rule (numpy's ``allclose``) failed
-    1 in ~150 correct NB201 exports. A wrong file still fails: its differences are of the order
-    of the output itself. Shapes that differ fail with infinite diffs.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            expected = model(example).detach().cpu().numpy().astype(np.float64)
-    finally:
-        model.train(was_training)
-    actual = _onnx_output(Path(path), example).astype(np.float64)
+def _compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float, name: str) -> ParityReport:
     if actual.shape != expected.shape:
         inf = float("inf")
-        return ParityReport(inf, inf, False, rtol, atol, output_scale=inf, max_scaled_diff=inf)
+        return ParityReport(inf, inf, False, rtol, atol, output_scale=inf, max_scaled_diff=inf, input=name)
     abs_diff = np.abs(actual - expected)
     tiny = np.finfo(np.float32).tiny
     scale = float(np.abs(expected).max(initial=0.0))
@@ -146,7 +122,51 @@ def check_parity(
         atol=atol,
         output_scale=scale,
         max_scaled_diff=max_abs / max(scale, tiny),
+        input=name,
     )
+
+
+def check_parity(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> ParityReport:
+    """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (eval mode) on ``example``
+    and on an all-zero input of its shape; the report is the input that came closer to failing.
+
+    Passing means, on each input, every element satisfies ``|onnx - torch| <= atol + rtol *
+    max|torch|``: the tolerance scales with the output as a whole, not with each element. Why:
+    float32 rounding in the layers before the output is proportional to the activations'
+    magnitude, so a logit near zero beside logits near 1e5 (an untrained, pool-heavy NB201 cell)
+    carries an absolute error of ~1e5 x eps like its neighbours; an elementwise relative rule
+    (numpy's ``allclose``) rejected such correct files. Why the zero input: beside logits near 1e5
+    the tolerance is ~10, which a wrong bias would hide under; from zeros the output is what the
+    biases and normalisation shifts alone make, small, and the same rule is strict there. Shapes
+    that differ fail with infinite diffs, a non-finite output fails.
+    """
+    inputs = {"example": example, "zeros": torch.zeros_like(example)}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            expected = [model(x).detach().cpu().numpy().astype(np.float64) for x in inputs.values()]
+    finally:
+        model.train(was_training)
+    actual = _onnx_outputs(Path(path), tuple(inputs.values()))
+    reports = [
+        _compare(a.astype(np.float64), e, rtol, atol, name) for a, e, name in zip(actual, expected, inputs)
+    ]
+    return max(reports, key=lambda r: (not r.passed, _share_of_tolerance(r)))
+
+
+def _share_of_tolerance(report: ParityReport) -> float:
+    """How much of its tolerance a report's largest difference used (inf past a zero tolerance)."""
+    tolerance = report.atol + report.rtol * report.output_scale
+    if tolerance > 0:
+        return report.max_abs_diff / tolerance
+    return 0.0 if report.max_abs_diff == 0 else float("inf")
 
 
 def assert_parity(
@@ -163,7 +183,7 @@ def assert_parity(
         raise ParityError(
             f"ONNX file {path} does not match its PyTorch module: max abs diff "
             f"{report.max_abs_diff:.3g} > atol {atol:g} + rtol {rtol:g} x output scale "
-            f"{report.output_scale:.3g} (scaled diff {report.max_scaled_diff:.3g}; largest "
-            f"elementwise relative diff {report.max_rel_diff:.3g}){hint}"
+            f"{report.output_scale:.3g} on the {report.input} input (scaled diff "
+            f"{report.max_scaled_diff:.3g}; largest elementwise relative diff {report.max_rel_diff:.3g}){hint}"
         )
     return report

@@ -71,7 +71,7 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
         }
         for name in counts:  # Optuna stores every value as a float; a count reads better as one
             if row[name] is not None:
-                row[name] = int(row[name])
+                row[name] = round(row[name])
         rows.append(row)
     return TrialsTable(columns, tuple(rows), objectives, tuple(search.directions))
 
@@ -141,7 +141,7 @@ class Oracle:
     archs: tuple[str, ...]
     values: np.ndarray  # (len(archs), number of objectives)
     #: How many architectures the table knows before the constraints removed the infeasible ones.
-    known: int = 0
+    known: int
 
     @classmethod
     def of(cls, search: Search) -> Oracle | None:

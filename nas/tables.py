@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ METRICS: dict[str, str] = {
 }
 
 ARCHS_FILE = "archs.csv"
+DEVICE_FILE = "device.json"  # a profile's record of the device it measured (hwnas-profile)
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +330,15 @@ class BenchmarkTable:
                 f"not {device!r}"
             )
         return float(self.accuracy(column)[self.lookup(arch)])
+
+    def recorded_fingerprint(self, device: str) -> str | None:
+        """The fingerprint a profile's ``device.json`` (written by hwnas-profile beside its
+        tables) records for ``device``; None for published tables, which have no such file."""
+        manifest = self.directory / DEVICE_FILE
+        if not manifest.is_file():
+            return None
+        recorded = json.loads(manifest.read_text()).get("device", {})
+        return recorded.get("fingerprint") if recorded.get("name") == device else None
 
     def __repr__(self) -> str:
         if self.canonicalise is None:

@@ -68,7 +68,7 @@ def data_dir() -> Path:
 
 
 # Longest folder name kept whole; file systems refuse names above 255 bytes.
-_MAX_DIRNAME = 150
+_MAX_DIRNAME_BYTES = 150
 
 
 def sweep_subdir(*, _root_: DictConfig) -> str:
@@ -90,9 +90,9 @@ def sweep_subdir(*, _root_: DictConfig) -> str:
     )  # fmt: skip
     name = settings.item_sep.join(lines).replace("=", settings.kv_sep)
     name = re.sub(r"[^\w.,=+\-]+", "_", name).strip("_")
-    if len(name.encode()) > _MAX_DIRNAME:
+    if len(name.encode()) > _MAX_DIRNAME_BYTES:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = name.encode()[: _MAX_DIRNAME - 9].decode(errors="ignore") + "_" + digest
+        name = name.encode()[: _MAX_DIRNAME_BYTES - 9].decode(errors="ignore") + "_" + digest
     return f"{hydra_cfg.job.num}_{name}" if name else str(hydra_cfg.job.num)
 
 

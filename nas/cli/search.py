@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -96,20 +97,38 @@ RUN_FILE = "study.json"
 
 def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:
     """Record which search this run directory holds (study.json), or refuse to run another one in
-    it: a second device's search would overwrite the first's trials.csv, pareto and summary."""
-    claim = {"study_name": cfg.study_name, "device": cfg.device.name, "identity": search.identity()}
+    it: a second device's search would overwrite the first's trials.csv, pareto and summary.
+
+    A directory written before study.json existed is judged by its summary.json (study and
+    device). The directory is claimed only once the storage has accepted the study, so a run
+    refused there leaves nothing that would refuse its corrected command."""
+    claim = json.loads(json.dumps({"study_name": cfg.study_name, "device": cfg.device.name,
+                                   "identity": search.identity()}))  # fmt: skip
     path = run_dir / RUN_FILE
-    if path.is_file():
-        held = json.loads(path.read_text())
-        if held != json.loads(json.dumps(claim)):
-            changed = sorted(k for k in claim if held.get(k) != json.loads(json.dumps(claim[k])))
+    held = _held_claim(run_dir)
+    if held is not None:
+        changed = sorted(k for k in held if held[k] != claim.get(k))
+        if changed:
             raise SearchSetupError(
                 f"run directory {run_dir} holds the search of study {held.get('study_name')!r} on device "
-                f"{held.get('device')!r} ({RUN_FILE}); this run differs in {', '.join(changed)} and would "
-                "overwrite its results. Choose another hydra.run.dir, or the same settings to resume it"
+                f"{held.get('device')!r}; this run differs in {', '.join(changed)} and would overwrite its "
+                "results. Choose another hydra.run.dir, or the same settings to resume it"
             )
-        return
-    write_json(path, claim)
+        if path.is_file():
+            return
+    search.study()
+    partial = path.with_suffix(".json.partial")
+    write_json(partial, claim)
+    os.replace(partial, path)  # atomic: a worker sharing the directory never reads half a file
+
+
+def _held_claim(run_dir: Path) -> dict[str, Any] | None:
+    if (run_dir / RUN_FILE).is_file():
+        return json.loads((run_dir / RUN_FILE).read_text())
+    if (run_dir / "summary.json").is_file():
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return {"study_name": summary.get("study_name"), "device": summary.get("device")}
+    return None
 
 
 def sampler_startup(cfg: DictConfig) -> int | None:
@@ -198,7 +217,8 @@ ONNX_COLUMNS = ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff", "onnx_max_scal
 ONNX_DESCRIPTIONS = {
     "onnx": "the architecture as an ONNX file (relative to the run directory), with the space's seeded "
     "initial weights, untrained: for deployment tooling and latency, train it before use; empty if onnx_error",
-    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits of one example input",
+    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits, on the input closer to failing "
+    "(the space's example input, or zeros)",
     "onnx_max_rel_diff": "largest elementwise |onnxruntime - PyTorch| / |PyTorch| (large where a logit is near 0)",
     "onnx_max_scaled_diff": "onnx_max_abs_diff / largest |PyTorch logit|: parity passes when it is within "
     "export.parity_rtol (plus export.parity_atol)",
@@ -229,10 +249,10 @@ def export_front(
             log.warning("ONNX export of Pareto row %d (%s) failed: %s", rank, arch.string, row["onnx_error"])
             failed += 1
             continue
-        row.update(
-            onnx_max_abs_diff=report.max_abs_diff,
-            onnx_max_rel_diff=report.max_rel_diff,
-            onnx_max_scaled_diff=report.max_scaled_diff,
+        row.update(  # JSON has no inf/NaN (shapes that differ, a non-finite output): null, and onnx_error says why
+            onnx_max_abs_diff=_finite_or_none(report.max_abs_diff),
+            onnx_max_rel_diff=_finite_or_none(report.max_rel_diff),
+            onnx_max_scaled_diff=_finite_or_none(report.max_scaled_diff),
         )
         if report.passed:
             row["onnx"] = str(path.relative_to(directory.parent))
@@ -240,11 +260,16 @@ def export_front(
             # Keep the file for inspection, but do not offer it as this architecture's model.
             row["onnx_error"] = (
                 f"parity: max abs diff {report.max_abs_diff:.3g} > atol {report.atol:g} + rtol "
-                f"{report.rtol:g} x output scale {report.output_scale:.3g} ({path.name} kept)"
+                f"{report.rtol:g} x output scale {report.output_scale:.3g} on the {report.input} input "
+                f"({path.name} kept)"
             )
             log.warning("ONNX file %s does not match PyTorch: %s", path, row["onnx_error"])
             failed += 1
     return failed
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _named(group: DictConfig, device: str) -> list[Objective]:

@@ -26,6 +26,9 @@ class Params(Objective):
     def describe(self) -> str:
         return f"parameters of the built network ({'millions' if self.mega else 'a count'}; BN affine included)"
 
+    def source(self) -> str:
+        return "parameters in millions" if self.mega else "parameters"
+
     def __call__(self, candidate: Candidate) -> float:
         count = sum(p.numel() for p in candidate.model.parameters())
         return count / 1e6 if self.mega else float(count)
@@ -54,6 +57,9 @@ class Flops(Objective):
     def describe(self) -> str:
         unit = "millions of FLOPs" if self.mega else "FLOPs, a count"
         return f"floating-point operations of one forward pass at batch 1 ({unit}; 2 x multiply-accumulates of convs and linears)"
+
+    def source(self) -> str:
+        return "FLOPs in millions" if self.mega else "FLOPs"
 
     def __call__(self, candidate: Candidate) -> float:
         model = candidate.model

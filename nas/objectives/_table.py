@@ -114,8 +114,11 @@ class TableMetric(Objective):
         return f"{self.column_name} of the table {self.table.directory} ({unit}), as published"
 
     def source(self) -> str:
-        # The column, not the folder: the same table read from another path is the same data.
-        return f"table {self.column_name}"
+        # The column, not the folder: the same table read from another path is the same data. A
+        # profile's column is named by settings (cpu_onnxruntime_t1_b1_fp32), the same on every
+        # machine, so there the recorded device's fingerprint tells two machines apart.
+        fingerprint = None if self.device is None else self.table.recorded_fingerprint(self.device)
+        return f"table {self.column_name}" + (f" device {fingerprint}" if fingerprint else "")
 
     def oracle(self) -> dict[str, float]:
         values = (

@@ -98,10 +98,27 @@ def test_parity_scales_with_the_output_not_each_element(tmp_path: Path) -> None:
     report = assert_parity(model, x, path)
     assert report.output_scale > 1e4 and report.max_abs_diff > 1e-3
     assert report.max_scaled_diff < 1e-6
-    # The same file against the same network with one weight nudged by 1% is caught.
+    # The same file against the same network with its first conv scaled by 1% is caught.
     with torch.no_grad():
         next(p for p in model.parameters() if p.dim() == 4).mul_(1.01)
     assert not check_parity(model, x, path).passed
+
+
+def test_a_wrong_bias_cannot_hide_under_large_logits(tmp_path: Path) -> None:
+    """Beside logits near 2e5 the example input's tolerance is ~23, and a classifier bias off by 5
+    passes it; the zero input, whose logits are the biases' own doing, catches it."""
+    from search_spaces import NB201Space
+
+    space = NB201Space(num_classes=10)
+    arch = space.parse("|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|avg_pool_3x3~2|")
+    model, x = space.build(arch).eval(), space.example_input(1, arch=arch)
+    path = export_onnx(model, x, tmp_path / "pools.onnx")
+    classifier = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        classifier.bias.add_(5.0)
+    report = check_parity(model, x, path)
+    assert not report.passed and report.input == "zeros"
+    assert report.max_abs_diff == pytest.approx(5.0, rel=1e-3)
 
 
 def test_non_finite_output_fails_parity(tmp_path: Path) -> None:

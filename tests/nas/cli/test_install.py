@@ -8,6 +8,7 @@ PYTHONPATH, so nothing can fall back on the source tree.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,9 +25,18 @@ ROOTS = ["nas", "search_spaces", "latency_predictors"]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the --target folder, the wheel) of a fresh build of this checkout."""
     wheels, target = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("target")
+    # Built from a copy of the checkout's files (tracked, and new ones git does not ignore): a build
+    # in the checkout would leave build/ there, whose stale modules could slip into later wheels.
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # No build isolation: the build uses this environment's setuptools instead of downloading one.
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True)
     (wheel,) = wheels.glob("hwnas-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
     return target, wheel

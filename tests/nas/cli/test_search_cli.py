@@ -295,7 +295,7 @@ def test_outputs_explain_themselves_and_flag_unstable_latencies(tmp_path: Path) 
     latency whose spread passes the threshold (here any spread at all) is flagged and counted."""
     run_dir = tmp_path / "run"
     result = run_search(
-        "budget.n_trials=4", "+device.latency_ms.max_iqr_ratio=1e-12", "+constraints.params.upper=1e9",
+        "budget.n_trials=4", "device.latency_ms.unstable_iqr_ratio=1e-12", "+constraints.params.upper=1e9",
         "tensorboard=false", f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -332,9 +332,41 @@ def test_a_study_is_tied_to_its_device(tmp_path: Path, data_dir: Path) -> None:
     )  # fmt: skip
     assert into_study.returncode != 0
     assert "table latency_ms[raspi4]" in into_study.stderr and "table latency_ms[pixel3]" in into_study.stderr
+    assert not (tmp_path / "pixel3" / "study.json").exists()  # refused before claiming its directory
     into_dir = run_search("device=pixel3", *common, f"hydra.run.dir={first}")
     assert into_dir.returncode != 0
     assert "'raspi4'" in into_dir.stderr and "device" in into_dir.stderr and "hydra.run.dir" in into_dir.stderr
     assert {p.name: p.read_bytes() for p in first.iterdir() if p.name in before} == before
+    # A run directory from before study.json existed is judged by its summary.json.
+    (first / "study.json").unlink()
+    legacy = run_search("device=pixel3", *common, f"hydra.run.dir={first}")
+    assert legacy.returncode != 0 and "'raspi4'" in legacy.stderr
     # The same settings resume.
     assert run_search("device=raspi4", *common, f"hydra.run.dir={first}").returncode == 0
+
+
+def test_a_non_finite_parity_figure_is_written_as_null(tmp_path: Path) -> None:
+    """A network whose output is NaN fails parity with NaN figures; JSON has no NaN, so they are
+    written as null beside the reason, and pareto.json is still written."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from nas.cli.search import export_front
+    from nas.results import write_json
+    from search_spaces import NB201Space
+
+    class NanHead(NB201Space):
+        def build(self, arch):  # noqa: ANN001, ANN202
+            model = super().build(arch)
+            with torch.no_grad():
+                [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].bias.fill_(float("nan"))
+            return model
+
+    space = NanHead(num_classes=10)
+    front = [{"arch": space.sample(np.random.default_rng(0)).string}]
+    cfg = OmegaConf.create({"dynamo": False, "parity_rtol": 1e-4, "parity_atol": 1e-5})
+    assert export_front(space, front, tmp_path / "onnx", cfg) == 1
+    row = front[0]
+    assert row["onnx"] is None and row["onnx_max_abs_diff"] is None and row["onnx_error"].startswith("parity")
+    write_json(tmp_path / "pareto.json", {"architectures": front})
+    assert json.loads((tmp_path / "pareto.json").read_text())["architectures"][0]["onnx_max_scaled_diff"] is None

@@ -106,3 +106,24 @@ def test_space_duplicates_after_canonicalising_fail_naming_both_lines(tmp_path):
     accuracy = TableMetric("acc", folder, "top1", direction="maximize", space=ToySpace())
     with pytest.raises(TableFormatError, match=r"lines 2 and 3 hold '8-4-1-3' and '08-4-1-3'"):
         accuracy.oracle()
+
+
+def test_source_names_the_column_and_a_profiled_device(tmp_path, data_dir):
+    """A published column is its name; a profile's column is named by settings, the same on
+    every machine, so its source carries the fingerprint device.json records."""
+    published = TableMetric("latency", data_dir / "nb201", "latency_ms", "raspi4")
+    assert published.source() == "table latency_ms[raspi4]"
+    sources = []
+    for machine, fingerprint in (("a", "1111aaaa"), ("b", "2222bbbb")):
+        folder = tmp_path / machine
+        folder.mkdir()
+        (folder / "archs.csv").write_text("index,arch\n0,x\n")
+        (folder / "latency_ms.csv").write_text("index,cpu_onnxruntime_t1_b1_fp32\n0,1.5\n")
+        (folder / "device.json").write_text(
+            '{"device": {"name": "cpu_onnxruntime_t1_b1_fp32", "fingerprint": "%s"}}' % fingerprint
+        )
+        sources.append(TableMetric("latency", folder, "latency_ms", "cpu_onnxruntime_t1_b1_fp32").source())
+    assert sources == [
+        "table latency_ms[cpu_onnxruntime_t1_b1_fp32] device 1111aaaa",
+        "table latency_ms[cpu_onnxruntime_t1_b1_fp32] device 2222bbbb",
+    ]
