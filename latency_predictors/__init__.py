@@ -23,7 +23,7 @@ from latency_predictors._energy import (
 )
 from latency_predictors._host import host_metadata
 from latency_predictors._layers import LayerProfileWriter, all_layers, distinct_layers, profile_layers
-from latency_predictors._live import MeasuredLatency, cpu_model_name
+from latency_predictors._live import MeasuredLatency, cpu_model_name, runtime_device
 from latency_predictors._measure import (
     UNSTABLE_IQR_RATIO,
     DeviceTimedRun,
@@ -96,6 +96,7 @@ __all__ = [
     "Uniform",
     "all_layers",
     "cpu_model_name",
+    "runtime_device",
     "detect_energy_meter",
     "distinct_layers",
     "from_list",

@@ -27,6 +27,27 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine() or "unknown cpu"
 
 
+def runtime_device(runtime: Runtime, batch_size: int, name: str | None = None) -> Device:
+    """The device a runtime measures on, by the one rule hwnas-profile and live searches share:
+    named ``<cpu|cuda>_<runtime>_t<threads>_b<batch>_<precision>`` unless ``name`` is given, and
+    fingerprinted by that name, this machine's processor (the GPU for a CUDA runtime), the runtime
+    and its version, threads, batch and precision. So a profile of this CPU and a live search of
+    it with equal settings give one device, and a predictor fitted on the one serves the other."""
+    info = runtime.describe()
+    # A runtime on another processor names it under "device" (TorchCUDA: the GPU).
+    processor = "cuda" if "device" in info else "cpu"
+    precision = str(info.get("precision", "fp32"))
+    return Device(
+        name=name or f"{processor}_{runtime.name}_t{runtime.threads}_b{batch_size}_{precision}",
+        source="live",
+        hardware=str(info.get("device") or cpu_model_name()),
+        runtime=f"{info['runtime']} {info['version']}",
+        threads=runtime.threads,
+        batch_size=batch_size,
+        precision=precision,
+    )
+
+
 class MeasuredLatency(Objective):
     """Median inference latency in milliseconds of a candidate, timed with ``runtime``.
 
@@ -126,20 +147,9 @@ class MeasuredLatency(Objective):
         return f"live {device.name} {device.fingerprint}"
 
     def device(self) -> Device:
-        """What these latencies are measured on; equal settings give an equal fingerprint."""
-        info = self.runtime.describe()
-        suffix = "" if self.batch_size == 1 else f"_b{self.batch_size}"
-        # A runtime on another processor names it under "device" (TorchCUDA: the GPU).
-        processor = "cuda" if "device" in info else "cpu"
-        return Device(
-            name=f"{processor}_{self.runtime.name}_t{self.runtime.threads}{suffix}",
-            source="live",
-            hardware=str(info.get("device") or cpu_model_name()),
-            runtime=f"{info['runtime']} {info['version']}",
-            threads=self.runtime.threads,
-            batch_size=self.batch_size,
-            precision=str(info.get("precision", "fp32")),
-        )
+        """What these latencies are measured on (:func:`runtime_device`: the same device as a
+        profile of this machine with the same runtime, threads, batch and precision)."""
+        return runtime_device(self.runtime, self.batch_size)
 
     def __repr__(self) -> str:
         return (

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nas._device import Device
+
 __all__ = ["METRICS", "BenchmarkTable", "TableFormatError", "UnknownDeviceError", "cached_table", "measured_rows"]
 
 #: Per-device metric files a table folder may hold, by metric name (the file's stem).
@@ -331,14 +333,21 @@ class BenchmarkTable:
             )
         return float(self.accuracy(column)[self.lookup(arch)])
 
-    def recorded_fingerprint(self, device: str) -> str | None:
-        """The fingerprint a profile's ``device.json`` (written by hwnas-profile beside its
-        tables) records for ``device``; None for published tables, which have no such file."""
+    def recorded_device(self, device: str) -> Device | None:
+        """The device a profile's ``device.json`` (written by hwnas-profile beside its tables)
+        records for the column ``device``; None for published tables, which have no such file."""
         manifest = self.directory / DEVICE_FILE
         if not manifest.is_file():
             return None
         recorded = json.loads(manifest.read_text()).get("device", {})
-        return recorded.get("fingerprint") if recorded.get("name") == device else None
+        if recorded.get("name") != device:
+            return None
+        return Device(**{k: v for k, v in recorded.items() if k != "fingerprint"})
+
+    def device(self, column: str) -> Device:
+        """What a column was measured on: the profile's recorded device, else the published
+        column of this table folder (named by the column and the folder)."""
+        return self.recorded_device(column) or Device(name=column, source=f"table:{self.directory.name}")
 
     def __repr__(self) -> str:
         if self.canonicalise is None:

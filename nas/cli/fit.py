@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from nas import Architecture, ArchitectureError, Device, Predictor, SearchSpace
+from nas import Architecture, ArchitectureError, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> float | None:
     order = np.random.default_rng(cfg.seed).permutation(usable)
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
 
-    device = device_of(Path(cfg.table_dir), cfg.device.name)
+    device = table.device(cfg.device.name)
     extra = {"sources": few_shot.sources} if few_shot is not None else {}
     predictor = instantiate(cfg.predictor)(space=space, device_fingerprint=device.fingerprint, **extra)
     started = time.perf_counter()
@@ -171,7 +171,7 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
         if skipped[name]:
             log.warning("source %s: %d of %d pool rows have no usable %s value and are skipped",
                         name, skipped[name], len(pool), cfg.source_metric)  # fmt: skip
-        fingerprint = device_of(Path(cfg.table_dir), name).fingerprint
+        fingerprint = table.device(name).fingerprint
         source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
         sources[name] = source.fit([archs[i] for i in measured_on], column[rows])
     seen_rows = np.unique(np.concatenate(seen))
@@ -189,17 +189,6 @@ def parse_all(space: SearchSpace, table: BenchmarkTable) -> list[Architecture]:
                 f"{table.directory / 'archs.csv'} row {row} is not a {space.name} architecture: {error}"
             ) from None
     return archs
-
-
-def device_of(table_dir: Path, column: str) -> Device:
-    """The device a column was measured on: a profile's own (device.json), else the table column."""
-    manifest = table_dir / "device.json"
-    if manifest.is_file():
-        recorded = json.loads(manifest.read_text()).get("device", {})
-        if recorded.get("name") == column:
-            fields = {k: v for k, v in recorded.items() if k != "fingerprint"}
-            return Device(**fields)
-    return Device(name=column, source=f"table:{table_dir.resolve().name}")
 
 
 if __name__ == "__main__":

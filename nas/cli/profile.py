@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from latency_predictors import Runtime, cpu_model_name, measure_until_stable, probe_energy_meters
+from latency_predictors import Runtime, measure_until_stable, probe_energy_meters, runtime_device
 from latency_predictors._drift import DriftMonitor, reference_input, reference_model
 from latency_predictors._energy import measure_energy_mj
 from latency_predictors._host import host_metadata
@@ -117,21 +117,7 @@ def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:
 
 
 def device_of(cfg: DictConfig, runtime: Runtime, settings: Settings) -> Device:
-    info = runtime.describe()
-    name = cfg.device_name or (
-        f"{cfg.runtime.hardware}_{runtime.name}_t{settings.threads}_b{settings.batch_size}_{settings.precision}"
-    )
-    return Device(
-        name=name,
-        source="live",
-        # A runtime on another processor names it under "device" (TorchCUDA: the GPU's name);
-        # CPU runtimes run on this CPU.
-        hardware=str(info.get("device") or cpu_model_name()),
-        runtime=f"{info['runtime']} {info['version']}",
-        threads=settings.threads,
-        batch_size=settings.batch_size,
-        precision=settings.precision,
-    )
+    return runtime_device(runtime, settings.batch_size, name=cfg.device_name)
 
 
 def layers_of(cfg: DictConfig, space: SearchSpace, archs: list[Architecture]) -> list[LayerSpec]:

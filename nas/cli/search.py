@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from latency_predictors import cpu_model_name
+from latency_predictors import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.export import check_parity, export_onnx
@@ -78,6 +78,7 @@ def build_search(cfg: DictConfig) -> Search:
     objectives = _named(cfg.objectives, cfg.device.name)
     metrics = _named(cfg.metrics, cfg.device.name)
     constraints = [Constraint(metric=name, **bounds) for name, bounds in cfg.constraints.items()]
+    check_device_name(cfg.device.name, [*objectives, *metrics])
     log.info("space %s, device %s, objectives %s, metrics %s, constraints %s",
              space.name, cfg.device.name, [o.name for o in objectives], [m.name for m in metrics],
              [c.name for c in constraints])  # fmt: skip
@@ -93,6 +94,18 @@ def build_search(cfg: DictConfig) -> Search:
 
 
 RUN_FILE = "study.json"
+
+
+def check_device_name(name: str, measures: list[Objective]) -> None:
+    """A live device's name must be the one its measurements give (latency_predictors.
+    runtime_device), so that searches, profiles and predictor files of one device agree."""
+    for measure in measures:
+        if isinstance(measure, MeasuredLatency) and measure.device().name != name:
+            raise ValueError(
+                f"device.name={name!r}, but {measure.name} measures on {measure.device().name!r} (the name "
+                "hwnas-profile gives the same runtime, threads, batch and precision); set "
+                f"device.name={measure.device().name} or drop the override that changed it"
+            )
 
 
 def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:

@@ -117,8 +117,8 @@ class TableMetric(Objective):
         # The column, not the folder: the same table read from another path is the same data. A
         # profile's column is named by settings (cpu_onnxruntime_t1_b1_fp32), the same on every
         # machine, so there the recorded device's fingerprint tells two machines apart.
-        fingerprint = None if self.device is None else self.table.recorded_fingerprint(self.device)
-        return f"table {self.column_name}" + (f" device {fingerprint}" if fingerprint else "")
+        recorded = None if self.device is None else self.table.recorded_device(self.device)
+        return f"table {self.column_name}" + (f" device {recorded.fingerprint}" if recorded else "")
 
     def oracle(self) -> dict[str, float]:
         values = (

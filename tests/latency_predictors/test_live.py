@@ -101,12 +101,12 @@ def test_objective_declares_measurement_cost_and_minimisation() -> None:
 
 def test_device_describes_runtime_threads_and_batch() -> None:
     device = MeasuredLatency(runtime=OnnxRuntimeCPU(threads=2), batch_size=4).device()
-    assert device.name == "cpu_onnxruntime_t2_b4"
+    assert device.name == "cpu_onnxruntime_t2_b4_fp32"
     assert device.source == "live"
     assert device.hardware
     assert device.runtime.startswith("onnxruntime ")
     assert (device.threads, device.batch_size, device.precision) == (2, 4, "fp32")
-    assert MeasuredLatency().device().name == "cpu_onnxruntime_t1"
+    assert MeasuredLatency().device().name == "cpu_onnxruntime_t1_b1_fp32"
     assert MeasuredLatency().device() == MeasuredLatency().device()
     assert MeasuredLatency(runtime=TorchEagerCPU()).device().fingerprint != MeasuredLatency().device().fingerprint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -134,6 +135,18 @@ def test_unusable_cells_read_as_missing_with_a_warning(tmp_path, caplog):
     np.testing.assert_array_equal(table.unusable["latency_ms"]["e"], [1])
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "'d'" in warned and "line 2: -1.5" in warned and "line 3: inf" in warned and "'e'" in warned
+
+
+def test_a_profile_column_is_its_recorded_device_and_a_published_one_its_folder(tmp_path):
+    from nas import Device
+
+    device = Device(name="cpu_x", source="live", hardware="some cpu", runtime="onnxruntime 1", threads=1)
+    folder = write_table(tmp_path / "profile", {"archs.csv": ARCHS, "latency_ms.csv": "index,cpu_x,other\n0,1,1\n1,2,2\n2,3,3\n",
+                                                "device.json": json.dumps({"device": device.to_dict()})})  # fmt: skip
+    table = BenchmarkTable.load(folder)
+    assert table.device("cpu_x") == device and table.device("cpu_x").fingerprint == device.fingerprint
+    assert table.recorded_device("other") is None
+    assert table.device("other") == Device(name="other", source="table:profile")
 
 
 def test_columns_are_read_only(tmp_path):

@@ -13,7 +13,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors import LayerSumPredictor
-from nas import Device
 from search_spaces import FBNetSpace
 
 REPO = Path(__file__).resolve().parents[3]
@@ -152,15 +151,6 @@ def test_a_table_row_outside_the_space_is_named(tmp_path: Path) -> None:
     result = run_fit(f"table_dir={table}", "device=table", "device.name=dev", "n_train=1",
                      f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert result.returncode != 0 and "row 1" in result.stderr and "archs.csv" in result.stderr
-
-
-def test_a_profile_keeps_its_own_device_fingerprint(tmp_path: Path) -> None:
-    from nas.cli.fit import device_of
-
-    device = Device(name="cpu_x", source="live", hardware="some cpu", runtime="onnxruntime 1", threads=1)
-    (tmp_path / "device.json").write_text(json.dumps({"device": device.to_dict()}))
-    assert device_of(tmp_path, "cpu_x").fingerprint == device.fingerprint
-    assert device_of(tmp_path, "other").fingerprint != device.fingerprint
 
 
 PREDICTORS = sorted(p.stem for p in (REPO / "configs" / "predictor").glob("*.yaml"))

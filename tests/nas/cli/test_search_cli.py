@@ -155,7 +155,7 @@ def test_default_search_measures_live_and_resumes(tmp_path: Path) -> None:
         assert float(r["latency_ms.iqr_ms"]) >= 0 and float(r["latency_ms.repeats"]) == 20
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["objectives"] == {"synflow": "maximize", "latency_ms": "minimize"}
-    assert summary["device"] == "cpu_onnxruntime_t1"
+    assert summary["device"] == "cpu_onnxruntime_t1_b1_fp32"
     for row in read_csv(run_dir / "pareto.csv"):
         onnx.checker.check_model(onnx.load(run_dir / row["onnx"]), full_check=True)
     again = run_search("budget=smoke", "budget.n_trials=11", f"hydra.run.dir={run_dir}")
