@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 
-from nas import Architecture, Candidate, Cost, Direction, ObjectiveError
+from nas import Architecture, Candidate, Cost, Device, Direction, ObjectiveError
 from nas.objectives._table import TableMetric
 from nas.tables import UnknownDeviceError
 
@@ -113,17 +114,15 @@ def test_source_names_the_column_and_a_profiled_device(tmp_path, data_dir):
     every machine, so its source carries the fingerprint device.json records."""
     published = TableMetric("latency", data_dir / "nb201", "latency_ms", "raspi4")
     assert published.source() == "table latency_ms[raspi4]"
-    sources = []
-    for machine, fingerprint in (("a", "1111aaaa"), ("b", "2222bbbb")):
-        folder = tmp_path / machine
+    sources, devices = [], []
+    for machine in ("cpu a", "cpu b"):
+        device = Device(name="cpu_onnxruntime_t1_b1_fp32", hardware=machine, runtime="onnxruntime 1", threads=1)
+        folder = tmp_path / machine.replace(" ", "_")
         folder.mkdir()
         (folder / "archs.csv").write_text("index,arch\n0,x\n")
         (folder / "latency_ms.csv").write_text("index,cpu_onnxruntime_t1_b1_fp32\n0,1.5\n")
-        (folder / "device.json").write_text(
-            '{"device": {"name": "cpu_onnxruntime_t1_b1_fp32", "fingerprint": "%s"}}' % fingerprint
-        )
+        (folder / "device.json").write_text(json.dumps({"device": device.to_dict()}))
         sources.append(TableMetric("latency", folder, "latency_ms", "cpu_onnxruntime_t1_b1_fp32").source())
-    assert sources == [
-        "table latency_ms[cpu_onnxruntime_t1_b1_fp32] device 1111aaaa",
-        "table latency_ms[cpu_onnxruntime_t1_b1_fp32] device 2222bbbb",
-    ]
+        devices.append(device)
+    assert sources == [f"table latency_ms[cpu_onnxruntime_t1_b1_fp32] device {d.fingerprint}" for d in devices]
+    assert sources[0] != sources[1]
