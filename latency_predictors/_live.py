@@ -7,7 +7,13 @@ import platform
 import tempfile
 from pathlib import Path
 
-from latency_predictors._measure import UNSTABLE_IQR_RATIO, LatencyStats, check_counts, measure_latency_ms
+from latency_predictors._measure import (
+    UNSTABLE_IQR_RATIO,
+    LatencyStats,
+    check_counts,
+    check_iqr_ratio,
+    measure_latency_ms,
+)
 from latency_predictors._runtimes import OnnxRuntimeCPU, Runtime
 from nas import Candidate, Cost, Device, Direction, Objective, ObjectiveError
 
@@ -82,9 +88,7 @@ class MeasuredLatency(Objective):
     ) -> None:
         super().__init__(name)
         check_counts(warmup, repeats)
-        if not unstable_iqr_ratio > 0:
-            raise ValueError(f"unstable_iqr_ratio must be > 0 (e.g. 0.5: IQR above half the median), got {unstable_iqr_ratio!r}")
-        self.unstable_iqr_ratio = unstable_iqr_ratio
+        self.unstable_iqr_ratio = check_iqr_ratio(unstable_iqr_ratio)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.runtime = runtime if runtime is not None else OnnxRuntimeCPU(threads=1)

@@ -87,6 +87,15 @@ def check_counts(warmup: int, repeats: int) -> None:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
 
 
+def check_iqr_ratio(ratio: object) -> float:
+    """An ``unstable_iqr_ratio`` setting as a float, or an error naming the bad value."""
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
+        raise ValueError(
+            f"unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), got {ratio!r}"
+        )
+    return float(ratio)
+
+
 def timer_of(run: Callable[[], object]) -> Callable[[], float]:
     """A function running ``run`` once and returning its elapsed ms: the device's own time for a
     :class:`DeviceTimedRun`, else the host's monotonic high-resolution clock."""

@@ -45,12 +45,12 @@ from typing import Any, Protocol, Self
 from latency_predictors._measure import UNSTABLE_IQR_RATIO, LatencyStats
 from latency_predictors._runtimes import Runtime
 from nas import Architecture, Device, SearchSpace
-from nas.tables import METRICS
+from nas.tables import DEVICE_FILE, METRICS
 
 log = logging.getLogger("hwnas.profile")
 
 FORMAT_VERSION = 1
-MANIFEST_FILE = "device.json"
+MANIFEST_FILE = DEVICE_FILE  # nas.tables reads the device back from it
 SPREADS_FILE = "spreads.csv"
 #: spreads.csv's columns after ``index``, each read from the LatencyStats attribute of that name;
 #: statistics a measurement method does not report are left empty.

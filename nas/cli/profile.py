@@ -35,7 +35,7 @@ from latency_predictors._layers import (
     distinct_layers,
     profile_layers,
 )
-from latency_predictors._measure import check_counts
+from latency_predictors._measure import check_counts, check_iqr_ratio
 from latency_predictors._profile import (
     NO_ENERGY_METER,
     EnergyMeasure,
@@ -87,10 +87,7 @@ def check_settings(cfg: DictConfig) -> Settings:
         raise ValueError(f"rel_tolerance must be in (0, 1), e.g. 0.02 for 2%, got {cfg.rel_tolerance!r}")
     if not cfg.max_time_s > 0:
         raise ValueError(f"max_time_s must be > 0, got {cfg.max_time_s!r}")
-    ratio = cfg.unstable_iqr_ratio
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
-        raise ValueError(f"unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), "
-                         f"got {ratio!r}")
+    ratio = check_iqr_ratio(cfg.unstable_iqr_ratio)
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.layers not in LAYER_MODES:
@@ -101,7 +98,7 @@ def check_settings(cfg: DictConfig) -> Settings:
     networks, layers = LAYER_MODES[cfg.layers]
     return Settings(cfg.n_archs, cfg.threads, cfg.batch_size, cfg.precision, cfg.warmup, cfg.repeats,
                     cfg.max_repeats, float(cfg.rel_tolerance), float(cfg.max_time_s), networks, layers,
-                    float(ratio))  # fmt: skip
+                    ratio)  # fmt: skip
 
 
 def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:

@@ -100,11 +100,14 @@ def check_device_name(name: str, measures: list[Objective]) -> None:
     """A live device's name must be the one its measurements give (latency_predictors.
     runtime_device), so that searches, profiles and predictor files of one device agree."""
     for measure in measures:
-        if isinstance(measure, MeasuredLatency) and measure.device().name != name:
+        if not isinstance(measure, MeasuredLatency):
+            continue
+        measured = measure.device().name
+        if measured != name:
             raise ValueError(
-                f"device.name={name!r}, but {measure.name} measures on {measure.device().name!r} (the name "
-                "hwnas-profile gives the same runtime, threads, batch and precision); set "
-                f"device.name={measure.device().name} or drop the override that changed it"
+                f"device.name={name!r}, but {measure.name} measures on {measured!r} (the name hwnas-profile "
+                f"gives the same runtime, threads, batch and precision); set device.name={measured} or drop "
+                "the override that changed it"
             )
 
 
