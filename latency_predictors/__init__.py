@@ -31,15 +31,6 @@ from latency_predictors._measure import (
     measure_latency_ms,
     measure_until_stable,
 )
-from latency_predictors.predictors import (
-    BoostedLayerSumPredictor,
-    FewShotPredictor,
-    FlopsPredictor,
-    GradientBoostingPredictor,
-    GraphPredictor,
-    LayerSumPredictor,
-    MLPEnsemblePredictor,
-)
 from latency_predictors._profile import (
     ProfileCorruptError,
     ProfileMismatchError,
@@ -57,6 +48,15 @@ from latency_predictors._runtimes import (
     torch_threads,
 )
 from latency_predictors._selection import FromList, Stratified, Uniform, from_list, stratified_by_flops, uniform
+from latency_predictors.predictors import (
+    BoostedLayerSumPredictor,
+    FewShotPredictor,
+    FlopsPredictor,
+    GradientBoostingPredictor,
+    GraphPredictor,
+    LayerSumPredictor,
+    MLPEnsemblePredictor,
+)
 
 __all__ = [
     "BoostedLayerSumPredictor",

@@ -62,10 +62,15 @@ def reference_model() -> nn.Module:
     # caller's random state is untouched (our own generator then sets every weight).
     with torch.random.fork_rng(devices=[]):
         model = nn.Sequential(
-            *conv(3, 16, 1), *conv(16, 16, 1),
-            *conv(16, 32, 2), *conv(32, 32, 1),
-            *conv(32, 64, 2), *conv(64, 64, 1),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+            *conv(3, 16, 1),
+            *conv(16, 16, 1),
+            *conv(16, 32, 2),
+            *conv(32, 32, 1),
+            *conv(32, 64, 2),
+            *conv(64, 64, 1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, 10),
         )
     with torch.no_grad():
         for parameter in model.parameters():
@@ -176,9 +181,7 @@ class DriftMonitor:
                 f"{self.settle_s:g} s apart: the machine changed (throttling, governor, other load). "
                 "Quiet the machine and resume the profile, or allow rebaseline=True"
             )
-        report = DriftReport(
-            first_ms / self.baseline_ms, True, self.baseline_ms, current_ms, redo, rebaselined=True
-        )
+        report = DriftReport(first_ms / self.baseline_ms, True, self.baseline_ms, current_ms, redo, rebaselined=True)
         self.baseline_ms = current_ms
         self.reports.append(report)
         return report

@@ -81,7 +81,7 @@ class RaplMeter(EnergyMeter):
                 "readable by root only (CVE-2020-8694, the PLATYPUS power side channel). Run as root, or "
                 f"grant read access: `sudo chmod o+r {self.root}/intel-rapl:*/energy_uj "
                 f"{self.root}/intel-rapl:*/*/energy_uj` (until reboot), or persistently a udev rule "
-                "such as ACTION==\"add\", SUBSYSTEM==\"powercap\", RUN+=\"/bin/chmod o+r /sys%p/energy_uj\""
+                'such as ACTION=="add", SUBSYSTEM=="powercap", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
             ) from error
         except OSError as error:
             raise EnergyMeterUnavailable(f"cannot read {path}: {error}") from error
@@ -150,7 +150,9 @@ class NvmlMeter(EnergyMeter):
             ) from error
         count = pynvml.nvmlDeviceGetCount()
         if not 0 <= index < count:
-            raise EnergyMeterUnavailable(f"GPU index {index} asked for, but NVML sees {count} GPU(s): use 0..{count - 1}")
+            raise EnergyMeterUnavailable(
+                f"GPU index {index} asked for, but NVML sees {count} GPU(s): use 0..{count - 1}"
+            )
         self.index = index
         self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         self.device_name = _text(pynvml.nvmlDeviceGetName(self._handle))
@@ -261,7 +263,9 @@ def measure_energy_mj(
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
     if not 0.0 <= min_time_s <= max_time_s:
-        raise ValueError(f"need 0 <= min_time_s <= max_time_s, got min_time_s={min_time_s!r}, max_time_s={max_time_s!r}")
+        raise ValueError(
+            f"need 0 <= min_time_s <= max_time_s, got min_time_s={min_time_s!r}, max_time_s={max_time_s!r}"
+        )
     for _ in range(warmup):
         run()
     repeats = 0

@@ -12,6 +12,7 @@ keys already in the file are not measured again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,10 +61,8 @@ def covering_architectures(space: SearchSpace) -> list[Architecture]:
     value. For NB201 these are its 5 uniform cells, which hold every op at every stage."""
     archs: list[Architecture] = []
     for named in (space.smallest, space.largest):
-        try:
+        with contextlib.suppress(NotImplementedError):
             archs.append(named())
-        except NotImplementedError:
-            pass
     genes = space.genes()
     for j in range(max(len(g.choices) for g in genes)):
         try:

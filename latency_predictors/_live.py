@@ -104,9 +104,7 @@ class MeasuredLatency(Objective):
             try:
                 run = self.runtime.prepare(candidate.model, example, Path(workdir))
             except Exception as error:  # export/session failures are this architecture's, not the run's
-                raise ObjectiveError(
-                    f"{self.runtime!r} could not prepare {candidate.arch.string}: {error}"
-                ) from error
+                raise ObjectiveError(f"{self.runtime!r} could not prepare {candidate.arch.string}: {error}") from error
             stats = measure_latency_ms(run, warmup=self.warmup, repeats=self.repeats)
             del run  # release the session before its directory goes
         self.last_stats[candidate.arch.string] = stats
@@ -114,9 +112,13 @@ class MeasuredLatency(Objective):
             log.warning(
                 "%s: latency %.3g ms is unstable (IQR %.3g ms, %.0f%% of the median, above %.0f%%): the "
                 "machine is busy; its trial is flagged (%s.unstable in trials.csv)",
-                candidate.arch.string, stats.median_ms, stats.iqr_ms, 100 * stats.iqr_ratio,
-                100 * self.unstable_iqr_ratio, self.name,
-            )  # fmt: skip
+                candidate.arch.string,
+                stats.median_ms,
+                stats.iqr_ms,
+                100 * stats.iqr_ratio,
+                100 * self.unstable_iqr_ratio,
+                self.name,
+            )
         return stats.median_ms
 
     def details(self, candidate: Candidate) -> dict[str, float | int | bool]:

@@ -163,8 +163,11 @@ class AppendOnlyCsv:
         data = self.path.read_bytes()
         if not data.endswith(b"\n"):
             cut = data.rfind(b"\n") + 1
-            log.warning("%s: dropping a torn last line %r (the run was killed while writing it)",
-                        self.path, data[cut:].decode("utf-8", "replace"))  # fmt: skip
+            log.warning(
+                "%s: dropping a torn last line %r (the run was killed while writing it)",
+                self.path,
+                data[cut:].decode("utf-8", "replace"),
+            )
             with self.path.open("r+b") as handle:
                 handle.truncate(cut)
             data = data[:cut]
@@ -215,8 +218,13 @@ def open_row_files(primary: AppendOnlyCsv, others: Sequence[AppendOnlyCsv]) -> N
     count = len(primary.rows)
     for other in others:
         if len(other.rows) > count:
-            log.warning("%s: dropping %d row(s) beyond %s's %d (the run was killed between files)",
-                        other.path, len(other.rows) - count, primary.path.name, count)  # fmt: skip
+            log.warning(
+                "%s: dropping %d row(s) beyond %s's %d (the run was killed between files)",
+                other.path,
+                len(other.rows) - count,
+                primary.path.name,
+                count,
+            )
             other.truncate_rows(count)
         elif len(other.rows) < count:
             raise ProfileCorruptError(
@@ -256,10 +264,14 @@ class RowStability:
     not_converged: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "unstable_iqr_ratio": self.max_iqr_ratio,
-                "unstable_rows": len(self.unstable), "unstable_indices": list(self.unstable),
-                "not_converged_rows": len(self.not_converged),
-                "not_converged_indices": list(self.not_converged)}  # fmt: skip
+        return {
+            "rows": self.rows,
+            "unstable_iqr_ratio": self.max_iqr_ratio,
+            "unstable_rows": len(self.unstable),
+            "unstable_indices": list(self.unstable),
+            "not_converged_rows": len(self.not_converged),
+            "not_converged_indices": list(self.not_converged),
+        }
 
 
 def _optional_float(cell: str) -> float:
@@ -324,11 +336,17 @@ class ProfileWriter:
         stats = []
         for (_, median), row in zip(medians, self._spreads.rows, strict=True):
             cell = {attr: row[k] for k, (_, attr) in enumerate(SPREAD_COLUMNS, start=1)}
-            stats.append(LatencyStats(
-                median_ms=_optional_float(median), iqr_ms=_optional_float(cell["iqr_ms"]),
-                min_ms=_optional_float(cell["min_ms"]), mean_ms=float("nan"), repeats=int(cell["repeats"] or 0),
-                outliers=int(cell["outliers"] or 0), stable={"True": True, "False": False}.get(cell["stable"]),
-            ))  # fmt: skip
+            stats.append(
+                LatencyStats(
+                    median_ms=_optional_float(median),
+                    iqr_ms=_optional_float(cell["iqr_ms"]),
+                    min_ms=_optional_float(cell["min_ms"]),
+                    mean_ms=float("nan"),
+                    repeats=int(cell["repeats"] or 0),
+                    outliers=int(cell["outliers"] or 0),
+                    stable={"True": True, "False": False}.get(cell["stable"]),
+                )
+            )
         return stats
 
     def stability(self, max_iqr_ratio: float = UNSTABLE_IQR_RATIO) -> RowStability:
@@ -336,10 +354,11 @@ class ProfileWriter:
         not converge; see :class:`RowStability`."""
         stats = self.latency_stats()
         return RowStability(
-            rows=len(stats), max_iqr_ratio=max_iqr_ratio,
+            rows=len(stats),
+            max_iqr_ratio=max_iqr_ratio,
             unstable=tuple(i for i, s in enumerate(stats) if s.unstable(max_iqr_ratio)),
             not_converged=tuple(i for i, s in enumerate(stats) if s.stable is False),
-        )  # fmt: skip
+        )
 
     def append(self, arch: str, latency: LatencyStats, energy_mj: float | None = None) -> int:
         """Write one architecture's row to every file; returns its index."""
@@ -370,8 +389,9 @@ class ProfileWriter:
     def close(self) -> None:
         for file in (*self._metric_files.values(), self._spreads, self._archs):
             file.close()
-        self.manifest = open_manifest(self.directory, {k: v for k, v in self.manifest.items()
-                                                       if k not in ("started", "updated")})  # fmt: skip
+        self.manifest = open_manifest(
+            self.directory, {k: v for k, v in self.manifest.items() if k not in ("started", "updated")}
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -455,9 +475,15 @@ def profile_architectures(
         writer.append(arch.string, stats, energy)
         measured += 1
         bar.update()
-        log.info("%d %s: %.4g ms (IQR %.3g, %.0f%% of the median%s)", len(writer) - 1, arch.string,
-                 stats.median_ms, stats.iqr_ms, 100 * stats.iqr_ratio,
-                 ": unstable" if stats.unstable(max_iqr_ratio) else "")  # fmt: skip
+        log.info(
+            "%d %s: %.4g ms (IQR %.3g, %.0f%% of the median%s)",
+            len(writer) - 1,
+            arch.string,
+            stats.median_ms,
+            stats.iqr_ms,
+            100 * stats.iqr_ratio,
+            ": unstable" if stats.unstable(max_iqr_ratio) else "",
+        )
         redo = [str(key) for key in drift_monitor.record(arch.string)] if drift_monitor is not None else []
         if redo:
             log.warning("the machine drifted: measuring the last %d architecture(s) again", len(redo))
@@ -466,5 +492,4 @@ def profile_architectures(
             measured -= len(redo)
             bar.total += len(redo)
     bar.close()
-    return ProfileRun(measured=measured, skipped=skipped, failed=tuple(failed),
-                      elapsed_s=time.perf_counter() - started)  # fmt: skip
+    return ProfileRun(measured=measured, skipped=skipped, failed=tuple(failed), elapsed_s=time.perf_counter() - started)

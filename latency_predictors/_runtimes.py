@@ -153,9 +153,7 @@ class OnnxRuntimeCPU(Runtime):
 
     def __init__(self, threads: int = 1, graph_optimization: str = "all", precision: str = "fp32") -> None:
         if graph_optimization not in _GRAPH_OPTIMIZATION:
-            raise ValueError(
-                f"graph_optimization {graph_optimization!r} is not one of {sorted(_GRAPH_OPTIMIZATION)}"
-            )
+            raise ValueError(f"graph_optimization {graph_optimization!r} is not one of {sorted(_GRAPH_OPTIMIZATION)}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
         self.threads = _check_threads(threads)

@@ -50,8 +50,7 @@ class Gene:
     def check(self, value: Any) -> GeneValue:
         if value not in self.choices:
             raise ArchitectureError(
-                f"gene {self.name!r} has value {value!r}; allowed values: "
-                + ", ".join(repr(c) for c in self.choices)
+                f"gene {self.name!r} has value {value!r}; allowed values: " + ", ".join(repr(c) for c in self.choices)
             )
         # Return the declared choice so 3.0 and 3 normalise to the declared type.
         return self.choices[self.choices.index(value)]
@@ -189,9 +188,7 @@ class SearchSpace(ABC):
         known = {g.name for g in declared}
         unknown = sorted(set(genes) - known)
         if unknown:
-            raise ArchitectureError(
-                f"{self.name} has no gene(s) {unknown}; its genes are {[g.name for g in declared]}"
-            )
+            raise ArchitectureError(f"{self.name} has no gene(s) {unknown}; its genes are {[g.name for g in declared]}")
         missing = [g.name for g in declared if g.name not in genes]
         if missing:
             raise ArchitectureError(f"{self.name} architecture is missing gene(s) {missing}")
@@ -201,7 +198,9 @@ class SearchSpace(ABC):
             space=self.name,
             genes=tuple((g.name, checked[g.name]) for g in declared),
             string=self.format(checked),
-            choice_codes=bytes(lookup[checked[g.name]] for lookup, g in zip(self._choice_index, declared)) if layout else b"",
+            choice_codes=bytes(lookup[checked[g.name]] for lookup, g in zip(self._choice_index, declared))
+            if layout
+            else b"",
             layout=layout,
         )
 
@@ -306,7 +305,9 @@ class SearchSpace(ABC):
         genes = self.genes()
         base = {g.name: g.choices[0] for g in genes}
         constant = float(cost(self.architecture(base)))
-        costs = [float(cost(self.architecture({**base, g.name: value}))) - constant for g in genes for value in g.choices]
+        costs = [
+            float(cost(self.architecture({**base, g.name: value}))) - constant for g in genes for value in g.choices
+        ]
         return constant, np.array(costs)
 
     @cached_property

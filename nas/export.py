@@ -155,9 +155,7 @@ def check_parity(
     finally:
         model.train(was_training)
     actual = _onnx_outputs(Path(path), tuple(inputs.values()))
-    reports = [
-        _compare(a.astype(np.float64), e, rtol, atol, name) for a, e, name in zip(actual, expected, inputs)
-    ]
+    reports = [_compare(a.astype(np.float64), e, rtol, atol, name) for a, e, name in zip(actual, expected, inputs)]
     return max(reports, key=lambda r: (not r.passed, _share_of_tolerance(r)))
 
 

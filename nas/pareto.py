@@ -32,13 +32,9 @@ def _directions(directions: Sequence[str | Direction], n_objectives: int) -> lis
         try:
             parsed.append(Direction(direction))
         except ValueError:
-            raise ValueError(
-                f"direction {position} is {direction!r}; use 'minimize' or 'maximize'"
-            ) from None
+            raise ValueError(f"direction {position} is {direction!r}; use 'minimize' or 'maximize'") from None
     if len(parsed) != n_objectives:
-        raise ValueError(
-            f"got {len(parsed)} directions for {n_objectives} objective columns; give one per column"
-        )
+        raise ValueError(f"got {len(parsed)} directions for {n_objectives} objective columns; give one per column")
     return parsed
 
 
@@ -57,9 +53,7 @@ def to_minimization(
 ) -> np.ndarray:
     """A float copy of ``values`` (n, m) with maximised columns negated, so smaller is better."""
     matrix = _as_matrix(values)
-    signs = np.array(
-        [-1.0 if d is Direction.MAXIMIZE else 1.0 for d in _directions(directions, matrix.shape[1])]
-    )
+    signs = np.array([-1.0 if d is Direction.MAXIMIZE else 1.0 for d in _directions(directions, matrix.shape[1])])
     return matrix * signs
 
 
@@ -284,8 +278,7 @@ def regret_at_budgets(
         )
     if all_cost_array.shape != all_score_array.shape:
         raise ValueError(
-            f"all_cost has {all_cost_array.size} values but all_score {all_score_array.size}; "
-            "give one cost per score"
+            f"all_cost has {all_cost_array.size} values but all_score {all_score_array.size}; give one cost per score"
         )
     oracle = _best_under_budgets(all_cost_array, all_score_array, budgets_array)
     found = _best_under_budgets(found_cost_array, found_score_array, budgets_array)

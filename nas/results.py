@@ -43,13 +43,25 @@ def trials_table(search: Search, study: optuna.Study) -> TrialsTable:
     constraints = tuple(f"constraint:{c.name}" for c in search.constraints)
     trials = study.get_trials(deepcopy=False)
     # Details (e.g. latency_ms.iqr_ms) are whatever the objectives reported, in first-seen order.
-    details = tuple(dict.fromkeys(
-        key[len(DETAIL_PREFIX):] for t in trials for key in t.user_attrs if key.startswith(DETAIL_PREFIX)
-    ))  # fmt: skip
+    details = tuple(
+        dict.fromkeys(
+            key[len(DETAIL_PREFIX) :] for t in trials for key in t.user_attrs if key.startswith(DETAIL_PREFIX)
+        )
+    )
     columns = (
-        "number", "state", "arch", *objectives, *metrics, *details, *constraints,
-        "feasible", "reused_from_trial", "fail_reason", "duration_s", "datetime_start",
-    )  # fmt: skip
+        "number",
+        "state",
+        "arch",
+        *objectives,
+        *metrics,
+        *details,
+        *constraints,
+        "feasible",
+        "reused_from_trial",
+        "fail_reason",
+        "duration_s",
+        "datetime_start",
+    )
     counts = {m.name for m in search.measures if m.integer}
     rows = []
     for trial in trials:
@@ -156,9 +168,7 @@ class Oracle:
             return None
         archs = sorted(set.intersection(*(set(k) for k in known)))
         by_name = dict(zip([m.name for m in [*search.objectives, *bounded]], known))
-        feasible = [
-            a for a in archs if all(c.violation(by_name[c.metric][a]) <= 0 for c in search.constraints)
-        ]
+        feasible = [a for a in archs if all(c.violation(by_name[c.metric][a]) <= 0 for c in search.constraints)]
         if not feasible:
             return None
         values = np.array([[by_name[o.name][a] for o in search.objectives] for a in feasible], dtype=float)

@@ -165,8 +165,7 @@ class Search:
             failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
             if failures_in_a_row >= self.max_consecutive_failures:
                 raise RuntimeError(
-                    f"{failures_in_a_row} trials failed in a row; last reason: "
-                    f"{frozen.user_attrs.get(FAIL_KEY)}"
+                    f"{failures_in_a_row} trials failed in a row; last reason: {frozen.user_attrs.get(FAIL_KEY)}"
                 )
             for callback in callbacks:
                 callback(study, frozen)

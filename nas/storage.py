@@ -22,8 +22,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 DRIVER_FIXES: dict[str, str] = {
     "psycopg": "pip install 'hwnas[postgres]' (psycopg[binary], psycopg 3); or, if psycopg2 is "
     "what you have installed, write postgresql+psycopg2:// instead",
-    "psycopg2": "pip install psycopg2-binary; or write postgresql:// and "
-    "pip install 'hwnas[postgres]' (psycopg 3)",
+    "psycopg2": "pip install psycopg2-binary; or write postgresql:// and pip install 'hwnas[postgres]' (psycopg 3)",
     "pg8000": "pip install pg8000; or write postgresql:// and pip install 'hwnas[postgres]'",
     "MySQLdb": "pip install mysqlclient; or write mysql+pymysql:// and pip install PyMySQL",
     "pymysql": "pip install PyMySQL",
@@ -106,10 +105,13 @@ def _missing_driver(url: URL, masked: str, error: ImportError) -> str:
     module = deepest.name or driver
     fix = DRIVER_FIXES.get(module, f"pip install the package that provides the module {module!r}")
     # Why say which driver: with no +driver in the URL, SQLAlchemy's default is easy to miss.
-    chosen = "the" if "+" in url.drivername else (
-        f"{url.drivername}:// means {url.get_backend_name()}+{driver} in SQLAlchemy "
-        f"{sqlalchemy.__version__}, whose"
-    )  # fmt: skip
+    chosen = (
+        "the"
+        if "+" in url.drivername
+        else (
+            f"{url.drivername}:// means {url.get_backend_name()}+{driver} in SQLAlchemy {sqlalchemy.__version__}, whose"
+        )
+    )
     return f"storage URL {masked}: {chosen} driver module {module!r} cannot be imported ({deepest}). To fix: {fix}."
 
 

@@ -328,8 +328,7 @@ class BenchmarkTable:
             return float(self.column(column, device)[self.lookup(arch)])
         if device is not None:
             raise ValueError(
-                f"{column!r} is not a per-device metric ({list(METRICS)}), so device must be None, "
-                f"not {device!r}"
+                f"{column!r} is not a per-device metric ({list(METRICS)}), so device must be None, not {device!r}"
             )
         return float(self.accuracy(column)[self.lookup(arch)])
 
@@ -355,7 +354,7 @@ class BenchmarkTable:
         return f"BenchmarkTable({str(self.directory)!r}, canonicalise={self.canonicalise!r})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached(resolved: Path, canonicalise: Callable[[str], str] | None) -> BenchmarkTable:
     return BenchmarkTable.load(resolved, canonicalise)
 
@@ -384,8 +383,12 @@ def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> d
         log.warning(
             "%s column %r: %d cell(s) <= 0 or infinite (%s%s) are read as missing; a latency or energy "
             "must be a positive finite number: fix or empty those cells",
-            path, devices[column], len(rows), shown, ", ..." if len(rows) > 5 else "",
-        )  # fmt: skip
+            path,
+            devices[column],
+            len(rows),
+            shown,
+            ", ..." if len(rows) > 5 else "",
+        )
         blanked[devices[column]] = rows
     values[bad] = np.nan
     return blanked

@@ -51,8 +51,15 @@ def pareto_figure(table: TrialsTable, front: Sequence[dict[str, Any]]):  # noqa:
         if pts:
             ax.scatter([r[x_name] for r in pts], [r[y_name] for r in pts], s=12, c=colour, label=label)
     if front:
-        ax.plot([r[x_name] for r in front], [r[y_name] for r in front], "o-", c="tab:red", ms=5,
-                drawstyle="steps-post", label=f"Pareto set ({len(front)})")
+        ax.plot(
+            [r[x_name] for r in front],
+            [r[y_name] for r in front],
+            "o-",
+            c="tab:red",
+            ms=5,
+            drawstyle="steps-post",
+            label=f"Pareto set ({len(front)})",
+        )
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     ax.grid(alpha=0.3)

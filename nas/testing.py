@@ -216,9 +216,7 @@ class SupernetContract:
         sampled = [space.sample(np.random.default_rng(seed)) for seed in SUPERNET_SEEDS]
         return [*sampled, space.smallest(), space.largest()]
 
-    def test_subnet_matches_supernet(
-        self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]
-    ) -> None:
+    def test_subnet_matches_supernet(self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]) -> None:
         give_batchnorm_statistics(space, supernet, archs, seed=0)
         supernet.eval()
         for index, arch in enumerate(archs):
@@ -227,9 +225,7 @@ class SupernetContract:
             with torch.no_grad():
                 shared, alone = supernet(x, arch), subnet(x)
             assert shared.shape == (2, space.num_classes)
-            np.testing.assert_allclose(
-                shared.numpy(), alone.numpy(), rtol=0, atol=SUPERNET_ATOL, err_msg=arch.string
-            )
+            np.testing.assert_allclose(shared.numpy(), alone.numpy(), rtol=0, atol=SUPERNET_ATOL, err_msg=arch.string)
 
     def test_subnet_has_the_structure_build_gives(
         self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]
@@ -255,9 +251,7 @@ class SupernetContract:
         unchanged = [k for k in before if torch.equal(before[k], after[k])]
         assert unchanged == list(before), "training a subnet changed the supernet"
 
-    def test_forward_does_not_depend_on_the_previous_call(
-        self, space: SearchSpace, supernet: Supernet
-    ) -> None:
+    def test_forward_does_not_depend_on_the_previous_call(self, space: SearchSpace, supernet: Supernet) -> None:
         supernet.eval()
         first, second = space.largest(), space.sample(np.random.default_rng(11))
         x_first = space.example_input(batch_size=2, seed=3, arch=first)
@@ -363,9 +357,7 @@ class LayerContract:
             assert tuple(x.shape) == (1, space.num_classes), arch.string
             assert torch.isfinite(x).all(), arch.string
 
-    def test_layer_parameters_add_up_to_the_network(
-        self, space: SearchSpace, layer_archs: list[Architecture]
-    ) -> None:
+    def test_layer_parameters_add_up_to_the_network(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
         for arch in layer_archs:
             network = sum(p.numel() for p in space.build(arch).parameters())
             layers = sum(p.numel() for layer in space.layers(arch) for p in space.build_layer(layer).parameters())

@@ -30,8 +30,9 @@ def run_once(overrides: list[str]) -> dict[str, float | str]:
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "nas.cli.search", f"hydra.run.dir={run_dir}", "progress=false", *overrides],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
         command_s = time.perf_counter() - started
         if result.returncode != 0 or not (run_dir / "summary.json").is_file():
             return {"returncode": result.returncode, "command_s": command_s, "stderr_tail": result.stderr[-2000:]}
@@ -61,7 +62,9 @@ def main() -> None:
         r = run_once(overrides)
         results.append(r)
         if r["returncode"] != 0:
-            print(f"run {i}: FAILED (exit {r['returncode']}) after {r['command_s']:.1f} s\n{r['stderr_tail']}", flush=True)
+            print(
+                f"run {i}: FAILED (exit {r['returncode']}) after {r['command_s']:.1f} s\n{r['stderr_tail']}", flush=True
+            )
             continue
         print(
             f"run {i}: command {r['command_s']:.1f} s, search {r['search_wall_s']:.1f} s, "

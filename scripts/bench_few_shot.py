@@ -114,27 +114,49 @@ def few_shot_benchmark(
                 values = table.column(metric, device)
                 measured = measured_rows(values, classes)
                 candidates = unseen_rows(values, classes, seen)
-                few = FewShotPredictor(space, f"{metric}:{device}", {f"{m}:{d}": predictors[(m, d)] for m, d in names},
-                                       blend=blend, analytic=analytic, own_layer_sum=own_layer_sum)  # fmt: skip
+                few = FewShotPredictor(
+                    space,
+                    f"{metric}:{device}",
+                    {f"{m}:{d}": predictors[(m, d)] for m, d in names},
+                    blend=blend,
+                    analytic=analytic,
+                    own_layer_sum=own_layer_sum,
+                )
                 z = few.with_analytic(np.column_stack([features[c] for c in names]), archs)[measured]
                 for k in ks:
                     train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
                     test = np.setdiff1d(candidates, train)
                     train_archs, test_archs = ([archs[i] for i in measured[rows]] for rows in (train, test))
                     few.fit_features(z[train], values[train], train_archs)
-                    scores = prediction_metrics(values[test], few.predict_features(z[test], test_archs),
-                                                *few.interval_features(z[test], test_archs))  # fmt: skip
+                    scores = prediction_metrics(
+                        values[test],
+                        few.predict_features(z[test], test_archs),
+                        *few.interval_features(z[test], test_archs),
+                    )
                     baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
                     baseline.fit(train_archs, values[train])
                     alone = prediction_metrics(values[test], baseline.predict(test_archs))
-                    records.append(FewShotRecord(
-                        space_name, metric, device, k, seed, n_source, len(test),
-                        tuple(f"{m}:{d}" for m, d in names), float(scores["spearman"]),
-                        float(scores["within_10pct"]), float(scores["coverage"]), float(alone["spearman"]),
-                    ))  # fmt: skip
-                    log(f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
+                    records.append(
+                        FewShotRecord(
+                            space_name,
+                            metric,
+                            device,
+                            k,
+                            seed,
+                            n_source,
+                            len(test),
+                            tuple(f"{m}:{d}" for m, d in names),
+                            float(scores["spearman"]),
+                            float(scores["within_10pct"]),
+                            float(scores["coverage"]),
+                            float(alone["spearman"]),
+                        )
+                    )
+                    log(
+                        f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
                         f"within10={scores['within_10pct']:.3f} cover={scores['coverage']:.2f} "
-                        f"alone={alone['spearman']:.3f}")  # fmt: skip
+                        f"alone={alone['spearman']:.3f}"
+                    )
     return records
 
 
@@ -148,8 +170,15 @@ def summary_markdown(records: Sequence[FewShotRecord]) -> str:
         rows = []
         for device in devices:
             rs = [r for r in mine if r.device == device]
-            rows.append((device, *(statistics.mean(getattr(r, f) for r in rs)
-                                   for f in ("spearman", "within_10pct", "coverage", "baseline_spearman"))))  # fmt: skip
+            rows.append(
+                (
+                    device,
+                    *(
+                        statistics.mean(getattr(r, f) for r in rs)
+                        for f in ("spearman", "within_10pct", "coverage", "baseline_spearman")
+                    ),
+                )
+            )
         means = [statistics.mean(row[i] for row in rows) for i in range(1, 5)]
         seeds = sorted({r.seed for r in mine})
         lines += [
@@ -181,9 +210,20 @@ def main() -> None:
     parser.add_argument("--own-layer-sum", action="store_true", help="stack the target's own layer sum")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
-    records = few_shot_benchmark(args.data_dir, args.tasks, args.ks, args.seeds, args.devices,
-                                 args.n_source, args.n_estimators, print, args.source_family, args.blend,
-                                 not args.no_analytic, args.own_layer_sum)  # fmt: skip
+    records = few_shot_benchmark(
+        args.data_dir,
+        args.tasks,
+        args.ks,
+        args.seeds,
+        args.devices,
+        args.n_source,
+        args.n_estimators,
+        print,
+        args.source_family,
+        args.blend,
+        not args.no_analytic,
+        args.own_layer_sum,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     markdown = summary_markdown(records)

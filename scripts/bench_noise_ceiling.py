@@ -38,10 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
 from scipy.stats import spearmanr
 
 from latency_predictors import BoostedLayerSumPredictor, GradientBoostingPredictor, MLPEnsemblePredictor
-from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
 from nas import SearchSpace
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows, usable_mask
@@ -103,13 +103,17 @@ def ceiling(
     # are recalled, not predicted; the rows of classes no training row shares are the honest test.
     unseen_metrics = prediction_metrics(values[unseen], predicted[unseen]) if len(unseen) > 1 else {}
     return {
-        "n_train": len(usable) - len(folds[0]), "n_scored": len(scored),
-        "spearman": metrics["spearman"], "within_10pct": metrics["within_10pct"],
+        "n_train": len(usable) - len(folds[0]),
+        "n_scored": len(scored),
+        "spearman": metrics["spearman"],
+        "within_10pct": metrics["within_10pct"],
         "median_ape": metrics["median_ape"],
-        "n_unseen_class": len(unseen), "spearman_unseen_class": unseen_metrics.get("spearman"),
+        "n_unseen_class": len(unseen),
+        "spearman_unseen_class": unseen_metrics.get("spearman"),
         "within_10pct_unseen_class": unseen_metrics.get("within_10pct"),
-        **drift(scored, residual, block), **resolution(values[usable], predicted[scored]),
-    }  # fmt: skip
+        **drift(scored, residual, block),
+        **resolution(values[usable], predicted[scored]),
+    }
 
 
 def main() -> None:
@@ -121,7 +125,9 @@ def main() -> None:
     parser.add_argument("--folds-scored", type=int, default=2, help="of 5 (each costs one fit)")
     parser.add_argument("--block", type=int, default=500, help="benchmark indices per drift block")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_noise_ceiling.json"))
     args = parser.parse_args()
     space = SPACES[args.space]()
@@ -136,8 +142,13 @@ def main() -> None:
             for family in args.families:
                 values = table.column(metric, device)
                 measured = [archs[i] for i in measured_rows(values, classes)]  # per-class copies
-                record = {"space": args.space, "metric": metric, "device": device, "family": family,
-                          **ceiling(space, measured, values, family, args.folds_scored, args.block, args.seed)}  # fmt: skip
+                record = {
+                    "space": args.space,
+                    "metric": metric,
+                    "device": device,
+                    "family": family,
+                    **ceiling(space, measured, values, family, args.folds_scored, args.block, args.seed),
+                }
                 records.append(record)
                 print(json.dumps(record), flush=True)
                 args.out.write_text(json.dumps(records, indent=1) + "\n")  # as it goes
@@ -164,8 +175,10 @@ def markdown(records: list[dict[str, object]]) -> str:
 def _unseen(record: dict[str, object]) -> str:
     if not record.get("n_unseen_class") or record.get("spearman_unseen_class") is None:
         return ""
-    return (f"{record['n_unseen_class']}, {record['spearman_unseen_class']:.4f}, "
-            f"{100 * record['within_10pct_unseen_class']:.1f}%")  # fmt: skip
+    return (
+        f"{record['n_unseen_class']}, {record['spearman_unseen_class']:.4f}, "
+        f"{100 * record['within_10pct_unseen_class']:.1f}%"
+    )
 
 
 if __name__ == "__main__":

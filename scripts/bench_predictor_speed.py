@@ -37,14 +37,18 @@ def _pin_threads(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spaces", nargs="+", default=["nb201", "fbnet", "ofa"])
-    parser.add_argument("--families", nargs="+", default=["layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "flops"])
+    parser.add_argument(
+        "--families", nargs="+", default=["layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "flops"]
+    )
     parser.add_argument("--device", default=None, help="device column (default: the table's first)")
     parser.add_argument("--n-train", type=int, default=900)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_predictor_speed.json"))
     args = parser.parse_args()
     _pin_threads(args.threads)
@@ -83,13 +87,20 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
             seconds = min(_timed(lambda: predictor.predict(batch)) for _ in range(args.repeats))
             # architectures this predictor has not seen, so no per-string cache answers
             fresh = np.random.default_rng([2, len(records)])
-            singles = np.array([_timed(lambda a=a: predictor.predict([a])) for a in (space.sample(fresh) for _ in range(args.singles))])
+            singles = np.array(
+                [_timed(lambda a=a: predictor.predict([a])) for a in (space.sample(fresh) for _ in range(args.singles))]
+            )
             record = {
-                "space": space_name, "family": family, "device": device, "threads": args.threads,
-                "batch": args.batch, "batch_seconds": seconds, "archs_per_second": args.batch / seconds,
+                "space": space_name,
+                "family": family,
+                "device": device,
+                "threads": args.threads,
+                "batch": args.batch,
+                "batch_seconds": seconds,
+                "archs_per_second": args.batch / seconds,
                 "single_ms_median": 1e3 * float(np.median(singles)),
                 "single_ms_p99": 1e3 * float(np.quantile(singles, 0.99)),
-            }  # fmt: skip
+            }
             records.append(record)
             print(json.dumps(record), flush=True)
     return records

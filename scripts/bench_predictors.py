@@ -76,8 +76,15 @@ FAMILIES: dict[str, Callable[[SearchSpace, int], object]] = {
 }
 
 
-def score(family: str, space: SearchSpace, archs: list[Architecture], values: np.ndarray,
-          train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, object]:  # fmt: skip
+def score(
+    family: str,
+    space: SearchSpace,
+    archs: list[Architecture],
+    values: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+) -> dict[str, object]:
     """Fit ``family`` on ``train`` rows and score it (with interval coverage where it gives one)
     on ``test`` rows; a layer-sum model facing layer keys no training network had is reported
     with its error, not scored."""
@@ -127,11 +134,16 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
                             key = (space_name, metric, device, size, seed, family)
                             if key in done:
                                 continue
-                            record = {**dict(zip(KEY, key)), **score(family, space, measured, values, train, test, seed)}
+                            record = {
+                                **dict(zip(KEY, key)),
+                                **score(family, space, measured, values, train, test, seed),
+                            }
                             records.append(record)
                             args.out_json.write_text(json.dumps(records, indent=1) + "\n")
-                            print(json.dumps({k: record.get(k) for k in (*KEY, "spearman", "within_10pct", "coverage")}),
-                                  flush=True)  # fmt: skip
+                            print(
+                                json.dumps({k: record.get(k) for k in (*KEY, "spearman", "within_10pct", "coverage")}),
+                                flush=True,
+                            )
     return records
 
 
@@ -145,8 +157,10 @@ def markdown(records: list[dict[str, object]]) -> str:
         groups[key][r["family"]].append(scores)
     present = {r["family"] for r in records}
     families = [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
-    lines = ["| space | metric | device | n_train | " + " | ".join(families) + " |",
-             "|---|---|---|---|" + "---|" * len(families)]  # fmt: skip
+    lines = [
+        "| space | metric | device | n_train | " + " | ".join(families) + " |",
+        "|---|---|---|---|" + "---|" * len(families),
+    ]
     for key, by_family in sorted(groups.items()):
         cells = []
         for family in families:
@@ -175,15 +189,25 @@ def curve_markdown(records: list[dict[str, object]]) -> str:
         if not columns:
             continue
         names = ", ".join(d if m == "latency_ms" else f"energy {d}" for _, m, d in columns)
-        lines += [f"{space}, {len(columns)} complete columns ({names}):", "",
-                  "| n_train | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]  # fmt: skip
+        lines += [
+            f"{space}, {len(columns)} complete columns ({names}):",
+            "",
+            "| n_train | " + " | ".join(families) + " |",
+            "|---|" + "---|" * len(families),
+        ]
         for size in sorted({c[0] for c in full}):
             row = []
             for family in families:
                 per_column = []
                 for column in columns:
-                    scores = [r["spearman"] for r in records if (r["space"], r["metric"], r["device"]) == column
-                              and r["n_train"] == size and r["family"] == family and r["spearman"] is not None]  # fmt: skip
+                    scores = [
+                        r["spearman"]
+                        for r in records
+                        if (r["space"], r["metric"], r["device"]) == column
+                        and r["n_train"] == size
+                        and r["family"] == family
+                        and r["spearman"] is not None
+                    ]
                     if scores:
                         per_column.append(statistics.mean(scores))
                 row.append(f"{statistics.mean(per_column):.3f}" if per_column else "n/a")
@@ -199,7 +223,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20, 50, 100, 900])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--out-json", type=Path, default=Path("bench_predictors.json"))
     parser.add_argument("--out-md", type=Path, default=Path("bench_predictors.md"))
     parser.add_argument("--merge", nargs="*", type=Path, default=[], help="record files of other runs to fold in")

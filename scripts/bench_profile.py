@@ -35,8 +35,17 @@ SETTINGS = {
     "torch_eager_t1": ["runtime=torch_cpu", "threads=1"],
     "torch_eager_t2": ["runtime=torch_cpu", "threads=2"],
 }
-CPU_COLUMNS = ("gold_6226", "silver_4210r", "raspi4", "pi5_onnx", "pi5_litert", "pixel3",
-               "pixel6a_litert", "samsung_a50", "samsung_s7")  # fmt: skip
+CPU_COLUMNS = (
+    "gold_6226",
+    "silver_4210r",
+    "raspi4",
+    "pi5_onnx",
+    "pi5_litert",
+    "pixel3",
+    "pixel6a_litert",
+    "samsung_a50",
+    "samsung_s7",
+)
 
 
 def profile(run_dir: Path, overrides: list[str]) -> tuple[dict[str, float], float, float]:
@@ -44,8 +53,11 @@ def profile(run_dir: Path, overrides: list[str]) -> tuple[dict[str, float], floa
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "nas.cli.profile", f"hydra.run.dir={run_dir}", "progress=false", *overrides],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     command_s = time.perf_counter() - started
     log = (run_dir / "profile.log").read_text() if (run_dir / "profile.log").exists() else result.stderr
     per_minute = float(re.search(r"\(([\d.]+) per minute\)", log).group(1))
@@ -61,7 +73,9 @@ def profile(run_dir: Path, overrides: list[str]) -> tuple[dict[str, float], floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=50)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, object] = {"archs": args.archs}
@@ -79,13 +93,18 @@ def main() -> None:
         measured = {}
         for label, overrides in SETTINGS.items():
             runs = [
-                profile(Path(tmp) / f"{label}_{i}", [*overrides, "selection=list", f"selection.path={archs_file}",
-                                                      f"n_archs={args.archs}"])[0]
+                profile(
+                    Path(tmp) / f"{label}_{i}",
+                    [*overrides, "selection=list", f"selection.path={archs_file}", f"n_archs={args.archs}"],
+                )[0]
                 for i in (0, 1)
-            ]  # fmt: skip
+            ]
             measured[label] = runs[0]
             diffs = [abs(runs[0][a] - runs[1][a]) / ((runs[0][a] + runs[1][a]) / 2) for a in selected]
-            noise[label] = {"median_rel_diff": statistics.median(diffs), "p90_rel_diff": float(np.percentile(diffs, 90))}
+            noise[label] = {
+                "median_rel_diff": statistics.median(diffs),
+                "p90_rel_diff": float(np.percentile(diffs, 90)),
+            }
             print(label, json.dumps(noise[label]))
         results["noise_floor"] = noise
     results["spearman_vs_table"] = agreement(measured["onnxruntime_t1"], args.data_dir)

@@ -79,6 +79,7 @@ def training_throughput(space: SearchSpace, supernet: torch.nn.Module, steps: in
         generator = torch.Generator().manual_seed(0)
         images = torch.randn(batch, *shape, generator=generator)
         labels = torch.randint(0, space.num_classes, (batch,), generator=generator)
+
         def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
             strategy.step(supernet, images, labels, rng)

@@ -132,15 +132,20 @@ def main() -> None:
                     row["nvml_energy"] = None
                 if batch == 1:
                     cpu_stats = measure_until_stable(
-                        cpu.prepare(model, x, Path(workdir)), warmup=5, min_repeats=10, max_repeats=1000,
-                        rel_tolerance=args.rel_tolerance, max_time_s=20.0,
+                        cpu.prepare(model, x, Path(workdir)),
+                        warmup=5,
+                        min_repeats=10,
+                        max_repeats=1000,
+                        rel_tolerance=args.rel_tolerance,
+                        max_time_s=20.0,
                     )
                     row["torch_eager_cpu_t1"] = stats_dict(cpu_stats)
                 del run
                 summary["rows"].append(row)
                 energy_text = (
                     f"{row['nvml_energy']['energy_mj']:.3f} mJ/call ({row['nvml_energy']['energy_mj_per_sample']:.3f}/sample) at {row['nvml_energy']['mean_power_w']:.0f} W"
-                    if row["nvml_energy"] else "no energy"
+                    if row["nvml_energy"]
+                    else "no energy"
                 )
                 cpu_text = f", cpu t1 {row['torch_eager_cpu_t1']['median_ms']:.3f} ms" if batch == 1 else ""
                 print(

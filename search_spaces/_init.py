@@ -45,9 +45,7 @@ def initialise(model: nn.Module, generator: torch.Generator) -> None:
             if module.bias is not None:
                 bound = 1 / math.sqrt(module.weight[0].numel())
                 nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-        elif any(True for _ in module.parameters(recurse=False)) or any(
-            True for _ in module.buffers(recurse=False)
-        ):
+        elif any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
             reset = getattr(module, "reset_parameters", None)
             if reset is None:
                 # to_empty left this module's memory uninitialised: refuse rather than return garbage.

@@ -11,6 +11,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+#: The PostgreSQL fixture (a server started by .ci/start-postgres) for every test that asks for it.
+pytest_plugins = ["tests.nas.postgres"]
 
 
 @pytest.fixture(scope="session", autouse=True)

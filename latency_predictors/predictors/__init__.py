@@ -2,6 +2,7 @@
 
 from latency_predictors.predictors._baselines import FlopsPredictor
 from latency_predictors.predictors._boosted import BoostedLayerSumPredictor
+from latency_predictors.predictors._fewshot import FewShotPredictor
 from latency_predictors.predictors._format import (
     FORMAT_VERSION,
     PredictorFileError,
@@ -10,15 +11,14 @@ from latency_predictors.predictors._format import (
     read_header,
     save_predictor,
 )
-from latency_predictors.predictors._fewshot import FewShotPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
-from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._lut import (
     LayerSumPredictor,
     UnseenLayerError,
     layer_kind,
 )
+from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 
 __all__ = [
     "FORMAT_VERSION",

@@ -22,7 +22,9 @@ import numpy as np
 from nas import Architecture, SearchSpace
 
 
-def analytic_costs(space: SearchSpace, archs: Sequence[Architecture], gene_indices: np.ndarray) -> dict[str, np.ndarray]:
+def analytic_costs(
+    space: SearchSpace, archs: Sequence[Architecture], gene_indices: np.ndarray
+) -> dict[str, np.ndarray]:
     """The costs ``space`` gives for ``archs``, by name (``flops``, ``params``, ``memory_traffic``)."""
     costs: dict[str, np.ndarray] = {}
     flops = space.flops_many(archs, gene_indices)

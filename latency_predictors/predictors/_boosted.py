@@ -59,8 +59,8 @@ import numpy as np
 from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._baselines import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
+from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture, SearchSpace
 
 #: Correction rounds compared out of fold (cumulative: one booster per fold predicts them all).
@@ -92,9 +92,15 @@ class BoostedLayerSumPredictor(StoredPredictor):
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
         # gbdt's features, class memory and LightGBM settings; the trees validate them
         self.trees = SpaceTrees(
-            space, n_estimators=max(ROUNDS), learning_rate=learning_rate, num_leaves=num_leaves,
-            max_depth=max_depth, min_child_samples=min_child_samples, seed=seed, folds=folds,
-        )  # fmt: skip
+            space,
+            n_estimators=max(ROUNDS),
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            max_depth=max_depth,
+            min_child_samples=min_child_samples,
+            seed=seed,
+            folds=folds,
+        )
         self.search_space = space
         self.space = space.name
         self.device_fingerprint = device_fingerprint
@@ -126,7 +132,11 @@ class BoostedLayerSumPredictor(StoredPredictor):
         return not layer_sum.uncovered(keys)
 
     def _out_of_fold_bases(
-        self, archs: Sequence[Architecture], y: np.ndarray, t: np.ndarray, folds: list[tuple[np.ndarray, ...]],
+        self,
+        archs: Sequence[Architecture],
+        y: np.ndarray,
+        t: np.ndarray,
+        folds: list[tuple[np.ndarray, ...]],
         names: Sequence[str],
     ) -> dict[str, np.ndarray]:
         """The out-of-fold log predictions of each base in ``names`` (module, steps 1 and 2)."""
@@ -222,25 +232,49 @@ class BoostedLayerSumPredictor(StoredPredictor):
         if self.memory is not None:
             arrays.update(self.memory.arrays())
         trees = self.trees
-        self._write(path, arrays=arrays, params={
-            "learning_rate": trees.learning_rate, "num_leaves": trees.num_leaves, "max_depth": trees.max_depth,
-            "min_child_samples": trees.min_child_samples, "quantile": self.quantile, "seed": self.seed,
-            "folds": self.folds, "analytic_costs": list(trees.analytic_costs), "rounds": self.rounds,
-            "base": self.base, "mean_log": self.mean_log, "floor_ms": self.floor_ms, "factor": self.factor, "calibrated": self.calibrated, "n_fit": self.n_fit,
-        })  # fmt: skip
+        self._write(
+            path,
+            arrays=arrays,
+            params={
+                "learning_rate": trees.learning_rate,
+                "num_leaves": trees.num_leaves,
+                "max_depth": trees.max_depth,
+                "min_child_samples": trees.min_child_samples,
+                "quantile": self.quantile,
+                "seed": self.seed,
+                "folds": self.folds,
+                "analytic_costs": list(trees.analytic_costs),
+                "rounds": self.rounds,
+                "base": self.base,
+                "mean_log": self.mean_log,
+                "floor_ms": self.floor_ms,
+                "factor": self.factor,
+                "calibrated": self.calibrated,
+                "n_fit": self.n_fit,
+            },
+        )
 
     @classmethod
     def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> BoostedLayerSumPredictor:
         """Read ``path`` (and the layer sum embedded in it); ``space`` is the space itself."""
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
-        predictor = cls(space, device_fingerprint, learning_rate=p["learning_rate"], num_leaves=p["num_leaves"],
-                        max_depth=p["max_depth"], min_child_samples=p["min_child_samples"], quantile=p["quantile"],
-                        seed=p["seed"], folds=p["folds"])  # fmt: skip
+        predictor = cls(
+            space,
+            device_fingerprint,
+            learning_rate=p["learning_rate"],
+            num_leaves=p["num_leaves"],
+            max_depth=p["max_depth"],
+            min_child_samples=p["min_child_samples"],
+            quantile=p["quantile"],
+            seed=p["seed"],
+            folds=p["folds"],
+        )
         check_recorded(path, space, p["analytic_costs"], predictor.trees.analytic_costs)
         with tempfile.TemporaryDirectory(prefix="hwnas-boosted-") as scratch:
-            layer_sum = unembedded(LayerSumPredictor, arrays["layer_sum"], Path(scratch) / "layer_sum.npz",
-                                   space, device_fingerprint)  # fmt: skip
+            layer_sum = unembedded(
+                LayerSumPredictor, arrays["layer_sum"], Path(scratch) / "layer_sum.npz", space, device_fingerprint
+            )
         assert isinstance(layer_sum, LayerSumPredictor)
         predictor.layer_sum = layer_sum
         predictor.booster = model_from_array(arrays["model"]) if "model" in arrays else None

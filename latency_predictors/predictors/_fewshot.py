@@ -126,8 +126,9 @@ class LogBlend:
 
     @classmethod
     def from_stored(cls, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> LogBlend:
-        return cls(np.asarray(arrays["z_mean"], np.float64), np.asarray(arrays["weights"], np.float64),
-                   float(params["t_mean"]))  # fmt: skip
+        return cls(
+            np.asarray(arrays["z_mean"], np.float64), np.asarray(arrays["weights"], np.float64), float(params["t_mean"])
+        )
 
 
 @dataclass(frozen=True)
@@ -364,7 +365,9 @@ class FewShotPredictor(StoredPredictor):
         with tempfile.TemporaryDirectory(prefix="hwnas-few-shot-") as scratch:
             for i, (name, source) in enumerate(self.sources.items()):
                 if not isinstance(source, StoredPredictor):
-                    raise TypeError(f"source {name!r} ({type(source).__name__}) is not a StoredPredictor; cannot embed it")
+                    raise TypeError(
+                        f"source {name!r} ({type(source).__name__}) is not a StoredPredictor; cannot embed it"
+                    )
                 arrays[f"source_{i}"] = embedded(source, Path(scratch) / f"source_{i}.npz")
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
             if self.own is not None:
@@ -403,18 +406,32 @@ class FewShotPredictor(StoredPredictor):
                         f"{path}: source {source['name']!r} is a {source['kind']!r} predictor, a family this "
                         f"hwnas does not know (known: {sorted(families)})"
                     )
-                sources[source["name"]] = unembedded(family, arrays[f"source_{i}"], Path(scratch) / f"source_{i}.npz",
-                                                      space, source["device_fingerprint"])  # fmt: skip
+                sources[source["name"]] = unembedded(
+                    family,
+                    arrays[f"source_{i}"],
+                    Path(scratch) / f"source_{i}.npz",
+                    space,
+                    source["device_fingerprint"],
+                )
             own = None
             if "own_layer_sum" in arrays:
-                own = unembedded(LayerSumPredictor, arrays["own_layer_sum"], Path(scratch) / "own.npz",
-                                  space, device_fingerprint)  # fmt: skip
+                own = unembedded(
+                    LayerSumPredictor, arrays["own_layer_sum"], Path(scratch) / "own.npz", space, device_fingerprint
+                )
         blend = p.get("blend", "log")
         if blend not in BLENDS:
             raise ValueError(f"{path}: blend {blend!r} is not one this hwnas knows ({sorted(BLENDS)}); upgrade hwnas")
         recorded = tuple(p.get("analytic_costs", ()))
-        predictor = cls(space, device_fingerprint, sources, blend=blend, analytic=bool(recorded),
-                        own_layer_sum=p.get("own_layer_sum", False), ridge=p["ridge"], quantile=p["quantile"])  # fmt: skip
+        predictor = cls(
+            space,
+            device_fingerprint,
+            sources,
+            blend=blend,
+            analytic=bool(recorded),
+            own_layer_sum=p.get("own_layer_sum", False),
+            ridge=p["ridge"],
+            quantile=p["quantile"],
+        )
         predictor.own = own
         check_recorded(path, space, recorded, predictor.analytic_costs)
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)

@@ -127,8 +127,7 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             names = list(archive.files)
             if HEADER_KEY not in names:
                 raise PredictorFileError(
-                    f"{path} has no {HEADER_KEY!r} member: not a hwnas predictor file "
-                    f"(members: {sorted(names)[:10]})"
+                    f"{path} has no {HEADER_KEY!r} member: not a hwnas predictor file (members: {sorted(names)[:10]})"
                 )
             raw = archive[HEADER_KEY]
             arrays = {name: archive[name] for name in names if name != HEADER_KEY}
@@ -182,15 +181,11 @@ def load_predictor_file(
     while version < FORMAT_VERSION:
         header, arrays = _UPGRADES[version](header, arrays)
         version = header["format_version"] = version + 1
-    missing = [
-        k for k in ("kind", "space", "device_fingerprint", "feature_version", "params") if k not in header
-    ]
+    missing = [k for k in ("kind", "space", "device_fingerprint", "feature_version", "params") if k not in header]
     if missing:
         raise PredictorFileError(f"{path}: its header lacks {missing}")
     if header["kind"] not in kinds:
-        raise PredictorMismatchError(
-            f"{path} holds a {header['kind']!r} predictor; expected one of {sorted(kinds)}"
-        )
+        raise PredictorMismatchError(f"{path} holds a {header['kind']!r} predictor; expected one of {sorted(kinds)}")
     if (header["space"], header["device_fingerprint"]) != (space, device_fingerprint):
         raise PredictorMismatchError(
             f"{path}: predictor was trained for space {header['space']!r}, device "
@@ -262,8 +257,9 @@ def embedded(predictor: StoredPredictor, file: Path) -> np.ndarray:
     return np.frombuffer(file.read_bytes(), dtype=np.uint8).copy()
 
 
-def unembedded(family: type[StoredPredictor], array: np.ndarray, file: Path, space: SearchSpace,
-               device_fingerprint: str) -> StoredPredictor:  # fmt: skip
+def unembedded(
+    family: type[StoredPredictor], array: np.ndarray, file: Path, space: SearchSpace, device_fingerprint: str
+) -> StoredPredictor:
     """The predictor an :func:`embedded` array holds, loaded by ``family`` through ``file``."""
     file.write_bytes(np.asarray(array, dtype=np.uint8).tobytes())
     return family.load(file, space=space, device_fingerprint=device_fingerprint)

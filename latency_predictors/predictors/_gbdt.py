@@ -102,9 +102,15 @@ class GradientBoostingPredictor(StoredPredictor):
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
         # the trees validate their own settings
         self.trees = SpaceTrees(
-            space, n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
-            max_depth=max_depth, min_child_samples=min_child_samples, seed=seed, folds=calibration_folds,
-        )  # fmt: skip
+            space,
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            max_depth=max_depth,
+            min_child_samples=min_child_samples,
+            seed=seed,
+            folds=calibration_folds,
+        )
         self.search_space = space
         self.space = space.name
         self.device_fingerprint = device_fingerprint
@@ -165,8 +171,7 @@ class GradientBoostingPredictor(StoredPredictor):
         x, _ = self.trees.features_and_classes(archs, self.memory)
         if x.shape[1] != self.n_features:
             raise ValueError(
-                f"{self.space} features have {x.shape[1]} columns; this predictor was trained on "
-                f"{self.n_features}"
+                f"{self.space} features have {x.shape[1]} columns; this predictor was trained on {self.n_features}"
             )
         return self.trees.predict(self.booster, x)
 
@@ -176,18 +181,14 @@ class GradientBoostingPredictor(StoredPredictor):
             return np.empty(0)
         return self._untransform(self._centre(archs))
 
-    def predict_interval(
-        self, archs: Sequence[Architecture]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` bounds meant to cover the measured value with probability
         ``quantile`` (cross-conformal on out-of-fold residuals; see module and :attr:`calibrated`)."""
         self._check_fitted("predict_interval")
         if len(archs) == 0:
             return np.empty(0), np.empty(0)
         centre = self._centre(archs)
-        return self._untransform(centre - self.factor), self._untransform(
-            centre + self.factor
-        )
+        return self._untransform(centre - self.factor), self._untransform(centre + self.factor)
 
     # persistence
 
@@ -215,9 +216,7 @@ class GradientBoostingPredictor(StoredPredictor):
         )
 
     @classmethod
-    def load(
-        cls, path: Path, *, space: SearchSpace, device_fingerprint: str
-    ) -> GradientBoostingPredictor:
+    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> GradientBoostingPredictor:
         """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its ``features`` and
         ``flops`` are needed), compared by name with the file's."""
         header, arrays = cls._read(path, space, device_fingerprint)

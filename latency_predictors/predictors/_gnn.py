@@ -309,11 +309,18 @@ class GraphPredictor(StoredPredictor):
 
     def _params(self) -> dict[str, object]:
         return {
-            "members": self.members, "hidden": self.hidden, "layers": self.layers, "epochs": self.epochs,
-            "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
-            "seed": self.seed, "log_target": self.log_target, "quantile": self.quantile,
+            "members": self.members,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+            "log_target": self.log_target,
+            "quantile": self.quantile,
             "calibration_fraction": self.calibration_fraction,
-        }  # fmt: skip
+        }
 
     def save(self, path: Path) -> None:
         self._check_fitted("save")
@@ -326,10 +333,15 @@ class GraphPredictor(StoredPredictor):
             arrays[f"layer{layer}_weight"] = w.astype(np.float32)
             arrays[f"layer{layer}_bias"] = b.astype(np.float32)
         fitted = {
-            "node_scale": self.node_scale, "target_mean": self.target_mean, "target_std": self.target_std,
-            "factor": self.factor, "sigma_floor": self.sigma_floor, "calibrated": self.calibrated,
-            "n_fit": self.n_fit, "n_calibration": self.n_calibration,
-        }  # fmt: skip
+            "node_scale": self.node_scale,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "factor": self.factor,
+            "sigma_floor": self.sigma_floor,
+            "calibrated": self.calibrated,
+            "n_fit": self.n_fit,
+            "n_calibration": self.n_calibration,
+        }
         self._write(path, arrays=arrays, params={**self._params(), **fitted})
 
     @classmethod
@@ -338,8 +350,19 @@ class GraphPredictor(StoredPredictor):
         compared by name with the file's."""
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
-        names = ("members", "hidden", "layers", "epochs", "batch_size", "lr", "weight_decay", "seed",
-                 "log_target", "quantile", "calibration_fraction")  # fmt: skip
+        names = (
+            "members",
+            "hidden",
+            "layers",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "seed",
+            "log_target",
+            "quantile",
+            "calibration_fraction",
+        )
         predictor = cls(space, device_fingerprint, **{name: p[name] for name in names})
         predictor.vocabulary = tuple(str(label) for label in arrays["vocabulary"])
         predictor.attribute_mean = np.asarray(arrays["attribute_mean"], dtype=np.float64)

@@ -99,9 +99,7 @@ class LayerSumPredictor(StoredPredictor):
             self._rows[arch.string] = counts
         return counts
 
-    def _matrix(
-        self, archs: Sequence[Architecture], column: Mapping[str, int]
-    ) -> tuple[np.ndarray, set[str]]:
+    def _matrix(self, archs: Sequence[Architecture], column: Mapping[str, int]) -> tuple[np.ndarray, set[str]]:
         matrix = np.zeros((len(archs), len(column)), dtype=np.float64)
         unknown: set[str] = set()
         for row, arch in enumerate(archs):
@@ -242,9 +240,7 @@ class LayerSumPredictor(StoredPredictor):
 
     def save(self, path: Path) -> None:
         if self.costs is None:
-            raise RuntimeError(
-                "cannot save a LayerSumPredictor without costs (fit or from_layer_table first)"
-            )
+            raise RuntimeError("cannot save a LayerSumPredictor without costs (fit or from_layer_table first)")
         self._write(
             path,
             arrays={"keys": np.array(self.keys, dtype=str), "costs": self.costs},

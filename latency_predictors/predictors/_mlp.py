@@ -150,9 +150,7 @@ class MLPEnsemblePredictor(StoredPredictor):
 
         n, d = x.shape
         dims = [d, *self.hidden, 1]
-        rows = np.stack(
-            [np.random.default_rng(self.seed + i).integers(0, n, size=n) for i in range(self.members)]
-        )
+        rows = np.stack([np.random.default_rng(self.seed + i).integers(0, n, size=n) for i in range(self.members)])
         inputs = torch.from_numpy(x[rows].astype(np.float32))  # (members, n, d)
         targets = torch.from_numpy(t[rows].astype(np.float32))[..., None]  # (members, n, 1)
         weights: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
@@ -161,15 +159,11 @@ class MLPEnsemblePredictor(StoredPredictor):
             generator = torch.Generator().manual_seed(self.seed + i)
             for layer, (fan_in, fan_out) in enumerate(pairwise(dims)):
                 bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear's default initialisation
-                weights[layer].append(
-                    (torch.rand(fan_in, fan_out, generator=generator) * 2 - 1) * bound
-                )
+                weights[layer].append((torch.rand(fan_in, fan_out, generator=generator) * 2 - 1) * bound)
                 biases[layer].append((torch.rand(1, fan_out, generator=generator) * 2 - 1) * bound)
         params_w = [torch.stack(w).requires_grad_() for w in weights]
         params_b = [torch.stack(b).requires_grad_() for b in biases]
-        optimizer = torch.optim.Adam(
-            [*params_w, *params_b], lr=self.lr, weight_decay=self.weight_decay
-        )
+        optimizer = torch.optim.Adam([*params_w, *params_b], lr=self.lr, weight_decay=self.weight_decay)
         last = len(params_w) - 1
         for _ in range(self.epochs):
             optimizer.zero_grad(set_to_none=True)

@@ -142,10 +142,18 @@ class SpaceTrees:
         import lightgbm
 
         params = {
-            "objective": "regression", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-            "max_depth": self.max_depth, "min_data_in_leaf": self.min_child_samples, "feature_pre_filter": False,
-            "deterministic": True, "force_col_wise": True, "num_threads": 1, "seed": self.seed, "verbose": -1,
-        }  # fmt: skip
+            "objective": "regression",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_pre_filter": False,
+            "deterministic": True,
+            "force_col_wise": True,
+            "num_threads": 1,
+            "seed": self.seed,
+            "verbose": -1,
+        }
         return lightgbm.train(
             params,
             lightgbm.Dataset(x, t, init_score=init, params=params),

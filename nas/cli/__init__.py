@@ -85,9 +85,10 @@ def sweep_subdir(*, _root_: DictConfig) -> str:
     parser = OverridesParser.create()
     swept = _swept_keys(Path(hydra_cfg.sweep.dir) / "multirun.yaml", parser)
     lines = sorted(
-        o.input_line for o in parser.parse_overrides(list(hydra_cfg.overrides.task))
+        o.input_line
+        for o in parser.parse_overrides(list(hydra_cfg.overrides.task))
         if o.key_or_group not in settings.exclude_keys and (swept is None or o.key_or_group in swept)
-    )  # fmt: skip
+    )
     name = settings.item_sep.join(lines).replace("=", settings.kv_sep)
     name = re.sub(r"[^\w.,=+\-]+", "_", name).strip("_")
     if len(name.encode()) > _MAX_DIRNAME_BYTES:

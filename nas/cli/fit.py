@@ -45,24 +45,35 @@ def main(cfg: DictConfig) -> float | None:
     usable = np.flatnonzero(usable_mask(values))
     skipped = len(values) - len(usable)
     if skipped:
-        log.warning("%d of %d rows have no usable %s[%s] value and are skipped", skipped, len(values),
-                    cfg.metric, cfg.device.name)  # fmt: skip
+        log.warning(
+            "%d of %d rows have no usable %s[%s] value and are skipped",
+            skipped,
+            len(values),
+            cfg.metric,
+            cfg.device.name,
+        )
     classes = space.isomorphism_classes(archs)
     measured_on = measured_rows(values, classes)
     copied = int((measured_on != np.arange(len(values))).sum())
     if copied:
-        log.info("%d rows hold a value copied from the first row of their isomorphism class: each is fitted "
-                 "and predicted as the architecture measured (column measured_on)", copied)  # fmt: skip
+        log.info(
+            "%d rows hold a value copied from the first row of their isomorphism class: each is fitted "
+            "and predicted as the architecture measured (column measured_on)",
+            copied,
+        )
     few_shot = pretrain_sources(cfg, space, table, archs, classes) if cfg.source_devices else None
     rows_note = f"{cfg.metric}[{cfg.device.name}] has {len(usable)} usable rows"
     if few_shot is not None:  # rows whose architecture a source was fitted on are neither trained nor tested
         usable = unseen_rows(values, classes, [few_shot.seen])
-        rows_note += (f", {len(usable)} of them outside the few-shot pool (n_source={few_shot.n_source} "
-                      "took the others' architectures)")  # fmt: skip
+        rows_note += (
+            f", {len(usable)} of them outside the few-shot pool (n_source={few_shot.n_source} "
+            "took the others' architectures)"
+        )
     n_train = choose_n_train(cfg.n_train, len(usable), rows_note)
     if cfg.n_train is None:
-        log.info("n_train=%d (n_train=null: %s; the other %d are the test set)", n_train, rows_note,
-                 len(usable) - n_train)  # fmt: skip
+        log.info(
+            "n_train=%d (n_train=null: %s; the other %d are the test set)", n_train, rows_note, len(usable) - n_train
+        )
     order = np.random.default_rng(cfg.seed).permutation(usable)
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
 
@@ -80,11 +91,15 @@ def main(cfg: DictConfig) -> float | None:
     columns = ["arch", "measured", "predicted"] + (["lower", "upper"] if interval is not None else [])
     columns += ["measured_on"] if copied else []
     rows = [
-        {"arch": archs[i].string, "measured": m, "predicted": float(p),
-         **({"lower": float(interval[0][k]), "upper": float(interval[1][k])} if interval is not None else {}),
-         **({"measured_on": test_archs[k].string} if copied else {})}
+        {
+            "arch": archs[i].string,
+            "measured": m,
+            "predicted": float(p),
+            **({"lower": float(interval[0][k]), "upper": float(interval[1][k])} if interval is not None else {}),
+            **({"measured_on": test_archs[k].string} if copied else {}),
+        }
         for k, (i, m, p) in enumerate(zip(test, values[test], predicted))
-    ]  # fmt: skip
+    ]
     write_csv(run_dir / "test_predictions.csv", columns, rows)
     metrics = {
         **prediction_metrics(values[test], predicted, *(interval or (None, None))),
@@ -102,8 +117,13 @@ def main(cfg: DictConfig) -> float | None:
         **(few_shot.report() if few_shot is not None else {}),
     }
     write_json(run_dir / "metrics.json", metrics)
-    log.info("%s on %s[%s]: %s", type(predictor).__name__, cfg.device.name, cfg.metric,
-             json.dumps({k: metrics[k] for k in ("spearman", "within_10pct", "n_train", "n_test")}))  # fmt: skip
+    log.info(
+        "%s on %s[%s]: %s",
+        type(predictor).__name__,
+        cfg.device.name,
+        cfg.metric,
+        json.dumps({k: metrics[k] for k in ("spearman", "within_10pct", "n_train", "n_test")}),
+    )
     return metrics["spearman"]
 
 
@@ -119,15 +139,19 @@ def choose_n_train(requested: int | None, n_usable: int, rows_note: str = "") ->
     ``n_usable - 1``). ``rows_note`` says where the usable rows come from, for the error."""
     note = rows_note or f"{n_usable} usable rows"
     if n_usable < 2:
-        raise ValueError(f"{note}: a fit needs at least 2 (one to train on, one to test); "
-                         "measure more rows (hwnas-profile n_archs=...) or pick another column")  # fmt: skip
+        raise ValueError(
+            f"{note}: a fit needs at least 2 (one to train on, one to test); "
+            "measure more rows (hwnas-profile n_archs=...) or pick another column"
+        )
     if requested is None:
         return min(AUTO_N_TRAIN_MAX, max(1, int(AUTO_TRAIN_SHARE * n_usable)), n_usable - 1)
     if isinstance(requested, bool) or not isinstance(requested, int) or not 0 < requested < n_usable:
         auto = choose_n_train(None, n_usable)
-        raise ValueError(f"n_train={requested!r} does not fit: {note}, so n_train must be an integer between 1 "
-                         f"and {n_usable - 1} (the rest are the test set); n_train=null picks {auto} "
-                         f"(min({AUTO_N_TRAIN_MAX}, {AUTO_TRAIN_SHARE:.0%} of the usable rows))")  # fmt: skip
+        raise ValueError(
+            f"n_train={requested!r} does not fit: {note}, so n_train must be an integer between 1 "
+            f"and {n_usable - 1} (the rest are the test set); n_train=null picks {auto} "
+            f"(min({AUTO_N_TRAIN_MAX}, {AUTO_TRAIN_SHARE:.0%} of the usable rows))"
+        )
     return requested
 
 
@@ -143,12 +167,17 @@ class FewShotSources:
     rows_skipped: dict[str, int]
 
     def report(self) -> dict[str, object]:
-        return {"source_devices": list(self.sources), "source_metric": self.source_metric,
-                "n_source": self.n_source, "source_rows_skipped": self.rows_skipped}  # fmt: skip
+        return {
+            "source_devices": list(self.sources),
+            "source_metric": self.source_metric,
+            "n_source": self.n_source,
+            "source_rows_skipped": self.rows_skipped,
+        }
 
 
-def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
-                     archs: list[Architecture], classes: np.ndarray | None) -> FewShotSources:  # fmt: skip
+def pretrain_sources(
+    cfg: DictConfig, space: SearchSpace, table: BenchmarkTable, archs: list[Architecture], classes: np.ndarray | None
+) -> FewShotSources:
     """Fit ``cfg.source_predictor`` on each source column's values of a pool of ``n_source`` rows
     drawn with ``default_rng([seed, 1])`` (each as the architecture it was measured on); only
     those rows' source measurements are ever read."""
@@ -156,8 +185,10 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
         raise ValueError(f"source_devices={list(cfg.source_devices)} needs predictor=few_shot")
     for name in cfg.source_devices:
         if name == cfg.device.name:
-            raise ValueError(f"source device {name!r} is the target device: a few-shot fit adapts to a device "
-                             "none of its sources is; remove it from source_devices")  # fmt: skip
+            raise ValueError(
+                f"source device {name!r} is the target device: a few-shot fit adapts to a device "
+                "none of its sources is; remove it from source_devices"
+            )
         table.column(cfg.source_metric, name)  # an unknown device is named with the known ones
     if not 0 < cfg.n_source < len(archs):
         raise ValueError(f"n_source={cfg.n_source} must be between 1 and {len(archs) - 1} (table rows)")
@@ -169,8 +200,13 @@ def pretrain_sources(cfg: DictConfig, space: SearchSpace, table: BenchmarkTable,
         seen.append(measured_on)
         skipped[name] = len(pool) - len(rows)
         if skipped[name]:
-            log.warning("source %s: %d of %d pool rows have no usable %s value and are skipped",
-                        name, skipped[name], len(pool), cfg.source_metric)  # fmt: skip
+            log.warning(
+                "source %s: %d of %d pool rows have no usable %s value and are skipped",
+                name,
+                skipped[name],
+                len(pool),
+                cfg.source_metric,
+            )
         fingerprint = table.device(name).fingerprint
         source = instantiate(cfg.source_predictor)(space=space, device_fingerprint=fingerprint)
         sources[name] = source.fit([archs[i] for i in measured_on], column[rows])

@@ -96,9 +96,20 @@ def check_settings(cfg: DictConfig) -> Settings:
         # ValueError like every other bad setting, whatever its type.
         raise ValueError(f"all_layers must be true or false, got {cfg.all_layers!r}")  # noqa: TRY004
     networks, layers = LAYER_MODES[cfg.layers]
-    return Settings(cfg.n_archs, cfg.threads, cfg.batch_size, cfg.precision, cfg.warmup, cfg.repeats,
-                    cfg.max_repeats, float(cfg.rel_tolerance), float(cfg.max_time_s), networks, layers,
-                    ratio)  # fmt: skip
+    return Settings(
+        cfg.n_archs,
+        cfg.threads,
+        cfg.batch_size,
+        cfg.precision,
+        cfg.warmup,
+        cfg.repeats,
+        cfg.max_repeats,
+        float(cfg.rel_tolerance),
+        float(cfg.max_time_s),
+        networks,
+        layers,
+        ratio,
+    )
 
 
 def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:
@@ -150,19 +161,33 @@ def drift_monitor_of(cfg: DictConfig, runtime: Runtime, batch_size: int, workdir
 def report_stability(out: Path, stability: RowStability, run: ProfileRun) -> None:
     """Warn about the profile's unstable and unconverged rows and write profile_summary.json."""
     if stability.unstable:
-        log.warning("%d of %d rows are unstable (IQR above %g of the median; indices in %s): their medians may be "
-                    "off by more than run-to-run noise; measure them again on a quieter machine, or drop them",
-                    len(stability.unstable), stability.rows, stability.max_iqr_ratio, out / SUMMARY_FILE)  # fmt: skip
+        log.warning(
+            "%d of %d rows are unstable (IQR above %g of the median; indices in %s): their medians may be "
+            "off by more than run-to-run noise; measure them again on a quieter machine, or drop them",
+            len(stability.unstable),
+            stability.rows,
+            stability.max_iqr_ratio,
+            out / SUMMARY_FILE,
+        )
     if stability.not_converged:
-        log.warning("%d of %d rows did not converge (their median missed rel_tolerance within max_repeats or "
-                    "max_time_s; indices in %s)", len(stability.not_converged), stability.rows,
-                    out / SUMMARY_FILE)  # fmt: skip
+        log.warning(
+            "%d of %d rows did not converge (their median missed rel_tolerance within max_repeats or "
+            "max_time_s; indices in %s)",
+            len(stability.not_converged),
+            stability.rows,
+            out / SUMMARY_FILE,
+        )
     if not (stability.unstable or stability.not_converged):
-        log.info("all %d rows stable (IQR within %g of the median) and converged", stability.rows,
-                 stability.max_iqr_ratio)  # fmt: skip
+        log.info(
+            "all %d rows stable (IQR within %g of the median) and converged", stability.rows, stability.max_iqr_ratio
+        )
     per_minute = run.archs_per_minute
-    this_run = {"measured": run.measured, "failed": list(run.failed), "elapsed_s": run.elapsed_s,
-                "archs_per_minute": per_minute if math.isfinite(per_minute) else None}  # fmt: skip
+    this_run = {
+        "measured": run.measured,
+        "failed": list(run.failed),
+        "elapsed_s": run.elapsed_s,
+        "archs_per_minute": per_minute if math.isfinite(per_minute) else None,
+    }
     write_json(out / SUMMARY_FILE, {**stability.to_dict(), "this_run": this_run})
 
 
@@ -183,20 +208,39 @@ def main(cfg: DictConfig) -> None:
     space_record = {"name": cfg.space.name, "instance": OmegaConf.to_container(cfg.space.instance, resolve=True)}
     measurement = {
         "method": "measure_until_stable: median of at least `repeats` timed runs after `warmup` untimed "
-                  "ones, more until the median's 95% CI half-width is within rel_tolerance; Tukey outliers dropped",
-        "warmup": settings.warmup, "repeats": settings.repeats, "max_repeats": settings.max_repeats,
-        "rel_tolerance": settings.rel_tolerance, "max_time_s": settings.max_time_s, "batch_size": settings.batch_size,
-        "precision": settings.precision, "threads": settings.threads, "runtime": runtime.describe(),
-    }  # fmt: skip
+        "ones, more until the median's 95% CI half-width is within rel_tolerance; Tukey outliers dropped",
+        "warmup": settings.warmup,
+        "repeats": settings.repeats,
+        "max_repeats": settings.max_repeats,
+        "rel_tolerance": settings.rel_tolerance,
+        "max_time_s": settings.max_time_s,
+        "batch_size": settings.batch_size,
+        "precision": settings.precision,
+        "threads": settings.threads,
+        "runtime": runtime.describe(),
+    }
     record = {
-        "space": space_record, "settings": measurement, "host": host_metadata(), "energy_meter": energy_record,
-    }  # fmt: skip
+        "space": space_record,
+        "settings": measurement,
+        "host": host_metadata(),
+        "energy_meter": energy_record,
+    }
     measure = functools.partial(
-        measure_until_stable, warmup=settings.warmup, min_repeats=settings.repeats,
-        max_repeats=settings.max_repeats, rel_tolerance=settings.rel_tolerance, max_time_s=settings.max_time_s,
-    )  # fmt: skip
-    log.info("profiling %d %s architectures and %d layers on %s into %s",
-             len(archs) if settings.networks else 0, space.name, len(layers), device.name, out)  # fmt: skip
+        measure_until_stable,
+        warmup=settings.warmup,
+        min_repeats=settings.repeats,
+        max_repeats=settings.max_repeats,
+        rel_tolerance=settings.rel_tolerance,
+        max_time_s=settings.max_time_s,
+    )
+    log.info(
+        "profiling %d %s architectures and %d layers on %s into %s",
+        len(archs) if settings.networks else 0,
+        space.name,
+        len(layers),
+        device.name,
+        out,
+    )
 
     if settings.networks:
         with ProfileWriter(out, device, **record) as writer, tempfile.TemporaryDirectory() as workdir:
@@ -205,19 +249,44 @@ def main(cfg: DictConfig) -> None:
             todo = [a for a in archs if a.string not in writer][: max(settings.n_archs - len(writer), 0)]
             log.info("%d already measured, %d to measure", len(writer), len(todo))
             run = profile_architectures(
-                space, todo, runtime, writer, measure=measure, batch_size=settings.batch_size,
-                energy_mj=energy_mj, drift_monitor=drift_monitor,
-                progress=cfg.progress, max_iqr_ratio=settings.unstable_iqr_ratio,
-            )  # fmt: skip
-        log.info("measured %d architectures in %.1f s (%.1f per minute), %d failed; the profile holds %d",
-                 run.measured, run.elapsed_s, run.archs_per_minute, len(run.failed), len(writer))  # fmt: skip
+                space,
+                todo,
+                runtime,
+                writer,
+                measure=measure,
+                batch_size=settings.batch_size,
+                energy_mj=energy_mj,
+                drift_monitor=drift_monitor,
+                progress=cfg.progress,
+                max_iqr_ratio=settings.unstable_iqr_ratio,
+            )
+        log.info(
+            "measured %d architectures in %.1f s (%.1f per minute), %d failed; the profile holds %d",
+            run.measured,
+            run.elapsed_s,
+            run.archs_per_minute,
+            len(run.failed),
+            len(writer),
+        )
         report_stability(out, writer.stability(settings.unstable_iqr_ratio), run)
     if settings.layers:
         with LayerProfileWriter(out, device, **record) as layer_writer:
-            layer_run = profile_layers(space, layers, runtime, layer_writer, measure=measure,
-                                       batch_size=settings.batch_size, progress=cfg.progress)  # fmt: skip
-        log.info("measured %d layers in %.1f s, %d failed; layers.csv holds %d",
-                 layer_run.measured, layer_run.elapsed_s, len(layer_run.failed), len(layer_writer))  # fmt: skip
+            layer_run = profile_layers(
+                space,
+                layers,
+                runtime,
+                layer_writer,
+                measure=measure,
+                batch_size=settings.batch_size,
+                progress=cfg.progress,
+            )
+        log.info(
+            "measured %d layers in %.1f s, %d failed; layers.csv holds %d",
+            layer_run.measured,
+            layer_run.elapsed_s,
+            len(layer_run.failed),
+            len(layer_writer),
+        )
 
 
 if __name__ == "__main__":

@@ -63,13 +63,16 @@ def main(cfg: DictConfig) -> float | None:
     search = build_search(cfg)
     claim_run_dir(run_dir, cfg, search)
     warn_if_random_start_only(cfg)
-    study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s,
-                       show_progress=cfg.progress)  # fmt: skip
+    study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s, show_progress=cfg.progress)
     summary = write_outputs(cfg, run_dir, search, study)
     summary["wall_time_s"] = time.time() - started
     write_json(run_dir / "summary.json", summary)
-    log.info("Pareto set of %d architectures (hypervolume %s) written to %s",
-             summary["pareto_size"], summary["hypervolume"], run_dir)  # fmt: skip
+    log.info(
+        "Pareto set of %d architectures (hypervolume %s) written to %s",
+        summary["pareto_size"],
+        summary["hypervolume"],
+        run_dir,
+    )
     return summary["hypervolume"]
 
 
@@ -79,9 +82,14 @@ def build_search(cfg: DictConfig) -> Search:
     metrics = _named(cfg.metrics, cfg.device.name)
     constraints = [Constraint(metric=name, **bounds) for name, bounds in cfg.constraints.items()]
     check_device_name(cfg.device.name, [*objectives, *metrics])
-    log.info("space %s, device %s, objectives %s, metrics %s, constraints %s",
-             space.name, cfg.device.name, [o.name for o in objectives], [m.name for m in metrics],
-             [c.name for c in constraints])  # fmt: skip
+    log.info(
+        "space %s, device %s, objectives %s, metrics %s, constraints %s",
+        space.name,
+        cfg.device.name,
+        [o.name for o in objectives],
+        [m.name for m in metrics],
+        [c.name for c in constraints],
+    )
     return Search(
         space=space,
         objectives=objectives,
@@ -118,8 +126,9 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:
     A directory written before study.json existed is judged by its summary.json (study and
     device). The directory is claimed only once the storage has accepted the study, so a run
     refused there leaves nothing that would refuse its corrected command."""
-    claim = json.loads(json.dumps({"study_name": cfg.study_name, "device": cfg.device.name,
-                                   "identity": search.identity()}))  # fmt: skip
+    claim = json.loads(
+        json.dumps({"study_name": cfg.study_name, "device": cfg.device.name, "identity": search.identity()})
+    )
     path = run_dir / RUN_FILE
     held = _held_claim(run_dir)
     if held is not None:
@@ -161,8 +170,11 @@ def warn_if_random_start_only(cfg: DictConfig) -> None:
         log.warning(
             "budget.n_trials=%d is within %s's random start-up of %d trials: this search is a random "
             "search, the same for every sampler with seed=%s; give more trials to see the sampler work",
-            cfg.budget.n_trials, cfg.sampler._target_.rsplit(".", 1)[-1], startup, cfg.seed,
-        )  # fmt: skip
+            cfg.budget.n_trials,
+            cfg.sampler._target_.rsplit(".", 1)[-1],
+            startup,
+            cfg.seed,
+        )
 
 
 def unstable_trials(table: TrialsTable) -> list[str]:
@@ -186,10 +198,16 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         run_dir / "columns.json", column_descriptions(search, table) | (ONNX_DESCRIPTIONS if cfg.export.onnx else {})
     )
     objectives = dict(zip(table.objectives, table.directions))
-    write_json(run_dir / "pareto.json", {
-        "format_version": FORMAT_VERSION, "space": search.space.name, "device": cfg.device.name,
-        "objectives": objectives, "architectures": front,
-    })  # fmt: skip
+    write_json(
+        run_dir / "pareto.json",
+        {
+            "format_version": FORMAT_VERSION,
+            "space": search.space.name,
+            "device": cfg.device.name,
+            "objectives": objectives,
+            "architectures": front,
+        },
+    )
 
     oracle = Oracle.of(search)
     reference, rule = reference_point(table, _list_or_none(cfg.reference_point), oracle)
@@ -203,8 +221,10 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         log.warning(
             "%d of %d measured trials have an unstable latency (%s: IQR above the threshold's share of "
             "the median); the machine was busy: compare their latencies with care, or measure again",
-            len(unstable), sum(r["state"] == "COMPLETE" for r in table.rows), ", ".join(unstable),
-        )  # fmt: skip
+            len(unstable),
+            sum(r["state"] == "COMPLETE" for r in table.rows),
+            ", ".join(unstable),
+        )
     return {
         "format_version": FORMAT_VERSION,
         "study_name": cfg.study_name,

@@ -42,13 +42,19 @@ def main(cfg: DictConfig) -> float | None:
     # The classifier's width follows the data, whatever the space's config says.
     space: SearchSpace = instantiate(cfg.space.instance, num_classes=data.num_classes)
     if tuple(data.input_shape) != tuple(space.input_shape):
-        log.warning("data gives %s inputs, %s expects %s: images are resized per architecture",
-                    tuple(data.input_shape), space, tuple(space.input_shape))  # fmt: skip
+        log.warning(
+            "data gives %s inputs, %s expects %s: images are resized per architecture",
+            tuple(data.input_shape),
+            space,
+            tuple(space.input_shape),
+        )
     strategy = instantiate(cfg.strategy)
     # Said before training, so a user who meant to get the Spearman check can stop and fix it.
     missing = missing_table(cfg)
     if missing:
-        (log.warning if cfg.space.get("accuracy_column") else log.info)("%s; the summary's Spearman rho will be null", missing)
+        (log.warning if cfg.space.get("accuracy_column") else log.info)(
+            "%s; the summary's Spearman rho will be null", missing
+        )
     log.info("training a %r supernet on %r with %r for %d epochs", space, data, strategy, cfg.epochs)
     trainer = SupernetTrainer(
         space.supernet(seed=cfg.seed),
@@ -67,8 +73,15 @@ def main(cfg: DictConfig) -> float | None:
 
     archs = evaluation_archs(space, cfg.evaluation.archs, cfg.seed)
     evaluation_started = time.time()
-    accuracies = evaluate(trainer.supernet, archs, data, bn_batches=cfg.evaluation.bn_batches,
-                          batch_size=cfg.evaluation.batch_size, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+    accuracies = evaluate(
+        trainer.supernet,
+        archs,
+        data,
+        bn_batches=cfg.evaluation.bn_batches,
+        batch_size=cfg.evaluation.batch_size,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
     published = {} if missing else published_accuracies(cfg, archs)
     rows = [
         {
@@ -99,8 +112,12 @@ def main(cfg: DictConfig) -> float | None:
         "wall_time_s": time.time() - started,
     }
     write_json(run_dir / "summary.json", summary)
-    log.info("inherited accuracy of %d architectures written to %s (Spearman vs published: %s)",
-             len(archs), run_dir, summary["spearman_vs_published"]["rho"])  # fmt: skip
+    log.info(
+        "inherited accuracy of %d architectures written to %s (Spearman vs published: %s)",
+        len(archs),
+        run_dir,
+        summary["spearman_vs_published"]["rho"],
+    )
     return summary["evaluation"]["mean_accuracy"]
 
 
@@ -138,8 +155,10 @@ def missing_table(cfg: DictConfig) -> str | None:
         return f"the space {cfg.space.name} names no benchmark table with an accuracy column"
     archs = Path(table_dir).expanduser().resolve() / "archs.csv"
     if not archs.is_file():
-        return (f"no benchmark table at {archs.parent} ({archs.name} not found; data_dir is {cfg.data_dir}): "
-                "set HWNAS_DATA=/path/to/data or data_dir=/path/to/data to compare with published accuracies")  # fmt: skip
+        return (
+            f"no benchmark table at {archs.parent} ({archs.name} not found; data_dir is {cfg.data_dir}): "
+            "set HWNAS_DATA=/path/to/data or data_dir=/path/to/data to compare with published accuracies"
+        )
     return None
 
 
@@ -165,14 +184,22 @@ def spearman_summary(cfg: DictConfig, rows: list[dict[str, Any]], missing: str |
         return {"rho": None, "n": 0, "column": column, "reason": missing}
     if len(pairs) < 3:
         where = cfg.space.get("table_dir")
-        return {"rho": None, "n": len(pairs), "column": column,
-                "reason": f"fewer than 3 evaluated architectures have a published accuracy in {where}"}  # fmt: skip
+        return {
+            "rho": None,
+            "n": len(pairs),
+            "column": column,
+            "reason": f"fewer than 3 evaluated architectures have a published accuracy in {where}",
+        }
     from scipy.stats import spearmanr  # scikit-learn's dependency
 
     inherited, published = zip(*pairs)
     rho = spearmanr(inherited, published).statistic
-    return {"rho": None if not math.isfinite(rho) else float(rho), "n": len(pairs), "column": column,
-            "table_dir": str(Path(cfg.space.table_dir).resolve())}  # fmt: skip
+    return {
+        "rho": None if not math.isfinite(rho) else float(rho),
+        "n": len(pairs),
+        "column": column,
+        "table_dir": str(Path(cfg.space.table_dir).resolve()),
+    }
 
 
 if __name__ == "__main__":

@@ -61,9 +61,7 @@ class TableMetric(Objective):
         try:
             self.direction = Direction(direction)
         except ValueError:
-            raise ValueError(
-                f"objective {name!r}: direction {direction!r}; use 'minimize' or 'maximize'"
-            ) from None
+            raise ValueError(f"objective {name!r}: direction {direction!r}; use 'minimize' or 'maximize'") from None
         self.space = space
         self.table: BenchmarkTable = cached_table(table, None if space is None else SpaceCanonicaliser.of(space))
         self.metric = metric

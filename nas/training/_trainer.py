@@ -140,8 +140,14 @@ class SupernetTrainer:
             seconds += time.perf_counter() - started
             images += seen
             losses.append(loss)
-            log.info("epoch %d/%d: loss %.4f, lr %.4g, %.1f images/s", epoch + 1, self.epochs, loss,
-                     scheduler.get_last_lr()[0], seen / max(time.perf_counter() - started, 1e-9))  # fmt: skip
+            log.info(
+                "epoch %d/%d: loss %.4f, lr %.4g, %.1f images/s",
+                epoch + 1,
+                self.epochs,
+                loss,
+                scheduler.get_last_lr()[0],
+                seen / max(time.perf_counter() - started, 1e-9),
+            )
             self._save(epoch + 1, losses, optimizer, scheduler, arch_rng, shuffle_generator)
         return TrainingResult(self.epochs, tuple(losses), done, images, seconds)
 

@@ -73,8 +73,7 @@ class FBNetMacro:
         for position, layer in enumerate(self.layers):
             if layer.in_channels != widths[position]:
                 raise ValueError(
-                    f"layer {position} takes {layer.in_channels} channels but its input has "
-                    f"{widths[position]}"
+                    f"layer {position} takes {layer.in_channels} channels but its input has {widths[position]}"
                 )
             if layer.stride not in (1, 2):
                 raise ValueError(f"layer {position} has stride {layer.stride}; FBNet uses 1 or 2")
@@ -83,8 +82,7 @@ class FBNetMacro:
                 raise ValueError(f"layer {position} has an odd width; g2 blocks need even ones")
         if self.num_classes < 1 or self.resolution < 1:
             raise ValueError(
-                f"FBNetMacro needs positive sizes, got num_classes={self.num_classes}, "
-                f"resolution={self.resolution}"
+                f"FBNetMacro needs positive sizes, got num_classes={self.num_classes}, resolution={self.resolution}"
             )
 
     @property
@@ -125,12 +123,20 @@ def _layers(first_stride: int) -> tuple[LayerShape, ...]:
 
 #: HW-NAS-Bench's CIFAR-100 variant: the one the fbnet benchmark tables measured.
 CIFAR100 = FBNetMacro(
-    stem_channels=16, stem_stride=1, layers=_layers(1), head_channels=1504, num_classes=100,
+    stem_channels=16,
+    stem_stride=1,
+    layers=_layers(1),
+    head_channels=1504,
+    num_classes=100,
     resolution=32,
 )
 #: The ImageNet variant: stride 2 in the stem and in layer 1, a wider head, 224x224 inputs.
 IMAGENET = FBNetMacro(
-    stem_channels=16, stem_stride=2, layers=_layers(2), head_channels=1984, num_classes=1000,
+    stem_channels=16,
+    stem_stride=2,
+    layers=_layers(2),
+    head_channels=1984,
+    num_classes=1000,
     resolution=224,
 )
 #: Macros by the names configuration files use.
@@ -193,7 +199,12 @@ def conv_bn(
     """Bias-free conv (padding k // 2) + BN, then ReLU unless ``relu=False``."""
     layers: list[nn.Module] = [
         nn.Conv2d(
-            in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, groups=groups,
+            in_channels,
+            out_channels,
+            kernel,
+            stride=stride,
+            padding=kernel // 2,
+            groups=groups,
             bias=False,
         ),
         nn.BatchNorm2d(out_channels),

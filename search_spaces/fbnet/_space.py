@@ -52,9 +52,7 @@ class FBNetSpace(SearchSpace):
     def __init__(self, macro: str | FBNetMacro = "cifar100", num_classes: int | None = None) -> None:
         if isinstance(macro, str):
             if macro not in MACROS:
-                raise ValueError(
-                    f"unknown FBNet macro {macro!r}; known macros: {', '.join(MACROS)}"
-                )
+                raise ValueError(f"unknown FBNet macro {macro!r}; known macros: {', '.join(MACROS)}")
             macro = MACROS[macro]
         if len(macro.layers) != NUM_LAYERS:
             raise ValueError(f"an FBNet macro has {NUM_LAYERS} layers, this one {len(macro.layers)}")
@@ -77,9 +75,7 @@ class FBNetSpace(SearchSpace):
     def ops(self, arch: Architecture) -> tuple[str, ...]:
         """The block name at each layer of ``arch``."""
         if arch.space != self.name:
-            raise ArchitectureError(
-                f"{arch.string!r} is a {arch.space!r} architecture, not an {self.name} one"
-            )
+            raise ArchitectureError(f"{arch.string!r} is a {arch.space!r} architecture, not an {self.name} one")
         params = arch.params
         return tuple(str(params[name]) for name in GENE_NAMES)
 
@@ -172,8 +168,7 @@ def parse_blocks(string: Any) -> dict[str, GeneValue]:
     tokens = string.split(SEPARATOR)
     if len(tokens) != NUM_LAYERS:
         raise ArchitectureError(
-            f"{string!r} has {len(tokens)} layer(s) separated by {SEPARATOR!r}; "
-            f"an FBNet architecture has {NUM_LAYERS}"
+            f"{string!r} has {len(tokens)} layer(s) separated by {SEPARATOR!r}; an FBNet architecture has {NUM_LAYERS}"
         )
     genes: dict[str, GeneValue] = {}
     for position, (name, token) in enumerate(zip(GENE_NAMES, tokens)):

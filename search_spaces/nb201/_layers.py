@@ -41,8 +41,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "head": re.compile(r"head:c(?P<c>\d+):h(?P<h>\d+):n(?P<n>\d+)"),
 }
 KEY_FORMATS = (
-    "stem:c<C>:h<H>, op:<op>:c<C>:h<H>, cell_sum:c<C>:h<H>, reduction:c<Cin>-<Cout>:h<H>, "
-    "head:c<C>:h<H>:n<classes>"
+    "stem:c<C>:h<H>, op:<op>:c<C>:h<H>, cell_sum:c<C>:h<H>, reduction:c<Cin>-<Cout>:h<H>, head:c<C>:h<H>:n<classes>"
 )
 
 

@@ -48,9 +48,7 @@ class NetworkSpec:
     num_classes: int
 
 
-def network_spec(
-    edges: tuple[EdgeSpec, ...], num_classes: int, channels: int, cells_per_stage: int
-) -> NetworkSpec:
+def network_spec(edges: tuple[EdgeSpec, ...], num_classes: int, channels: int, cells_per_stage: int) -> NetworkSpec:
     """The published macro skeleton around one cell (the same cell is repeated everywhere)."""
     blocks: list[CellSpec | ReductionSpec] = []
     for stage in range(3):

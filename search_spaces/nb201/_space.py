@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 NUM_NODES = 4
 #: (to_node, from_node) of each edge, in the order of NB201's string |~0|+|~0|~1|+|~0|~1|~2|.
-EDGES: tuple[tuple[int, int], ...] = tuple(
-    (to, src) for to in range(1, NUM_NODES) for src in range(to)
-)
+EDGES: tuple[tuple[int, int], ...] = tuple((to, src) for to in range(1, NUM_NODES) for src in range(to))
 GENE_NAMES: tuple[str, ...] = tuple(f"edge_{to}_{src}" for to, src in EDGES)
 
 
@@ -100,9 +98,7 @@ class NB201Space(SearchSpace):
         if arch.space != self.name:
             raise ArchitectureError(f"{self.name} cannot list the layers of a {arch.space!r} architecture")
         ops = tuple(str(arch[name]) for name in GENE_NAMES)
-        return _layers.network_layers(
-            ops, self.channels, self.cells_per_stage, self.input_shape[1], self.num_classes
-        )
+        return _layers.network_layers(ops, self.channels, self.cells_per_stage, self.input_shape[1], self.num_classes)
 
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any NB201 key, whatever this space's sizes); its weights
@@ -196,9 +192,7 @@ def parse_cell(string: Any) -> dict[str, GeneValue]:
     if not isinstance(string, str):
         raise ArchitectureError(f"an NB201 cell must be a string, got {type(string).__name__}")
     if not string:
-        raise ArchitectureError(
-            "an NB201 cell string is empty; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-        )
+        raise ArchitectureError("an NB201 cell string is empty; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
     groups = string.split("+")
     if len(groups) != NUM_NODES - 1:
         raise ArchitectureError(
@@ -208,9 +202,7 @@ def parse_cell(string: Any) -> dict[str, GeneValue]:
     position = 0
     for to, group in enumerate(groups, start=1):
         if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
-            raise ArchitectureError(
-                f"node {to} {group!r} of {string!r} must start and end with '|'"
-            )
+            raise ArchitectureError(f"node {to} {group!r} of {string!r} must start and end with '|'")
         tokens = group[1:-1].split("|")
         if len(tokens) != to:
             raise ArchitectureError(
@@ -232,8 +224,7 @@ def _parse_token(token: str, position: int, to: int, src: int, string: str) -> s
         raise ArchitectureError(f"{where} has unknown op {op!r}; allowed ops: {', '.join(OPS)}")
     if index != str(src):
         raise ArchitectureError(
-            f"{where} has input {index!r}; expected ~{src} (node {to} reads node(s) "
-            f"{_sources(to)}, in that order)"
+            f"{where} has input {index!r}; expected ~{src} (node {to} reads node(s) {_sources(to)}, in that order)"
         )
     return op
 

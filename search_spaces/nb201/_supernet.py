@@ -40,9 +40,7 @@ class SuperCell(nn.Module):
         super().__init__()
         self.routes = routes
         self.num_nodes = 1 + max(to for to, _ in routes)
-        self.edges = nn.ModuleList(
-            nn.ModuleDict({op: make_op(op, channels) for op in OPS}) for _ in routes
-        )
+        self.edges = nn.ModuleList(nn.ModuleDict({op: make_op(op, channels) for op in OPS}) for _ in routes)
 
     def forward(self, x: torch.Tensor, ops: tuple[str, ...]) -> torch.Tensor:
         nodes = [x]

@@ -121,8 +121,11 @@ def lut_keys(spec: NetworkSpec) -> list[str]:
 
 
 def distinct_layers(
-    resolutions: tuple[int, ...], kernel_sizes: tuple[int, ...], expand_ratios: tuple[int, ...],
-    width_mult: float, num_classes: int,
+    resolutions: tuple[int, ...],
+    kernel_sizes: tuple[int, ...],
+    expand_ratios: tuple[int, ...],
+    width_mult: float,
+    num_classes: int,
 ) -> tuple[LayerSpec, ...]:
     """Every layer key of the space once: the full-depth networks with one kernel size and one
     expand ratio everywhere hold every (stage, first or later layer, kernel, expand) of a

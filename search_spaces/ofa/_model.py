@@ -80,7 +80,10 @@ def macro(width_mult: float) -> Macro:
         for w, s, a, se in zip(_STAGE_WIDTHS, _STAGE_STRIDES, _STAGE_ACTIVATIONS, _STAGE_SE)
     )
     return Macro(
-        scaled(_FIRST_CONV_WIDTH), scaled(_FIRST_BLOCK_WIDTH), stages, scaled(_FINAL_EXPAND_WIDTH),
+        scaled(_FIRST_CONV_WIDTH),
+        scaled(_FIRST_BLOCK_WIDTH),
+        stages,
+        scaled(_FINAL_EXPAND_WIDTH),
         scaled(_FEATURE_MIX_WIDTH),
     )
 
@@ -118,8 +121,13 @@ class LayerSpec:
 
     def module(self) -> InvertedResidual:
         return InvertedResidual(
-            self.in_channels, self.mid_channels, self.out_channels, self.kernel_size, self.stride,
-            self.activation, self.se,
+            self.in_channels,
+            self.mid_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.activation,
+            self.se,
         )
 
 
@@ -144,9 +152,7 @@ def first_block_spec(m: Macro) -> LayerSpec:
     return LayerSpec(m.first_conv, m.first_conv, m.first_block, 3, 1, Activation.RELU, False)
 
 
-def stage_layer_spec(
-    m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float
-) -> LayerSpec:
+def stage_layer_spec(m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float) -> LayerSpec:
     """Layer ``index_in_stage`` of ``stage``: the first takes the previous width and the stride."""
     sm = m.stages[stage]
     previous = m.first_block if stage == 0 else m.stages[stage - 1].width
@@ -221,7 +227,11 @@ def network_flops(spec: NetworkSpec) -> int:
 
 def conv_module(spec: ConvSpec) -> ConvBNAct:
     return ConvBNAct(
-        spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, activation=spec.activation,
+        spec.in_channels,
+        spec.out_channels,
+        spec.kernel_size,
+        spec.stride,
+        activation=spec.activation,
         batch_norm=spec.batch_norm,
     )
 

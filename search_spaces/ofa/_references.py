@@ -31,9 +31,7 @@ _RESOLUTION_SLOTS = 8
 def _ofa_space(candidate: Candidate, objective: str) -> OFASpace:
     space = candidate.space
     if candidate.arch.space != "ofa" or not isinstance(space, OFASpace):
-        raise ObjectiveError(
-            f"objective {objective!r} scores OFA architectures, not {candidate.arch.space!r} ones"
-        )
+        raise ObjectiveError(f"objective {objective!r} scores OFA architectures, not {candidate.arch.space!r} ones")
     if space.width_mult != REFERENCE_WIDTH:
         raise ObjectiveError(
             f"objective {objective!r} describes OFA's width-{REFERENCE_WIDTH} network; this space has "

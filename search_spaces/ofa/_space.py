@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from torch import nn
 
 from nas import (
@@ -69,9 +68,7 @@ class OFASpace(SearchSpace):
         """``resolutions`` restricts the resolution gene to a subset of 128..224 (step 4), e.g. to
         the five that Once-for-All's Note10 lookup tables cover."""
         if width_mult <= 0 or num_classes < 1:
-            raise ValueError(
-                f"OFASpace needs a positive width_mult and num_classes, got {width_mult}, {num_classes}"
-            )
+            raise ValueError(f"OFASpace needs a positive width_mult and num_classes, got {width_mult}, {num_classes}")
         self.resolutions = RESOLUTIONS if resolutions is None else tuple(sorted(int(r) for r in resolutions))
         unknown = [r for r in self.resolutions if r not in RESOLUTIONS]
         if unknown or not self.resolutions:
@@ -178,9 +175,7 @@ class OFASpace(SearchSpace):
 
     def distinct_layers(self) -> tuple[LayerSpec, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
-        return _layers.distinct_layers(
-            self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes
-        )
+        return _layers.distinct_layers(self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes)
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """A chain over the layers that exist: ``first_conv``, ``first_block``, each active MBConv
@@ -194,9 +189,15 @@ class OFASpace(SearchSpace):
         size = (size - 1) // first.stride + 1
         for layer in spec.layers:
             attributes.append(
-                (float(layer.in_channels), float(layer.mid_channels), float(layer.out_channels),
-                 float(layer.stride), float(size), float(layer.se))
-            )  # fmt: skip
+                (
+                    float(layer.in_channels),
+                    float(layer.mid_channels),
+                    float(layer.out_channels),
+                    float(layer.stride),
+                    float(size),
+                    float(layer.se),
+                )
+            )
             size = (size - 1) // layer.stride + 1
         attributes.append(_conv_attributes(spec.final_expand, size))
         attributes.append(_conv_attributes(spec.feature_mix, 1))
@@ -282,9 +283,13 @@ class OFASpace(SearchSpace):
 def _conv_attributes(conv: ConvSpec, size: int) -> tuple[float, ...]:
     """A plain conv's graph attributes in the MBConv layers' columns (its mid width is its out)."""
     return (
-        float(conv.in_channels), float(conv.out_channels), float(conv.out_channels),
-        float(conv.stride), float(size), 0.0,
-    )  # fmt: skip
+        float(conv.in_channels),
+        float(conv.out_channels),
+        float(conv.out_channels),
+        float(conv.stride),
+        float(size),
+        0.0,
+    )
 
 
 #: Columns of ``gene_indices``: the genes are declared kernels, expand ratios, depths, resolution.
@@ -357,9 +362,7 @@ def _parse_list(string: str, key: str, values: Any, length: int, choices: tuple[
 def _check_value(string: str, where: str, value: Any, choices: Sequence[int]) -> int:
     # bool is an int in Python; JSON true is never a kernel size.
     if isinstance(value, bool) or not isinstance(value, int | float) or value not in choices:
-        raise ArchitectureError(
-            f"{where} of {string!r} is {value!r}; allowed values: {_describe(choices)}"
-        )
+        raise ArchitectureError(f"{where} of {string!r} is {value!r}; allowed values: {_describe(choices)}")
     return int(value)
 
 

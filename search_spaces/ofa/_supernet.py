@@ -212,8 +212,7 @@ class OFASupernet(Supernet):
         self.first_conv = conv_module(first_conv_spec(m))
         self.first_block = first_block_spec(m).module()
         self.stages = nn.ModuleList(
-            nn.ModuleList(ElasticInvertedResidual(m, stage, j) for j in range(MAX_DEPTH))
-            for stage in range(NUM_STAGES)
+            nn.ModuleList(ElasticInvertedResidual(m, stage, j) for j in range(MAX_DEPTH)) for stage in range(NUM_STAGES)
         )
         final_expand, feature_mix = head_specs(m)
         self.head = OFAHead(final_expand, feature_mix, space.num_classes, DROPOUT)
@@ -271,4 +270,3 @@ class OFASupernet(Supernet):
         for stage in self.stages:
             for layer in stage:
                 layer.sort_channels()
-

@@ -18,8 +18,8 @@ from latency_predictors.predictors import (
     UnseenLayerError,
 )
 from nas import Architecture, Predictor, SearchSpace
-from nas.testing import PredictorContract
 from nas.tables import cached_table
+from nas.testing import PredictorContract
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 from tests.latency_predictors.helpers import DEVICE, table_rows
 

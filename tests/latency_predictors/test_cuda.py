@@ -20,7 +20,10 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU; the no-GPU error cannot arise")
 def test_asking_for_cuda_without_gpu_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match=r"torch_cuda asked for, but torch.cuda.is_available\(\) is False on .*OnnxRuntimeCPU or TorchEagerCPU"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"torch_cuda asked for, but torch.cuda.is_available\(\) is False on .*OnnxRuntimeCPU or TorchEagerCPU",
+    ):
         TorchCUDA()
 
 

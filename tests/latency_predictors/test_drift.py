@@ -71,7 +71,11 @@ def test_explicit_check_reports_ratio() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"every": 0}, "every.*0"), ({"every": 5, "tolerance": 0.0}, "tolerance.*0.0"), ({"every": 5, "settle_checks": -1}, "settle_checks.*-1")],
+    [
+        ({"every": 0}, "every.*0"),
+        ({"every": 5, "tolerance": 0.0}, "tolerance.*0.0"),
+        ({"every": 5, "settle_checks": -1}, "settle_checks.*-1"),
+    ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -109,7 +109,13 @@ def _permission_message_as_non_root(root: Path) -> str:
     for python in dict.fromkeys(filter(None, (sys.executable, shutil.which("python3"), "/usr/bin/python3"))):
         try:
             result = subprocess.run(
-                [python, "-I", "-c", code], user=65534, group=65534, capture_output=True, text=True, timeout=60, check=False
+                [python, "-I", "-c", code],
+                user=65534,
+                group=65534,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         except OSError as error:
             failures.append(f"{python}: {error}")

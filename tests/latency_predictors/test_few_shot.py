@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
-from nas import Architecture, Predictor, SearchSpace
 from latency_predictors.predictors._format import read_header
+from nas import Architecture, Predictor, SearchSpace
 from nas.testing import PredictorContract, rewrite_predictor_header
 from search_spaces import NB201Space
 from tests.latency_predictors.helpers import table_rows
@@ -61,9 +61,7 @@ def test_ten_target_points_beat_a_gbdt_on_them_alone(data_dir: Path, sources: di
     assert np.all(few.weights >= 0) and few.n_fit == 10 and few.calibrated
 
 
-def test_save_load_round_trip_embeds_the_sources(
-    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
-) -> None:
+def test_save_load_round_trip_embeds_the_sources(data_dir: Path, sources: dict[str, Predictor], tmp_path: Path) -> None:
     space = NB201Space()
     archs, y, test_archs, _ = target_rows(data_dir, n_test=200)
     few = FewShotPredictor(space, "target", sources).fit(archs, y)
@@ -76,7 +74,9 @@ def test_save_load_round_trip_embeds_the_sources(
 
 
 @pytest.mark.parametrize("blend", ["linear", "log"])
-def test_both_blends_adapt_and_analytic_costs_are_sources(data_dir: Path, sources: dict[str, Predictor], blend: str) -> None:
+def test_both_blends_adapt_and_analytic_costs_are_sources(
+    data_dir: Path, sources: dict[str, Predictor], blend: str
+) -> None:
     space = NB201Space()
     archs, y, test_archs, test_y = target_rows(data_dir)
     few = FewShotPredictor(space, "target", sources, blend=blend, analytic=blend == "linear").fit(archs, y)

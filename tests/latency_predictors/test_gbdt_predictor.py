@@ -11,20 +11,15 @@ from scipy.stats import spearmanr
 
 from latency_predictors.predictors import GradientBoostingPredictor
 from latency_predictors.predictors._gbdt import ClassMemory
-from nas.tables import BenchmarkTable
 from nas import Architecture, Predictor, SearchSpace
+from nas.tables import BenchmarkTable
 from nas.testing import PredictorContract
-from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import NB201Space
+from tests.latency_predictors.helpers import DEVICE, table_rows
 
 
-
-def small(
-    space: SearchSpace, device_fingerprint: str, **kwargs: object
-) -> GradientBoostingPredictor:
-    return GradientBoostingPredictor(
-        space, device_fingerprint, n_estimators=30, **kwargs
-    )
+def small(space: SearchSpace, device_fingerprint: str, **kwargs: object) -> GradientBoostingPredictor:
+    return GradientBoostingPredictor(space, device_fingerprint, n_estimators=30, **kwargs)
 
 
 class TestGradientBoostingContract(PredictorContract):
@@ -37,9 +32,7 @@ class TestGradientBoostingContract(PredictorContract):
         return small
 
     @pytest.fixture
-    def archs_and_targets(
-        self, data_dir: Path
-    ) -> tuple[list[Architecture], np.ndarray]:
+    def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
         return table_rows(data_dir, NB201Space(), np.arange(0, 15625, 1250))
 
 
@@ -51,23 +44,15 @@ def test_fixed_seed_is_deterministic(data_dir: Path) -> None:
     second = small(space, DEVICE, seed=3).fit(archs, y)
     other = small(space, DEVICE, seed=4).fit(archs, y)
     np.testing.assert_array_equal(first.predict(archs), second.predict(archs))
-    np.testing.assert_array_equal(
-        first.predict_interval(archs)[0], second.predict_interval(archs)[0]
-    )
+    np.testing.assert_array_equal(first.predict_interval(archs)[0], second.predict_interval(archs)[0])
     assert first.factor == second.factor
     assert first.booster.model_to_string() == second.booster.model_to_string()
     assert first.factor != other.factor  # the seed draws the calibration folds
     saved = np.random.get_state()  # the global numpy state is untouched
-    assert (
-        saved[0] == state[0]
-        and np.array_equal(saved[1], state[1])
-        and saved[2:] == state[2:]
-    )
+    assert saved[0] == state[0] and np.array_equal(saved[1], state[1]) and saved[2:] == state[2:]
 
 
-def test_save_load_is_bit_identical_and_pickle_free(
-    data_dir: Path, tmp_path: Path
-) -> None:
+def test_save_load_is_bit_identical_and_pickle_free(data_dir: Path, tmp_path: Path) -> None:
     archs, y = table_rows(data_dir, NB201Space(), np.arange(0, 15625, 125))
     space = NB201Space()
     fitted = small(space, DEVICE).fit(archs, y)
@@ -80,9 +65,7 @@ def test_save_load_is_bit_identical_and_pickle_free(
     assert lower.shape == upper.shape == predicted.shape == (len(archs),)
     assert np.all(lower < predicted) and np.all(predicted < upper)
     fitted.save(tmp_path / "p.npz")
-    loaded = GradientBoostingPredictor.load(
-        tmp_path / "p.npz", space=space, device_fingerprint=DEVICE
-    )
+    loaded = GradientBoostingPredictor.load(tmp_path / "p.npz", space=space, device_fingerprint=DEVICE)
     np.testing.assert_array_equal(loaded.predict(archs), predicted)
     for a, b in zip(loaded.predict_interval(archs), (lower, upper)):
         np.testing.assert_array_equal(a, b)
@@ -111,17 +94,13 @@ def test_save_load_is_bit_identical_and_pickle_free(
         ("gold_6226", 0.975, 0.92),
     ],
 )
-def test_accuracy_and_coverage_on_nb201(
-    data_dir: Path, device: str, min_spearman: float, min_within_10: float
-) -> None:
+def test_accuracy_and_coverage_on_nb201(data_dir: Path, device: str, min_spearman: float, min_within_10: float) -> None:
     """900 random rows (seed 0) to fit, the next 1,000 of the same permutation to test, default
     settings (300 trees of depth <= 5; with the 5 fold models under 1 s on one thread). The MLP ensemble on
     raspi4: Spearman 0.964, 58.0% within 10%."""
     perm = np.random.default_rng(0).permutation(15625)
     archs, y = table_rows(data_dir, NB201Space(), perm[:1900], device)
-    predictor = GradientBoostingPredictor(NB201Space(), DEVICE).fit(
-        archs[:900], y[:900]
-    )
+    predictor = GradientBoostingPredictor(NB201Space(), DEVICE).fit(archs[:900], y[:900])
     predicted = predictor.predict(archs[900:])
     lower, upper = predictor.predict_interval(archs[900:])
     measured = y[900:]

@@ -120,7 +120,12 @@ def test_runtime_describe_fields() -> None:
     assert ort_info["threads"] == 2
     assert ort_info["execution_provider"] == "CPUExecutionProvider"
     torch_info = TorchEagerCPU(threads=1).describe()
-    assert torch_info == {"runtime": "torch_eager", "version": torch.__version__, "threads": 1, "execution_provider": "cpu"}
+    assert torch_info == {
+        "runtime": "torch_eager",
+        "version": torch.__version__,
+        "threads": 1,
+        "execution_provider": "cpu",
+    }
 
 
 @pytest.mark.parametrize("runtime_type", [OnnxRuntimeCPU, TorchEagerCPU])

@@ -12,9 +12,8 @@ from scipy.stats import spearmanr
 from latency_predictors.predictors import MLPEnsemblePredictor
 from nas import Architecture, Predictor, SearchSpace
 from nas.testing import PredictorContract
-from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import NB201Space
-
+from tests.latency_predictors.helpers import DEVICE, table_rows
 
 
 def small(space: SearchSpace, device_fingerprint: str, **kwargs: object) -> MLPEnsemblePredictor:

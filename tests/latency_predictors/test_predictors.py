@@ -22,10 +22,8 @@ from latency_predictors.predictors import (
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
 from nas.testing import PredictorContract, rewrite_predictor_header
-from tests.latency_predictors.helpers import DEVICE, table_rows
 from search_spaces import FBNetSpace, NB201Space
-
-
+from tests.latency_predictors.helpers import DEVICE, table_rows
 
 # The contract, on a handful of NB201 rows
 
@@ -85,9 +83,7 @@ def test_format_round_trip_keeps_header_and_arrays(tmp_path: Path) -> None:
         == path
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.lut"]  # no temporary file left
-    header, loaded = load_predictor_file(
-        path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=3
-    )
+    header, loaded = load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=3)
     assert header["format_version"] == FORMAT_VERSION
     assert (header["kind"], header["params"], header["feature_version"]) == ("k", {"x": [1, 2]}, 3)
     np.testing.assert_array_equal(loaded["w"], arrays["w"])
@@ -122,9 +118,14 @@ def test_format_refusals(tmp_path: Path) -> None:
 def test_format_refuses_object_arrays_and_pickled_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no objects"):
         save_predictor(
-            tmp_path / "x.npz", kind="k", space="s", device_fingerprint="d", feature_version=1,
-            arrays={"w": np.array([{"a": 1}], dtype=object)}, params={},
-        )  # fmt: skip
+            tmp_path / "x.npz",
+            kind="k",
+            space="s",
+            device_fingerprint="d",
+            feature_version=1,
+            arrays={"w": np.array([{"a": 1}], dtype=object)},
+            params={},
+        )
     pickled = tmp_path / "pickled.npz"
     with pickled.open("wb") as handle:
         np.savez(

@@ -101,8 +101,15 @@ def test_reopening_resumes_and_keeps_the_start_time(tmp_path: Path) -> None:
 
 def test_stability_counts_wide_spreads_and_unconverged_medians_of_every_row(tmp_path: Path) -> None:
     def row(median_ms: float, iqr_ms: float, stable: bool | None) -> LatencyStats:
-        return LatencyStats(median_ms=median_ms, iqr_ms=iqr_ms, min_ms=median_ms / 2, mean_ms=median_ms,
-                            repeats=40, outliers=2, stable=stable)  # fmt: skip
+        return LatencyStats(
+            median_ms=median_ms,
+            iqr_ms=iqr_ms,
+            min_ms=median_ms / 2,
+            mean_ms=median_ms,
+            repeats=40,
+            outliers=2,
+            stable=stable,
+        )
 
     with writer(tmp_path) as w:
         w.append("a", row(1.0, 0.1, True))
@@ -113,11 +120,21 @@ def test_stability_counts_wide_spreads_and_unconverged_medians_of_every_row(tmp_
         recorded = w.latency_stats()
         default, strict = w.stability(), w.stability(0.05)
     assert [(s.median_ms, s.iqr_ms, s.repeats, s.outliers, s.stable) for s in recorded] == [
-        (1.0, 0.1, 40, 2, True), (1.0, 0.6, 40, 2, True), (2.0, 1.0, 40, 2, False), (4.0, 3.5, 40, 2, None)]
+        (1.0, 0.1, 40, 2, True),
+        (1.0, 0.6, 40, 2, True),
+        (2.0, 1.0, 40, 2, False),
+        (4.0, 3.5, 40, 2, None),
+    ]
     assert (default.rows, default.unstable, default.not_converged) == (4, (1, 3), (2,))
     assert strict.unstable == (0, 1, 2, 3) and strict.to_dict()["unstable_rows"] == 4
-    assert default.to_dict() == {"rows": 4, "unstable_iqr_ratio": 0.5, "unstable_rows": 2, "unstable_indices": [1, 3],
-                                 "not_converged_rows": 1, "not_converged_indices": [2]}  # fmt: skip
+    assert default.to_dict() == {
+        "rows": 4,
+        "unstable_iqr_ratio": 0.5,
+        "unstable_rows": 2,
+        "unstable_indices": [1, 3],
+        "not_converged_rows": 1,
+        "not_converged_indices": [2],
+    }
 
 
 def test_torn_last_line_and_rows_beyond_archs_are_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -142,8 +159,11 @@ def test_another_device_or_settings_is_refused_naming_both_fingerprints(tmp_path
         w.append("4-8-1-3", stats(1.0))
         first = w.fingerprint
     other = Device(name="cpu_test_t2_b1_fp32", hardware="test cpu", runtime="onnxruntime x", threads=2)
-    for changes in ({"device": other}, {"settings": SETTINGS | {"repeats": 50}},
-                    {"space": {"name": "toy", "instance": {"channels": 4}}}):  # fmt: skip
+    for changes in (
+        {"device": other},
+        {"settings": SETTINGS | {"repeats": 50}},
+        {"space": {"name": "toy", "instance": {"channels": 4}}},
+    ):
         with pytest.raises(ProfileMismatchError, match=first) as error:
             writer(tmp_path, **changes)
         assert str(error.value).count("fingerprint") == 2
@@ -187,8 +207,7 @@ def test_profile_architectures_measures_real_networks_and_redoes_drifted_rows(tm
     archs = [space.sample(np.random.default_rng(seed)) for seed in range(3)]
     monitor = RedoOnce()
     with writer(tmp_path, space={"name": "nb201"}) as w:
-        run = profile_architectures(space, archs, OnnxRuntimeCPU(threads=1), w, measure=MEASURE,
-                                    drift_monitor=monitor)  # fmt: skip
+        run = profile_architectures(space, archs, OnnxRuntimeCPU(threads=1), w, measure=MEASURE, drift_monitor=monitor)
     assert run.measured == 3 and run.failed == () and run.archs_per_minute > 0
     assert monitor.keys == [a.string for a in archs] + [a.string for a in archs[1:]]
     table = BenchmarkTable.load(tmp_path)
@@ -224,8 +243,12 @@ def test_distinct_layers_are_deduplicated_in_first_seen_order() -> None:
     space = LayeredToy()
     archs = [space.parse("4-8-1-3"), space.parse("4-16-1-3")]
     assert [layer.key for layer in distinct_layers(space, archs)] == [
-        "conv_3_4_k1", "conv_4_8_k3", "head_8", "conv_4_16_k3", "head_16",
-    ]  # fmt: skip
+        "conv_3_4_k1",
+        "conv_4_8_k3",
+        "head_8",
+        "conv_4_16_k3",
+        "head_16",
+    ]
 
 
 def test_all_layers_covers_every_layer_of_the_space() -> None:

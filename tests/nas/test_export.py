@@ -92,7 +92,9 @@ def test_parity_scales_with_the_output_not_each_element(tmp_path: Path) -> None:
     from search_spaces import NB201Space
 
     space = NB201Space(num_classes=10)
-    arch = space.parse("|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|avg_pool_3x3~2|")
+    arch = space.parse(
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|avg_pool_3x3~2|"
+    )
     model, x = space.build(arch).eval(), space.example_input(1, arch=arch)
     path = export_onnx(model, x, tmp_path / "pools.onnx")
     report = assert_parity(model, x, path)
@@ -110,7 +112,9 @@ def test_a_wrong_bias_cannot_hide_under_large_logits(tmp_path: Path) -> None:
     from search_spaces import NB201Space
 
     space = NB201Space(num_classes=10)
-    arch = space.parse("|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|avg_pool_3x3~2|")
+    arch = space.parse(
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|avg_pool_3x3~2|"
+    )
     model, x = space.build(arch).eval(), space.example_input(1, arch=arch)
     path = export_onnx(model, x, tmp_path / "pools.onnx")
     classifier = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]

@@ -9,9 +9,7 @@ import sys
 import nas
 
 FORBIDDEN = ("search_spaces", "latency_predictors", "hydra", "omegaconf")
-CORE = sorted(
-    m.name for m in pkgutil.walk_packages(nas.__path__, "nas.") if not m.name.startswith("nas.cli")
-)
+CORE = sorted(m.name for m in pkgutil.walk_packages(nas.__path__, "nas.") if not m.name.startswith("nas.cli"))
 
 
 def test_core_modules_import_no_component_and_no_hydra() -> None:

@@ -46,10 +46,7 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
 def brute_force_mask(values: np.ndarray, directions: list) -> np.ndarray:
     points = to_minimization(values, directions)
     return np.array(
-        [
-            not np.isnan(p).any() and not any(dominates(q, p) for q in points)
-            for p in points
-        ],
+        [not np.isnan(p).any() and not any(dominates(q, p) for q in points) for p in points],
         dtype=bool,
     )
 

@@ -17,7 +17,6 @@ from nas import Constraint
 from nas.pareto import non_dominated_mask
 from nas.results import pareto_rows, trials_table
 from nas.search import FAIL_KEY, WORKER_KEY, Search, SearchSetupError
-
 from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -120,16 +119,13 @@ def test_pareto_rows_are_the_brute_force_front_of_the_trials() -> None:
     values = np.array([[r["capacity"], r["params"]] for r in unique.values()])
     expected = set()
     for i, (cap, par) in enumerate(values):
-        dominated = any(
-            (c >= cap and p <= par) and (c > cap or p < par) for c, p in values
-        )
+        dominated = any((c >= cap and p <= par) and (c > cap or p < par) for c, p in values)
         if not dominated:
             expected.add(list(unique)[i])
     front = pareto_rows(table)
     assert {r["arch"] for r in front} == expected
     assert [r["params"] for r in front] == sorted(r["params"] for r in front)
-    assert non_dominated_mask(np.array([[r["capacity"], r["params"]] for r in front]),
-                              ["maximize", "minimize"]).all()  # fmt: skip
+    assert non_dominated_mask(np.array([[r["capacity"], r["params"]] for r in front]), ["maximize", "minimize"]).all()
 
 
 def test_revisited_architectures_reuse_their_values() -> None:
@@ -190,9 +186,12 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
         states = [t.state for t in trials]
         # Tagged: the untagged case (killed between ask and tag) has its own test below.
         last = trials[-1] if trials else None
-        if states.count(TrialState.COMPLETE) >= 3 and last.state == TrialState.RUNNING:
-            if WORKER_KEY in last.user_attrs:
-                break
+        if (
+            states.count(TrialState.COMPLETE) >= 3
+            and last.state == TrialState.RUNNING
+            and WORKER_KEY in last.user_attrs
+        ):
+            break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     study = optuna.load_study(study_name="toy", storage=storage)

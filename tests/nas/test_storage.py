@@ -15,7 +15,6 @@ from omegaconf import OmegaConf
 
 from nas.cli import CONFIG_DIR
 from nas.storage import StorageConnectionError, StorageDriverError, StorageURLError
-from tests.nas.postgres import postgres_url  # noqa: F401 (a fixture)
 
 
 def url_storage(url: str) -> optuna.storages.BaseStorage:

@@ -141,8 +141,14 @@ def test_a_profile_column_is_its_recorded_device_and_a_published_one_its_folder(
     from nas import Device
 
     device = Device(name="cpu_x", source="live", hardware="some cpu", runtime="onnxruntime 1", threads=1)
-    folder = write_table(tmp_path / "profile", {"archs.csv": ARCHS, "latency_ms.csv": "index,cpu_x,other\n0,1,1\n1,2,2\n2,3,3\n",
-                                                "device.json": json.dumps({"device": device.to_dict()})})  # fmt: skip
+    folder = write_table(
+        tmp_path / "profile",
+        {
+            "archs.csv": ARCHS,
+            "latency_ms.csv": "index,cpu_x,other\n0,1,1\n1,2,2\n2,3,3\n",
+            "device.json": json.dumps({"device": device.to_dict()}),
+        },
+    )
     table = BenchmarkTable.load(folder)
     assert table.device("cpu_x") == device and table.device("cpu_x").fingerprint == device.fingerprint
     assert table.recorded_device("other") is None
@@ -185,7 +191,7 @@ def test_row_count_and_cell_count_mismatches_are_named(tmp_path):
         BenchmarkTable.load(ragged).column("latency_ms", "d")
     bad_index = write_table(tmp_path / "bad_index", {"archs.csv": "index,arch\nzero,a\n"})
     with pytest.raises(TableFormatError, match="line 2: index 'zero' is not an integer"):
-        BenchmarkTable.load(bad_index).archs
+        _ = BenchmarkTable.load(bad_index).archs
 
 
 def test_relative_paths_use_the_working_directory_and_the_cache_shares_tables(tmp_path, monkeypatch):
@@ -203,7 +209,9 @@ def test_archs_file_without_arch_column_fails_at_load(tmp_path):
 
 
 def test_canonicalise_keys_lookup_and_leaves_archs_as_published(tmp_path):
-    folder = write_table(tmp_path / "t", {"archs.csv": "index,arch\n0,B-A\n1,c\n", "latency_ms.csv": "index,d\n0,1\n1,2\n"})
+    folder = write_table(
+        tmp_path / "t", {"archs.csv": "index,arch\n0,B-A\n1,c\n", "latency_ms.csv": "index,d\n0,1\n1,2\n"}
+    )
     table = BenchmarkTable.load(folder, canonicalise=str.lower)
     assert table.archs == ["B-A", "c"]
     assert table.keys == ["b-a", "c"]
@@ -227,7 +235,7 @@ def test_unparsable_table_string_names_the_line(tmp_path):
 
     folder = write_table(tmp_path / "t", {"archs.csv": "index,arch\n0,a\n1,b2\n"})
     with pytest.raises(TableFormatError, match=r"archs.csv line 3: arch 'b2' does not parse: 'b2' is not alphabetic"):
-        BenchmarkTable.load(folder, canonicalise=strict).keys
+        _ = BenchmarkTable.load(folder, canonicalise=strict).keys
 
 
 def test_cache_key_includes_canonicalise(tmp_path):

@@ -38,10 +38,14 @@ class ToySpace(SearchSpace):
         with torch.random.fork_rng():  # deterministic weights, global RNG left as it was
             torch.manual_seed(seed)
             return nn.Sequential(
-                nn.Conv2d(3, w0, k0, padding=k0 // 2), nn.ReLU(),
-                nn.Conv2d(w0, w1, k1, padding=k1 // 2), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w1, 10),
-            )  # fmt: skip
+                nn.Conv2d(3, w0, k0, padding=k0 // 2),
+                nn.ReLU(),
+                nn.Conv2d(w0, w1, k1, padding=k1 // 2),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(w1, 10),
+            )
 
 
 class Capacity(Objective):

@@ -63,8 +63,6 @@ def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-
-
 class TestFBNetContract(SearchSpaceContract):
     @pytest.fixture
     def space(self) -> SearchSpace:
@@ -155,9 +153,7 @@ def test_macros_are_the_readme_tables(macro: FBNetMacro, column: int) -> None:
 def test_macro_variants() -> None:
     cifar, imagenet = FBNetSpace(), FBNetSpace(macro="imagenet")
     assert (cifar.input_shape, cifar.num_classes, cifar.macro.head_channels) == ((3, 32, 32), 100, 1504)
-    assert (imagenet.input_shape, imagenet.num_classes, imagenet.macro.head_channels) == (
-        (3, 224, 224), 1000, 1984
-    )
+    assert (imagenet.input_shape, imagenet.num_classes, imagenet.macro.head_channels) == ((3, 224, 224), 1000, 1984)
     assert (CIFAR100.stem_stride, IMAGENET.stem_stride) == (1, 2)
     assert FBNetSpace(macro=IMAGENET).macro == IMAGENET
     ten = FBNetSpace(num_classes=10)
@@ -271,11 +267,7 @@ def test_parameter_counts_match_hand_count(space: FBNetSpace) -> None:
 def test_layer_flops_match_flop_counter_for_every_layer_shape() -> None:
     # Every (position shape, input size) that occurs in either macro, each with all nine blocks.
     # Meta tensors: FlopCounterMode counts shapes, so nothing is computed.
-    cases = {
-        (shape, size)
-        for macro in (CIFAR100, IMAGENET)
-        for shape, size in zip(macro.layers, macro.input_sizes())
-    }
+    cases = {(shape, size) for macro in (CIFAR100, IMAGENET) for shape, size in zip(macro.layers, macro.input_sizes())}
     for shape, size in sorted(cases, key=repr):
         for op, block in BLOCKS.items():
             layer = LayerSpec(shape, block)
@@ -382,9 +374,7 @@ def test_subnet_has_the_state_keys_of_a_built_network(space: FBNetSpace, superne
 def test_supernet_holds_every_block_once(space: FBNetSpace, supernet: FBNetSupernet) -> None:
     assert [list(choices) for choices in supernet.layers] == [list(OPS)] * 22
     fixed = param_count(supernet.stem) + param_count(supernet.head) + param_count(supernet.classifier)
-    blocks = sum(
-        param_count(make_block(LayerSpec(shape, BLOCKS[op]))) for shape in CIFAR100.layers for op in OPS
-    )
+    blocks = sum(param_count(make_block(LayerSpec(shape, BLOCKS[op]))) for shape in CIFAR100.layers for op in OPS)
     assert param_count(supernet) == fixed + blocks
 
 

@@ -22,8 +22,15 @@ def test_nb201_is_the_op_on_node_cell() -> None:
     graph = space.graph(space.parse(CELL))
     # input, the six ops in string order, output; 'none' stays a node (the networks compute it)
     assert graph.labels == (
-        "input", "nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "skip_connect", "output"
-    )  # fmt: skip
+        "input",
+        "nor_conv_3x3",
+        "none",
+        "avg_pool_3x3",
+        "skip_connect",
+        "nor_conv_1x1",
+        "skip_connect",
+        "output",
+    )
     # op nodes: 1=(1<-0) 2=(2<-0) 3=(2<-1) 4=(3<-0) 5=(3<-1) 6=(3<-2); an op reading cell node j
     # takes every op into j (or the input for j=0); ops into cell node 3 feed the output
     expected = {(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7)}
@@ -46,8 +53,10 @@ def test_fbnet_is_a_chain_of_24_with_positions() -> None:
 
 def test_ofa_chain_has_the_active_layers() -> None:
     space = OFASpace()
-    arch = space.parse('{"ks":[7,5,5,3,3,3,3,3,3,7,3,3,5,5,3,3,5,5,3,3],"e":[3,6,6,3,4,6,3,3,6,6,3,3,'
-                       '3,6,3,3,3,3,3,3],"d":[3,2,2,2,2],"r":192}')  # fmt: skip
+    arch = space.parse(
+        '{"ks":[7,5,5,3,3,3,3,3,3,7,3,3,5,5,3,3,5,5,3,3],"e":[3,6,6,3,4,6,3,3,6,6,3,3,'
+        '3,6,3,3,3,3,3,3],"d":[3,2,2,2,2],"r":192}'
+    )
     graph = space.graph(arch)
     # first conv, first block, 3+2+2+2+2 MBConv layers, final expand, head
     assert graph.num_nodes == 4 + 11

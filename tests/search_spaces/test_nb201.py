@@ -50,7 +50,12 @@ def test_genes_are_the_six_edges_in_string_order(space: NB201Space) -> None:
     assert space.size() == 15_625
     arch = space.parse(BEST)
     assert [arch[g] for g in GENES] == [
-        "nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect"
+        "nor_conv_3x3",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "nor_conv_3x3",
+        "skip_connect",
     ]
 
 
@@ -59,9 +64,7 @@ def test_every_table_string_round_trips(space: NB201Space, table_strings: list[s
     assert [space.parse(s).string for s in table_strings] == table_strings
 
 
-def test_enumerate_gives_exactly_the_table_strings(
-    space: NB201Space, table_strings: list[str]
-) -> None:
+def test_enumerate_gives_exactly_the_table_strings(space: NB201Space, table_strings: list[str]) -> None:
     strings = [a.string for a in space.enumerate()]
     assert len(strings) == len(set(strings)) == 15_625
     assert set(strings) == set(table_strings)
@@ -203,17 +206,20 @@ def test_every_edge_is_computed_even_when_dead(space: NB201Space) -> None:
 
 
 def test_cell_with_every_op_exports_to_onnx(space: NB201Space, tmp_path: Path) -> None:
-    arch = space.parse(
-        "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
-    )
+    arch = space.parse("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|")
     assert_onnx_matches_torch(space, arch, tmp_path)
 
 
 def test_count_features_are_op_counts() -> None:
     space = NB201Space()
-    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    )
     counts = dict(zip(space.count_feature_names(), space.count_features([arch])[0]))
     assert counts == {
-        "edge_1_0~none": 0, "edge_1_0~skip_connect": 2, "edge_1_0~nor_conv_1x1": 0,
-        "edge_1_0~nor_conv_3x3": 3, "edge_1_0~avg_pool_3x3": 1,
-    }  # fmt: skip
+        "edge_1_0~none": 0,
+        "edge_1_0~skip_connect": 2,
+        "edge_1_0~nor_conv_1x1": 0,
+        "edge_1_0~nor_conv_3x3": 3,
+        "edge_1_0~avg_pool_3x3": 1,
+    }

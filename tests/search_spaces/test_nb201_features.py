@@ -39,10 +39,13 @@ def test_tables_copied_per_class_are_constant_within_each_class(data_dir: Path, 
     np.testing.assert_array_equal(values[order][1:][same_class], values[order][:-1][same_class])
 
 
-@pytest.mark.parametrize(("metric", "device", "copied"), [("latency_ms", "pi5_onnx", True),
-                                                        ("energy_mj", "pi5_onnx", True),
-                                                        ("latency_ms", "raspi4", False)])  # fmt: skip
-def test_copied_columns_map_to_one_measured_row_per_class(data_dir: Path, metric: str, device: str, copied: bool) -> None:
+@pytest.mark.parametrize(
+    ("metric", "device", "copied"),
+    [("latency_ms", "pi5_onnx", True), ("energy_mj", "pi5_onnx", True), ("latency_ms", "raspi4", False)],
+)
+def test_copied_columns_map_to_one_measured_row_per_class(
+    data_dir: Path, metric: str, device: str, copied: bool
+) -> None:
     table = BenchmarkTable.load(data_dir / "nb201")
     classes = SPACE.isomorphism_classes([SPACE.parse(s) for s in table.archs])
     values = table.column(metric, device)

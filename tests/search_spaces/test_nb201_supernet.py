@@ -63,8 +63,9 @@ def test_invariant_on_special_cells(space: NB201Space, supernet: NB201Supernet, 
     arch = space.parse(string)
     x = space.example_input(batch_size=3, seed=9, arch=arch)
     with torch.no_grad():
-        np.testing.assert_allclose(supernet(x, arch).numpy(), supernet.subnet(arch).eval()(x).numpy(),
-                                   rtol=0, atol=1e-5, err_msg=string)  # fmt: skip
+        np.testing.assert_allclose(
+            supernet(x, arch).numpy(), supernet.subnet(arch).eval()(x).numpy(), rtol=0, atol=1e-5, err_msg=string
+        )
 
 
 def test_disconnected_cells_give_one_output_for_every_input(space: NB201Space, supernet: NB201Supernet) -> None:

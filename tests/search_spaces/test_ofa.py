@@ -63,9 +63,9 @@ def at_resolution(space: OFASpace, arch: Architecture, r: int) -> Architecture:
 
 def test_genes_are_kernels_expands_depths_and_resolution(space: OFASpace) -> None:
     names = [g.name for g in space.genes()]
-    assert names == [f"ks_{i}" for i in range(20)] + [f"e_{i}" for i in range(20)] + [
-        f"d_{s}" for s in range(5)
-    ] + ["r"]
+    assert names == [f"ks_{i}" for i in range(20)] + [f"e_{i}" for i in range(20)] + [f"d_{s}" for s in range(5)] + [
+        "r"
+    ]
     choices = {g.name: g.choices for g in space.genes()}
     assert choices["ks_7"] == (3, 5, 7) and choices["e_19"] == (3, 4, 6) and choices["d_4"] == (2, 3, 4)
     assert choices["r"] == tuple(range(128, 225, 4)) and len(choices["r"]) == 25
@@ -78,9 +78,7 @@ def test_table_string_canonicalises_skipped_genes_to_three(space: OFASpace) -> N
     assert space.input_shape_of(arch) == (3, 204, 204)
 
 
-def test_every_table_string_parses_to_a_unique_canonical_string(
-    space: OFASpace, table_strings: list[str]
-) -> None:
+def test_every_table_string_parses_to_a_unique_canonical_string(space: OFASpace, table_strings: list[str]) -> None:
     assert len(table_strings) == 5000
     canonical = [space.parse(s).string for s in table_strings]
     assert len(set(canonical)) == 5000
@@ -173,8 +171,11 @@ def test_width_12_macro_matches_ofa() -> None:
     assert (m.final_expand, m.feature_mix) == (1152, 1536)
     m10 = macro(1.0)
     assert (m10.first_conv, [s.width for s in m10.stages], m10.final_expand, m10.feature_mix) == (
-        16, [24, 40, 80, 112, 160], 960, 1280,
-    )  # fmt: skip
+        16,
+        [24, 40, 80, 112, 160],
+        960,
+        1280,
+    )
 
 
 def test_build_follows_the_genes(space: OFASpace) -> None:
@@ -313,9 +314,7 @@ def test_kernel_transforms_chain_7_to_5_to_3(supernet: OFASupernet) -> None:
     assert not torch.allclose(three, full[:, :, 2:5, 2:5])
 
 
-def test_sort_channels_keeps_the_largest_function_and_ranks_channels(
-    space: OFASpace, supernet: OFASupernet
-) -> None:
+def test_sort_channels_keeps_the_largest_function_and_ranks_channels(space: OFASpace, supernet: OFASupernet) -> None:
     sorted_net = copy.deepcopy(supernet)
     largest = at_resolution(space, space.largest(), 128)
     x = space.example_input(batch_size=1, arch=largest, seed=9)

@@ -77,8 +77,10 @@ def test_predictor_as_an_objective(predictor, space, specialized) -> None:
     row = next(r for r in specialized if r["name"].startswith("note10_lat-30ms"))
     arch = space.parse(row["arch"])
     assert abs(predictor.evaluate(Candidate(arch, space)) - float(row["predictor_top1"])) <= 0.006
-    small, large = (predictor.evaluate(Candidate(space.architecture({**a.params, "r": 192}), space))
-                    for a in (space.smallest(), space.largest()))  # fmt: skip
+    small, large = (
+        predictor.evaluate(Candidate(space.architecture({**a.params, "r": 192}), space))
+        for a in (space.smallest(), space.largest())
+    )
     assert 60 < small < large < 90
 
 

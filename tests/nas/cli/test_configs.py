@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-import torch
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -19,9 +19,10 @@ from nas.cli import CONFIG_DIR
 # The groups search.yaml composes (other entry points' groups are tested with them); its
 # `override hydra/help: search` picks Hydra's own group, tested by test_help.py.
 GROUPS = sorted(
-    next(iter(entry)) for entry in OmegaConf.load(Path(CONFIG_DIR) / "search.yaml").defaults
+    next(iter(entry))
+    for entry in OmegaConf.load(Path(CONFIG_DIR) / "search.yaml").defaults
     if isinstance(entry, DictConfig) and not next(iter(entry)).startswith("override ")
-)  # fmt: skip
+)
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
 # Options that need a value only the user can give.
 REQUIRED = {
@@ -58,7 +59,9 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     overrides = [f"{group}={option}", f"data_dir={data_dir}", *REQUIRED.get((group, option), [])]
     if group == "objectives" and option in ENERGY:
         overrides.append("device=pi5_onnx")
-    if group == "device" and (Path(CONFIG_DIR) / "device" / f"{option}.yaml").read_text().startswith("defaults: [table]"):
+    if group == "device" and (Path(CONFIG_DIR) / "device" / f"{option}.yaml").read_text().startswith(
+        "defaults: [table]"
+    ):
         overrides.append(f"space={space_with_device(option, data_dir)}")
     cfg = compose_with(overrides, tmp_path)
     node = cfg[group]

@@ -19,13 +19,20 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def run_fit(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_path: Path, data_dir: Path) -> None:
-    result = run_fit("space=fbnet", "device=raspi4", "predictor=layer_sum", "n_train=900", f"data_dir={data_dir}",
-                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    result = run_fit(
+        "space=fbnet",
+        "device=raspi4",
+        "predictor=layer_sum",
+        "n_train=900",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with (tmp_path / "test_predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -39,8 +46,9 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
     assert metrics["within_10pct"] == pytest.approx(within) and metrics["n_test"] == 4100
     # FBNet's raspi4 column is a sum of per-layer lookup tables: the layer-sum model recovers it
     assert metrics["spearman"] > 0.999 and metrics["within_10pct"] > 0.99
-    loaded = LayerSumPredictor.load(tmp_path / "predictor.npz", space=FBNetSpace(),
-                                    device_fingerprint=metrics["device_fingerprint"])  # fmt: skip
+    loaded = LayerSumPredictor.load(
+        tmp_path / "predictor.npz", space=FBNetSpace(), device_fingerprint=metrics["device_fingerprint"]
+    )
     first = FBNetSpace().parse(rows[0]["arch"])
     assert loaded.predict([first])[0] == pytest.approx(predicted[0])
 
@@ -48,8 +56,9 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
 def test_a_column_copied_per_class_is_fitted_and_predicted_on_the_measured_rows(tmp_path: Path, data_dir: Path) -> None:
     from search_spaces import NB201Space
 
-    result = run_fit("device=pi5_onnx", "predictor=layer_sum", "n_train=300", f"data_dir={data_dir}",
-                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    result = run_fit(
+        "device=pi5_onnx", "predictor=layer_sum", "n_train=300", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with (tmp_path / "test_predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -61,8 +70,9 @@ def test_a_column_copied_per_class_is_fitted_and_predicted_on_the_measured_rows(
     measured_on = [space.parse(r["measured_on"]) for r in rows]
     np.testing.assert_array_equal(space.isomorphism_classes(archs), space.isomorphism_classes(measured_on))
     assert sum(a != m for a, m in zip(archs, measured_on)) > 5000
-    loaded = LayerSumPredictor.load(tmp_path / "predictor.npz", space=space,
-                                    device_fingerprint=metrics["device_fingerprint"])  # fmt: skip
+    loaded = LayerSumPredictor.load(
+        tmp_path / "predictor.npz", space=space, device_fingerprint=metrics["device_fingerprint"]
+    )
     np.testing.assert_allclose(loaded.predict(measured_on[:50]), [float(r["predicted"]) for r in rows[:50]])
 
 
@@ -91,8 +101,14 @@ def small_profile(tmp_path: Path, data_dir: Path, rows: int, empty: tuple[int, .
 def test_the_default_split_fits_a_100_row_profile(tmp_path: Path, data_dir: Path) -> None:
     # The README's profile -> fit path: 100 rows, no n_train given (it used to ask for 900).
     table = small_profile(tmp_path, data_dir, 100, empty=(3, 50, 97))
-    result = run_fit(f"table_dir={table}", "device=table", "device.name=raspi4", "predictor=layer_sum",
-                     f"data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    result = run_fit(
+        f"table_dir={table}",
+        "device=table",
+        "device.name=raspi4",
+        "predictor=layer_sum",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     # 97 usable rows: 80% is 77.6, so 77 train and 20 test
@@ -104,8 +120,14 @@ def test_the_default_split_fits_a_100_row_profile(tmp_path: Path, data_dir: Path
 
 def test_an_n_train_the_rows_cannot_hold_names_the_range_that_works(tmp_path: Path, data_dir: Path) -> None:
     table = small_profile(tmp_path, data_dir, 100)
-    result = run_fit(f"table_dir={table}", "device=table", "device.name=raspi4", "n_train=900",
-                     f"data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    result = run_fit(
+        f"table_dir={table}",
+        "device=table",
+        "device.name=raspi4",
+        "n_train=900",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode != 0
     assert "n_train=900 does not fit: latency_ms[raspi4] has 100 usable rows" in result.stderr
     assert "between 1 and 99" in result.stderr and "n_train=null picks 80" in result.stderr
@@ -117,13 +139,32 @@ def test_the_readme_profile_then_fit_path_runs_on_its_defaults(tmp_path: Path) -
     # hwnas-fit command as written: no n_train.
     profile = tmp_path / "profile"
     measured = subprocess.run(
-        [sys.executable, "-m", "nas.cli.profile", "+space.instance.channels=4", "+space.instance.cells_per_stage=1",
-         "warmup=1", "repeats=3", "max_repeats=3", "selection.pool=120", "progress=false", f"hydra.run.dir={profile}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "nas.cli.profile",
+            "+space.instance.channels=4",
+            "+space.instance.cells_per_stage=1",
+            "warmup=1",
+            "repeats=3",
+            "max_repeats=3",
+            "selection.pool=120",
+            "progress=false",
+            f"hydra.run.dir={profile}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert measured.returncode == 0, measured.stderr[-3000:]
-    result = run_fit("device=table", "device.name=cpu_onnxruntime_t1_b1_fp32", f"table_dir={profile}",
-                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    result = run_fit(
+        "device=table",
+        "device.name=cpu_onnxruntime_t1_b1_fp32",
+        f"table_dir={profile}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_test"]) == (80, 20) and metrics["predictor"] == "BoostedLayerSumPredictor"
@@ -148,8 +189,9 @@ def test_a_table_row_outside_the_space_is_named(tmp_path: Path) -> None:
     table.mkdir()
     (table / "archs.csv").write_text("index,arch\n0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n1,|conv~0|+|x|\n")
     (table / "latency_ms.csv").write_text("index,dev\n0,1.0\n1,2.0\n")
-    result = run_fit(f"table_dir={table}", "device=table", "device.name=dev", "n_train=1",
-                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    result = run_fit(
+        f"table_dir={table}", "device=table", "device.name=dev", "n_train=1", f"hydra.run.dir={tmp_path / 'run'}"
+    )
     assert result.returncode != 0 and "row 1" in result.stderr and "archs.csv" in result.stderr
 
 

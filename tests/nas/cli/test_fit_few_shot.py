@@ -39,11 +39,20 @@ def write_table(directory: Path, data_dir: Path, blank_outside_pool: bool) -> Pa
 
 
 def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
-    overrides = [f"table_dir={table}", "device=table", "device.name=raspi4", "predictor=few_shot", "n_train=10",
-                 f"source_devices=[{','.join(SOURCES)}]", f"n_source={N_SOURCE}", f"seed={SEED}",
-                 f"hydra.run.dir={run_dir}"]  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    overrides = [
+        f"table_dir={table}",
+        "device=table",
+        "device.name=raspi4",
+        "predictor=few_shot",
+        "n_train=10",
+        f"source_devices=[{','.join(SOURCES)}]",
+        f"n_source={N_SOURCE}",
+        f"seed={SEED}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, data_dir: Path) -> None:
@@ -76,15 +85,19 @@ def test_target_among_sources_or_unknown_source_is_named(sources: list[str], nam
     from nas.cli.fit import parse_all, pretrain_sources
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("fit", overrides=["predictor=few_shot", f"data_dir={data_dir}", f"source_devices=[{','.join(sources)}]"])
+        cfg = compose(
+            "fit", overrides=["predictor=few_shot", f"data_dir={data_dir}", f"source_devices=[{','.join(sources)}]"]
+        )
     space = instantiate(cfg.space.instance)
     table = cached_table(cfg.table_dir)
     with pytest.raises(ValueError, match=named):
         pretrain_sources(cfg, space, table, parse_all(space, table), None)
 
 
-@pytest.mark.parametrize(("space_name", "family"), [("nb201", "LayerSumPredictor"), ("fbnet", "LayerSumPredictor"),
-                                                   ("ofa", "GradientBoostingPredictor")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("space_name", "family"),
+    [("nb201", "LayerSumPredictor"), ("fbnet", "LayerSumPredictor"), ("ofa", "GradientBoostingPredictor")],
+)
 def test_each_space_names_a_source_predictor_that_builds(space_name: str, family: str, data_dir: Path) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate

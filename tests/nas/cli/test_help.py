@@ -23,8 +23,13 @@ def own_groups(command: str) -> set[str]:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_describes_the_command_and_lists_only_its_groups(command: str, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", f"nas.cli.{command}", "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", f"nas.cli.{command}", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     name = f"hwnas-{command.replace('_', '-')}"

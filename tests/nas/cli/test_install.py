@@ -28,8 +28,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     # Built from a copy of the checkout's files (tracked, and new ones git does not ignore): a build
     # in the checkout would leave build/ there, whose stale modules could slip into later wheels.
     source = tmp_path_factory.mktemp("source")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +69,9 @@ def test_the_wheel_holds_every_package_and_config(installed: tuple[Path, Path]) 
 @pytest.mark.slow
 def test_the_installed_code_and_configs_are_the_ones_used(installed: tuple[Path, Path], tmp_path: Path) -> None:
     target, _ = installed
-    result = run_installed(target, tmp_path, sys.executable, "-c", "import nas, nas.cli; print(nas.__file__); print(nas.cli.CONFIG_DIR)")
+    result = run_installed(
+        target, tmp_path, sys.executable, "-c", "import nas, nas.cli; print(nas.__file__); print(nas.cli.CONFIG_DIR)"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     code, configs = result.stdout.split()
     assert Path(code).resolve().is_relative_to(target.resolve())

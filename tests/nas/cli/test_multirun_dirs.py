@@ -17,15 +17,36 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.mark.slow
 def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path, data_dir: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "nas.cli.search", "-m", "seed=0,1", "sampler=random,tpe", "budget.n_trials=2",
-         "device=raspi4", "objectives=accuracy_latency", "metrics=none", "export.onnx=false", "tensorboard=false",
-         "progress=false", f"data_dir={data_dir}", f"hydra.sweep.dir={tmp_path}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "nas.cli.search",
+            "-m",
+            "seed=0,1",
+            "sampler=random,tpe",
+            "budget.n_trials=2",
+            "device=raspi4",
+            "objectives=accuracy_latency",
+            "metrics=none",
+            "export.onnx=false",
+            "tensorboard=false",
+            "progress=false",
+            f"data_dir={data_dir}",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folders = {p.parent.name: p.parent for p in tmp_path.glob("*/summary.json")}
-    assert set(folders) == {"0_sampler=random,seed=0", "1_sampler=tpe,seed=0",
-                            "2_sampler=random,seed=1", "3_sampler=tpe,seed=1"}  # fmt: skip
+    assert set(folders) == {
+        "0_sampler=random,seed=0",
+        "1_sampler=tpe,seed=0",
+        "2_sampler=random,seed=1",
+        "3_sampler=tpe,seed=1",
+    }
     for name, folder in folders.items():  # each name matches what its job ran with
         ran = OmegaConf.load(folder / ".hydra" / "overrides.yaml")
         assert {o for o in ran if o.startswith(("seed=", "sampler="))} == set(name.partition("_")[2].split(","))
@@ -34,16 +55,26 @@ def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path
 def job(tmp_path: Path, sweep: list[str], overrides: list[str], num: int = 0) -> str:
     """The folder name of job ``num`` of a sweep saved the way Hydra's sweeper saves it."""
     OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": sweep}}}), tmp_path / "multirun.yaml")
-    root = OmegaConf.create({"hydra": {
-        "sweep": {"dir": str(tmp_path)}, "overrides": {"task": overrides},
-        "job": {"num": num, "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": ["data_dir"]}}},
-    }})  # fmt: skip
+    root = OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(tmp_path)},
+                "overrides": {"task": overrides},
+                "job": {
+                    "num": num,
+                    "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": ["data_dir"]}},
+                },
+            }
+        }
+    )
     return sweep_subdir(_root_=root)
 
 
 def test_values_holding_slashes_or_colons_make_one_folder_name(tmp_path: Path) -> None:
     sweep = ["storage.url=sqlite:////tmp/a.db,sqlite:////tmp/b.db", "data_dir=/x", "budget=smoke"]
-    names = {job(tmp_path, sweep, [f"storage.url=sqlite:////tmp/{db}.db", "data_dir=/x", "budget=smoke"]) for db in "ab"}
+    names = {
+        job(tmp_path, sweep, [f"storage.url=sqlite:////tmp/{db}.db", "data_dir=/x", "budget=smoke"]) for db in "ab"
+    }
     assert names == {"0_storage.url=sqlite_tmp_a.db", "0_storage.url=sqlite_tmp_b.db"}
 
 
@@ -55,8 +86,16 @@ def test_a_long_name_is_cut_and_stays_distinct(tmp_path: Path) -> None:
 
 
 def test_without_a_sweep_record_every_override_names_the_folder(tmp_path: Path) -> None:
-    root = OmegaConf.create({"hydra": {
-        "sweep": {"dir": str(tmp_path / "elsewhere")}, "overrides": {"task": ["seed=3", "budget=smoke"]},
-        "job": {"num": 2, "config": {"override_dirname": {"kv_sep": "-", "item_sep": "__", "exclude_keys": []}}},
-    }})  # fmt: skip
+    root = OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(tmp_path / "elsewhere")},
+                "overrides": {"task": ["seed=3", "budget=smoke"]},
+                "job": {
+                    "num": 2,
+                    "config": {"override_dirname": {"kv_sep": "-", "item_sep": "__", "exclude_keys": []}},
+                },
+            }
+        }
+    )
     assert sweep_subdir(_root_=root) == "2_budget-smoke__seed-3"

@@ -19,8 +19,15 @@ from nas.cli import CONFIG_DIR
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 COMMANDS = ["search", "fit", "profile", "train_supernet"]
-TABLE_SEARCH = ("device=raspi4", "objectives=accuracy_latency", "metrics=none", "budget.n_trials=2",
-                "export.onnx=false", "tensorboard=false", "progress=false")  # fmt: skip
+TABLE_SEARCH = (
+    "device=raspi4",
+    "objectives=accuracy_latency",
+    "metrics=none",
+    "budget.n_trials=2",
+    "export.onnx=false",
+    "tensorboard=false",
+    "progress=false",
+)
 
 
 def without_data_env() -> dict[str, str]:
@@ -28,8 +35,14 @@ def without_data_env() -> dict[str, str]:
 
 
 def run(command: str, *overrides: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"nas.cli.{command}", *overrides], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", f"nas.cli.{command}", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -72,8 +85,14 @@ def test_a_search_from_elsewhere_finds_the_default_tables_and_logs_its_run_dir(t
 @pytest.mark.slow
 def test_a_missing_data_folder_names_both_ways_to_set_it(tmp_path: Path) -> None:
     missing = tmp_path / "no_tables"
-    result = run("search", *TABLE_SEARCH, f"data_dir={missing}", f"hydra.run.dir={tmp_path / 'run'}",
-                 cwd=tmp_path, env=without_data_env())  # fmt: skip
+    result = run(
+        "search",
+        *TABLE_SEARCH,
+        f"data_dir={missing}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env=without_data_env(),
+    )
     assert result.returncode != 0
     assert str(missing / "nb201") in result.stderr
     assert "HWNAS_DATA=" in result.stderr and "data_dir=" in result.stderr
@@ -83,10 +102,18 @@ def test_a_missing_data_folder_names_both_ways_to_set_it(tmp_path: Path) -> None
 def test_train_supernet_without_tables_warns_and_says_why_rho_is_null(tmp_path: Path) -> None:
     missing, run_dir = tmp_path / "no_tables", tmp_path / "run"
     result = run(
-        "train_supernet", "++space.instance.channels=4", "++space.instance.cells_per_stage=1", "epochs=1",
-        "evaluation.archs=2", "evaluation.bn_batches=1", "progress=false", f"data_dir={missing}",
-        f"hydra.run.dir={run_dir}", cwd=tmp_path, env=without_data_env(),
-    )  # fmt: skip
+        "train_supernet",
+        "++space.instance.channels=4",
+        "++space.instance.cells_per_stage=1",
+        "epochs=1",
+        "evaluation.archs=2",
+        "evaluation.bn_batches=1",
+        "progress=false",
+        f"data_dir={missing}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env=without_data_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     warning = [line for line in (run_dir / "train_supernet.log").read_text().splitlines() if "[WARNING]" in line]
     assert any(str(missing / "nb201") in line and "HWNAS_DATA" in line for line in warning), warning

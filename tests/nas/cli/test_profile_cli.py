@@ -20,15 +20,25 @@ from nas.tables import BenchmarkTable
 REPO = Path(__file__).resolve().parents[3]
 DEVICE = "cpu_onnxruntime_t1_b1_fp32"
 # NB201 strings do not encode channels: the space config goes into the profile's fingerprint.
-TINY = ("+space.instance.channels=4", "+space.instance.cells_per_stage=1", "warmup=1", "repeats=3", "max_repeats=3",
-        "progress=false")  # fmt: skip
+TINY = (
+    "+space.instance.channels=4",
+    "+space.instance.cells_per_stage=1",
+    "warmup=1",
+    "repeats=3",
+    "max_repeats=3",
+    "progress=false",
+)
 
 
 def run_profile(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nas.cli.profile", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: Path) -> None:
@@ -36,8 +46,15 @@ def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: 
     # A threshold no measured spread stays under flags every row (3 timed runs: IQR > 0).
     first = run_profile(*TINY, "selection.pool=20", "n_archs=6", "unstable_iqr_ratio=1e-9", f"hydra.run.dir={out}")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert {"archs.csv", "latency_ms.csv", "energy_mj.csv", "spreads.csv", "device.json", "profile.log",
-            "profile_summary.json"} <= {p.name for p in out.iterdir()}  # fmt: skip
+    assert {
+        "archs.csv",
+        "latency_ms.csv",
+        "energy_mj.csv",
+        "spreads.csv",
+        "device.json",
+        "profile.log",
+        "profile_summary.json",
+    } <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "profile_summary.json").read_text())
     # 3 runs of at most 3 give no 95% interval of the median: no row converges
     assert (summary["rows"], summary["unstable_rows"], summary["not_converged_rows"]) == (6, 6, 6)
@@ -54,8 +71,9 @@ def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: 
     assert manifest["settings"]["repeats"] == 3 and manifest["energy_meter"].startswith("none: ")
     assert manifest["host"]["logical_cores"] >= 1
 
-    second = run_profile(*TINY, "selection.pool=20", "n_archs=8", "layers=true", "unstable_iqr_ratio=1e9",
-                          f"hydra.run.dir={out}")  # fmt: skip
+    second = run_profile(
+        *TINY, "selection.pool=20", "n_archs=8", "layers=true", "unstable_iqr_ratio=1e9", f"hydra.run.dir={out}"
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     layer_rows = (out / "layers.csv").read_text().splitlines()
     assert layer_rows[0] == "key,input_shape,latency_ms,iqr_ms,repeats" and len(layer_rows) > 5
@@ -124,18 +142,25 @@ def compose_profile(*overrides: str) -> DictConfig:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("threads=0", "threads must be an integer >= 1, got 0"),
-     ("batch_size=-2", "batch_size must be an integer >= 1, got -2"),
-     ("n_archs=1.5", "n_archs must be an integer >= 1, got 1.5"),
-     ("precision=fp16", "precision must be one of ['fp32', 'int8'], got 'fp16'"),
-     ("layers=some", "layers must be false, true or only, got 'some'"),
-     ("repeats=0", "repeats must be an integer >= 1, got 0"),
-     ("max_repeats=10", "max_repeats must be an integer >= repeats (20), got 10"),
-     ("rel_tolerance=2", "rel_tolerance must be in (0, 1)"),
-     ("unstable_iqr_ratio=0", "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), got 0"),
-     ("unstable_iqr_ratio=wide", "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), "
-                                 "got 'wide'")],
-)  # fmt: skip
+    [
+        ("threads=0", "threads must be an integer >= 1, got 0"),
+        ("batch_size=-2", "batch_size must be an integer >= 1, got -2"),
+        ("n_archs=1.5", "n_archs must be an integer >= 1, got 1.5"),
+        ("precision=fp16", "precision must be one of ['fp32', 'int8'], got 'fp16'"),
+        ("layers=some", "layers must be false, true or only, got 'some'"),
+        ("repeats=0", "repeats must be an integer >= 1, got 0"),
+        ("max_repeats=10", "max_repeats must be an integer >= repeats (20), got 10"),
+        ("rel_tolerance=2", "rel_tolerance must be in (0, 1)"),
+        (
+            "unstable_iqr_ratio=0",
+            "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), got 0",
+        ),
+        (
+            "unstable_iqr_ratio=wide",
+            "unstable_iqr_ratio must be a number > 0, e.g. 0.5 (IQR above half the median), got 'wide'",
+        ),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_value(override: str, message: str) -> None:
     # In process (main checks these first, before building anything): a subprocess each is 2.5 s.
     with pytest.raises(ValueError) as error:

@@ -12,15 +12,17 @@ import numpy as np
 import onnx
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[3]
 
 
 def run_search(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "nas.cli.search", *overrides, "progress=false"],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return result
 
 
@@ -39,9 +41,7 @@ def brute_force_front(rows: list[dict[str, str]], objectives: dict[str, str]) ->
     front = set()
     for arch, v in unique.items():
         v = np.array(v) * sign
-        dominated = any(
-            np.all(np.array(w) * sign <= v) and np.any(np.array(w) * sign < v) for w in unique.values()
-        )
+        dominated = any(np.all(np.array(w) * sign <= v) and np.any(np.array(w) * sign < v) for w in unique.values())
         if not dominated:
             front.add(arch)
     return front
@@ -50,9 +50,13 @@ def brute_force_front(rows: list[dict[str, str]], objectives: dict[str, str]) ->
 def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_search(
-        "device=raspi4", "objectives=accuracy_latency", "metrics=none", "budget.n_trials=40",
-        f"data_dir={data_dir}", f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+        "device=raspi4",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        "budget.n_trials=40",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = read_csv(run_dir / "trials.csv")
     pareto = read_csv(run_dir / "pareto.csv")
@@ -114,10 +118,16 @@ def _check_tensorboard(logdir: Path, n_complete: int) -> None:
 
 def test_multirun_writes_one_front_per_device(tmp_path: Path, data_dir: Path) -> None:
     result = run_search(
-        "-m", "device=raspi4,fpga,pixel3", "objectives=accuracy_latency", "metrics=none",
-        "budget.n_trials=12", "export.onnx=false", "tensorboard=false",
-        f"data_dir={data_dir}", f"hydra.sweep.dir={tmp_path}",
-    )  # fmt: skip
+        "-m",
+        "device=raspi4,fpga,pixel3",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        "budget.n_trials=12",
+        "export.onnx=false",
+        "tensorboard=false",
+        f"data_dir={data_dir}",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
     assert sorted(s["device"] for s in summaries) == ["fpga", "pixel3", "raspi4"]
@@ -127,9 +137,12 @@ def test_multirun_writes_one_front_per_device(tmp_path: Path, data_dir: Path) ->
 
 def test_unknown_table_device_lists_the_devices(tmp_path: Path, data_dir: Path) -> None:
     result = run_search(
-        "device=table", "device.name=raspi5", "objectives=accuracy_latency",
-        f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}",
-    )  # fmt: skip
+        "device=table",
+        "device.name=raspi5",
+        "objectives=accuracy_latency",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode != 0
     assert "raspi5" in result.stderr and "raspi4" in result.stderr and "pixel3" in result.stderr
 
@@ -179,9 +192,13 @@ def test_fbnet_searches_live_like_nb201(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ofa_searches_with_published_predictor_and_note10_tables(tmp_path: Path, data_dir: Path) -> None:
     result = run_search(
-        "space=ofa", "device=note10", "objectives=ofa_accuracy_latency", "budget.n_trials=10",
-        f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}",
-    )  # fmt: skip
+        "space=ofa",
+        "device=note10",
+        "objectives=ofa_accuracy_latency",
+        "budget.n_trials=10",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = read_csv(tmp_path / "trials.csv")
     assert len(trials) == 10 and all(r["state"] == "COMPLETE" for r in trials)
@@ -199,10 +216,16 @@ def test_a_failed_onnx_export_is_recorded_and_the_front_kept(tmp_path: Path, dat
     exits 0, and names each failure on its row."""
     run_dir = tmp_path / "run"
     result = run_search(
-        "device=raspi4", "objectives=accuracy_latency", "metrics=none", "budget.n_trials=12",
-        "tensorboard=false", "export.parity_rtol=0", "export.parity_atol=0",
-        f"data_dir={data_dir}", f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+        "device=raspi4",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        "budget.n_trials=12",
+        "tensorboard=false",
+        "export.parity_rtol=0",
+        "export.parity_atol=0",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     pareto = read_csv(run_dir / "pareto.csv")
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -222,8 +245,8 @@ def _table_rows(data_dir: Path, device: str) -> list[tuple[str, float, float, fl
     lat = read_csv(data_dir / "nb201" / "latency_ms.csv")
     energy = read_csv(data_dir / "nb201" / "energy_mj.csv")
     return [
-        (a["arch"], float(a["cifar10_test_acc"]), float(l[device]), float(e[device]))
-        for a, l, e in zip(archs, lat, energy)
+        (a["arch"], float(a["cifar10_test_acc"]), float(la[device]), float(e[device]))
+        for a, la, e in zip(archs, lat, energy)
     ]
 
 
@@ -232,10 +255,15 @@ def test_the_oracle_obeys_the_constraints(tmp_path: Path, data_dir: Path) -> Non
     could find, so its front, hypervolume and regret budgets all satisfy the bound."""
     run_dir = tmp_path / "run"
     result = run_search(
-        "device=pi5_onnx", "objectives=accuracy_latency_energy", "+constraints.latency_ms.upper=5",
-        "budget.n_trials=30", "export.onnx=false", "tensorboard=false",
-        f"data_dir={data_dir}", f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+        "device=pi5_onnx",
+        "objectives=accuracy_latency_energy",
+        "+constraints.latency_ms.upper=5",
+        "budget.n_trials=30",
+        "export.onnx=false",
+        "tensorboard=false",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     oracle = json.loads((run_dir / "summary.json").read_text())["oracle"]
     described = json.loads((run_dir / "columns.json").read_text())
@@ -275,10 +303,16 @@ def test_a_corrupt_table_cell_is_never_searched(tmp_path: Path, data_dir: Path) 
     for name, folder in (("clean", data_dir / "nb201"), ("corrupt", table)):
         run_dir = tmp_path / name
         result = run_search(
-            "device=raspi4", f"space.table_dir={folder}", "objectives=accuracy_latency", "metrics=none",
-            "budget.n_trials=8", "export.onnx=false", "tensorboard=false",
-            f"data_dir={data_dir}", f"hydra.run.dir={run_dir}",
-        )  # fmt: skip
+            "device=raspi4",
+            f"space.table_dir={folder}",
+            "objectives=accuracy_latency",
+            "metrics=none",
+            "budget.n_trials=8",
+            "export.onnx=false",
+            "tensorboard=false",
+            f"data_dir={data_dir}",
+            f"hydra.run.dir={run_dir}",
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         summaries[name] = json.loads((run_dir / "summary.json").read_text())["oracle"]
     assert "line 8: -0.5" in (tmp_path / "corrupt" / "search.log").read_text()
@@ -295,9 +329,12 @@ def test_outputs_explain_themselves_and_flag_unstable_latencies(tmp_path: Path) 
     latency whose spread passes the threshold (here any spread at all) is flagged and counted."""
     run_dir = tmp_path / "run"
     result = run_search(
-        "budget.n_trials=4", "device.latency_ms.unstable_iqr_ratio=1e-12", "+constraints.params.upper=1e9",
-        "tensorboard=false", f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+        "budget.n_trials=4",
+        "device.latency_ms.unstable_iqr_ratio=1e-12",
+        "+constraints.params.upper=1e9",
+        "tensorboard=false",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = read_csv(run_dir / "trials.csv")
     pareto = read_csv(run_dir / "pareto.csv")
@@ -322,14 +359,24 @@ def test_a_study_is_tied_to_its_device(tmp_path: Path, data_dir: Path) -> None:
     """A pixel3 search resumed into a raspi4 study's name, or run into a raspi4 run directory, is
     refused with both named; nothing of the raspi4 run changes."""
     first = tmp_path / "raspi4"
-    common = ("objectives=accuracy_latency", "metrics=none", "budget.n_trials=6", "export.onnx=false",
-              "tensorboard=false", f"data_dir={data_dir}")  # fmt: skip
+    common = (
+        "objectives=accuracy_latency",
+        "metrics=none",
+        "budget.n_trials=6",
+        "export.onnx=false",
+        "tensorboard=false",
+        f"data_dir={data_dir}",
+    )
     assert run_search("device=raspi4", *common, f"hydra.run.dir={first}").returncode == 0
     before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file() and p.suffix in (".csv", ".json")}
     into_study = run_search(
-        "device=pixel3", "study_name=nb201-raspi4", "storage=url", f"storage.url=sqlite:///{first / 'study.db'}",
-        *common, f"hydra.run.dir={tmp_path / 'pixel3'}",
-    )  # fmt: skip
+        "device=pixel3",
+        "study_name=nb201-raspi4",
+        "storage=url",
+        f"storage.url=sqlite:///{first / 'study.db'}",
+        *common,
+        f"hydra.run.dir={tmp_path / 'pixel3'}",
+    )
     assert into_study.returncode != 0
     assert "table latency_ms[raspi4]" in into_study.stderr and "table latency_ms[pixel3]" in into_study.stderr
     assert not (tmp_path / "pixel3" / "study.json").exists()  # refused before claiming its directory

@@ -11,19 +11,27 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.nas.postgres import postgres_url  # noqa: F401 (a fixture)
-
 REPO = Path(__file__).resolve().parents[3]
 BUDGET = 40
 
 
 def search_command(url: str, data_dir: Path, run_dir: Path) -> list[str]:
     return [
-        sys.executable, "-m", "nas.cli.search", "storage=url", f"storage.url={url}",
-        "device=raspi4", "objectives=accuracy_latency", "metrics=none", f"budget.n_trials={BUDGET}",
-        "export.onnx=false", "tensorboard=false", "progress=false", f"data_dir={data_dir}",
+        sys.executable,
+        "-m",
+        "nas.cli.search",
+        "storage=url",
+        f"storage.url={url}",
+        "device=raspi4",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        f"budget.n_trials={BUDGET}",
+        "export.onnx=false",
+        "tensorboard=false",
+        "progress=false",
+        f"data_dir={data_dir}",
         f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.slow
@@ -31,10 +39,15 @@ def test_two_workers_on_the_readme_postgresql_url_stop_together_at_the_budget(
     postgres_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
     workers = [
-        subprocess.Popen(search_command(postgres_url, data_dir, tmp_path / f"worker{i}"), cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            search_command(postgres_url, data_dir, tmp_path / f"worker{i}"),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for i in range(2)
-    ]  # fmt: skip
+    ]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     study = optuna.load_study(study_name="nb201-raspi4", storage=postgres_url)
@@ -51,7 +64,8 @@ def test_a_missing_driver_reaches_the_terminal_with_its_fix(data_dir: Path, tmp_
     if importlib.util.find_spec("pg8000") is not None:
         pytest.skip("pg8000 is installed here; this test needs a driver that is not")
     url = "postgresql+pg8000://user:secret@127.0.0.1/hwnas"
-    result = subprocess.run(search_command(url, data_dir, tmp_path), cwd=REPO, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        search_command(url, data_dir, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode != 0
     assert "'pg8000' cannot be imported" in result.stderr and "pip install pg8000" in result.stderr

@@ -17,15 +17,24 @@ from nas.cli import CONFIG_DIR
 from nas.training import ImageDataset, SamplingStrategy
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = ("++space.instance.channels=4", "++space.instance.cells_per_stage=1", "epochs=1",
-        "evaluation.archs=2", "evaluation.bn_batches=1", "progress=false")  # fmt: skip
+TINY = (
+    "++space.instance.channels=4",
+    "++space.instance.cells_per_stage=1",
+    "epochs=1",
+    "evaluation.archs=2",
+    "evaluation.bn_batches=1",
+    "progress=false",
+)
 
 
 def train(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nas.cli.train_supernet", *TINY, *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize(

@@ -54,9 +54,7 @@ def test_direction_cost_and_name() -> None:
 def test_linear_chain_conserves_flow_per_layer() -> None:
     # Synflow's conservation law: in a bias-free positive chain each layer's flow equals R = sum(f(1)).
     generator = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(5, 4, bias=False), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 3, bias=False)
-    )
+    net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 3, bias=False))
     with torch.no_grad():
         for layer in (net[0], net[3]):
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))

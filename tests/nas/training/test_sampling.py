@@ -68,7 +68,12 @@ def test_sandwich_runs_largest_then_smallest_then_random() -> None:
     images, labels = batch(8)
     SandwichRule(n_random=2).step(recording, images, labels, np.random.default_rng(1))
     expected_rng = np.random.default_rng(1)
-    assert recording.calls == [space.largest(), space.smallest(), space.sample(expected_rng), space.sample(expected_rng)]
+    assert recording.calls == [
+        space.largest(),
+        space.smallest(),
+        space.sample(expected_rng),
+        space.sample(expected_rng),
+    ]
 
 
 def test_sandwich_distils_the_largest_predictions() -> None:
