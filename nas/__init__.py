@@ -8,7 +8,7 @@ from nas._architecture import Architecture, GeneValue
 from nas._device import Device
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
-from nas._predictor import PredictedObjective, Predictor, PredictorMismatchError
+from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 
@@ -25,6 +25,7 @@ __all__ = [
     "LayerSpec",
     "GeneValue",
     "GraphBatch",
+    "IntervalPredictor",
     "Objective",
     "ObjectiveError",
     "PredictedObjective",

@@ -53,6 +53,15 @@ class Predictor(ABC):
             )
 
 
+class IntervalPredictor(Predictor):
+    """A predictor that also says how sure it is: a central interval per architecture, calibrated
+    on held-out rows (conformal) to hold about ``quantile`` of the measured values."""
+
+    @abstractmethod
+    def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` bounds, each shape (len(archs),)."""
+
+
 class PredictedObjective(Objective):
     """An objective answered by a fitted predictor (a lookup-cost call per architecture)."""
 

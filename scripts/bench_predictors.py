@@ -39,7 +39,7 @@ from latency_predictors import (
     MLPEnsemblePredictor,
 )
 from latency_predictors.predictors import UnseenLayerError
-from nas import Architecture, SearchSpace
+from nas import Architecture, IntervalPredictor, SearchSpace
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows, usable_mask
 from search_spaces import FBNetSpace, NB201Space, OFASpace
@@ -98,7 +98,7 @@ def score(
     except UnseenLayerError as error:
         fit_s = time.perf_counter() - started
         return {"fit_seconds": fit_s, "spearman": None, "within_10pct": None, "error": str(error)[:200]}
-    interval = predictor.predict_interval(test_archs) if hasattr(predictor, "predict_interval") else (None, None)
+    interval = predictor.predict_interval(test_archs) if isinstance(predictor, IntervalPredictor) else (None, None)
     return {"fit_seconds": fit_s, **prediction_metrics(values[test], predicted, *interval)}
 
 

@@ -61,7 +61,7 @@ from latency_predictors.predictors._baselines import check_targets, conformal_fa
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
-from nas import Architecture, SearchSpace
+from nas import Architecture, IntervalPredictor, SearchSpace
 
 #: Correction rounds compared out of fold (cumulative: one booster per fold predicts them all).
 ROUNDS = (0, 10, 25, 50, 100, 150, 200, 300)
@@ -69,7 +69,7 @@ ROUNDS = (0, 10, 25, 50, 100, 150, 200, 300)
 MIN_BOOSTED_FIT = 20
 
 
-class BoostedLayerSumPredictor(StoredPredictor):
+class BoostedLayerSumPredictor(StoredPredictor, IntervalPredictor):
     """``exp(log layer_sum(x) + trees(x))``, the trees' rounds chosen out of fold (see module)."""
 
     kind = "boosted_layer_sum"

@@ -66,7 +66,7 @@ from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._baselines import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
-from nas import Architecture, SearchSpace
+from nas import Architecture, IntervalPredictor, SearchSpace
 
 #: Fewest rows ``fit`` needs to calibrate intervals on out-of-fold residuals.
 MIN_CALIBRATION_FIT = 20
@@ -74,7 +74,7 @@ MIN_CALIBRATION_FIT = 20
 __all__ = ["MIN_CALIBRATION_FIT", "ClassMemory", "GradientBoostingPredictor"]
 
 
-class GradientBoostingPredictor(StoredPredictor):
+class GradientBoostingPredictor(StoredPredictor, IntervalPredictor):
     """LightGBM trees on ``space.features`` (+ FLOPs) with cross-conformal intervals (see module)."""
 
     kind = "gbdt"

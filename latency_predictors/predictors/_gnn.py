@@ -50,14 +50,14 @@ import numpy as np
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT
-from nas import Architecture, GraphBatch, SearchSpace
+from nas import Architecture, GraphBatch, IntervalPredictor, SearchSpace
 
 #: Graph nodes propagated per product at inference: chunks of a few thousand graphs keep the
 #: (nodes, graphs, hidden) activations in cache (1,024 FBNet graphs ran 30% faster than 4,096).
 CHUNK_NODES = 24_576
 
 
-class GraphPredictor(StoredPredictor):
+class GraphPredictor(StoredPredictor, IntervalPredictor):
     """An ensemble of small GCNs on ``space.graph`` with split-conformal intervals (see module)."""
 
     kind = "gnn"

@@ -58,13 +58,13 @@ import numpy as np
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
-from nas import Architecture, SearchSpace
+from nas import Architecture, IntervalPredictor, SearchSpace
 
 #: Fewest rows ``fit`` needs to hold some out for calibrating intervals.
 MIN_CALIBRATION_FIT = 20
 
 
-class MLPEnsemblePredictor(StoredPredictor):
+class MLPEnsemblePredictor(StoredPredictor, IntervalPredictor):
     """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
 
     kind = "mlp_ensemble"

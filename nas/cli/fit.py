@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from nas import Architecture, ArchitectureError, Predictor, SearchSpace
+from nas import Architecture, ArchitectureError, IntervalPredictor, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
@@ -85,7 +85,7 @@ def main(cfg: DictConfig) -> float | None:
     fit_seconds = time.perf_counter() - started
     test_archs = [archs[i] for i in measured_on[test]]
     predicted = predictor.predict(test_archs)
-    interval = predictor.predict_interval(test_archs) if hasattr(predictor, "predict_interval") else None
+    interval = predictor.predict_interval(test_archs) if isinstance(predictor, IntervalPredictor) else None
 
     predictor.save(run_dir / "predictor.npz")
     columns = ["arch", "measured", "predicted"] + (["lower", "upper"] if interval is not None else [])
