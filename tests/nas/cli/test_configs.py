@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -13,16 +14,36 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nas import Constraint, Objective, SearchSpace
+from latency_predictors import Runtime
+from nas import Architecture, Constraint, Objective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.training import ImageDataset, SamplingStrategy
 
-# The groups search.yaml composes (other entry points' groups are tested with them); its
-# `override hydra/help: search` picks Hydra's own group, tested by test_help.py.
-GROUPS = sorted(
-    next(iter(entry))
-    for entry in OmegaConf.load(Path(CONFIG_DIR) / "search.yaml").defaults
-    if isinstance(entry, DictConfig) and not next(iter(entry)).startswith("override ")
-)
+NB201_CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|none~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|none~1|avg_pool_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+]
+
+#: Every entry point's primary config; each group is composed through the first one that uses it.
+PRIMARIES = ("search", "fit", "profile", "train_supernet")
+
+
+def groups_of(primary: str) -> list[str]:
+    """The config groups a primary config's defaults list composes (``override hydra/...``
+    entries pick Hydra's own groups, tested by test_help.py)."""
+    return [
+        next(iter(entry))
+        for entry in OmegaConf.load(Path(CONFIG_DIR) / f"{primary}.yaml").defaults
+        if isinstance(entry, DictConfig) and not next(iter(entry)).startswith("override ")
+    ]
+
+
+PRIMARY_OF: dict[str, str] = {}
+for _primary in PRIMARIES:
+    for _group in groups_of(_primary):
+        PRIMARY_OF.setdefault(_group, _primary)
+GROUPS = sorted(PRIMARY_OF)
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
 # Options that need a value only the user can give.
 REQUIRED = {
@@ -30,6 +51,7 @@ REQUIRED = {
     ("storage", "url"): ["storage.url=sqlite://"],
     ("device", "note10"): ["space=ofa"],
     ("objectives", "ofa_accuracy_latency"): ["space=ofa"],
+    ("data", "imagefolder"): ["data.root=/nonexistent/images"],
 }
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}
@@ -45,9 +67,9 @@ def space_with_device(device: str, data_dir: Path) -> str:
     raise AssertionError(f"configs/device/{device}.yaml names a device no table in {data_dir} has")
 
 
-def compose_with(overrides: list[str], tmp_path: Path):
+def compose_with(overrides: list[str], tmp_path: Path, primary: str = "search"):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("search", overrides=overrides, return_hydra_config=True)
+        cfg = compose(primary, overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(tmp_path)
     HydraConfig.instance().set_config(cfg)
@@ -63,7 +85,11 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         "defaults: [table]"
     ):
         overrides.append(f"space={space_with_device(option, data_dir)}")
-    cfg = compose_with(overrides, tmp_path)
+    if (group, option) == ("selection", "list"):
+        listed = tmp_path / "archs.txt"
+        listed.write_text("\n".join(NB201_CELLS) + "\n")
+        overrides.append(f"selection.path={listed}")
+    cfg = compose_with(overrides, tmp_path, PRIMARY_OF[group])
     node = cfg[group]
     if group == "space":
         assert isinstance(instantiate(node.instance), SearchSpace)
@@ -86,5 +112,24 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     elif group == "constraints":
         for name, bounds in node.items():
             assert Constraint(metric=name, **bounds).metric == name  # what the CLI builds
+    elif group == "predictor":
+        space = instantiate(cfg.space.instance)
+        predictor = instantiate(node)(space=space, device_fingerprint="compose-check")
+        assert isinstance(predictor, Predictor) and predictor.space == space.name
+    elif group == "runtime" and option == "torch_cuda" and not torch.cuda.is_available():
+        with pytest.raises(InstantiationException, match=r"torch.cuda.is_available\(\) is False"):
+            instantiate(node.instance)
+    elif group == "runtime":
+        assert isinstance(instantiate(node.instance), Runtime)
+        for meter in node.energy_meters:
+            assert callable(instantiate(meter))
+    elif group == "selection":
+        space = instantiate(cfg.space.instance)
+        picked = instantiate(node)(space, 3, np.random.default_rng(0))
+        assert len(picked) == 3 and all(isinstance(arch, Architecture) for arch in picked)
+    elif group == "data":
+        assert isinstance(instantiate(node), ImageDataset)
+    elif group == "strategy":
+        assert isinstance(instantiate(node), SamplingStrategy)
     else:
         pytest.fail(f"config group {group!r} has no composition test: add a branch here")
