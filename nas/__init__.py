@@ -5,7 +5,7 @@ into the small interfaces defined here.
 """
 
 from nas._architecture import Architecture, GeneValue
-from nas._device import Device
+from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
@@ -19,7 +19,9 @@ __all__ = [
     "Candidate",
     "Constraint",
     "Cost",
+    "DEVICE_FILE",
     "Device",
+    "DeviceFileError",
     "Direction",
     "Gene",
     "LayerSpec",
@@ -32,5 +34,6 @@ __all__ = [
     "Predictor",
     "PredictorMismatchError",
     "SearchSpace",
+    "read_device_record",
     "Supernet",
 ]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from nas._device import Device
+from nas._device import DEVICE_FILE, Device
 
 __all__ = ["METRICS", "BenchmarkTable", "TableFormatError", "UnknownDeviceError", "cached_table", "measured_rows"]
 
@@ -28,7 +27,6 @@ METRICS: dict[str, str] = {
 }
 
 ARCHS_FILE = "archs.csv"
-DEVICE_FILE = "device.json"  # a profile's record of the device it measured (hwnas-profile)
 
 log = logging.getLogger(__name__)
 
@@ -334,14 +332,12 @@ class BenchmarkTable:
 
     def recorded_device(self, device: str) -> Device | None:
         """The device a profile's ``device.json`` (written by hwnas-profile beside its tables)
-        records for the column ``device``; None for published tables, which have no such file."""
-        manifest = self.directory / DEVICE_FILE
-        if not manifest.is_file():
+        records for the column ``device``; None for published tables, which have no such file.
+        A device.json that cannot be read raises :class:`nas.DeviceFileError` naming it."""
+        if not (self.directory / DEVICE_FILE).is_file():
             return None
-        recorded = json.loads(manifest.read_text()).get("device", {})
-        if recorded.get("name") != device:
-            return None
-        return Device(**{k: v for k, v in recorded.items() if k != "fingerprint"})
+        recorded = Device.read(self.directory)
+        return recorded if recorded.name == device else None
 
     def device(self, column: str) -> Device:
         """What a column was measured on: the profile's recorded device, else the published
