@@ -25,24 +25,29 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from latency_predictors import Runtime, measure_until_stable, probe_energy_meters, runtime_device
-from latency_predictors._drift import DriftMonitor, reference_input, reference_model
-from latency_predictors._energy import measure_energy_mj
-from latency_predictors._host import host_metadata
-from latency_predictors._layers import (
-    LayerProfileWriter,
-    all_layers,
-    distinct_layers,
-    profile_layers,
-)
-from latency_predictors._measure import check_counts, check_iqr_ratio
-from latency_predictors._profile import (
+from latency_predictors.measure import (
     NO_ENERGY_METER,
+    PRECISIONS,
+    DriftMonitor,
     EnergyMeasure,
+    LayerProfileWriter,
     ProfileRun,
     ProfileWriter,
     RowStability,
+    Runtime,
+    all_layers,
+    check_iqr_ratio,
+    check_repeat_counts,
+    distinct_layers,
+    host_metadata,
+    measure_energy_mj,
+    measure_until_stable,
+    probe_energy_meters,
     profile_architectures,
+    profile_layers,
+    reference_input,
+    reference_model,
+    runtime_device,
 )
 from nas import Architecture, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
@@ -50,7 +55,6 @@ from nas.results import write_json
 
 log = logging.getLogger("hwnas.profile")
 
-PRECISIONS = ("fp32", "int8")
 SUMMARY_FILE = "profile_summary.json"
 #: ``layers`` setting -> (measure networks, measure layers)
 LAYER_MODES = {False: (True, False), True: (True, True), "only": (False, True)}
@@ -80,7 +84,7 @@ def check_settings(cfg: DictConfig) -> Settings:
         value = cfg[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    check_counts(cfg.warmup, cfg.repeats)
+    check_repeat_counts(cfg.warmup, cfg.repeats)
     if isinstance(cfg.max_repeats, bool) or not isinstance(cfg.max_repeats, int) or cfg.max_repeats < cfg.repeats:
         raise ValueError(f"max_repeats must be an integer >= repeats ({cfg.repeats}), got {cfg.max_repeats!r}")
     if not 0.0 < cfg.rel_tolerance < 1.0:
@@ -126,6 +130,10 @@ def build_runtime(cfg: DictConfig, settings: Settings) -> Runtime:
 
 def device_of(cfg: DictConfig, runtime: Runtime, settings: Settings) -> Device:
     return runtime_device(runtime, settings.batch_size, name=cfg.device_name)
+
+
+def select_archs(cfg: DictConfig, space: SearchSpace, settings: Settings) -> list[Architecture]:
+    return instantiate(cfg.selection)(space, settings.n_archs, np.random.default_rng(cfg.seed))
 
 
 def layers_of(cfg: DictConfig, space: SearchSpace, archs: list[Architecture]) -> list[LayerSpec]:
@@ -200,8 +208,7 @@ def main(cfg: DictConfig) -> None:
     runtime = build_runtime(cfg, settings)
     device = device_of(cfg, runtime, settings)
     # The layers of the whole space need no architecture selection (nor its FLOPs counting).
-    select = settings.networks or not cfg.all_layers
-    archs = instantiate(cfg.selection)(space, settings.n_archs, np.random.default_rng(cfg.seed)) if select else []
+    archs = select_archs(cfg, space, settings) if settings.networks or not cfg.all_layers else []
     layers = layers_of(cfg, space, archs) if settings.layers else []  # fails here if the space lists none
     energy_mj, energy_record = energy_of(cfg)
 

@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from latency_predictors import MeasuredLatency, cpu_model_name
+from latency_predictors.measure import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.export import check_parity, export_onnx

@@ -7,17 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latency_predictors._selection import (
-    FromList,
-    SelectionError,
-    Stratified,
-    _spread_order,
-    distinct_samples,
-    flops_of,
-    from_list,
-    stratified_by_flops,
-    uniform,
-)
+from latency_predictors.measure import FromList, SelectionError, Stratified, from_list, stratified_by_flops, uniform
+from latency_predictors.measure._selection import _spread_order, distinct_samples, flops_of
 from nas import Candidate
 from nas.objectives import Flops
 from search_spaces import FBNetSpace, NB201Space

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import nas
-from latency_predictors import (
+from latency_predictors.measure import (
     LatencyStats,
     MeasuredLatency,
     OnnxRuntimeCPU,
@@ -198,7 +198,7 @@ def _ort_output(path: Path, x: torch.Tensor) -> np.ndarray:
 def test_int8_graph_is_quantised_and_agrees_with_fp32(tmp_path: Path) -> None:
     import onnx
 
-    from latency_predictors import quantize_int8
+    from latency_predictors.measure import quantize_int8
     from nas.export import export_onnx
 
     model = SPACE.build(SPACE.parse("w16-d3")).eval()

@@ -7,14 +7,14 @@ import platform
 import tempfile
 from pathlib import Path
 
-from latency_predictors._measure import (
+from latency_predictors.measure._measure import (
     UNSTABLE_IQR_RATIO,
     LatencyStats,
-    check_counts,
     check_iqr_ratio,
+    check_repeat_counts,
     measure_latency_ms,
 )
-from latency_predictors._runtimes import OnnxRuntimeCPU, Runtime
+from latency_predictors.measure._runtimes import OnnxRuntimeCPU, Runtime
 from nas import Candidate, Cost, Device, Direction, Objective, ObjectiveError
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class MeasuredLatency(Objective):
         unstable_iqr_ratio: float = UNSTABLE_IQR_RATIO,
     ) -> None:
         super().__init__(name)
-        check_counts(warmup, repeats)
+        check_repeat_counts(warmup, repeats)
         self.unstable_iqr_ratio = check_iqr_ratio(unstable_iqr_ratio)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from latency_predictors import (
+from latency_predictors.measure import (
     CudaEventRun,
     TorchCUDA,
     measure_until_stable,

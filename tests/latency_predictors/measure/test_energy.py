@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -13,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from latency_predictors import (
+from latency_predictors.measure import (
     EnergyMeasurementError,
     EnergyMeter,
     EnergyMeterUnavailable,
     EnergyPermissionError,
     NvmlMeter,
     RaplMeter,
-    _energy,
     detect_energy_meter,
     measure_energy_mj,
     probe_energy_meters,
@@ -90,7 +90,7 @@ def test_missing_domain_lists_what_is_there(tmp_path: Path) -> None:
 def _permission_message_as_non_root(root: Path) -> str:
     """Read the root-only counter as an unprivileged user, in a child process: as root no file
     mode blocks a read, so dropping to ``nobody`` is the real way to meet the kernel's 0400."""
-    module = Path(_energy.__file__)
+    module = Path(inspect.getfile(RaplMeter))
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('energy', {str(module)!r})\n"

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from latency_predictors._live import cpu_model_name
+from latency_predictors.measure._live import cpu_model_name
 
 CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 

@@ -6,6 +6,7 @@ import csv
 import functools
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +14,24 @@ import pytest
 import torch
 from torch import nn
 
-from latency_predictors import (
-    LatencyStats,
-    OnnxRuntimeCPU,
-    TorchEagerCPU,
-    measure_latency_ms,
-)
-from latency_predictors._layers import (
+from latency_predictors.measure import (
     LAYERS_FILE,
+    DriftMonitor,
+    LatencyStats,
     LayerProfileWriter,
-    all_layers,
-    covering_architectures,
-    distinct_layers,
-    profile_layers,
-)
-from latency_predictors._profile import (
+    OnnxRuntimeCPU,
     ProfileCorruptError,
     ProfileMismatchError,
     ProfileWriter,
+    TorchEagerCPU,
+    all_layers,
+    covering_architectures,
+    distinct_layers,
+    measure_latency_ms,
     profile_architectures,
+    profile_layers,
 )
-from nas import Architecture, Device, LayerSpec
+from nas import DEVICE_FILE, Architecture, Device, LayerSpec
 from nas.tables import BenchmarkTable
 from search_spaces import NB201Space
 from tests.nas.toy import ToySpace
@@ -191,31 +189,37 @@ def test_drop_tail_removes_only_the_last_rows(tmp_path: Path) -> None:
     np.testing.assert_allclose(table.column("latency_ms", DEVICE.name), [1.0, 9.0])
 
 
-class RedoOnce:
-    """A drift monitor whose second check finds drift: the two rows since are redone."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def record(self, key: str) -> tuple[str, ...]:
-        self.keys.append(key)
-        return tuple(self.keys[1:3]) if len(self.keys) == 3 else ()
+def test_a_profile_written_before_device_owned_its_file_is_resumed_as_it_was(tmp_path: Path) -> None:
+    existing = Path(__file__).parents[2] / "nas" / "data" / "nb201_profile" / DEVICE_FILE
+    shutil.copy(existing, tmp_path / DEVICE_FILE)
+    record = json.loads(existing.read_text())
+    device = Device.read(tmp_path)
+    arguments = {k: record[k] for k in ("space", "settings", "host", "energy_meter")}
+    with ProfileWriter(tmp_path, device, **arguments) as w:  # the same fingerprint: no mismatch
+        assert w.fingerprint == record["fingerprint"]
+    rewritten = json.loads((tmp_path / DEVICE_FILE).read_text())
+    assert rewritten["started"] == record["started"] and rewritten["updated"] != record["updated"]
+    assert (tmp_path / DEVICE_FILE).read_text().replace(rewritten["updated"], record["updated"]) == existing.read_text()
 
 
 def test_profile_architectures_measures_real_networks_and_redoes_drifted_rows(tmp_path: Path) -> None:
     space = NB201Space(channels=4, cells_per_stage=1)
-    archs = [space.sample(np.random.default_rng(seed)) for seed in range(3)]
-    monitor = RedoOnce()
+    archs = [space.sample(np.random.default_rng(seed)) for seed in range(4)]
+    # The reference's medians in turn: baseline, a good check after rows 0-1, drift after rows 2-3
+    # that passes (a transient), a good check after rows 2-3 are measured again.
+    medians_ms = iter([10.0, 10.0, 13.0, 10.0, 10.0])
+    monitor = DriftMonitor(lambda: None, every=2, settle_checks=1, settle_s=0.0, measure=lambda run: next(medians_ms))
     with writer(tmp_path, space={"name": "nb201"}) as w:
         run = profile_architectures(space, archs, OnnxRuntimeCPU(threads=1), w, measure=MEASURE, drift_monitor=monitor)
-    assert run.measured == 3 and run.failed == () and run.archs_per_minute > 0
-    assert monitor.keys == [a.string for a in archs] + [a.string for a in archs[1:]]
+    assert run.measured == 4 and run.failed == () and run.archs_per_minute > 0
+    assert [r.drifted for r in monitor.reports] == [False, True, False]
+    assert monitor.reports[1].redo == tuple(a.string for a in archs[2:])
     table = BenchmarkTable.load(tmp_path)
     assert table.archs == [a.string for a in archs]
     assert (table.column("latency_ms", DEVICE.name) > 0).all()
     with writer(tmp_path, space={"name": "nb201"}) as w:  # everything is there: nothing measured
         again = profile_architectures(space, archs, OnnxRuntimeCPU(threads=1), w, measure=MEASURE)
-    assert (again.measured, again.skipped) == (0, 3)
+    assert (again.measured, again.skipped) == (0, 4)
 
 
 class LayeredToy(ToySpace):

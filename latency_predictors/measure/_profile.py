@@ -14,9 +14,11 @@ reads a measured profile exactly like a published one:
 * ``profile_summary.json`` (written by hwnas-profile at the end of each run): the rows, how many
   are unstable (IQR above ``unstable_iqr_ratio`` of the median) or did not converge, and which
   (:meth:`ProfileWriter.stability`, over every row, resumed ones included), and what the run did.
-* ``device.json``: ``format_version``, the profile ``fingerprint``, the :class:`nas.Device` fields
-  (with the device's own fingerprint), the space, measurement settings, host metadata, the energy
-  meter ("none: <reason>" without one) and ``started``/``updated`` timestamps (UTC, ISO 8601).
+* ``device.json`` (written by :meth:`nas.Device.write`, read back by :meth:`nas.Device.read`):
+  the :class:`nas.Device` fields (with the device's own fingerprint) under ``device``, and beside
+  them ``format_version``, the profile ``fingerprint``, the space, measurement settings, host
+  metadata, the energy meter ("none: <reason>" without one) and ``started``/``updated``
+  timestamps (UTC, ISO 8601).
 
 Crash safety: each row is one ``write`` per file followed by flush and fsync, metric files first
 and ``archs.csv`` last, so ``archs.csv``'s complete rows are the measured set. Reopening a
@@ -36,21 +38,21 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
-from latency_predictors._measure import UNSTABLE_IQR_RATIO, LatencyStats
-from latency_predictors._runtimes import Runtime
-from nas import Architecture, Device, SearchSpace
-from nas.tables import DEVICE_FILE, METRICS
+from latency_predictors.measure._drift import DriftMonitor
+from latency_predictors.measure._measure import UNSTABLE_IQR_RATIO, LatencyStats
+from latency_predictors.measure._runtimes import Runtime
+from nas import DEVICE_FILE, Architecture, Device, DeviceFileError, SearchSpace, read_device_record
+from nas.tables import METRICS
 
 log = logging.getLogger("hwnas.profile")
 
 FORMAT_VERSION = 1
-MANIFEST_FILE = DEVICE_FILE  # nas.tables reads the device back from it
 SPREADS_FILE = "spreads.csv"
 #: spreads.csv's columns after ``index``, each read from the LatencyStats attribute of that name;
 #: statistics a measurement method does not report are left empty.
@@ -80,14 +82,6 @@ class ProfileCorruptError(ValueError):
 EnergyMeasure = Callable[[Callable[[], None]], float]
 
 
-class DriftMonitor(Protocol):
-    """Watches the machine for drift (thermal, frequency, background load) during a profile."""
-
-    def record(self, key: Hashable) -> tuple[Hashable, ...]:
-        """Note that row ``key`` was measured; return the keys to measure again (the rows since
-        the last good reference check, when the machine drifted), else ``()``."""
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -111,36 +105,31 @@ def profile_fingerprint(device: Device, space: Mapping[str, Any], settings: Mapp
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
-def open_manifest(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Create ``device.json``, or check an existing one has ``manifest``'s fingerprint and refresh
-    its ``updated`` time (``started`` is kept). Returns what is now on disk."""
-    path = directory / MANIFEST_FILE
+def open_manifest(directory: Path, device: Device, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Create ``device.json`` (``device`` and ``manifest``), or check an existing one has
+    ``manifest``'s fingerprint and refresh its ``updated`` time (``started`` is kept). Returns what
+    is now on disk."""
+    path = directory / DEVICE_FILE
     now = _now()
     if path.is_file():
         try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ProfileCorruptError(f"{path} is not valid JSON ({error}); move the directory aside") from None
+            existing = read_device_record(directory)
+        except DeviceFileError as error:
+            raise ProfileCorruptError(f"{error}; move the directory aside") from None
         if existing.get("fingerprint") != manifest["fingerprint"]:
             raise ProfileMismatchError(
                 f"{directory} holds a profile with fingerprint {existing.get('fingerprint')!r} "
                 f"(device {existing.get('device', {}).get('name')!r}) but this run's fingerprint is "
-                f"{manifest['fingerprint']!r} (device {manifest['device']['name']!r}): another device, "
+                f"{manifest['fingerprint']!r} (device {device.name!r}): another device, "
                 "space or measurement settings. Use another output directory, or the same settings; "
                 f"compare {path} with this run's settings"
             )
         started = existing.get("started", now)
     else:
         started = now
-    content = {**manifest, "started": started, "updated": now}
-    # Written to a temporary file and renamed: a crash leaves the old or the new manifest.
-    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".device.", suffix=".json", delete=False) as tmp:
-        json.dump(content, tmp, indent=2, sort_keys=True, default=str)
-        tmp.write("\n")
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-    return content
+    record = {**manifest, "started": started, "updated": now}
+    device.write(directory, record)
+    return {**record, "device": device.to_dict()}
 
 
 class AppendOnlyCsv:
@@ -243,7 +232,6 @@ def build_manifest(
     return {
         "format_version": FORMAT_VERSION,
         "fingerprint": profile_fingerprint(device, space, settings),
-        "device": device.to_dict(),
         "space": dict(space),
         "settings": dict(settings),
         "host": dict(host or {}),
@@ -305,7 +293,9 @@ class ProfileWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.metrics = tuple(metrics)
-        self.manifest = open_manifest(self.directory, build_manifest(device, space, settings, host, energy_meter))
+        self.manifest = open_manifest(
+            self.directory, device, build_manifest(device, space, settings, host, energy_meter)
+        )
         self._metric_files = {
             m: AppendOnlyCsv(self.directory / f"{m}.csv", ["index", device.name]) for m in self.metrics
         }
@@ -390,7 +380,9 @@ class ProfileWriter:
         for file in (*self._metric_files.values(), self._spreads, self._archs):
             file.close()
         self.manifest = open_manifest(
-            self.directory, {k: v for k, v in self.manifest.items() if k not in ("started", "updated")}
+            self.directory,
+            self.device,
+            {k: v for k, v in self.manifest.items() if k not in ("device", "started", "updated")},
         )
 
     def __enter__(self) -> Self:

@@ -20,7 +20,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from latency_predictors._measure import DeviceTimedRun
+from latency_predictors.measure._measure import DeviceTimedRun
 from nas.export import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 # onnxruntime's optimisation levels, by the names configs use.

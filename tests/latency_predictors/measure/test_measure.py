@@ -8,13 +8,13 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 
-from latency_predictors import (
+from latency_predictors.measure import (
     DeviceTimedRun,
     LatencyStats,
     measure_latency_ms,
     measure_until_stable,
 )
-from latency_predictors._measure import median_ci_rel, tukey_keep
+from latency_predictors.measure._measure import median_ci_rel, tukey_keep
 
 
 class Scripted(DeviceTimedRun):

@@ -79,7 +79,7 @@ class LatencyStats:
         return self.iqr_ratio > max_iqr_ratio
 
 
-def check_counts(warmup: int, repeats: int) -> None:
+def check_repeat_counts(warmup: int, repeats: int) -> None:
     """Reject counts that would give no measurement, naming the bad value."""
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
@@ -187,7 +187,7 @@ def measure_latency_ms(
     networks get enough samples for a stable median. No sample is rejected (``outliers`` is 0);
     ``ci_rel`` is reported, ``stable`` is ``None`` since no tolerance was asked.
     """
-    check_counts(warmup, repeats)
+    check_repeat_counts(warmup, repeats)
     if not min_time_s >= 0.0:
         raise ValueError(f"min_time_s must be >= 0, got {min_time_s!r}")
     timed_ms = timer_of(run)
@@ -228,7 +228,7 @@ def measure_until_stable(
     A 2% half-width needs roughly n >= (1.96 * IQR / (1.35 * 0.02 * median))^2 samples for
     near-normal spread: ~60 at a 5% relative IQR, ~240 at 10%.
     """
-    check_counts(warmup, min_repeats)
+    check_repeat_counts(warmup, min_repeats)
     if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < min_repeats:
         raise ValueError(f"max_repeats must be an integer >= min_repeats ({min_repeats}), got {max_repeats!r}")
     if not 0.0 < rel_tolerance < 1.0:

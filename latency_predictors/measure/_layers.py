@@ -22,7 +22,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from latency_predictors._profile import (
+from latency_predictors.measure._profile import (
     NO_ENERGY_METER,
     AppendOnlyCsv,
     Measure,
@@ -31,7 +31,7 @@ from latency_predictors._profile import (
     measure_module,
     open_manifest,
 )
-from latency_predictors._runtimes import Runtime
+from latency_predictors.measure._runtimes import Runtime
 from nas import Architecture, ArchitectureError, Device, LayerSpec, SearchSpace
 
 log = logging.getLogger("hwnas.profile")
@@ -112,7 +112,9 @@ class LayerProfileWriter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.device = device
-        self.manifest = open_manifest(self.directory, build_manifest(device, space, settings, host, energy_meter))
+        self.manifest = open_manifest(
+            self.directory, device, build_manifest(device, space, settings, host, energy_meter)
+        )
         self._file = AppendOnlyCsv(self.directory / LAYERS_FILE, LAYER_COLUMNS)
         self._done = {row[0] for row in self._file.rows}
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from latency_predictors._measure import measure_latency_ms
+from latency_predictors.measure._measure import measure_latency_ms
 
 
 class DriftError(RuntimeError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from latency_predictors import (
+from latency_predictors.measure import (
     DriftError,
     DriftMonitor,
     OnnxRuntimeCPU,

@@ -9,7 +9,7 @@ import sys
 import onnxruntime
 import torch
 
-from latency_predictors import host_metadata
+from latency_predictors.measure import host_metadata
 
 
 def test_host_metadata_fields() -> None:
