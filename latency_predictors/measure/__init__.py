@@ -74,11 +74,10 @@ from latency_predictors.measure._runtimes import (
     torch_threads,
 )
 from latency_predictors.measure._selection import (
-    FromList,
+    Selection,
     SelectionError,
-    Stratified,
-    Uniform,
     from_list,
+    read_architecture_list,
     stratified_by_flops,
     uniform,
 )
@@ -114,7 +113,7 @@ __all__ = [
     "RaplMeter",
     "RowStability",
     "Runtime",
-    "FromList",
+    "Selection",
     "SelectionError",
     "TorchCUDA",
     "TorchEagerCPU",
@@ -134,8 +133,7 @@ __all__ = [
     "profile_architectures",
     "profile_layers",
     "quantize_int8",
-    "Stratified",
-    "Uniform",
+    "read_architecture_list",
     "reference_input",
     "reference_model",
     "runtime_device",

@@ -1,8 +1,9 @@
 """Which architectures a profile measures: stratified by FLOPs, uniform, or a given list.
 
-Every selection is a function of the space, the count and an explicit ``numpy.random.Generator``
-(lists ignore the generator), so one seed gives one list. :class:`Stratified`, :class:`Uniform`
-and :class:`FromList` wrap them with one call signature for configs (``configs/selection``).
+Every selection is a function ``(space, n, rng) -> list[Architecture]`` of the space, the count and
+an explicit ``numpy.random.Generator`` (lists ignore the generator), so one seed gives one list.
+Options beyond those three (``pool``, ``path``) are keywords, bound by the configs in
+``configs/selection`` (``_partial_: true``), so hwnas-profile calls every selection alike.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,9 @@ from nas import Architecture, Candidate, SearchSpace
 from nas.objectives import Flops
 
 log = logging.getLogger("hwnas.profile")
+
+#: What a selection config instantiates to: ``(space, n, rng) -> n architectures``.
+Selection = Callable[[SearchSpace, int, np.random.Generator], list[Architecture]]
 
 
 class SelectionError(ValueError):
@@ -118,7 +121,16 @@ def stratified_by_flops(
     return [picks[b] for b in _spread_order(n)]
 
 
-def from_list(space: SearchSpace, path: str | Path) -> list[Architecture]:
+def from_list(space: SearchSpace, n: int, rng: np.random.Generator, path: str | Path) -> list[Architecture]:
+    """The first ``n`` architectures of the file ``path``, in file order (all of them validated
+    first: :func:`read_architecture_list`); ``rng`` is unused, as a list is not drawn."""
+    archs = read_architecture_list(space, path)
+    if len(archs) > _check_count(n):
+        log.warning("%s names %d architectures; measuring the first n_archs=%d", path, len(archs), n)
+    return archs[:n]
+
+
+def read_architecture_list(space: SearchSpace, path: str | Path) -> list[Architecture]:
     """The architectures named in a file, validated all before any is measured.
 
     A ``.csv`` file needs an ``arch`` column (a profile's or a table's ``archs.csv`` works);
@@ -165,34 +177,3 @@ def _csv_arch_lines(path: Path) -> list[tuple[int, str]]:
             )
         # line_num counts physical lines read so far, so it is the line of the current row.
         return [(reader.line_num, row["arch"].strip()) for row in reader if (row["arch"] or "").strip()]
-
-
-@dataclass(frozen=True)
-class Stratified:
-    """Config form of :func:`stratified_by_flops`."""
-
-    pool: int | None = None
-
-    def __call__(self, space: SearchSpace, n: int, rng: np.random.Generator) -> list[Architecture]:
-        return stratified_by_flops(space, n, rng, pool=self.pool)
-
-
-@dataclass(frozen=True)
-class Uniform:
-    """Config form of :func:`uniform`."""
-
-    def __call__(self, space: SearchSpace, n: int, rng: np.random.Generator) -> list[Architecture]:
-        return uniform(space, n, rng)
-
-
-@dataclass(frozen=True)
-class FromList:
-    """Config form of :func:`from_list`: the file's first ``n`` architectures, in file order."""
-
-    path: str
-
-    def __call__(self, space: SearchSpace, n: int, rng: np.random.Generator) -> list[Architecture]:
-        archs = from_list(space, self.path)
-        if len(archs) > _check_count(n):
-            log.warning("%s names %d architectures; measuring the first n_archs=%d", self.path, len(archs), n)
-        return archs[:n]

@@ -35,6 +35,7 @@ from latency_predictors.measure import (
     ProfileWriter,
     RowStability,
     Runtime,
+    Selection,
     all_layers,
     check_iqr_ratio,
     check_repeat_counts,
@@ -133,7 +134,8 @@ def device_of(cfg: DictConfig, runtime: Runtime, settings: Settings) -> Device:
 
 
 def select_archs(cfg: DictConfig, space: SearchSpace, settings: Settings) -> list[Architecture]:
-    return instantiate(cfg.selection)(space, settings.n_archs, np.random.default_rng(cfg.seed))
+    selection: Selection = instantiate(cfg.selection)
+    return selection(space, settings.n_archs, np.random.default_rng(cfg.seed))
 
 
 def layers_of(cfg: DictConfig, space: SearchSpace, archs: list[Architecture]) -> list[LayerSpec]:
