@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
-from latency_predictors.predictors._format import read_header
 from nas import Architecture, Predictor, SearchSpace
+from nas.predictor_file import read_header
 from nas.testing import PredictorContract, rewrite_predictor_header
 from search_spaces import NB201Space
 from tests.latency_predictors.helpers import table_rows

@@ -1,4 +1,4 @@
-"""Latency predictors: the pickle-free file format, the predictor contract, and accuracy on tables."""
+"""Latency predictors: the predictor contract, layer sums and FLOPs, and accuracy on tables."""
 
 from __future__ import annotations
 
@@ -10,18 +10,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import (
-    FORMAT_VERSION,
     FlopsPredictor,
     LayerSumPredictor,
-    PredictorFileError,
     UnseenLayerError,
     layer_kind,
-    load_predictor_file,
-    read_header,
-    save_predictor,
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
-from nas.testing import PredictorContract, rewrite_predictor_header
+from nas.testing import PredictorContract
 from search_spaces import FBNetSpace, NB201Space
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
@@ -62,97 +57,6 @@ class TestLayerSumContractFBNet(PredictorContract):
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path, space: SearchSpace) -> tuple[list[Architecture], np.ndarray]:
         return table_rows(data_dir, space, np.arange(0, 5000, 250))
-
-
-# The file format
-
-
-def test_format_round_trip_keeps_header_and_arrays(tmp_path: Path) -> None:
-    path = tmp_path / "p.lut"  # any name: no suffix is added
-    arrays = {"w": np.arange(6.0).reshape(2, 3), "keys": np.array(["a", "bb"])}
-    assert (
-        save_predictor(
-            path,
-            kind="k",
-            space="s",
-            device_fingerprint="d",
-            feature_version=3,
-            arrays=arrays,
-            params={"x": [1, 2]},
-        )
-        == path
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.lut"]  # no temporary file left
-    header, loaded = load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=3)
-    assert header["format_version"] == FORMAT_VERSION
-    assert (header["kind"], header["params"], header["feature_version"]) == ("k", {"x": [1, 2]}, 3)
-    np.testing.assert_array_equal(loaded["w"], arrays["w"])
-    assert list(loaded["keys"]) == ["a", "bb"]
-    assert read_header(path)["space"] == "s"
-
-
-def test_format_refusals(tmp_path: Path) -> None:
-    path = tmp_path / "p.npz"
-    save_predictor(
-        path,
-        kind="k",
-        space="s",
-        device_fingerprint="d",
-        feature_version=1,
-        arrays={"w": np.ones(2)},
-        params={},
-    )
-    with pytest.raises(PredictorMismatchError, match="'k'"):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"other"})
-    with pytest.raises(PredictorMismatchError, match="feature_version 1.*feature_version 2"):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=2)
-    with pytest.raises(PredictorMismatchError, match="device d; asked for space 's', device e"):
-        load_predictor_file(path, space="s", device_fingerprint="e", kinds={"k"})
-    rewrite_predictor_header(path, format_version=FORMAT_VERSION + 5)
-    with pytest.raises(
-        PredictorFileError, match=f"format_version {FORMAT_VERSION + 5}.*format_version {FORMAT_VERSION}"
-    ):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})
-
-
-def test_format_refuses_object_arrays_and_pickled_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no objects"):
-        save_predictor(
-            tmp_path / "x.npz",
-            kind="k",
-            space="s",
-            device_fingerprint="d",
-            feature_version=1,
-            arrays={"w": np.array([{"a": 1}], dtype=object)},
-            params={},
-        )
-    pickled = tmp_path / "pickled.npz"
-    with pickled.open("wb") as handle:
-        np.savez(
-            handle,
-            __header__=np.frombuffer(b'{"format_version": 1}', dtype=np.uint8),
-            w=np.array([1, "a"], dtype=object),
-        )
-    with pytest.raises(PredictorFileError, match="unpickling"):
-        load_predictor_file(pickled, space="s", device_fingerprint="d", kinds={"k"})
-    (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(PredictorFileError):
-        load_predictor_file(tmp_path / "junk.npz", space="s", device_fingerprint="d", kinds={"k"})
-
-
-def test_format_loads_with_allow_pickle_false(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "p.npz"
-    save_predictor(path, kind="k", space="s", device_fingerprint="d", feature_version=1, arrays={}, params={})
-    calls = []
-    original = np.load
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(kwargs.get("allow_pickle"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(np, "load", spy)
-    load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})
-    assert calls == [False]
 
 
 # Layer-sum specifics
