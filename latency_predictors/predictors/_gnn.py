@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT
 from nas import Architecture, GraphBatch, IntervalPredictor, SearchSpace

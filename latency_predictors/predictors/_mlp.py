@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, IntervalPredictor, SearchSpace
 
