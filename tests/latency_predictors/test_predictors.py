@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import (
@@ -16,33 +19,72 @@ from latency_predictors.predictors import (
     layer_kind,
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
+from nas.cli import CONFIG_DIR
 from nas.testing import PredictorContract
 from search_spaces import FBNetSpace, NB201Space
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
-# The contract, on a handful of NB201 rows
+# The contract, for every option of configs/predictor/ on a handful of NB201 rows
+
+#: The options of the predictor config group.
+PREDICTOR_OPTIONS = sorted(path.stem for path in (Path(CONFIG_DIR) / "predictor").glob("*.yaml"))
+#: Overrides that shorten an option's training (the contract checks behaviour, not accuracy).
+QUICK = {"mlp": ["predictor.epochs=10"], "gnn": ["predictor.epochs=10"]}
+#: Options fitted from other devices' predictors (what hwnas-fit's source_devices gives them).
+NEEDS_SOURCES = {"few_shot"}
+#: The contract's rows, and the rows the few-shot sources are fitted on (none of the former).
+CONTRACT_ROWS = np.arange(0, 15625, 1250)
+SOURCE_ROWS = np.arange(7, 15625, 250)
 
 
-class NB201Rows:
+@pytest.fixture(scope="module")
+def predictor_configs(data_dir: Path) -> dict[str, DictConfig]:
+    """hwnas-fit's config (space nb201) composed with each predictor option."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return {
+            option: compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}", *QUICK.get(option, [])])
+            for option in PREDICTOR_OPTIONS
+        }
+
+
+@pytest.fixture(scope="module")
+def few_shot_sources(predictor_configs: dict[str, DictConfig], data_dir: Path) -> dict[str, Predictor]:
+    """The space's few-shot source predictor (its config) fitted on two other devices."""
+    cfg = predictor_configs["few_shot"]
+    sources = {}
+    for device in ("gold_6226", "pixel3"):
+        archs, y = table_rows(data_dir, NB201Space(), SOURCE_ROWS, device)
+        sources[device] = instantiate(cfg.source_predictor)(space=NB201Space(), device_fingerprint=device).fit(archs, y)
+    return sources
+
+
+class TestConfiguredPredictorContract(PredictorContract):
+    @pytest.fixture(params=PREDICTOR_OPTIONS)
+    def option(self, request: pytest.FixtureRequest) -> str:
+        return request.param
+
     @pytest.fixture
     def space(self) -> SearchSpace:
         return NB201Space()
 
     @pytest.fixture
+    def predictor_factory(
+        self, option: str, predictor_configs: dict[str, DictConfig], request: pytest.FixtureRequest
+    ) -> Callable[[SearchSpace, str], Predictor]:
+        node = predictor_configs[option].predictor
+        extra = {"sources": request.getfixturevalue("few_shot_sources")} if option in NEEDS_SOURCES else {}
+        return lambda space, fingerprint: instantiate(node)(space=space, device_fingerprint=fingerprint, **extra)
+
+    @pytest.fixture
     def archs_and_targets(self, data_dir: Path, space: SearchSpace) -> tuple[list[Architecture], np.ndarray]:
-        return table_rows(data_dir, space, np.arange(0, 15625, 1250))
+        return table_rows(data_dir, space, CONTRACT_ROWS)
 
 
-class TestLayerSumContract(NB201Rows, PredictorContract):
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return LayerSumPredictor
-
-
-class TestFlopsContract(NB201Rows, PredictorContract):
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return FlopsPredictor
+def test_the_contract_runs_every_family_and_its_tables_name_real_options() -> None:
+    """The options come from the group's files (a new file is run with no change here): an empty
+    glob would run no contract at all, and a stale entry in QUICK or NEEDS_SOURCES would do nothing."""
+    assert {"flops", "layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "few_shot"} <= set(PREDICTOR_OPTIONS)
+    assert set(QUICK) | NEEDS_SOURCES <= set(PREDICTOR_OPTIONS)
 
 
 class TestLayerSumContractFBNet(PredictorContract):
