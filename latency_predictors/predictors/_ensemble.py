@@ -301,9 +301,8 @@ class EnsemblePredictor(StoredPredictor, IntervalPredictor, Generic[Inputs]):
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         settings = {name: p[name] for name in (*cls.SETTINGS, *cls.FAMILY_SETTINGS) if name != "spread_floor"}
-        predictor = cls(  # type: ignore[call-arg]  # a family's constructor takes its settings by name
-            space, device_fingerprint, **settings, spread_floor=p.get("spread_floor", SPREAD_FLOOR_BEFORE_SETTING)
-        )
+        spread_floor = p.get("spread_floor", SPREAD_FLOOR_BEFORE_SETTING)
+        predictor = cls(space, device_fingerprint, **settings, spread_floor=spread_floor)
         predictor._restore_family_state(Path(path), arrays, p)
         depth = 0
         while f"layer{depth}_weight" in arrays:
