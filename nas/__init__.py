@@ -11,6 +11,7 @@ from nas._objective import Candidate, Constraint, Cost, Direction, Objective, Ob
 from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._supernet import Supernet
+from nas.predictor_file import PredictorFileError
 
 __all__ = [
     "Architecture",
@@ -32,6 +33,7 @@ __all__ = [
     "ObjectiveError",
     "PredictedObjective",
     "Predictor",
+    "PredictorFileError",
     "PredictorMismatchError",
     "SearchSpace",
     "read_device_record",

@@ -22,9 +22,10 @@ import pytest
 import torch
 
 from nas._architecture import Architecture
-from nas._predictor import Predictor, PredictorMismatchError
+from nas._predictor import IntervalPredictor, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, LayerSpec, SearchSpace
 from nas._supernet import Supernet
+from nas.predictor_file import HEADER_FIELDS, read_header, read_predictor_file, write_predictor_file
 
 #: Seeds of the sampled architectures every string test walks through.
 SAMPLE_SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -392,28 +393,31 @@ class LayerContract:
         assert space.layers(arch) == space.layers(space.parse(arch.string))
 
 
-# Predictor contract (imports kept with it; they may move to the top of the module).
+# Predictor contract
 
 
 #: The device fingerprint :class:`PredictorContract` fits for, and the one it must be refused for.
 CONTRACT_DEVICE = "0123456789abcdef"
 OTHER_DEVICE = "fedcba9876543210"
-#: Predictor files' JSON header member (``latency_predictors.predictors._format``'s layout: one
-#: ``.npz`` archive of arrays plus a uint8 UTF-8 JSON ``__header__``).
-PREDICTOR_HEADER_KEY = "__header__"
 
 
 def rewrite_predictor_header(path: Path, **changes: object) -> None:
     """Rewrite fields of a predictor file's JSON header in place (for tests of refusals)."""
-    import json
+    header, arrays = read_predictor_file(path)
+    write_predictor_file(path, {**header, **changes}, arrays)
 
-    with np.load(path, allow_pickle=False) as archive:
-        members = {name: archive[name] for name in archive.files}
-    header = json.loads(members[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))
-    header.update(changes)
-    members[PREDICTOR_HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    with path.open("wb") as handle:
-        np.savez(handle, **members)
+
+def check_intervals(predictor: IntervalPredictor, archs: list[Architecture], predictions: np.ndarray) -> None:
+    """The interval laws: ``predict_interval`` gives a ``(lower, upper)`` pair of finite arrays,
+    one value per architecture, around ``predictions`` (``lower <= predicted <= upper``), and two
+    empty arrays for no architectures."""
+    lower, upper = (np.asarray(bound) for bound in predictor.predict_interval(archs))
+    assert lower.shape == upper.shape == (len(archs),)
+    assert np.isfinite(lower).all() and np.isfinite(upper).all()
+    below, above = np.flatnonzero(lower > predictions), np.flatnonzero(predictions > upper)
+    assert not len(below), f"lower bound above the prediction for {[archs[i].string for i in below[:3]]}"
+    assert not len(above), f"upper bound below the prediction for {[archs[i].string for i in above[:3]]}"
+    assert [np.asarray(bound).shape for bound in predictor.predict_interval([])] == [(0,), (0,)]
 
 
 #: Makes an unfitted predictor for (space, device fingerprint).
@@ -423,7 +427,8 @@ ArchsAndTargets = tuple[list[Architecture], np.ndarray]
 
 
 class PredictorContract:
-    """What every :class:`nas.Predictor` family must satisfy; not collected itself (no ``Test``).
+    """What every :class:`nas.Predictor` family must satisfy (and an :class:`nas.IntervalPredictor`
+    the interval laws of :func:`check_intervals`); not collected itself (no ``Test``).
 
     Override ``space`` (a :class:`SearchSpace`), ``predictor_factory`` (``(space,
     device_fingerprint) -> Predictor``, unfitted) and ``archs_and_targets`` (a few architectures
@@ -476,6 +481,7 @@ class PredictorContract:
     def test_predict_gives_finite_values_one_per_architecture(
         self, fitted: Predictor, archs_and_targets: ArchsAndTargets
     ) -> None:
+        """Predictions, and an :class:`nas.IntervalPredictor`'s intervals (see :func:`check_intervals`)."""
         archs, _ = archs_and_targets
         predictions = np.asarray(fitted.predict(archs))
         assert predictions.shape == (len(archs),)
@@ -486,6 +492,8 @@ class PredictorContract:
         # sum a batch in another order than one row
         np.testing.assert_allclose(one, predictions[:1], rtol=1e-5)
         assert np.asarray(fitted.predict([])).shape == (0,)
+        if isinstance(fitted, IntervalPredictor):
+            check_intervals(fitted, archs, predictions)
 
     def test_save_load_round_trip_predicts_identically(
         self, fitted: Predictor, saved: Path, space: SearchSpace, archs_and_targets: ArchsAndTargets
@@ -494,6 +502,10 @@ class PredictorContract:
         loaded = type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
         assert (loaded.space, loaded.device_fingerprint) == (space.name, CONTRACT_DEVICE)
         np.testing.assert_array_equal(loaded.predict(archs), fitted.predict(archs))
+        if isinstance(fitted, IntervalPredictor):
+            assert isinstance(loaded, IntervalPredictor)
+            for after, before in zip(loaded.predict_interval(archs), fitted.predict_interval(archs)):
+                np.testing.assert_array_equal(after, before)
 
     def test_load_for_another_device_is_refused_showing_both(
         self, fitted: Predictor, saved: Path, space: SearchSpace
@@ -512,10 +524,7 @@ class PredictorContract:
     def test_newer_format_version_is_refused_naming_both(
         self, fitted: Predictor, saved: Path, space: SearchSpace
     ) -> None:
-        import json
-
-        with np.load(saved, allow_pickle=False) as archive:
-            version = json.loads(archive[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))["format_version"]
+        version = read_header(saved)["format_version"]
         rewrite_predictor_header(saved, format_version=version + 1)
         with pytest.raises(ValueError) as error:
             type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
@@ -523,14 +532,10 @@ class PredictorContract:
         assert f"format_version {version + 1}" in message and f"format_version {version}" in message
 
     def test_file_holds_no_pickle(self, saved: Path) -> None:
-        import json
         import zipfile
 
         assert zipfile.is_zipfile(saved)
-        with np.load(saved, allow_pickle=False) as archive:
-            members = {name: archive[name] for name in archive.files}  # refuses object arrays
-        assert PREDICTOR_HEADER_KEY in members
-        assert all(not a.dtype.hasobject for a in members.values())
-        header = json.loads(members[PREDICTOR_HEADER_KEY].tobytes().decode("utf-8"))
-        for field in ("format_version", "kind", "space", "device_fingerprint", "feature_version", "params"):
+        header, arrays = read_predictor_file(saved)  # np.load(allow_pickle=False): refuses object arrays
+        assert all(not a.dtype.hasobject for a in arrays.values())
+        for field in HEADER_FIELDS:
             assert field in header, field

@@ -1,16 +1,10 @@
-"""Per-device predictors of latency and energy, saved in a pickle-free file format."""
+"""Per-device predictors of latency and energy, saved in the pickle-free predictor file format
+(:mod:`nas.predictor_file`)."""
 
 from latency_predictors.predictors._baselines import FlopsPredictor
 from latency_predictors.predictors._boosted import BoostedLayerSumPredictor
 from latency_predictors.predictors._fewshot import FewShotPredictor
-from latency_predictors.predictors._format import (
-    FORMAT_VERSION,
-    PredictorFileError,
-    StoredPredictor,
-    load_predictor_file,
-    read_header,
-    save_predictor,
-)
+from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
 from latency_predictors.predictors._lut import (
@@ -21,7 +15,6 @@ from latency_predictors.predictors._lut import (
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 
 __all__ = [
-    "FORMAT_VERSION",
     "BoostedLayerSumPredictor",
     "FewShotPredictor",
     "FlopsPredictor",
@@ -29,11 +22,7 @@ __all__ = [
     "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
-    "PredictorFileError",
     "StoredPredictor",
     "UnseenLayerError",
     "layer_kind",
-    "load_predictor_file",
-    "read_header",
-    "save_predictor",
 ]

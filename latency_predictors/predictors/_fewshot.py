@@ -68,7 +68,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
-from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
 from nas import Architecture, IntervalPredictor, Predictor, SearchSpace

@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from latency_predictors.predictors._analytic import check_recorded
-from latency_predictors.predictors._baselines import check_targets, conformal_factor
+from latency_predictors.predictors._common import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture, IntervalPredictor, SearchSpace

@@ -31,10 +31,12 @@ hidden^2 x 2`` FLOPs per graph (1.2 MFLOP for FBNet's 24-node chains at the defa
 bounds batch throughput on a small CPU well below the analytic and tree families (see the
 README's speed table).
 
-Prediction is the members' mean in log space, back-transformed with ``exp``. Intervals are
-split-conformal exactly as :mod:`latency_predictors.predictors._mlp`'s: a ``calibration_fraction``
-of the rows is held out of training, and the ensemble spread (with a floor) is scaled by the
-``quantile`` empirical quantile of the held-out normalised residuals.
+Targets, the calibration held out of training, prediction (the members' mean in log space,
+back-transformed with ``exp``), intervals and the file are the ensemble skeleton's
+(:mod:`._ensemble`): a ``calibration_fraction`` of the rows is held out of training, and the
+ensemble spread (with a floor of ``spread_floor`` times its median on those rows; 0.1 here, the
+value the MLP used before it measured 1 better for itself) is scaled by the ``quantile``
+empirical quantile of the held-out normalised residuals.
 """
 
 from __future__ import annotations
@@ -42,27 +44,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
-from latency_predictors.predictors._format import StoredPredictor
-from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT
-from nas import Architecture, GraphBatch, IntervalPredictor, SearchSpace
+from latency_predictors.predictors._common import check_space
+from latency_predictors.predictors._ensemble import EnsemblePredictor, initial_layers
+from nas import Architecture, GraphBatch, SearchSpace
 
 #: Graph nodes propagated per product at inference: chunks of a few thousand graphs keep the
 #: (nodes, graphs, hidden) activations in cache (1,024 FBNet graphs ran 30% faster than 4,096).
 CHUNK_NODES = 24_576
 
 
-class GraphPredictor(StoredPredictor, IntervalPredictor):
+class GraphPredictor(EnsemblePredictor[GraphBatch]):
     """An ensemble of small GCNs on ``space.graph`` with split-conformal intervals (see module)."""
 
     kind = "gnn"
     #: Version of the graph features (labels one-hot, log1p attributes, symmetric GCN adjacency).
     FEATURE_VERSION = 1
+    FAMILY_SETTINGS = ("hidden", "layers", "batch_size")
 
     def __init__(
         self,
@@ -79,40 +81,29 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
         log_target: bool = True,
         quantile: float = 0.9,
         calibration_fraction: float = 0.2,
+        spread_floor: float = 0.1,
     ) -> None:
-        if int(members) < 1 or int(hidden) < 1 or int(layers) < 1 or int(batch_size) < 1:
-            raise ValueError(
-                f"members, hidden, layers and batch_size must be >= 1, got {members!r}, {hidden!r}, "
-                f"{layers!r}, {batch_size!r}"
-            )
-        if int(epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs!r}")
-        if not 0 < quantile < 1 or not 0 < calibration_fraction < 1:
-            raise ValueError(
-                f"quantile and calibration_fraction must be in (0, 1), got {quantile!r}, {calibration_fraction!r}"
-            )
-        if not lr > 0 or not weight_decay >= 0:
-            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr!r}, {weight_decay!r}")
-        self.search_space = space
-        self.space = space.name
-        self.device_fingerprint = device_fingerprint
-        self.members, self.hidden, self.layers = int(members), int(hidden), int(layers)
-        self.epochs, self.batch_size = int(epochs), int(batch_size)
-        self.lr, self.weight_decay = float(lr), float(weight_decay)
-        self.seed = int(seed)
-        self.log_target = bool(log_target)
-        self.quantile = float(quantile)
-        self.calibration_fraction = float(calibration_fraction)
+        if int(hidden) < 1 or int(layers) < 1 or int(batch_size) < 1:
+            raise ValueError(f"hidden, layers and batch_size must be >= 1, got {hidden!r}, {layers!r}, {batch_size!r}")
+        super().__init__(
+            space,
+            device_fingerprint,
+            members=members,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            log_target=log_target,
+            quantile=quantile,
+            calibration_fraction=calibration_fraction,
+            spread_floor=spread_floor,
+        )
+        self.hidden, self.layers, self.batch_size = int(hidden), int(layers), int(batch_size)
         # fitted state
         self.vocabulary: tuple[str, ...] = ()
         self.attribute_mean = np.empty(0)
         self.attribute_std = np.empty(0)
         self.node_scale = 1.0
-        self.target_mean, self.target_std = 0.0, 1.0
-        self.weights: list[np.ndarray] = []  # per layer (members, fan_in, fan_out) float32; last = head
-        self.biases: list[np.ndarray] = []  # per layer (members, fan_out) float32
-        self.factor, self.sigma_floor, self.calibrated = 1.0, 1e-6, False
-        self.n_fit = self.n_calibration = 0
 
     # graphs to arrays
 
@@ -144,36 +135,40 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
         features[real, len(self.vocabulary) :] = (np.log1p(attributes[real]) - self.attribute_mean) / self.attribute_std
         return features
 
-    def _transform(self, y: np.ndarray) -> np.ndarray:
-        return np.log(y) if self.log_target else y
+    def _fit_inputs(self, archs: Sequence[Architecture], train: np.ndarray) -> GraphBatch:
+        check_space(self.search_space, archs)
+        self.vocabulary = tuple(self.search_space.graph_labels())
+        batch = self.search_space.graph_batch(archs)
+        attributes = np.log1p(batch.attributes[train][batch.labels[train] >= 0])  # (real nodes, width)
+        std = attributes.std(axis=0)
+        self.attribute_mean, self.attribute_std = attributes.mean(axis=0), np.where(std > 0, std, 1.0)
+        self.node_scale = float(batch.num_nodes.max())
+        return batch
 
-    def _untransform(self, t: np.ndarray) -> np.ndarray:
-        return np.exp(t) if self.log_target else t
+    def _inputs(self, archs: Sequence[Architecture]) -> GraphBatch:
+        return self._graph_batch(archs)
 
-    # training
+    def _rows(self, inputs: GraphBatch, rows: np.ndarray) -> GraphBatch:
+        return inputs.subset(rows)
 
-    def _train(self, batch: GraphBatch, t: np.ndarray) -> None:
+    # the network
+
+    def _train(self, batch: GraphBatch, t: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Train all members on ``batch`` and standardised targets ``t`` (dense padded tensors:
-        900 graphs fit in memory many times over)."""
+        900 graphs fit in memory many times over), each in its own order of mini-batches."""
         import torch
 
         n = len(t)
         node_features = self._node_features(batch.labels, batch.attributes)
-        dims = [node_features.shape[2], *[self.hidden] * self.layers, 1]
         features = torch.from_numpy(node_features.astype(np.float32))
         adjacency = torch.from_numpy(batch.normalised_adjacency()[batch.pattern].astype(np.float32))
         mask = torch.from_numpy((batch.labels >= 0).astype(np.float32))[..., None] / self.node_scale
         targets = torch.from_numpy(t.astype(np.float32))
-        weights: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
-        biases: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
-        for member in range(self.members):
-            generator = torch.Generator().manual_seed(self.seed + member)
-            for layer, (fan_in, fan_out) in enumerate(pairwise(dims)):
-                bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear's default initialisation
-                weights[layer].append((torch.rand(fan_in, fan_out, generator=generator) * 2 - 1) * bound)
-                biases[layer].append((torch.rand(fan_out, generator=generator) * 2 - 1) * bound)
-        params_w = [torch.stack(w).requires_grad_() for w in weights]
-        params_b = [torch.stack(b).requires_grad_() for b in biases]
+        weights, biases = initial_layers(
+            [node_features.shape[2], *[self.hidden] * self.layers, 1], self.members, self.seed
+        )
+        params_w = [w.requires_grad_() for w in weights]
+        params_b = [b.requires_grad_() for b in biases]
         optimizer = torch.optim.Adam([*params_w, *params_b], lr=self.lr, weight_decay=self.weight_decay)
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.epochs * steps_per_epoch))
@@ -194,52 +189,15 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-        self.weights = [w.detach().numpy().astype(np.float32) for w in params_w]
-        self.biases = [b.detach().numpy().astype(np.float32) for b in params_b]
+        return (
+            [w.detach().numpy().astype(np.float32) for w in params_w],
+            [b.detach().numpy().astype(np.float32) for b in params_b],
+        )
 
-    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> GraphPredictor:
-        y = check_targets(archs, y, positive=self.log_target)
-        check_space(self.search_space, archs)
-        t = self._transform(y)
-        n = len(archs)
-        if n >= MIN_CALIBRATION_FIT:
-            order = np.random.default_rng([self.seed, 7919]).permutation(n)
-            held = max(2, round(self.calibration_fraction * n))
-            calibration, train = np.sort(order[:held]), np.sort(order[held:])
-        else:
-            calibration, train = np.empty(0, dtype=np.int64), np.arange(n)
-        self.vocabulary = tuple(self.search_space.graph_labels())
-        batch = self.search_space.graph_batch(archs)
-        attributes = np.log1p(batch.attributes[train][batch.labels[train] >= 0])  # (real nodes, width)
-        std = attributes.std(axis=0)
-        self.attribute_mean, self.attribute_std = attributes.mean(axis=0), np.where(std > 0, std, 1.0)
-        self.node_scale = float(batch.num_nodes.max())
-        self.target_mean = float(t[train].mean())
-        target_std = float(t[train].std())
-        self.target_std = target_std if target_std > 0 else 1.0
-        self._train(batch.subset(train), (t[train] - self.target_mean) / self.target_std)
-        self.n_fit, self.n_calibration = len(train), len(calibration)
-        if len(calibration):
-            outputs = self._member_outputs(batch.subset(calibration))
-            centre, spread = outputs.mean(axis=0), outputs.std(axis=0)
-            self.sigma_floor = max(0.1 * float(np.median(spread)), 1e-6)
-            sigma = np.sqrt(spread**2 + self.sigma_floor**2)
-            self.factor = conformal_factor(np.abs(t[calibration] - centre) / sigma, self.quantile)
-            self.calibrated = True
-        else:
-            from scipy.stats import norm
-
-            self.sigma_floor, self.calibrated = 1e-6, False
-            self.factor = float(norm.ppf((1 + self.quantile) / 2))
-        return self
-
-    # inference
-
-    def _member_outputs(self, batch: GraphBatch) -> np.ndarray:
-        """Each member's prediction in (untransformed-back) target space: (members, G). Graphs
-        of one wiring go through together, in chunks, laid out (nodes, graphs, hidden) so that
-        every layer is two float32 products: the weights over all nodes, then the (nodes, nodes)
-        propagation over all graphs at once."""
+    def _outputs(self, batch: GraphBatch) -> np.ndarray:
+        """Graphs of one wiring go through together, in chunks, laid out (nodes, graphs, hidden)
+        so that every layer is two float32 products: the weights over all nodes, then the
+        (nodes, nodes) propagation over all graphs at once."""
         outputs = np.empty((self.members, len(batch)), dtype=np.float32)
         propagation = batch.normalised_adjacency().astype(np.float32)
         for p, n in enumerate(batch.pattern_nodes):
@@ -249,7 +207,7 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
                 outputs[:, rows] = self._forward(
                     batch.labels[rows, :n].T, batch.attributes[rows, :n].transpose(1, 0, 2), propagation[p, :n, :n]
                 )
-        return self.target_mean + self.target_std * outputs.astype(np.float64)
+        return outputs
 
     def _forward(self, labels: np.ndarray, attributes: np.ndarray, propagation: np.ndarray) -> np.ndarray:
         """The members on graphs of one wiring: ``labels`` (n, g), ``attributes`` (n, g, A),
@@ -275,103 +233,18 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
             outputs[member] = pooled @ self.weights[-1][member, :, 0] + self.biases[-1][member, 0]
         return outputs
 
-    def _check_fitted(self, what: str) -> None:
-        if not self.weights:
-            raise RuntimeError(f"GraphPredictor.{what} before fit (or load)")
+    # the file
 
-    def member_predictions(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """Every member's prediction in the transformed (log) space: (members, len(archs))."""
-        self._check_fitted("member_predictions")
-        if len(archs) == 0:
-            return np.empty((self.members, 0))
-        return self._member_outputs(self._graph_batch(archs))
-
-    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
-        self._check_fitted("predict")
-        if len(archs) == 0:
-            return np.empty(0)
-        return self._untransform(self.member_predictions(archs).mean(axis=0))
-
-    def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
-        """``(lower, upper)`` meant to cover the measured value with probability ``quantile``."""
-        self._check_fitted("predict_interval")
-        if len(archs) == 0:
-            return np.empty(0), np.empty(0)
-        outputs = self.member_predictions(archs)
-        centre = outputs.mean(axis=0)
-        sigma = np.sqrt(outputs.std(axis=0) ** 2 + self.sigma_floor**2)
-        return (
-            self._untransform(centre - self.factor * sigma),
-            self._untransform(centre + self.factor * sigma),
-        )
-
-    # persistence
-
-    def _params(self) -> dict[str, object]:
-        return {
-            "members": self.members,
-            "hidden": self.hidden,
-            "layers": self.layers,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "seed": self.seed,
-            "log_target": self.log_target,
-            "quantile": self.quantile,
-            "calibration_fraction": self.calibration_fraction,
-        }
-
-    def save(self, path: Path) -> None:
-        self._check_fitted("save")
-        arrays: dict[str, np.ndarray] = {
+    def _family_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {
             "vocabulary": np.asarray(self.vocabulary, dtype=str),
             "attribute_mean": self.attribute_mean.astype(np.float64),
             "attribute_std": self.attribute_std.astype(np.float64),
         }
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            arrays[f"layer{layer}_weight"] = w.astype(np.float32)
-            arrays[f"layer{layer}_bias"] = b.astype(np.float32)
-        fitted = {
-            "node_scale": self.node_scale,
-            "target_mean": self.target_mean,
-            "target_std": self.target_std,
-            "factor": self.factor,
-            "sigma_floor": self.sigma_floor,
-            "calibrated": self.calibrated,
-            "n_fit": self.n_fit,
-            "n_calibration": self.n_calibration,
-        }
-        self._write(path, arrays=arrays, params={**self._params(), **fitted})
+        return arrays, {"node_scale": self.node_scale}
 
-    @classmethod
-    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> GraphPredictor:
-        """Read ``path``; ``space`` is the :class:`SearchSpace` itself (its graphs are needed),
-        compared by name with the file's."""
-        header, arrays = cls._read(path, space, device_fingerprint)
-        p = header["params"]
-        names = (
-            "members",
-            "hidden",
-            "layers",
-            "epochs",
-            "batch_size",
-            "lr",
-            "weight_decay",
-            "seed",
-            "log_target",
-            "quantile",
-            "calibration_fraction",
-        )
-        predictor = cls(space, device_fingerprint, **{name: p[name] for name in names})
-        predictor.vocabulary = tuple(str(label) for label in arrays["vocabulary"])
-        predictor.attribute_mean = np.asarray(arrays["attribute_mean"], dtype=np.float64)
-        predictor.attribute_std = np.asarray(arrays["attribute_std"], dtype=np.float64)
-        predictor.weights = [np.asarray(arrays[f"layer{i}_weight"]) for i in range(predictor.layers + 1)]
-        predictor.biases = [np.asarray(arrays[f"layer{i}_bias"]) for i in range(predictor.layers + 1)]
-        predictor.node_scale = float(p["node_scale"])
-        predictor.target_mean, predictor.target_std = float(p["target_mean"]), float(p["target_std"])
-        predictor.factor, predictor.sigma_floor = float(p["factor"]), float(p["sigma_floor"])
-        predictor.calibrated = bool(p["calibrated"])
-        predictor.n_fit, predictor.n_calibration = int(p["n_fit"]), int(p["n_calibration"])
-        return predictor
+    def _restore_family_state(self, path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+        self.vocabulary = tuple(str(label) for label in arrays["vocabulary"])
+        self.attribute_mean = np.asarray(arrays["attribute_mean"], dtype=np.float64)
+        self.attribute_std = np.asarray(arrays["attribute_std"], dtype=np.float64)
+        self.node_scale = float(params["node_scale"])

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._common import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
 

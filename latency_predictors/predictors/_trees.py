@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from latency_predictors.predictors._analytic import analytic_matrix, analytic_names
-from latency_predictors.predictors._baselines import check_space
+from latency_predictors.predictors._common import check_space
 from nas import Architecture, SearchSpace
 
 #: Batches of at least this many rows are predicted on every core.

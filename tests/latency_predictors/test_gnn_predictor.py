@@ -1,8 +1,8 @@
-"""The graph (GCN) predictor: the contract, determinism, round trip, accuracy on nb201 raspi4."""
+"""The graph (GCN) predictor (its contract runs in test_predictors.py from configs/predictor/gnn.yaml):
+determinism, round trip, accuracy on nb201 raspi4."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import GraphPredictor
-from nas import Architecture, Predictor, SearchSpace
-from nas.testing import PredictorContract
+from nas import SearchSpace
 from search_spaces import NB201Space, OFASpace
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
@@ -19,20 +18,6 @@ from tests.latency_predictors.helpers import DEVICE, table_rows
 def small(space: SearchSpace, device_fingerprint: str, **kwargs: object) -> GraphPredictor:
     settings: dict[str, object] = {"members": 2, "hidden": 16, "layers": 2, "epochs": 5, **kwargs}
     return GraphPredictor(space, device_fingerprint, **settings)  # type: ignore[arg-type]
-
-
-class TestGraphPredictorContract(PredictorContract):
-    @pytest.fixture
-    def space(self) -> SearchSpace:
-        return NB201Space()
-
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return small
-
-    @pytest.fixture
-    def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
-        return table_rows(data_dir, NB201Space(), np.arange(0, 15625, 1250))
 
 
 def test_fixed_seed_is_deterministic_and_global_state_untouched(data_dir: Path) -> None:

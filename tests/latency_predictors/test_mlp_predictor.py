@@ -1,8 +1,8 @@
-"""The MLP-ensemble predictor: the contract, determinism, intervals, accuracy on nb201 raspi4."""
+"""The MLP-ensemble predictor (its contract runs in test_predictors.py from configs/predictor/mlp.yaml):
+determinism, intervals, accuracy on nb201 raspi4."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,28 +10,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import MLPEnsemblePredictor
-from nas import Architecture, Predictor, SearchSpace
-from nas.testing import PredictorContract
+from nas import SearchSpace
 from search_spaces import NB201Space
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
 
 def small(space: SearchSpace, device_fingerprint: str, **kwargs: object) -> MLPEnsemblePredictor:
     return MLPEnsemblePredictor(space, device_fingerprint, members=2, hidden=(16, 16), epochs=20, **kwargs)
-
-
-class TestMLPEnsembleContract(PredictorContract):
-    @pytest.fixture
-    def space(self) -> SearchSpace:
-        return NB201Space()
-
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return small
-
-    @pytest.fixture
-    def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
-        return table_rows(data_dir, NB201Space(), np.arange(0, 15625, 1250))
 
 
 def test_fixed_seed_is_deterministic_and_seeds_differ(data_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Latency predictors: the pickle-free file format, the predictor contract, and accuracy on tables."""
+"""Latency predictors: the predictor contract, layer sums and FLOPs, and accuracy on tables."""
 
 from __future__ import annotations
 
@@ -7,47 +7,84 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from scipy.stats import spearmanr
 
 from latency_predictors.predictors import (
-    FORMAT_VERSION,
     FlopsPredictor,
     LayerSumPredictor,
-    PredictorFileError,
     UnseenLayerError,
     layer_kind,
-    load_predictor_file,
-    read_header,
-    save_predictor,
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
-from nas.testing import PredictorContract, rewrite_predictor_header
+from nas.cli import CONFIG_DIR
+from nas.testing import PredictorContract
 from search_spaces import FBNetSpace, NB201Space
 from tests.latency_predictors.helpers import DEVICE, table_rows
 
-# The contract, on a handful of NB201 rows
+# The contract, for every option of configs/predictor/ on a handful of NB201 rows
+
+#: The options of the predictor config group.
+PREDICTOR_OPTIONS = sorted(path.stem for path in (Path(CONFIG_DIR) / "predictor").glob("*.yaml"))
+#: Overrides that shorten an option's training (the contract checks behaviour, not accuracy).
+QUICK = {"mlp": ["predictor.epochs=10"], "gnn": ["predictor.epochs=10"]}
+#: Options fitted from other devices' predictors (what hwnas-fit's source_devices gives them).
+NEEDS_SOURCES = {"few_shot"}
+#: The contract's rows, and the rows the few-shot sources are fitted on (none of the former).
+CONTRACT_ROWS = np.arange(0, 15625, 1250)
+SOURCE_ROWS = np.arange(7, 15625, 250)
 
 
-class NB201Rows:
+@pytest.fixture(scope="module")
+def predictor_configs(data_dir: Path) -> dict[str, DictConfig]:
+    """hwnas-fit's config (space nb201) composed with each predictor option."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return {
+            option: compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}", *QUICK.get(option, [])])
+            for option in PREDICTOR_OPTIONS
+        }
+
+
+@pytest.fixture(scope="module")
+def few_shot_sources(predictor_configs: dict[str, DictConfig], data_dir: Path) -> dict[str, Predictor]:
+    """The space's few-shot source predictor (its config) fitted on two other devices."""
+    cfg = predictor_configs["few_shot"]
+    sources = {}
+    for device in ("gold_6226", "pixel3"):
+        archs, y = table_rows(data_dir, NB201Space(), SOURCE_ROWS, device)
+        sources[device] = instantiate(cfg.source_predictor)(space=NB201Space(), device_fingerprint=device).fit(archs, y)
+    return sources
+
+
+class TestConfiguredPredictorContract(PredictorContract):
+    @pytest.fixture(params=PREDICTOR_OPTIONS)
+    def option(self, request: pytest.FixtureRequest) -> str:
+        return request.param
+
     @pytest.fixture
     def space(self) -> SearchSpace:
         return NB201Space()
 
     @pytest.fixture
+    def predictor_factory(
+        self, option: str, predictor_configs: dict[str, DictConfig], request: pytest.FixtureRequest
+    ) -> Callable[[SearchSpace, str], Predictor]:
+        node = predictor_configs[option].predictor
+        extra = {"sources": request.getfixturevalue("few_shot_sources")} if option in NEEDS_SOURCES else {}
+        return lambda space, fingerprint: instantiate(node)(space=space, device_fingerprint=fingerprint, **extra)
+
+    @pytest.fixture
     def archs_and_targets(self, data_dir: Path, space: SearchSpace) -> tuple[list[Architecture], np.ndarray]:
-        return table_rows(data_dir, space, np.arange(0, 15625, 1250))
+        return table_rows(data_dir, space, CONTRACT_ROWS)
 
 
-class TestLayerSumContract(NB201Rows, PredictorContract):
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return LayerSumPredictor
-
-
-class TestFlopsContract(NB201Rows, PredictorContract):
-    @pytest.fixture
-    def predictor_factory(self) -> Callable[[SearchSpace, str], Predictor]:
-        return FlopsPredictor
+def test_the_contract_runs_every_family_and_its_tables_name_real_options() -> None:
+    """The options come from the group's files (a new file is run with no change here): an empty
+    glob would run no contract at all, and a stale entry in QUICK or NEEDS_SOURCES would do nothing."""
+    assert {"flops", "layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "few_shot"} <= set(PREDICTOR_OPTIONS)
+    assert set(QUICK) | NEEDS_SOURCES <= set(PREDICTOR_OPTIONS)
 
 
 class TestLayerSumContractFBNet(PredictorContract):
@@ -62,97 +99,6 @@ class TestLayerSumContractFBNet(PredictorContract):
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path, space: SearchSpace) -> tuple[list[Architecture], np.ndarray]:
         return table_rows(data_dir, space, np.arange(0, 5000, 250))
-
-
-# The file format
-
-
-def test_format_round_trip_keeps_header_and_arrays(tmp_path: Path) -> None:
-    path = tmp_path / "p.lut"  # any name: no suffix is added
-    arrays = {"w": np.arange(6.0).reshape(2, 3), "keys": np.array(["a", "bb"])}
-    assert (
-        save_predictor(
-            path,
-            kind="k",
-            space="s",
-            device_fingerprint="d",
-            feature_version=3,
-            arrays=arrays,
-            params={"x": [1, 2]},
-        )
-        == path
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.lut"]  # no temporary file left
-    header, loaded = load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=3)
-    assert header["format_version"] == FORMAT_VERSION
-    assert (header["kind"], header["params"], header["feature_version"]) == ("k", {"x": [1, 2]}, 3)
-    np.testing.assert_array_equal(loaded["w"], arrays["w"])
-    assert list(loaded["keys"]) == ["a", "bb"]
-    assert read_header(path)["space"] == "s"
-
-
-def test_format_refusals(tmp_path: Path) -> None:
-    path = tmp_path / "p.npz"
-    save_predictor(
-        path,
-        kind="k",
-        space="s",
-        device_fingerprint="d",
-        feature_version=1,
-        arrays={"w": np.ones(2)},
-        params={},
-    )
-    with pytest.raises(PredictorMismatchError, match="'k'"):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"other"})
-    with pytest.raises(PredictorMismatchError, match="feature_version 1.*feature_version 2"):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"}, feature_version=2)
-    with pytest.raises(PredictorMismatchError, match="device d; asked for space 's', device e"):
-        load_predictor_file(path, space="s", device_fingerprint="e", kinds={"k"})
-    rewrite_predictor_header(path, format_version=FORMAT_VERSION + 5)
-    with pytest.raises(
-        PredictorFileError, match=f"format_version {FORMAT_VERSION + 5}.*format_version {FORMAT_VERSION}"
-    ):
-        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})
-
-
-def test_format_refuses_object_arrays_and_pickled_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no objects"):
-        save_predictor(
-            tmp_path / "x.npz",
-            kind="k",
-            space="s",
-            device_fingerprint="d",
-            feature_version=1,
-            arrays={"w": np.array([{"a": 1}], dtype=object)},
-            params={},
-        )
-    pickled = tmp_path / "pickled.npz"
-    with pickled.open("wb") as handle:
-        np.savez(
-            handle,
-            __header__=np.frombuffer(b'{"format_version": 1}', dtype=np.uint8),
-            w=np.array([1, "a"], dtype=object),
-        )
-    with pytest.raises(PredictorFileError, match="unpickling"):
-        load_predictor_file(pickled, space="s", device_fingerprint="d", kinds={"k"})
-    (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(PredictorFileError):
-        load_predictor_file(tmp_path / "junk.npz", space="s", device_fingerprint="d", kinds={"k"})
-
-
-def test_format_loads_with_allow_pickle_false(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "p.npz"
-    save_predictor(path, kind="k", space="s", device_fingerprint="d", feature_version=1, arrays={}, params={})
-    calls = []
-    original = np.load
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(kwargs.get("allow_pickle"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(np, "load", spy)
-    load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})
-    assert calls == [False]
 
 
 # Layer-sum specifics
