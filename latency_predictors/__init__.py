@@ -56,6 +56,7 @@ from latency_predictors.predictors import (
     GraphPredictor,
     LayerSumPredictor,
     MLPEnsemblePredictor,
+    OneHotBoostingPredictor,
 )
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
+    "OneHotBoostingPredictor",
     "CudaEventRun",
     "DeviceTimedRun",
     "UNSTABLE_IQR_RATIO",

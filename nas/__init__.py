@@ -8,7 +8,13 @@ from nas._architecture import Architecture, GeneValue
 from nas._device import Device
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
-from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
+from nas._predictor import (
+    IntervalPredictor,
+    PredictedObjective,
+    Predictor,
+    PredictorMismatchError,
+    TransferPredictor,
+)
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 
@@ -33,4 +39,5 @@ __all__ = [
     "PredictorMismatchError",
     "SearchSpace",
     "Supernet",
+    "TransferPredictor",
 ]

@@ -19,6 +19,12 @@ from latency_predictors.predictors._lut import (
     layer_kind,
 )
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
+from latency_predictors.predictors._onehot import OneHotBoostingPredictor
+from nas import TransferPredictor
+
+# FewShotPredictor adapts fitted predictors of other devices (its ``sources``): a nas.TransferPredictor,
+# which nas.fitting asks with isinstance.
+TransferPredictor.register(FewShotPredictor)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -29,6 +35,7 @@ __all__ = [
     "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
+    "OneHotBoostingPredictor",
     "PredictorFileError",
     "StoredPredictor",
     "UnseenLayerError",
