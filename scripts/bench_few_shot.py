@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 
 from nas.cli import config_options
@@ -216,6 +217,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
+    torch.set_num_threads(compose_fit().torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
     records = few_shot_benchmark(
         args.data_dir,
         args.tasks,

@@ -40,6 +40,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from scipy.stats import spearmanr
 
@@ -137,6 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     base = (f"space={args.space}", f"data_dir={args.data_dir}")
     cfg = compose_fit(*base)
+    torch.set_num_threads(cfg.torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
     data = ParsedTable.parse(instantiate(cfg.space.instance), BenchmarkTable.load(cfg.table_dir))
     factories = {family: instantiate(compose_fit(*base, *FAMILIES[family]).predictor) for family in args.families}
     records = []

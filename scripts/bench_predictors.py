@@ -6,14 +6,14 @@
 For each space's table (configs/space: nb201, fbnet, ofa), metric (latency_ms, energy_mj) and
 device column, for each training size and seed, every family is fitted exactly as
 ``hwnas-fit space=<space> device=<column> predictor=<family> n_train=<size> seed=<seed>`` fits it:
-the configuration is hwnas-fit's own, composed with those overrides (configs/fit.yaml), and the
-fit is the same library call (``nas.fitting.fit_column``: the rows are drawn by
-``nas.fit_data.FitSplit``, a column that copied one measurement per isomorphism class is fitted
-and predicted on the architectures actually measured), scored on every other row with a value
-(``nas.predictor_metrics``). A family is any option of configs/predictor; the grid's are hwnas's
-(layer_sum, gbdt, boosted_layer_sum, mlp, gnn) and two baselines: ``flops`` (log-log in FLOPs)
-and ``onehot_boosting`` (scikit-learn's gradient boosting on one-hot genes only, the plain
-baseline). Writes every record to --out-json as it goes (a rerun with the same --out-json
+the configuration is hwnas-fit's own, composed with those overrides (configs/fit.yaml; torch on
+its ``torch_threads``), and the fit is the same library call (``nas.fitting.fit_column``: the
+rows are drawn by ``nas.fit_data.FitSplit``, a column that copied one measurement per isomorphism
+class is fitted and predicted on the architectures actually measured), scored on every other row
+with a value (``nas.predictor_metrics``). A family is any option of configs/predictor; the grid's
+are hwnas's (layer_sum, gbdt, boosted_layer_sum, mlp, gnn) and two baselines: ``flops`` (log-log
+in FLOPs) and ``onehot_boosting`` (scikit-learn's gradient boosting on one-hot genes only, the
+plain baseline). Writes every record to --out-json as it goes (a rerun with the same --out-json
 resumes, skipping what is there) and a Markdown summary (mean over seeds) to --out-md. On several
 cores, split the grid (e.g. one process per --spaces, each with its own --out-json) and fold the
 parts together with --merge (records already present are kept, not duplicated).
@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 
 from latency_predictors.predictors import UnseenLayerError
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     for space_name in args.spaces:
         base = [f"space={space_name}", f"data_dir={args.data_dir}"]
         cfg = compose_fit(*base)
+        torch.set_num_threads(cfg.torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
         data: ParsedTable | None = None  # parsed on the first record to compute
         factories: dict[tuple[str, int], PredictorFactory] = {}
         table = BenchmarkTable.load(cfg.table_dir)
