@@ -73,6 +73,7 @@ from latency_predictors.predictors import (
     GraphPredictor,
     LayerSumPredictor,
     MLPEnsemblePredictor,
+    OneHotBoostingPredictor,
 )
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "PRECISIONS",
     "SPREADS_FILE",
     "UNSTABLE_IQR_RATIO",
+    "OneHotBoostingPredictor",
     "CudaEventRun",
     "DeviceTimedRun",
     "DriftError",

@@ -8,7 +8,13 @@ from nas._architecture import Architecture, GeneValue
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
-from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
+from nas._predictor import (
+    IntervalPredictor,
+    PredictedObjective,
+    Predictor,
+    PredictorMismatchError,
+    TransferPredictor,
+)
 from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
 from nas._supernet import Supernet
 from nas.predictor_file import PredictorFileError
@@ -38,4 +44,5 @@ __all__ = [
     "SearchSpace",
     "read_device_record",
     "Supernet",
+    "TransferPredictor",
 ]

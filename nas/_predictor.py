@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,17 @@ class IntervalPredictor(Predictor):
     @abstractmethod
     def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` bounds, each shape (len(archs),)."""
+
+
+class TransferPredictor(Predictor):
+    """A predictor for a new device built on fitted predictors of other ("source") devices.
+
+    Its factory takes ``sources`` (name -> fitted :class:`Predictor`) besides ``space`` and
+    ``device_fingerprint``. ``nas.fitting`` fits the sources first, on a pool of rows whose
+    architectures the target then neither trains nor is tested on (``nas.fit_data``); a fit
+    with sources refuses a predictor that is not one, and one that is, without sources."""
+
+    sources: Mapping[str, Predictor]
 
 
 class PredictedObjective(Objective):

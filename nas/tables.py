@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from nas._device import DEVICE_FILE, Device
+from nas.fit_data import usable_mask
 
-__all__ = ["METRICS", "BenchmarkTable", "TableFormatError", "UnknownDeviceError", "cached_table", "measured_rows"]
+__all__ = ["METRICS", "BenchmarkTable", "TableFormatError", "UnknownDeviceError", "cached_table"]
 
 #: Per-device metric files a table folder may hold, by metric name (the file's stem).
 METRICS: dict[str, str] = {
@@ -308,7 +309,7 @@ class BenchmarkTable:
 
     def column(self, metric: str, device: str) -> np.ndarray:
         """One device's values by row, NaN where a cell is empty or unusable (see
-        :func:`usable_mask`: a latency or energy <= 0 or infinite is corrupt, and every reader,
+        :func:`nas.fit_data.usable_mask`: a latency or energy <= 0 or infinite is corrupt, and every reader,
         search, oracle or predictor, must treat it as missing); read-only."""
         self._check_device(metric, device)
         if metric not in self._values:
@@ -362,12 +363,6 @@ def cached_table(directory: str | Path, canonicalise: Callable[[str], str] | Non
     return _cached(Path(directory).expanduser().resolve(), canonicalise)
 
 
-def usable_mask(values: np.ndarray) -> np.ndarray:
-    """Which values are usable costs (bool, the shape of ``values``): finite and > 0, a latency or
-    energy that was measured; NaN, zero or negative cells are missing or corrupt."""
-    return np.isfinite(values) & (values > 0)
-
-
 def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> dict[str, np.ndarray]:
     """Set the unusable cells of a loaded metric file to NaN in place, warning once per column
     with the lines and values; returns the rows blanked, by device (only columns that had any)."""
@@ -388,60 +383,3 @@ def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> d
         blanked[devices[column]] = rows
     values[bad] = np.nan
     return blanked
-
-
-def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
-    """For each row of a device column, the row whose architecture the value was measured on.
-
-    Some tables measured one member of each isomorphism class and copied its value to the others:
-    HW-NAS-Bench-360's pi5_* and pixel6a columns of NAS-Bench-201, whose 15,625 rows hold 6,466
-    values. Which member was measured matters: isomorphic cells do not cost the same (the ops on
-    a cell's dead edges evidently still run). The evidence says it was the class's first row in
-    table order (NAS-Bench-201's index): a linear cost model fitted on one-member classes finds
-    the first row the closest member in 75-80% of the larger classes (the last row in 6-8%), and
-    a LightGBM predictor fitted on first rows reaches Spearman 0.997 on nb201 pi5_onnx with 900
-    rows, against 0.979 fitted on the rows themselves.
-
-    So when ``classes`` (one class id per row, e.g. ``space.isomorphism_classes``) is given and
-    the column's finite values are equal within every class, and some class holds more than one of
-    them, each row maps to its class's first row with a finite value; otherwise (and for rows
-    without a value) to itself.
-    """
-    rows = np.arange(len(values))
-    if classes is None:
-        return rows
-    classes = np.asarray(classes)
-    finite = np.flatnonzero(np.isfinite(values))
-    _, first, inverse = np.unique(classes[finite], return_index=True, return_inverse=True)
-    if len(first) == len(finite) or not np.array_equal(values[finite], values[finite][first][inverse]):
-        return rows
-    rows[finite] = finite[first][inverse]
-    return rows
-
-
-# The few-shot protocol (hwnas-fit with source devices, scripts/bench_few_shot.py): sources are
-# fitted on a pool of rows; the target trains and is tested only on rows whose architecture (and
-# the one its value was measured on) no source was fitted on, so no source measurement of a
-# predicted architecture is ever used.
-
-
-def source_pool(n_rows: int, n_source: int, seed: int) -> np.ndarray:
-    """The pretraining pool: ``n_source`` of ``n_rows`` rows drawn with ``default_rng([seed, 1])``,
-    sorted."""
-    return np.sort(np.random.default_rng([seed, 1]).permutation(n_rows)[:n_source])
-
-
-def pool_rows(values: np.ndarray, classes: np.ndarray | None, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A source column's pool rows with a usable (finite, > 0) value, and for each the row its value
-    was measured on (:func:`measured_rows`): fit the source on the second's architectures with the
-    first's values."""
-    rows = pool[usable_mask(values[pool])]
-    return rows, measured_rows(values, classes)[rows]
-
-
-def unseen_rows(values: np.ndarray, classes: np.ndarray | None, seen: Sequence[np.ndarray]) -> np.ndarray:
-    """A target column's rows with a usable value whose architecture, and the one their value was
-    measured on, is in none of ``seen`` (the pool, and each source's measured rows)."""
-    outside = np.ones(len(values), dtype=bool)
-    outside[np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])] = False
-    return np.flatnonzero(usable_mask(values) & outside & outside[measured_rows(values, classes)])

@@ -3,19 +3,32 @@
     python scripts/bench_few_shot.py --ks 10 --seeds 0 1 2 --out bench_out/few_shot
     python scripts/bench_few_shot.py --tasks nb201:latency_ms --devices raspi4 --ks 10 20 50
 
-For each task (space and metric), seed: draw a pretraining pool of ``n_source`` rows with
-``numpy.random.default_rng([seed, 1])``; fit one source predictor (``--source-family``:
-layer_sum, hwnas-fit's default, or gbdt) per device column on that device's pool rows only. For
-each device as target: its sources are every other column (for an energy task also the latency
-columns, except the target device's own latency column); ``k`` training rows are drawn with
-``default_rng([seed, 2, k])`` among the target's rows outside the pool; the test set is every
-other target row outside the pool, so no source measurement of a test architecture is ever used.
-A column that copied one measurement per isomorphism class (``nas.tables.measured_rows``) is
-fitted and predicted on the rows actually measured, and a target row whose measured architecture
-some source was fitted on is left out too. Scores: Spearman, within_10pct and interval coverage
-on the test rows; also a gbdt trained on the same k target rows alone (the no-transfer baseline).
-The adaptation is ``FewShotPredictor(blend=--blend, analytic=not --no-analytic,
-own_layer_sum=--own-layer-sum)``.
+Every cell is fitted exactly as ``hwnas-fit space=<space> metric=<metric> device=<target>
+predictor=few_shot n_train=<k> seed=<seed> 'source_devices=[...]'`` fits it: hwnas-fit's own
+configuration composed with those overrides (configs/fit.yaml, the space's configs/few_shot/)
+and the same library calls (``nas.fitting.fit_sources``, ``nas.fitting.fit_column``). For each
+task (space and metric) and seed: a pretraining pool of ``n_source`` rows is drawn with
+``numpy.random.default_rng([seed, 1])`` and one source predictor (the space's few_shot.source, a
+layer sum for nb201 and fbnet; ``--source-family`` names another configs/predictor option) is
+fitted per device column on that column's pool rows only. For each device as target: its sources
+are every other column (for an energy task also the latency columns, except the target device's
+own); the candidate rows are the target's rows whose architecture, and the one its value was
+measured on (``nas.fit_data.measured_rows``), none of its sources was fitted on; ``k`` of them
+are drawn as hwnas-fit draws (``default_rng(seed).permutation``, the first k) and every other
+candidate is tested, so no source measurement of a test architecture is ever used. Scores:
+Spearman, within_10pct and interval coverage on the test rows; also a gbdt (configs/predictor/
+gbdt.yaml with ``--n-estimators`` rounds) trained on the same k target rows alone (the
+no-transfer baseline). ``--blend``, ``--no-analytic`` and ``--own-layer-sum`` /
+``--no-own-layer-sum`` override configs/predictor/few_shot.yaml and the space's own-layer-sum
+choice.
+
+The same cell from hwnas-fit gives the same Spearman to the last digit, e.g. (nb201 latency,
+target raspi4, k=10, seed 0; the sources are every other latency column, in table order)::
+
+    hwnas-fit predictor=few_shot device=raspi4 n_train=10 seed=0 \\
+        'source_devices=[<every nb201 latency column but raspi4>]'
+
+(tests/nas/cli/test_fit_few_shot.py checks it.)
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """
@@ -25,27 +38,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
+from hydra.utils import instantiate
 
-from latency_predictors import FewShotPredictor, GradientBoostingPredictor, LayerSumPredictor
-from nas import Predictor, SearchSpace
-from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows
-from search_spaces import FBNetSpace, NB201Space
+from nas.cli import config_options
+from nas.cli.fit import compose_fit
+from nas.fitting import ParsedTable, fit_column, fit_sources, fit_split
+from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
-SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace}
 TASKS = ("nb201:latency_ms", "fbnet:latency_ms", "nb201:energy_mj")
-#: Source predictor families by name: (space, device fingerprint, seed, n_estimators) -> unfitted.
-SOURCE_FAMILIES: dict[str, Callable[[SearchSpace, str, int, int], Predictor]] = {
-    "layer_sum": lambda space, name, seed, n: LayerSumPredictor(space, name, unseen="kind_mean"),
-    "gbdt": lambda space, name, seed, n: GradientBoostingPredictor(space, name, n_estimators=n, seed=seed),
-}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,16 @@ class FewShotRecord:
     baseline_spearman: float
 
 
+def few_shot_overrides(source_family: str | None, blend: str, analytic: bool, own_layer_sum: bool | None) -> list[str]:
+    """hwnas-fit overrides for the few-shot settings (None: the space's own choice)."""
+    overrides = ["predictor=few_shot", f"predictor.blend={blend}", f"predictor.analytic={analytic}"]
+    if source_family is not None:
+        overrides.append(f"predictor@few_shot.source={source_family}")
+    if own_layer_sum is not None:
+        overrides.append(f"few_shot.own_layer_sum={own_layer_sum}")
+    return overrides
+
+
 def few_shot_benchmark(
     data_dir: Path,
     tasks: Sequence[str] = TASKS,
@@ -75,67 +91,43 @@ def few_shot_benchmark(
     n_source: int = 900,
     n_estimators: int = 300,
     log: Callable[[str], None] = print,
-    source_family: str = "layer_sum",
+    source_family: str | None = None,
     blend: str = "linear",
     analytic: bool = True,
-    own_layer_sum: bool = False,
+    own_layer_sum: bool | None = None,
 ) -> list[FewShotRecord]:
     """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
     records = []
+    parsed: dict[str, ParsedTable] = {}  # each space's table, parsed once
     for task in tasks:
         space_name, metric = task.split(":")
-        space = SPACES[space_name]()
-        table = BenchmarkTable.load(data_dir / space_name)
-        archs = [space.parse(s) for s in table.archs]
-        classes = space.isomorphism_classes(archs)
+        base = [f"space={space_name}", f"data_dir={data_dir}"]
+        if space_name not in parsed:
+            cfg = compose_fit(*base)
+            parsed[space_name] = ParsedTable.parse(instantiate(cfg.space.instance), BenchmarkTable.load(cfg.table_dir))
+        data = parsed[space_name]
         # every column that may serve as a source: the task's metric, and latency for energy
-        columns = [(metric, d) for d in table.devices(metric)]
+        columns = [(metric, d) for d in data.table.devices(metric)]
         if metric != "latency_ms":
-            columns += [("latency_ms", d) for d in table.devices("latency_ms")]
+            columns += [("latency_ms", d) for d in data.table.devices("latency_ms")]
         for seed in seeds:
-            pool = source_pool(len(archs), n_source, seed)
-            features: dict[tuple[str, str], np.ndarray] = {}
-            predictors: dict[tuple[str, str], Predictor] = {}
-            seen = [pool]
-            started = time.perf_counter()
-            for column in columns:
-                values = table.column(*column)
-                rows, measured = pool_rows(values, classes, pool)
-                seen.append(measured)
-                source = SOURCE_FAMILIES[source_family](space, f"{column[0]}:{column[1]}", seed, n_estimators)
-                source.fit([archs[i] for i in measured], values[rows])
-                predictors[column] = source
-                features[column] = source.predict(archs)
-            log(f"{task} seed {seed}: {len(columns)} source predictors in {time.perf_counter() - started:.0f} s")
-            for device in table.devices(metric):
+            cfg = compose_fit(*base, f"seed={seed}", *few_shot_overrides(source_family, blend, analytic, own_layer_sum))
+            if "n_estimators" in cfg.few_shot.source:  # --n-estimators sets a gbdt source's rounds
+                cfg.few_shot.source.n_estimators = n_estimators
+            alone = compose_fit(*base, f"seed={seed}", "predictor=gbdt", f"predictor.n_estimators={n_estimators}")
+            sources = fit_sources(
+                data, {f"{m}:{d}": (m, d) for m, d in columns}, instantiate(cfg.few_shot.source), n_source, seed
+            )
+            log(f"{task} seed {seed}: {len(columns)} source predictors fitted")
+            few_shot, baseline = instantiate(cfg.predictor), instantiate(alone.predictor)
+            for device in data.table.devices(metric):
                 if devices and device not in devices:
                     continue
-                names = [c for c in columns if c[1] != device]  # never the target device's own columns
-                values = table.column(metric, device)
-                measured = measured_rows(values, classes)
-                candidates = unseen_rows(values, classes, seen)
-                few = FewShotPredictor(
-                    space,
-                    f"{metric}:{device}",
-                    {f"{m}:{d}": predictors[(m, d)] for m, d in names},
-                    blend=blend,
-                    analytic=analytic,
-                    own_layer_sum=own_layer_sum,
-                )
-                z = few.with_analytic(np.column_stack([features[c] for c in names]), archs)[measured]
+                mine = sources.without_device(device)  # never the target device's own columns
                 for k in ks:
-                    train = np.sort(np.random.default_rng([seed, 2, k]).choice(candidates, k, replace=False))
-                    test = np.setdiff1d(candidates, train)
-                    train_archs, test_archs = ([archs[i] for i in measured[rows]] for rows in (train, test))
-                    few.fit_features(z[train], values[train], train_archs)
-                    scores = prediction_metrics(
-                        values[test],
-                        few.predict_features(z[test], test_archs),
-                        *few.interval_features(z[test], test_archs),
-                    )
-                    baseline = GradientBoostingPredictor(space, "alone", n_estimators=n_estimators, seed=seed)
-                    baseline.fit(train_archs, values[train])
-                    alone = prediction_metrics(values[test], baseline.predict(test_archs))
+                    result = fit_column(data, metric, device, few_shot, k, seed, mine)
+                    scores = result.metrics
+                    plain = fit_split(data, metric, device, baseline, result.split, seed).metrics
                     records.append(
                         FewShotRecord(
                             space_name,
@@ -144,18 +136,18 @@ def few_shot_benchmark(
                             k,
                             seed,
                             n_source,
-                            len(test),
-                            tuple(f"{m}:{d}" for m, d in names),
+                            len(result.split.test),
+                            tuple(mine.predictors),
                             float(scores["spearman"]),
                             float(scores["within_10pct"]),
                             float(scores["coverage"]),
-                            float(alone["spearman"]),
+                            float(plain["spearman"]),
                         )
                     )
                     log(
                         f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
                         f"within10={scores['within_10pct']:.3f} cover={scores['coverage']:.2f} "
-                        f"alone={alone['spearman']:.3f}"
+                        f"alone={plain['spearman']:.3f}"
                     )
     return records
 
@@ -203,13 +195,29 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[10, 20, 50])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--n-source", type=int, default=900)
-    parser.add_argument("--n-estimators", type=int, default=300, help="gbdt sources' rounds")
-    parser.add_argument("--source-family", default="layer_sum", choices=list(SOURCE_FAMILIES))
+    parser.add_argument(
+        "--n-estimators",
+        type=int,
+        default=300,
+        help="gbdt rounds: the no-transfer baseline's, and the sources' when they are gbdt",
+    )
+    parser.add_argument(
+        "--source-family",
+        default=None,
+        choices=config_options("predictor"),
+        help="the sources' configs/predictor option (default: the space's own, configs/few_shot/)",
+    )
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
     parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")
-    parser.add_argument("--own-layer-sum", action="store_true", help="stack the target's own layer sum")
+    parser.add_argument(
+        "--own-layer-sum",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stack the target's own layer sum (default: the space's choice, configs/few_shot/)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
+    torch.set_num_threads(compose_fit().torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
     records = few_shot_benchmark(
         args.data_dir,
         args.tasks,

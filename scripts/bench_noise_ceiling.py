@@ -26,7 +26,10 @@ every device column of one space's table:
   milliseconds) the Spearman of the ceiling's predictions with themselves rounded to that step,
   the rank agreement a perfect predictor would lose to rounding alone.
 
-Writes every record to ``--out`` (JSON) and prints a Markdown table.
+Each family is an option of configs/predictor, composed as hwnas-fit composes it (``FAMILIES``:
+the overrides), and each fold is fitted by hwnas-fit's library call (``nas.fitting.fit_split`` on
+``nas.fit_data.FitSplit.folds``). Writes every record to ``--out`` (JSON) and prints a Markdown
+table.
 """
 
 from __future__ import annotations
@@ -34,25 +37,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from bench_predictors import SPACES  # scripts/ is on sys.path when a script in it runs
+import torch
+from hydra.utils import instantiate
 from scipy.stats import spearmanr
 
-from latency_predictors import BoostedLayerSumPredictor, GradientBoostingPredictor, MLPEnsemblePredictor
-from nas import SearchSpace
+from nas.cli import config_options
+from nas.cli.fit import compose_fit
+from nas.fit_data import FitSplit
+from nas.fitting import ParsedTable, PredictorFactory, fit_split
 from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows, usable_mask
+from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES: dict[str, Callable[[SearchSpace], object]] = {
+#: Each family as hwnas-fit overrides of its configs/predictor option. The models keep
+#: fit.yaml's seed (0): --seed draws the folds.
+FAMILIES: dict[str, tuple[str, ...]] = {
     # two calibration folds: the intervals are not scored here, only the centre
-    "gbdt": lambda space: GradientBoostingPredictor(space, "ceiling", n_estimators=1000, calibration_folds=2),
-    "mlp": lambda space: MLPEnsemblePredictor(space, "ceiling"),
+    "gbdt": ("predictor=gbdt", "predictor.n_estimators=1000", "+predictor.calibration_folds=2"),
+    "mlp": ("predictor=mlp",),
     # a third family: few parameters where noise dominates (its layer sum), trees where they help
-    "boosted_layer_sum": lambda space: BoostedLayerSumPredictor(space, "ceiling"),
+    "boosted_layer_sum": ("predictor=boosted_layer_sum",),
 }
 
 
@@ -82,20 +89,19 @@ def resolution(values: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def ceiling(
-    space: SearchSpace, archs: list, values: np.ndarray, family: str, folds_scored: int, block: int, seed: int
+    data: ParsedTable, metric: str, device: str, predictor: PredictorFactory, folds_scored: int, block: int, seed: int
 ) -> dict[str, object]:
-    usable = np.flatnonzero(usable_mask(values))
-    folds = np.array_split(np.random.default_rng(seed).permutation(usable), 5)
+    values = data.table.column(metric, device)
+    splits = FitSplit.folds(values, data.classes, 5, seed)[:folds_scored]
+    usable = splits[0].usable
     predicted = np.full(len(values), np.nan)
-    classes = space.isomorphism_classes(archs)
+    classes = data.classes
     class_unseen = np.zeros(len(values), dtype=bool)
-    for held in folds[:folds_scored]:
-        train = np.setdiff1d(usable, held)
-        model = FAMILIES[family](space).fit([archs[i] for i in train], values[train])
-        predicted[held] = model.predict([archs[i] for i in held])
+    for split in splits:  # each row fitted and predicted as the architecture measured (per-class copies)
+        predicted[split.test] = fit_split(data, metric, device, predictor, split, seed).predicted
         if classes is not None:
-            class_unseen[held] = ~np.isin(classes[held], classes[train])
-    scored = np.sort(np.concatenate(folds[:folds_scored]))
+            class_unseen[split.test] = ~np.isin(classes[split.test], classes[split.train])
+    scored = np.sort(np.concatenate([split.test for split in splits]))
     metrics = prediction_metrics(values[scored], predicted[scored])
     residual = np.log(values[scored] / predicted[scored])
     unseen = scored[class_unseen[scored]]
@@ -103,7 +109,7 @@ def ceiling(
     # are recalled, not predicted; the rows of classes no training row shares are the honest test.
     unseen_metrics = prediction_metrics(values[unseen], predicted[unseen]) if len(unseen) > 1 else {}
     return {
-        "n_train": len(usable) - len(folds[0]),
+        "n_train": len(usable) - len(splits[0].test),
         "n_scored": len(scored),
         "spearman": metrics["spearman"],
         "within_10pct": metrics["within_10pct"],
@@ -118,7 +124,7 @@ def ceiling(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", default="nb201", choices=list(SPACES))
+    parser.add_argument("--space", default="nb201", choices=config_options("space"))
     parser.add_argument("--devices", nargs="*", default=None, help="only these columns (default: all)")
     parser.add_argument("--metrics", nargs="+", default=["latency_ms", "energy_mj"])
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
@@ -130,24 +136,23 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("bench_noise_ceiling.json"))
     args = parser.parse_args()
-    space = SPACES[args.space]()
-    table = BenchmarkTable.load(args.data_dir / args.space)
-    archs = [space.parse(s) for s in table.archs]
-    classes = space.isomorphism_classes(archs)
+    base = (f"space={args.space}", f"data_dir={args.data_dir}")
+    cfg = compose_fit(*base)
+    torch.set_num_threads(cfg.torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
+    data = ParsedTable.parse(instantiate(cfg.space.instance), BenchmarkTable.load(cfg.table_dir))
+    factories = {family: instantiate(compose_fit(*base, *FAMILIES[family]).predictor) for family in args.families}
     records = []
-    for metric in [m for m in args.metrics if m in table.metrics()]:
-        for device in table.devices(metric):
+    for metric in [m for m in args.metrics if m in data.table.metrics()]:
+        for device in data.table.devices(metric):
             if args.devices and device not in args.devices:
                 continue
             for family in args.families:
-                values = table.column(metric, device)
-                measured = [archs[i] for i in measured_rows(values, classes)]  # per-class copies
                 record = {
                     "space": args.space,
                     "metric": metric,
                     "device": device,
                     "family": family,
-                    **ceiling(space, measured, values, family, args.folds_scored, args.block, args.seed),
+                    **ceiling(data, metric, device, factories[family], args.folds_scored, args.block, args.seed),
                 }
                 records.append(record)
                 print(json.dumps(record), flush=True)

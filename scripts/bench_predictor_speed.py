@@ -4,8 +4,10 @@
     python scripts/bench_predictor_speed.py --spaces nb201 --families gbdt --batch 100000
 
 The issue's target: >= 100,000 architectures per second in batches on this CPU, and a single
-prediction in under 1 ms. For each space (nb201, fbnet, ofa) and family, fit on ``--n-train`` rows
-of one device column of the shared table (the first column, unless ``--device``), then:
+prediction in under 1 ms. For each space (nb201, fbnet, ofa) and family (configs/predictor
+options), fit as hwnas-fit fits it (its configuration, composed with ``space=<space>
+predictor=<family> n_train=<--n-train> seed=0``, and its library call ``nas.fitting.fit_column``)
+on one device column of the shared table (the first column, unless ``--device``), then:
 
 * batch: ``predict`` on ``--batch`` architectures sampled from the space (``Architecture``
   values made beforehand, so parsing is not counted; everything ``predict`` does is: features,
@@ -60,26 +62,27 @@ def main() -> None:
 def run(args: argparse.Namespace) -> list[dict[str, object]]:
     import numpy as np
     import torch
-    from bench_predictors import FAMILIES, SPACES  # after _pin_threads: it imports torch and BLAS
+    from hydra.utils import instantiate  # after _pin_threads: these import torch and BLAS
 
     from latency_predictors.predictors import UnseenLayerError
-    from nas.tables import BenchmarkTable, usable_mask
+    from nas.cli.fit import compose_fit
+    from nas.fitting import ParsedTable, fit_column
+    from nas.tables import BenchmarkTable
 
     torch.set_num_threads(args.threads)
     records = []
     for space_name in args.spaces:
-        space = SPACES[space_name]()
-        table = BenchmarkTable.load(args.data_dir / space_name)
-        device = args.device or table.devices("latency_ms")[0]
-        values = table.column("latency_ms", device)
-        rows = np.flatnonzero(usable_mask(values))
-        rows = np.random.default_rng(0).permutation(rows)[: args.n_train]
-        train = [space.parse(table.archs[i]) for i in rows]
+        base = (f"space={space_name}", f"data_dir={args.data_dir}", "seed=0")
+        cfg = compose_fit(*base)
+        space = instantiate(cfg.space.instance)
+        data = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))
+        device = args.device or data.table.devices("latency_ms")[0]
         rng = np.random.default_rng(1)
         batch = [space.sample(rng) for _ in range(args.batch)]
         for family in args.families:
-            try:
-                predictor = FAMILIES[family](space, 0).fit(train, values[rows])
+            factory = instantiate(compose_fit(*base, f"predictor={family}").predictor)
+            try:  # fitted as hwnas-fit fits it: n_train rows drawn with seed 0
+                predictor = fit_column(data, "latency_ms", device, factory, args.n_train, 0).predictor
                 predictor.predict(batch[:1000])  # warm caches (class tables, lazy imports)
             except UnseenLayerError as error:  # OFA: 900 networks leave most layer keys unseen
                 print(f"{space_name} {family}: skipped, {str(error)[:120]}...", flush=True)

@@ -3,17 +3,20 @@
     python scripts/bench_predictors.py                       # everything (hours on 2 cores)
     python scripts/bench_predictors.py --spaces nb201 --devices raspi4 gold_6226 --sizes 100 900 --seeds 0
 
-For each space's table (nb201, fbnet, ofa), metric (latency_ms, energy_mj) and device column, for
-each training size and seed: draw the training rows with numpy's Generator(seed) among rows with a
-value, fit every family, predict every other row, and score it (nas.predictor_metrics). A column
-that copied one measurement per isomorphism class is fitted and predicted on the architectures
-actually measured (nas.tables.measured_rows). Families
-are hwnas's (layer_sum, gbdt, boosted_layer_sum, mlp, gnn) and two baselines: `flops` (log-log in FLOPs) and
-`onehot_boosting` (scikit-learn's gradient boosting on one-hot genes only, the plain baseline).
-Writes every record to --out-json as it goes (a rerun with the same --out-json resumes, skipping
-what is there) and a Markdown summary (mean over seeds) to --out-md. On several cores, split the
-grid (e.g. one process per --spaces, each with its own --out-json) and fold the parts together
-with --merge (records already present are kept, not duplicated).
+For each space's table (configs/space: nb201, fbnet, ofa), metric (latency_ms, energy_mj) and
+device column, for each training size and seed, every family is fitted exactly as
+``hwnas-fit space=<space> device=<column> predictor=<family> n_train=<size> seed=<seed>`` fits it:
+the configuration is hwnas-fit's own, composed with those overrides (configs/fit.yaml; torch on
+its ``torch_threads``), and the fit is the same library call (``nas.fitting.fit_column``: the
+rows are drawn by ``nas.fit_data.FitSplit``, a column that copied one measurement per isomorphism
+class is fitted and predicted on the architectures actually measured), scored on every other row
+with a value (``nas.predictor_metrics``). A family is any option of configs/predictor; the grid's
+are hwnas's (layer_sum, gbdt, boosted_layer_sum, mlp, gnn) and two baselines: ``flops`` (log-log
+in FLOPs) and ``onehot_boosting`` (scikit-learn's gradient boosting on one-hot genes only, the
+plain baseline). Writes every record to --out-json as it goes (a rerun with the same --out-json
+resumes, skipping what is there) and a Markdown summary (mean over seeds) to --out-md. On several
+cores, split the grid (e.g. one process per --spaces, each with its own --out-json) and fold the
+parts together with --merge (records already present are kept, not duplicated).
 """
 
 from __future__ import annotations
@@ -24,82 +27,34 @@ import os
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
+import torch
+from hydra.utils import instantiate
 
-from latency_predictors import (
-    BoostedLayerSumPredictor,
-    FlopsPredictor,
-    GradientBoostingPredictor,
-    GraphPredictor,
-    LayerSumPredictor,
-    MLPEnsemblePredictor,
-)
 from latency_predictors.predictors import UnseenLayerError
-from nas import Architecture, IntervalPredictor, SearchSpace
-from nas.predictor_metrics import prediction_metrics
-from nas.tables import BenchmarkTable, measured_rows, usable_mask
-from search_spaces import FBNetSpace, NB201Space, OFASpace
+from nas.cli import config_options
+from nas.cli.fit import compose_fit
+from nas.fitting import ParsedTable, PredictorFactory, fit_column
+from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
 #: What identifies a record (and what --out-json resumes by).
 KEY = ("space", "metric", "device", "n_train", "seed", "family")
-SPACES: dict[str, Callable[[], SearchSpace]] = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
+#: The grid's families (configs/predictor options), in the README tables' column order.
+FAMILIES = ("layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "flops", "onehot_boosting")
 
 
-class OneHotBoosting:
-    """The plain baseline: gradient boosting on one-hot genes, log target (not saved; not hwnas's)."""
-
-    def __init__(self, space: SearchSpace, device_fingerprint: str, seed: int = 0) -> None:
-        self.space = space
-        self.model = HistGradientBoostingRegressor(max_iter=300, random_state=seed)
-
-    def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> OneHotBoosting:
-        self.model.fit(self.space.encode(archs), np.log(y))
-        return self
-
-    def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
-        return np.exp(self.model.predict(self.space.encode(archs)))
-
-
-FAMILIES: dict[str, Callable[[SearchSpace, int], object]] = {
-    "layer_sum": lambda space, seed: LayerSumPredictor(space, "bench", unseen="kind_mean"),
-    "gbdt": lambda space, seed: GradientBoostingPredictor(space, "bench", seed=seed),
-    "boosted_layer_sum": lambda space, seed: BoostedLayerSumPredictor(space, "bench", seed=seed),
-    "mlp": lambda space, seed: MLPEnsemblePredictor(space, "bench", seed=seed),
-    "gnn": lambda space, seed: GraphPredictor(space, "bench", seed=seed),
-    "flops": lambda space, seed: FlopsPredictor(space, "bench"),
-    "onehot_boosting": lambda space, seed: OneHotBoosting(space, "bench", seed=seed),
-}
-
-
-def score(
-    family: str,
-    space: SearchSpace,
-    archs: list[Architecture],
-    values: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    seed: int,
-) -> dict[str, object]:
-    """Fit ``family`` on ``train`` rows and score it (with interval coverage where it gives one)
-    on ``test`` rows; a layer-sum model facing layer keys no training network had is reported
-    with its error, not scored."""
+def score(data: ParsedTable, metric: str, device: str, predictor: PredictorFactory, size: int, seed: int) -> dict:
+    """Fit on ``size`` drawn rows and score (with interval coverage where the family gives one);
+    a layer-sum model facing layer keys no training network had is reported with its error."""
     started = time.perf_counter()
-    predictor = FAMILIES[family](space, seed)
-    test_archs = [archs[i] for i in test]
     try:  # a layer sum meets unseen keys on test rows, or (boosted_layer_sum) on its held-out folds
-        predictor.fit([archs[i] for i in train], values[train])
-        fit_s = time.perf_counter() - started
-        predicted = predictor.predict(test_archs)
+        result = fit_column(data, metric, device, predictor, size, seed)
     except UnseenLayerError as error:
         fit_s = time.perf_counter() - started
         return {"fit_seconds": fit_s, "spearman": None, "within_10pct": None, "error": str(error)[:200]}
-    interval = predictor.predict_interval(test_archs) if isinstance(predictor, IntervalPredictor) else (None, None)
-    return {"fit_seconds": fit_s, **prediction_metrics(values[test], predicted, *interval)}
+    return {"fit_seconds": result.fit_seconds, **result.metrics}
 
 
 def run(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -115,28 +70,30 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     if args.merge:
         args.out_json.write_text(json.dumps(records, indent=1) + "\n")
     for space_name in args.spaces:
-        space = SPACES[space_name]()
-        table = BenchmarkTable.load(args.data_dir / space_name)
-        archs = [space.parse(s) for s in table.archs]
-        classes = space.isomorphism_classes(archs)
+        base = [f"space={space_name}", f"data_dir={args.data_dir}"]
+        cfg = compose_fit(*base)
+        torch.set_num_threads(cfg.torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
+        data: ParsedTable | None = None  # parsed on the first record to compute
+        factories: dict[tuple[str, int], PredictorFactory] = {}
+        table = BenchmarkTable.load(cfg.table_dir)
         for metric in [m for m in ("latency_ms", "energy_mj") if m in table.metrics()]:
             for device in table.devices(metric):
                 if args.devices and device not in args.devices:
                     continue
-                values = table.column(metric, device)
-                usable = np.flatnonzero(usable_mask(values))
-                measured = [archs[i] for i in measured_rows(values, classes)]
                 for size in args.sizes:
                     for seed in args.seeds:
-                        order = np.random.default_rng(seed).permutation(usable)
-                        train, test = order[:size], order[size:]
                         for family in args.families:
                             key = (space_name, metric, device, size, seed, family)
                             if key in done:
                                 continue
+                            if data is None:
+                                data = ParsedTable.parse(instantiate(cfg.space.instance), table)
+                            if (family, seed) not in factories:
+                                composed = compose_fit(*base, f"predictor={family}", f"seed={seed}")
+                                factories[family, seed] = instantiate(composed.predictor)
                             record = {
                                 **dict(zip(KEY, key)),
-                                **score(family, space, measured, values, train, test, seed),
+                                **score(data, metric, device, factories[family, seed], size, seed),
                             }
                             records.append(record)
                             args.out_json.write_text(json.dumps(records, indent=1) + "\n")
@@ -182,9 +139,10 @@ def curve_markdown(records: list[dict[str, object]]) -> str:
     for r in records:
         cells[(r["space"], r["metric"], r["device"])].add((r["n_train"], r["seed"], r["family"]))
     full = set().union(*cells.values()) if cells else set()
-    families = [f for f in FAMILIES if any(c[2] == f for c in full)]
+    run = {c[2] for c in full}
+    families = [f for f in FAMILIES if f in run] + sorted(run - set(FAMILIES))
     lines = []
-    for space in SPACES:
+    for space in dict.fromkeys(r["space"] for r in records):  # in the order they were run
         columns = sorted(c for c in cells if c[0] == space and cells[c] >= full)
         if not columns:
             continue
@@ -218,11 +176,13 @@ def curve_markdown(records: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--spaces", nargs="+", default=config_options("space"), choices=config_options("space"))
     parser.add_argument("--devices", nargs="*", default=None, help="only these device columns")
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20, 50, 100, 900])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument(
+        "--families", nargs="+", default=list(FAMILIES), choices=config_options("predictor"), help="configs/predictor"
+    )
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data"))
     )

@@ -3,9 +3,10 @@ and supernet-training throughput, on this machine's CPU.
 
     python scripts/bench_spaces.py [--spaces nb201 fbnet ofa] [--archs 10] [--threads 1] [--out bench_spaces.json]
 
-Each figure is the median over ``--archs`` architectures sampled with a fixed seed (after one
-untimed warm-up call); training throughput runs a few steps of uniform sampling and of the
-sandwich rule on random images of the space's input size (batch 32 for 32x32 spaces, 8 above).
+Each space is built from its config (configs/space), as hwnas-search builds it. Each figure is
+the median over ``--archs`` architectures sampled with a fixed seed (after one untimed warm-up
+call); training throughput runs a few steps of uniform sampling and of the sandwich rule on
+random images of the space's input size (batch 32 for 32x32 spaces, 8 above).
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from nas import SearchSpace
-from search_spaces import FBNetSpace, NB201Space, OFASpace
+from nas.cli import CONFIG_DIR, config_options
 
-SPACES: dict[str, Callable[[], SearchSpace]] = {
-    "nb201": NB201Space,
-    "fbnet": FBNetSpace,
-    "ofa": OFASpace,
-}
+
+def configured_space(name: str) -> SearchSpace:
+    """The space as hwnas-search builds it (configs/space/<name>.yaml)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("search", overrides=[f"space={name}"])
+    return instantiate(cfg.space.instance)
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -96,7 +100,7 @@ def training_throughput(space: SearchSpace, supernet: torch.nn.Module, steps: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--spaces", nargs="+", default=config_options("space"), choices=config_options("space"))
     parser.add_argument("--archs", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -105,7 +109,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = {}
     for name in args.spaces:
-        results[name] = bench_space(SPACES[name](), args.archs, args.train_steps)
+        results[name] = bench_space(configured_space(name), args.archs, args.train_steps)
         print(name, json.dumps({k: round(v, 3) for k, v in results[name].items()}))
     if args.out:
         args.out.write_text(json.dumps({"threads": args.threads, "results": results}, indent=2) + "\n")

@@ -13,6 +13,7 @@ from latency_predictors.predictors._lut import (
     layer_kind,
 )
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
+from latency_predictors.predictors._onehot import OneHotBoostingPredictor
 
 __all__ = [
     "BoostedLayerSumPredictor",
@@ -22,6 +23,7 @@ __all__ = [
     "GraphPredictor",
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
+    "OneHotBoostingPredictor",
     "StoredPredictor",
     "UnseenLayerError",
     "layer_kind",

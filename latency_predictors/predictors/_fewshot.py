@@ -71,7 +71,7 @@ from latency_predictors.predictors._analytic import analytic_matrix, analytic_na
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
-from nas import Architecture, IntervalPredictor, Predictor, SearchSpace
+from nas import Architecture, IntervalPredictor, Predictor, SearchSpace, TransferPredictor
 
 #: Predictions are floored here before a log (a layer-sum model can predict 0).
 _FLOOR = 1e-9
@@ -161,7 +161,7 @@ class LinearBlend:
 BLENDS: dict[str, type[LogBlend] | type[LinearBlend]] = {"linear": LinearBlend, "log": LogBlend}
 
 
-class FewShotPredictor(StoredPredictor, IntervalPredictor):
+class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
     """A new device from ``k`` measurements: NNLS blend of source predictors (see module)."""
 
     kind = "few_shot"

@@ -104,11 +104,18 @@ def _swept_keys(multirun_yaml: Path, parser: OverridesParser) -> set[str] | None
     return {o.key_or_group for o in sweep if o.is_sweep_override()}
 
 
+def config_options(group: str) -> list[str]:
+    """The options of a config group (its YAML files' stems), sorted."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
 def config_groups(choices: DictConfig) -> str:
-    """Help text: each config group this command composed, its options, the chosen one marked."""
+    """Help text: each config group this command composed, its options, the chosen one marked. A
+    group placed elsewhere by a config (``predictor@few_shot.source``) is listed under the name
+    an override gives it."""
     lines = []
     for group in sorted(str(g) for g in choices if g != "hydra" and not str(g).startswith("hydra/")):
-        options = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+        options = config_options(group.partition("@")[0])
         listed = ", ".join(f"[{o}]" if o == choices[group] else o for o in options)
         lines.append(textwrap.fill(listed, width=100, initial_indent=f"  {group}: ", subsequent_indent="      "))
     return "\n".join(lines)

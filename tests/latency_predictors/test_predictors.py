@@ -54,7 +54,7 @@ def few_shot_sources(predictor_configs: dict[str, DictConfig], data_dir: Path) -
     sources = {}
     for device in ("gold_6226", "pixel3"):
         archs, y = table_rows(data_dir, NB201Space(), SOURCE_ROWS, device)
-        sources[device] = instantiate(cfg.source_predictor)(space=NB201Space(), device_fingerprint=device).fit(archs, y)
+        sources[device] = instantiate(cfg.few_shot.source)(space=NB201Space(), device_fingerprint=device).fit(archs, y)
     return sources
 
 

@@ -16,10 +16,6 @@ from nas.tables import (
     TableFormatError,
     UnknownDeviceError,
     cached_table,
-    measured_rows,
-    pool_rows,
-    source_pool,
-    unseen_rows,
 )
 
 
@@ -244,36 +240,3 @@ def test_cache_key_includes_canonicalise(tmp_path):
     lowered = cached_table(tmp_path / "c", str.lower)
     assert lowered is not plain and lowered is cached_table(tmp_path / "c", str.lower)
     assert lowered.canonicalise is str.lower and plain.canonicalise is None
-
-
-@pytest.mark.parametrize(
-    ("values", "classes", "expected"),
-    [
-        # copied per class: every row maps to its class's first row with a value
-        ([1.0, 2.0, 1.0, 2.0, 3.0], [0, 1, 0, 1, 2], [0, 1, 0, 1, 4]),
-        ([math.nan, 2.0, 2.0, 5.0], [0, 0, 0, 1], [0, 1, 1, 3]),
-        # a class with two values: measured row by row
-        ([1.0, 2.0, 1.5, 2.0], [0, 1, 0, 1], [0, 1, 2, 3]),
-        # one row per class, or no classes: nothing was copied
-        ([1.0, 2.0, 3.0], [0, 1, 2], [0, 1, 2]),
-        ([1.0, 1.0, 1.0], None, [0, 1, 2]),
-    ],
-)
-def test_measured_rows_follow_per_class_copies(values, classes, expected):
-    rows = measured_rows(np.array(values), None if classes is None else np.array(classes))
-    np.testing.assert_array_equal(rows, expected)
-
-
-def test_few_shot_rows_never_reach_an_architecture_a_source_saw() -> None:
-    # classes 0, 1, 2 copied per class: row 1 was measured on row 0, row 3 on row 2
-    values = np.array([1.0, 1.0, 2.0, 2.0, np.nan, 3.0])
-    classes = np.array([0, 0, 1, 1, 3, 2])
-    rows, measured = pool_rows(values, classes, np.array([1, 3, 4]))
-    assert rows.tolist() == [1, 3] and measured.tolist() == [0, 2]  # row 4 has no value
-    # the pool saw rows 1 and 3, their values came from rows 0 and 2: only row 5 is left
-    assert unseen_rows(values, classes, [np.array([1, 3, 4]), measured]).tolist() == [5]
-    # a source that saw row 0 only still rules out row 1, measured on it
-    assert unseen_rows(values, classes, [np.array([0])]).tolist() == [2, 3, 5]
-    pool = source_pool(100, 10, seed=3)
-    assert len(np.unique(pool)) == 10 and np.all(np.diff(pool) > 0)
-    assert np.array_equal(pool, source_pool(100, 10, seed=3))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.tables import BenchmarkTable, measured_rows
+from nas.fit_data import measured_rows
+from nas.tables import BenchmarkTable
 from search_spaces import NB201Space
 from search_spaces.nb201 import is_disconnected
 from search_spaces.nb201._features import FEATURE_NAMES

@@ -116,6 +116,10 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         space = instantiate(cfg.space.instance)
         predictor = instantiate(node)(space=space, device_fingerprint="compose-check")
         assert isinstance(predictor, Predictor) and predictor.space == space.name
+    elif group == "few_shot":
+        space = instantiate(cfg.space.instance)
+        source = instantiate(node.source)(space=space, device_fingerprint="compose-check")
+        assert isinstance(source, Predictor) and isinstance(node.own_layer_sum, bool)
     elif group == "runtime" and option == "torch_cuda" and not torch.cuda.is_available():
         with pytest.raises(InstantiationException, match=r"torch.cuda.is_available\(\) is False"):
             instantiate(node.instance)

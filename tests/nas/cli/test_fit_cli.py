@@ -44,8 +44,13 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
     assert metrics["spearman"] == pytest.approx(spearmanr(measured, predicted).statistic)
     within = np.mean(np.abs(predicted - measured) / measured <= 0.10)
     assert metrics["within_10pct"] == pytest.approx(within) and metrics["n_test"] == 4100
-    # FBNet's raspi4 column is a sum of per-layer lookup tables: the layer-sum model recovers it
+    # FBNet's raspi4 column is a sum of per-layer lookup tables: the layer-sum model recovers it;
+    # to the last digit as scripts/bench_predictors.py recorded this cell (seed 0) before the
+    # benchmarks and hwnas-fit shared one path (hwnas-fit then fitted its rows sorted, which
+    # moved rmse in the 12th digit)
     assert metrics["spearman"] > 0.999 and metrics["within_10pct"] > 0.99
+    assert (metrics["spearman"], metrics["kendall"]) == (0.9999999888568064, 0.9999852432776586)
+    assert metrics["rmse"] == 0.00013514732217045214
     loaded = LayerSumPredictor.load(
         tmp_path / "predictor.npz", space=FBNetSpace(), device_fingerprint=metrics["device_fingerprint"]
     )
@@ -168,20 +173,6 @@ def test_the_readme_profile_then_fit_path_runs_on_its_defaults(tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_test"]) == (80, 20) and metrics["predictor"] == "BoostedLayerSumPredictor"
-
-
-def test_the_automatic_split_keeps_900_on_published_columns_and_a_test_row_on_tiny_ones() -> None:
-    from nas.cli.fit import choose_n_train
-
-    # every published column has >= 1,200 usable rows: the benchmarks' 900, drawn as before
-    assert [choose_n_train(None, n) for n in (1125, 1200, 5000, 15625)] == [900] * 4
-    assert [choose_n_train(None, n) for n in (2, 3, 10, 100, 1124)] == [1, 2, 8, 80, 899]
-    assert choose_n_train(900, 15625) == 900 and choose_n_train(99, 100) == 99
-    for bad in (0, 100, 2.5, True):
-        with pytest.raises(ValueError, match=rf"n_train={bad!r} does not fit.*between 1 and 99"):
-            choose_n_train(bad, 100)
-    with pytest.raises(ValueError, match="1 usable rows: a fit needs at least 2"):
-        choose_n_train(None, 1)
 
 
 def test_a_table_row_outside_the_space_is_named(tmp_path: Path) -> None:

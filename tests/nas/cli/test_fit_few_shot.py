@@ -74,38 +74,66 @@ def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, dat
 
 
 @pytest.mark.parametrize(
-    ("sources", "named"),
-    [(["pixel3", "raspi4"], "raspi4"), (["pixel3", "raspi5"], "raspi5")],
+    ("space_name", "family", "own_layer_sum"),
+    [
+        ("nb201", "LayerSumPredictor", True),
+        ("fbnet", "LayerSumPredictor", True),
+        ("ofa", "GradientBoostingPredictor", False),
+    ],
 )
-def test_target_among_sources_or_unknown_source_is_named(sources: list[str], named: str, data_dir: Path) -> None:
-    from hydra import compose, initialize_config_dir
+def test_each_space_names_a_source_predictor_that_builds(
+    space_name: str, family: str, own_layer_sum: bool, data_dir: Path
+) -> None:
     from hydra.utils import instantiate
 
-    from nas.cli import CONFIG_DIR
-    from nas.cli.fit import parse_all, pretrain_sources
+    from nas.cli.fit import compose_fit
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "fit", overrides=["predictor=few_shot", f"data_dir={data_dir}", f"source_devices=[{','.join(sources)}]"]
-        )
+    cfg = compose_fit(f"space={space_name}", "predictor=few_shot", f"data_dir={data_dir}")
     space = instantiate(cfg.space.instance)
-    table = cached_table(cfg.table_dir)
-    with pytest.raises(ValueError, match=named):
-        pretrain_sources(cfg, space, table, parse_all(space, table), None)
-
-
-@pytest.mark.parametrize(
-    ("space_name", "family"),
-    [("nb201", "LayerSumPredictor"), ("fbnet", "LayerSumPredictor"), ("ofa", "GradientBoostingPredictor")],
-)
-def test_each_space_names_a_source_predictor_that_builds(space_name: str, family: str, data_dir: Path) -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from nas.cli import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("fit", overrides=[f"space={space_name}", "predictor=few_shot", f"data_dir={data_dir}"])
-    space = instantiate(cfg.space.instance)
-    source = instantiate(cfg.source_predictor)(space=space, device_fingerprint="f" * 16)
+    source = instantiate(cfg.few_shot.source)(space=space, device_fingerprint="f" * 16)
     assert type(source).__name__ == family
+    assert instantiate(cfg.predictor)(space=space, device_fingerprint="f" * 16).own_layer_sum is own_layer_sum
+    # the space's config describes the space only
+    assert "few_shot_source" not in cfg.space and "few_shot_own_layer_sum" not in cfg.space
+    other = compose_fit(f"space={space_name}", "predictor@few_shot.source=flops", f"data_dir={data_dir}")
+    assert type(instantiate(other.few_shot.source)(space=space, device_fingerprint="f")).__name__ == "FlopsPredictor"
+
+
+@pytest.mark.slow
+def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(tmp_path: Path, data_dir: Path) -> None:
+    # scripts/bench_few_shot.py's nb201 latency cell for target raspi4, k=10, seed 0, and the
+    # hwnas-fit command its docstring names: every other latency column as a source, table order
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from bench_few_shot import few_shot_benchmark
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    (record,) = few_shot_benchmark(data_dir, ["nb201:latency_ms"], [10], [0], ["raspi4"], log=lambda _: None)
+    others = [d for d in cached_table(data_dir / "nb201").devices("latency_ms") if d != "raspi4"]
+    assert record.sources == tuple(f"latency_ms:{d}" for d in others)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas.cli.fit",
+            "predictor=few_shot",
+            "device=raspi4",
+            "n_train=10",
+            "seed=0",
+            f"source_devices=[{','.join(others)}]",
+            f"data_dir={data_dir}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["spearman"], metrics["within_10pct"], metrics["coverage"], metrics["n_test"]) == (
+        record.spearman,
+        record.within_10pct,
+        record.coverage,
+        record.n_test,
+    )
