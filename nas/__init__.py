@@ -4,28 +4,58 @@ This package imports neither ``search_spaces`` nor ``latency_predictors`` nor Hy
 into the small interfaces defined here.
 """
 
-from nas._architecture import Architecture, GeneValue
+from nas._architecture import Architecture, ArchitectureError, GeneValue
+from nas._capabilities import (
+    AdditiveSpace,
+    BatchFlopsSpace,
+    BoundedSpace,
+    ConditionalSpace,
+    DerivedFeaturesSpace,
+    FlopsSpace,
+    GeneLabelledGraphSpace,
+    GraphSpace,
+    IsomorphicSpace,
+    LayeredSpace,
+    LayerSpec,
+    LayerStats,
+    SupernetSpace,
+    features_version,
+    isomorphism_classes,
+)
 from nas._device import Device
+from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import IntervalPredictor, PredictedObjective, Predictor, PredictorMismatchError
-from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
+from nas._space import Gene, SearchSpace
 from nas._supernet import Supernet
 
 __all__ = [
+    "AdditiveSpace",
     "Architecture",
     "ArchitectureError",
     "ArchitectureGraph",
+    "BatchFlopsSpace",
+    "BoundedSpace",
     "Candidate",
+    "ConditionalSpace",
     "Constraint",
     "Cost",
+    "DerivedFeaturesSpace",
     "Device",
     "Direction",
+    "FlopsSpace",
     "Gene",
-    "LayerSpec",
+    "GeneEncoding",
+    "GeneLabelledGraphSpace",
     "GeneValue",
     "GraphBatch",
+    "GraphSpace",
     "IntervalPredictor",
+    "IsomorphicSpace",
+    "LayerSpec",
+    "LayerStats",
+    "LayeredSpace",
     "Objective",
     "ObjectiveError",
     "PredictedObjective",
@@ -33,4 +63,7 @@ __all__ = [
     "PredictorMismatchError",
     "SearchSpace",
     "Supernet",
+    "SupernetSpace",
+    "features_version",
+    "isomorphism_classes",
 ]

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor, LayerSumPredictor
-from nas import Predictor, SearchSpace
+from nas import Predictor, SearchSpace, isomorphism_classes
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows, pool_rows, source_pool, unseen_rows
 from search_spaces import FBNetSpace, NB201Space
@@ -87,7 +87,7 @@ def few_shot_benchmark(
         space = SPACES[space_name]()
         table = BenchmarkTable.load(data_dir / space_name)
         archs = [space.parse(s) for s in table.archs]
-        classes = space.isomorphism_classes(archs)
+        classes = isomorphism_classes(space, archs)
         # every column that may serve as a source: the task's metric, and latency for energy
         columns = [(metric, d) for d in table.devices(metric)]
         if metric != "latency_ms":

@@ -42,7 +42,7 @@ from bench_predictors import SPACES  # scripts/ is on sys.path when a script in 
 from scipy.stats import spearmanr
 
 from latency_predictors import BoostedLayerSumPredictor, GradientBoostingPredictor, MLPEnsemblePredictor
-from nas import SearchSpace
+from nas import SearchSpace, isomorphism_classes
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows, usable_mask
 
@@ -87,7 +87,7 @@ def ceiling(
     usable = np.flatnonzero(usable_mask(values))
     folds = np.array_split(np.random.default_rng(seed).permutation(usable), 5)
     predicted = np.full(len(values), np.nan)
-    classes = space.isomorphism_classes(archs)
+    classes = isomorphism_classes(space, archs)
     class_unseen = np.zeros(len(values), dtype=bool)
     for held in folds[:folds_scored]:
         train = np.setdiff1d(usable, held)
@@ -133,7 +133,7 @@ def main() -> None:
     space = SPACES[args.space]()
     table = BenchmarkTable.load(args.data_dir / args.space)
     archs = [space.parse(s) for s in table.archs]
-    classes = space.isomorphism_classes(archs)
+    classes = isomorphism_classes(space, archs)
     records = []
     for metric in [m for m in args.metrics if m in table.metrics()]:
         for device in table.devices(metric):

@@ -39,7 +39,7 @@ from latency_predictors import (
     MLPEnsemblePredictor,
 )
 from latency_predictors.predictors import UnseenLayerError
-from nas import Architecture, IntervalPredictor, SearchSpace
+from nas import Architecture, IntervalPredictor, SearchSpace, isomorphism_classes
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import BenchmarkTable, measured_rows, usable_mask
 from search_spaces import FBNetSpace, NB201Space, OFASpace
@@ -58,11 +58,11 @@ class OneHotBoosting:
         self.model = HistGradientBoostingRegressor(max_iter=300, random_state=seed)
 
     def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> OneHotBoosting:
-        self.model.fit(self.space.encode(archs), np.log(y))
+        self.model.fit(self.space.encoding.encode(archs), np.log(y))
         return self
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
-        return np.exp(self.model.predict(self.space.encode(archs)))
+        return np.exp(self.model.predict(self.space.encoding.encode(archs)))
 
 
 FAMILIES: dict[str, Callable[[SearchSpace, int], object]] = {
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         space = SPACES[space_name]()
         table = BenchmarkTable.load(args.data_dir / space_name)
         archs = [space.parse(s) for s in table.archs]
-        classes = space.isomorphism_classes(archs)
+        classes = isomorphism_classes(space, archs)
         for metric in [m for m in ("latency_ms", "energy_mj") if m in table.metrics()]:
             for device in table.devices(metric):
                 if args.devices and device not in args.devices:

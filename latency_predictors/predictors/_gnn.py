@@ -24,7 +24,7 @@ computation (Adam is elementwise: exactly ``members`` independent trainings) wit
 global random state is read or changed.
 
 Inference is numpy float32 arithmetic on the stored weights (a reloaded predictor predicts
-bit-identically) over the space's :meth:`~nas.SearchSpace.graph_batch`, graphs of one wiring
+bit-identically) over the space's :meth:`~nas.GraphSpace.graph_batch`, graphs of one wiring
 together, laid out (nodes, graphs, hidden): each layer is then one product with the weights and
 one with the (nodes, nodes) propagation matrix. It costs about ``members x layers x nodes x
 hidden^2 x 2`` FLOPs per graph (1.2 MFLOP for FBNet's 24-node chains at the defaults), which
@@ -50,7 +50,7 @@ import numpy as np
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._mlp import MIN_CALIBRATION_FIT
-from nas import Architecture, GraphBatch, IntervalPredictor, SearchSpace
+from nas import Architecture, GraphBatch, GraphSpace, IntervalPredictor, SearchSpace
 
 #: Graph nodes propagated per product at inference: chunks of a few thousand graphs keep the
 #: (nodes, graphs, hidden) activations in cache (1,024 FBNet graphs ran 30% faster than 4,096).
@@ -93,7 +93,11 @@ class GraphPredictor(StoredPredictor, IntervalPredictor):
             )
         if not lr > 0 or not weight_decay >= 0:
             raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr!r}, {weight_decay!r}")
-        self.search_space = space
+        if not isinstance(space, GraphSpace):
+            raise TypeError(
+                f"gnn reads graphs and needs a space that draws them (a nas.GraphSpace); {space!r} does not"
+            )
+        self.search_space: GraphSpace = space
         self.space = space.name
         self.device_fingerprint = device_fingerprint
         self.members, self.hidden, self.layers = int(members), int(hidden), int(layers)

@@ -1,6 +1,6 @@
 """An ensemble of small MLPs on the space's features, with calibrated prediction intervals.
 
-Features (version 2) are ``space.features(archs)`` (one-hot genes, then value counts) and the log
+Features (version 2) are the space's feature matrix (:mod:`._features`: one-hot genes, value counts) and the log
 of the space's analytic costs (:mod:`._analytic`: FLOPs, parameters, memory traffic, those the
 space gives), standardised with the training mean and standard deviation (a constant column keeps
 std 1). The target is ``log y``
@@ -55,8 +55,9 @@ from pathlib import Path
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._features import feature_matrix
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, IntervalPredictor, SearchSpace
 
@@ -65,10 +66,10 @@ MIN_CALIBRATION_FIT = 20
 
 
 class MLPEnsemblePredictor(StoredPredictor, IntervalPredictor):
-    """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
+    """A bootstrap ensemble of MLPs on the space's features with split-conformal intervals (see module)."""
 
     kind = "mlp_ensemble"
-    #: Version of the features: ``SearchSpace.features``, then (2) the log analytic costs.
+    #: Version of the features: ``_features.feature_matrix``, then (2) the log analytic costs.
     FEATURE_VERSION = 2
     USES_SPACE_FEATURES = True
 
@@ -114,7 +115,8 @@ class MLPEnsemblePredictor(StoredPredictor, IntervalPredictor):
         self.quantile = float(quantile)
         self.calibration_fraction = float(calibration_fraction)
         self.spread_floor = float(spread_floor)
-        self.analytic_costs = analytic_names(space)
+        self._costs = AnalyticCosts(space)
+        self.analytic_costs = self._costs.names
         # fitted state
         self.feature_mean: np.ndarray | None = None
         self.feature_std: np.ndarray | None = None
@@ -132,9 +134,11 @@ class MLPEnsemblePredictor(StoredPredictor, IntervalPredictor):
 
     def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
         check_space(self.search_space, archs)
-        indices = self.search_space.gene_indices(archs)
-        costs = analytic_matrix(self.search_space, archs, indices, self.analytic_costs)
-        return np.hstack([self.search_space.features_of(indices), np.log1p(np.maximum(costs, 0.0)).astype(np.float32)])
+        indices = self.search_space.encoding.indices(archs)
+        costs = self._costs.matrix(archs, indices, self.analytic_costs)
+        return np.hstack(
+            [feature_matrix(self.search_space, indices), np.log1p(np.maximum(costs, 0.0)).astype(np.float32)]
+        )
 
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log(y) if self.log_target else y

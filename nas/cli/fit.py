@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from nas import Architecture, ArchitectureError, IntervalPredictor, Predictor, SearchSpace
+from nas import Architecture, ArchitectureError, IntervalPredictor, Predictor, SearchSpace, isomorphism_classes
 from nas.cli import CONFIG_DIR
 from nas.predictor_metrics import prediction_metrics
 from nas.results import write_csv, write_json
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
             cfg.metric,
             cfg.device.name,
         )
-    classes = space.isomorphism_classes(archs)
+    classes = isomorphism_classes(space, archs)
     measured_on = measured_rows(values, classes)
     copied = int((measured_on != np.arange(len(values))).sum())
     if copied:

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, ArchitectureGraph, Gene, SearchSpace
+from nas import (
+    AdditiveSpace,
+    Architecture,
+    ArchitectureError,
+    ArchitectureGraph,
+    FlopsSpace,
+    Gene,
+    GeneLabelledGraphSpace,
+    SupernetSpace,
+)
 from nas import LayerSpec as LUTLayer
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
@@ -33,7 +42,7 @@ GENE_NAMES: tuple[str, ...] = tuple(f"layer_{i}" for i in range(NUM_LAYERS))
 SEPARATOR = "|"
 
 
-class FBNetSpace(SearchSpace):
+class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpace):
     """FBNet's layer-wise space (9^22 networks) in HW-NAS-Bench's macro-architecture.
 
     Canonical strings are the benchmark tables' own: the 22 block names joined by ``|``, e.g.
@@ -41,13 +50,13 @@ class FBNetSpace(SearchSpace):
     (``"cifar100"``, the tables' variant, or ``"imagenet"``); ``num_classes`` overrides the
     macro's head width. Both variants share the name ``fbnet``: an architecture is the same list
     of blocks whichever skeleton it is built into.
+
+    Each layer's input size and channels are fixed by the macro, so a block costs the same
+    wherever the other layers' blocks change (:class:`~nas.AdditiveSpace`); the graph is a chain
+    with a block per gene (:class:`~nas.GeneLabelledGraphSpace`).
     """
 
     name = "fbnet"
-    #: each layer's input size and channels are fixed by the macro, so a block costs the same
-    #: wherever the other layers' blocks change
-    ADDS_UP_OVER_GENES = True
-    GENES_LABEL_GRAPH_NODES = True
 
     def __init__(self, macro: str | FBNetMacro = "cifar100", num_classes: int | None = None) -> None:
         if isinstance(macro, str):
