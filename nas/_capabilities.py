@@ -66,6 +66,12 @@ class LayeredSpace(SearchSpace):
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """A standalone module computing ``layer`` on an input of ``layer.input_shape``."""
 
+    def layer_kind(self, key: str) -> str:
+        """What keys a lookup table may price alike when it lacks one: ``key`` without its sizes
+        (``op:nor_conv_3x3`` for NB201's ``op:nor_conv_3x3:c16:h32``). A space whose keys name
+        no kinds keeps this default: each key is its own kind."""
+        return key
+
     def layer_stats(self, layers: Sequence[LayerSpec]) -> list[LayerStats]:
         """Each layer's :class:`LayerStats`; a key this space has not seen before is built and
         run once (eval mode, batch 1, no grad, FLOPs by ``FlopCounterMode``) and remembered."""

@@ -13,11 +13,7 @@ from latency_predictors.predictors._format import (
 )
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
-from latency_predictors.predictors._lut import (
-    LayerSumPredictor,
-    UnseenLayerError,
-    layer_kind,
-)
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 
 __all__ = [
@@ -32,7 +28,6 @@ __all__ = [
     "PredictorFileError",
     "StoredPredictor",
     "UnseenLayerError",
-    "layer_kind",
     "load_predictor_file",
     "read_header",
     "save_predictor",

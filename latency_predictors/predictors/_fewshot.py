@@ -70,7 +70,7 @@ from scipy.optimize import nnls
 from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
 from latency_predictors.predictors._baselines import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from nas import Architecture, IntervalPredictor, Predictor, SearchSpace
 
 #: Predictions are floored here before a log (a layer-sum model can predict 0).
@@ -264,8 +264,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor):
         return cross
 
     def _covers_every_kind(self, own: LayerSumPredictor) -> bool:
-        kinds = {layer_kind(layer.key) for layer in self.search_space.distinct_layers()}
-        return kinds <= {layer_kind(key) for key in own.keys}
+        kinds = {own.layer_kind(layer.key) for layer in own.search_space.distinct_layers()}
+        return kinds <= {own.layer_kind(key) for key in own.keys}
 
     def fit_features(
         self, x: np.ndarray, y: np.ndarray, archs: Sequence[Architecture] | None = None

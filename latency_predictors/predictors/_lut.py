@@ -20,15 +20,14 @@ Keys never seen in training (nor in the layer table) are handled by ``unseen``:
 
 * ``"error"`` (default): :meth:`predict` raises :class:`UnseenLayerError` naming them. Silently
   guessing a cost makes a search prefer exactly the networks nobody measured.
-* ``"kind_mean"``: such a key costs the mean of the known keys of its *kind*: the key with its
-  shape fields (``c16-24``, ``s2``, ``h32``, ``n100``) removed, e.g. ``k5_e6`` for FBNet's
+* ``"kind_mean"``: such a key costs the mean of the known keys of its *kind*
+  (:meth:`nas.LayeredSpace.layer_kind`, the key without its sizes), e.g. ``k5_e6`` for FBNet's
   ``k5_e6:c24-32:s2:h32``, ``op:nor_conv_3x3`` for NB201's ``op:nor_conv_3x3:c16:h32``. A key whose
   kind has no known key still raises.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -39,11 +38,9 @@ from scipy.optimize import nnls
 from latency_predictors.predictors._baselines import check_space, check_targets
 from latency_predictors.predictors._features import per_choice
 from latency_predictors.predictors._format import StoredPredictor
-from nas import AdditiveSpace, Architecture, LayeredSpace, SearchSpace
+from nas import AdditiveSpace, Architecture, ArchitectureError, LayeredSpace, SearchSpace
 
 UNSEEN_POLICIES = ("error", "kind_mean")
-
-_SHAPE_FIELD = re.compile(r"[a-z]\d+(-\d+)*")
 
 
 class UnseenLayerError(KeyError):
@@ -51,12 +48,6 @@ class UnseenLayerError(KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
-
-
-def layer_kind(key: str) -> str:
-    """``key`` without its shape fields: ``k5_e6:c24-32:s2:h32`` -> ``k5_e6``."""
-    fields = [f for f in key.split(":") if not _SHAPE_FIELD.fullmatch(f)]
-    return ":".join(fields) or key
 
 
 def check_layered(space: SearchSpace, family: str) -> None:
@@ -97,6 +88,19 @@ class LayerSumPredictor(StoredPredictor):
         self.intercept = 0.0
         self._column: dict[str, int] = {}
         self._rows: dict[str, dict[str, int]] = {}  # arch string -> key counts
+        self._kinds: dict[str, str] = {}  # key -> its kind, parsed once
+
+    def layer_kind(self, key: str) -> str:
+        """``key``'s kind in the space (see the module), parsed once per key; a string that is no
+        key of the space is a kind of its own (no other key can price it)."""
+        kind = self._kinds.get(key)
+        if kind is None:
+            try:
+                kind = self.search_space.layer_kind(key)
+            except ArchitectureError:
+                kind = key
+            self._kinds[key] = kind
+        return kind
 
     # counting
 
@@ -196,8 +200,8 @@ class LayerSumPredictor(StoredPredictor):
         unknown = sorted(set(keys) - set(self._column))
         if self.unseen == "error":
             return unknown
-        kinds = {layer_kind(key) for key in self.keys}
-        return [key for key in unknown if layer_kind(key) not in kinds]
+        kinds = {self.layer_kind(key) for key in self.keys}
+        return [key for key in unknown if self.layer_kind(key) not in kinds]
 
     def _unseen_costs(self, unknown: set[str]) -> dict[str, float]:
         if self.unseen == "error":
@@ -209,10 +213,10 @@ class LayerSumPredictor(StoredPredictor):
         assert self.costs is not None
         by_kind: dict[str, list[float]] = {}
         for key, cost in zip(self.keys, self.costs):
-            by_kind.setdefault(layer_kind(key), []).append(float(cost))
+            by_kind.setdefault(self.layer_kind(key), []).append(float(cost))
         guessed, orphans = {}, []
         for key in unknown:
-            known = by_kind.get(layer_kind(key))
+            known = by_kind.get(self.layer_kind(key))
             if known:
                 guessed[key] = float(np.mean(known))
             else:
@@ -220,7 +224,7 @@ class LayerSumPredictor(StoredPredictor):
         if orphans:
             raise UnseenLayerError(
                 f"layer key(s) {sorted(orphans)[:5]} have no cost and no known key of their kind "
-                f"({sorted({layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor; fit on "
+                f"({sorted({self.layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor; fit on "
                 "networks containing them, measure them into the layer table, or use a predictor that "
                 "does not sum layers (gbdt, mlp)"
             )

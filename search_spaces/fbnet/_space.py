@@ -16,9 +16,9 @@ from nas import (
     FlopsSpace,
     Gene,
     GeneLabelledGraphSpace,
+    LayerSpec,
     SupernetSpace,
 )
-from nas import LayerSpec as LUTLayer
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
 from search_spaces.fbnet import _layers
@@ -26,9 +26,9 @@ from search_spaces.fbnet._blocks import (
     BLOCKS,
     MACROS,
     OPS,
+    FBNetLayer,
     FBNetMacro,
     FBNetNetwork,
-    LayerSpec,
     layer_flops,
     network_flops,
     network_spec,
@@ -93,18 +93,21 @@ class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpac
         spec = network_spec(self.macro, self.ops(arch))
         return materialise(lambda: FBNetNetwork(spec), seed)
 
-    def layers(self, arch: Architecture) -> tuple[LUTLayer, ...]:
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
         """``arch``'s network as lookup-table layers: stem, its 22 blocks, head, each keyed by its
         configuration (block, channels, stride, input size); see :mod:`search_spaces.fbnet._layers`."""
         return _layers.network_layers(self.macro, self.ops(arch))
 
-    def build_layer(self, layer: LUTLayer, seed: int = 0) -> nn.Module:
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any FBNet key); its weights are drawn from ``seed`` only."""
         return _layers.build_layer(layer, seed)
 
-    def distinct_layers(self) -> tuple[LUTLayer, ...]:
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.macro)
+
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """A chain: ``stem``, the 22 layers labelled by their block, ``head``. Each node has the
@@ -157,7 +160,7 @@ class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpac
     def _per_layer(self, pick: Callable[..., str]) -> Architecture:
         genes = {}
         for name, shape, size in zip(GENE_NAMES, self.macro.layers, self.macro.input_sizes()):
-            cost = {op: layer_flops(LayerSpec(shape, BLOCKS[op]), size) for op in OPS}
+            cost = {op: layer_flops(FBNetLayer(shape, BLOCKS[op]), size) for op in OPS}
             # min/max return the first of equal costs, so ties go to the earlier op of OPS.
             genes[name] = pick(OPS, key=cost.__getitem__)
         return self.architecture(genes)

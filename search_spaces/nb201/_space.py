@@ -120,6 +120,9 @@ class NB201Space(
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.channels, self.input_shape[1], self.num_classes)
 
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
+
     def flops(self, arch: Architecture) -> int:
         """FLOPs of ``arch`` at batch 1, exactly as ``nas.objectives.Flops`` counts them on the
         built network (2 x the multiply-accumulates of convolutions and the classifier; BN,

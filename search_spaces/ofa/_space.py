@@ -180,6 +180,9 @@ class OFASpace(LayeredSpace, GraphSpace, SupernetSpace, BatchFlopsSpace, Conditi
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes)
 
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
+
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """A chain over the layers that exist: ``first_conv``, ``first_block``, each active MBConv
         layer labelled ``k<kernel>_e<expand>``, ``final_expand``, ``head`` (pool, feature mix,
