@@ -3,8 +3,8 @@
 Each space declares its kinds of layer as frozen dataclasses deriving :class:`LayerKey`: the
 fields are the sizes the key string carries, ``str(key)`` is that string, and the value knows its
 input shape, its module and its lookup-table kind. One parser per space turns a string back
-into its value, trying each kind's pattern; a key that none matches is refused with the formats
-the space accepts. The strings are unchanged, so profiles and predictor files keep their keys.
+into its value, trying each kind's pattern and checking its fields; a key that none matches is
+refused with the formats the space accepts. The strings are unchanged, so profiles and predictor files keep their keys.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class LayerKey(ABC):
     def from_fields(cls, fields: dict[str, str]) -> LayerKey:
         """The key of :attr:`PATTERN`'s named groups, every field an integer."""
         return cls(**{name: int(value) for name, value in fields.items()})
+
+    def check(self) -> None:
+        """Refuse (with :class:`~nas.ArchitectureError`) a parsed key whose fields contradict each
+        other; keys a space builds from its own specs are consistent by construction."""
+        return
 
     @property
     @abstractmethod
@@ -62,7 +67,9 @@ def parse_key(key: str, kinds: Sequence[type[LayerKey]], space: str, formats: st
     for kind in kinds:
         match = kind.PATTERN.fullmatch(key)
         if match is not None:
-            return kind.from_fields(match.groupdict())
+            value = kind.from_fields(match.groupdict())
+            value.check()
+            return value
     raise ArchitectureError(f"{key!r} is not an {space} layer key; keys are {formats}")
 
 

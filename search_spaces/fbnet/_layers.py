@@ -56,7 +56,7 @@ class StemKey(LayerKey):
 
     kind = "stem"
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check_stride(self, self.stride)
 
     @property
@@ -107,7 +107,7 @@ class BlockKey(LayerKey):
     size: int
     PATTERN = re.compile(r"(?P<op>[a-z0-9_]+):c(?P<cin>\d+)-(?P<cout>\d+):s(?P<s>\d+):h(?P<h>\d+)")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.op not in BLOCKS:
             raise ArchitectureError(f"{str(self)!r} is not an FBNet layer key; keys are {KEY_FORMATS}")
         _check_stride(self, self.shape.stride)
@@ -143,30 +143,37 @@ def parse_layer_key(key: str) -> FBNetLayerKey:
     return parse_key(key, _KINDS, "FBNet", KEY_FORMATS)  # type: ignore[return-value]
 
 
-def _keys(macro: FBNetMacro, blocks: list[tuple[str, LayerShape, int]]) -> tuple[LayerKey, ...]:
-    sizes = macro.input_sizes()
-    return (
-        StemKey(macro.stem_channels, macro.stem_stride, macro.resolution),
-        *(BlockKey(op, shape, size) for op, shape, size in blocks),
-        HeadKey(macro.last_channels, macro.head_channels, sizes[-1], macro.num_classes),
-    )
+@dataclass(frozen=True, eq=False)
+class LayerTable:
+    """Every layer of a macro's networks by position: a layer is a function of its position and
+    block alone, so a space lists a network from this table (made once) without building keys."""
 
+    stem: LayerSpec
+    #: Per searchable layer, its layer for each block name.
+    blocks: tuple[dict[str, LayerSpec], ...]
+    head: LayerSpec
 
-def network_layers(macro: FBNetMacro, ops: tuple[str, ...]) -> tuple[LayerSpec, ...]:
-    """Stem, one layer per block of ``ops`` (at the macro's positions), head."""
-    if len(ops) != len(macro.layers):
-        raise ValueError(f"{len(ops)} block(s) for a macro of {len(macro.layers)} layers")
-    blocks = list(zip(ops, macro.layers, macro.input_sizes()))
-    return tuple(key.layer for key in _keys(macro, blocks))
+    @classmethod
+    def of(cls, macro: FBNetMacro) -> LayerTable:
+        sizes = macro.input_sizes()
+        return cls(
+            StemKey(macro.stem_channels, macro.stem_stride, macro.resolution).layer,
+            tuple({op: BlockKey(op, shape, size).layer for op in OPS} for shape, size in zip(macro.layers, sizes)),
+            HeadKey(macro.last_channels, macro.head_channels, sizes[-1], macro.num_classes).layer,
+        )
 
+    def network(self, ops: tuple[str, ...]) -> tuple[LayerSpec, ...]:
+        """Stem, one layer per block of ``ops`` (at the macro's positions), head."""
+        if len(ops) != len(self.blocks):
+            raise ValueError(f"{len(ops)} block(s) for a macro of {len(self.blocks)} layers")
+        return (self.stem, *(by_op[op] for by_op, op in zip(self.blocks, ops)), self.head)
 
-def distinct_layers(macro: FBNetMacro) -> tuple[LayerSpec, ...]:
-    """Every layer key of the macro's networks once (network order, blocks in OPS order)."""
-    blocks = [(op, shape, size) for shape, size in zip(macro.layers, macro.input_sizes()) for op in OPS]
-    seen: dict[str, LayerSpec] = {}
-    for key in _keys(macro, blocks):
-        seen.setdefault(str(key), key.layer)
-    return tuple(seen.values())
+    def distinct(self) -> tuple[LayerSpec, ...]:
+        """Every layer key of the macro's networks once (network order, blocks in OPS order)."""
+        seen: dict[str, LayerSpec] = {}
+        for layer in (self.stem, *(layer for by_op in self.blocks for layer in by_op.values()), self.head):
+            seen.setdefault(layer.key, layer)
+        return tuple(seen.values())
 
 
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:

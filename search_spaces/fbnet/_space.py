@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -96,7 +97,7 @@ class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpac
     def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
         """``arch``'s network as lookup-table layers: stem, its 22 blocks, head, each keyed by its
         configuration (block, channels, stride, input size); see :mod:`search_spaces.fbnet._layers`."""
-        return _layers.network_layers(self.macro, self.ops(arch))
+        return self._layer_table.network(self.ops(arch))
 
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any FBNet key); its weights are drawn from ``seed`` only."""
@@ -104,7 +105,11 @@ class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpac
 
     def distinct_layers(self) -> tuple[LayerSpec, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
-        return _layers.distinct_layers(self.macro)
+        return self._layer_table.distinct()
+
+    @cached_property
+    def _layer_table(self) -> _layers.LayerTable:
+        return _layers.LayerTable.of(self.macro)
 
     def layer_kind(self, key: str) -> str:
         return _layers.parse_layer_key(key).kind

@@ -70,7 +70,7 @@ class OpKey(LayerKey):
     size: int
     PATTERN = re.compile(r"op:(?P<op>[a-z0-9_]+):c(?P<channels>\d+):h(?P<size>\d+)")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.op not in OPS:
             raise ArchitectureError(f"{str(self)!r} has unknown op {self.op!r}; allowed ops: {', '.join(OPS)}")
 
@@ -177,18 +177,17 @@ def network_layers(
     ops: tuple[str, ...], channels: int, cells_per_stage: int, resolution: int, num_classes: int
 ) -> tuple[LayerSpec, ...]:
     """The layers of the network whose cell has ``ops`` on its edges (NB201's string order)."""
-    keys: list[LayerKey] = [StemKey(channels, resolution)]
+    layers = [StemKey(channels, resolution).layer]
     size = resolution
     for stage in range(3):
         width = channels * 2**stage
         if stage > 0:
-            keys.append(ReductionKey(width // 2, width, size))
+            layers.append(ReductionKey(width // 2, width, size).layer)
             size //= 2
-        for _ in range(cells_per_stage):
-            keys.extend(OpKey(op, width, size) for op in ops)
-            keys.append(CellSumKey(width, size))
-    keys.append(HeadKey(channels * 4, size, num_classes))
-    return tuple(key.layer for key in keys)
+        cell = [*(OpKey(op, width, size).layer for op in ops), CellSumKey(width, size).layer]
+        layers.extend(cell * cells_per_stage)  # the cells of a stage are one configuration
+    layers.append(HeadKey(channels * 4, size, num_classes).layer)
+    return tuple(layers)
 
 
 def distinct_layers(channels: int, resolution: int, num_classes: int) -> tuple[LayerSpec, ...]:

@@ -37,6 +37,7 @@ from search_spaces.ofa._model import (
     NUM_LAYERS,
     NUM_STAGES,
     ConvSpec,
+    MBConvLayer,
     NetworkSpec,
     OFAConfig,
     conv_module,
@@ -103,7 +104,7 @@ class ConvKey(_Mapped):
 
     PATTERN = re.compile(rf"Conv-input:{_IN}-output:{_OUT}")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         self._check_stride(self.stride)
 
     @property
@@ -133,7 +134,7 @@ class MBConvKey(_Mapped):
         r"-stride:(?P<stride>\d+)-idskip:(?P<idskip>[01])-se:(?P<se>[01])-hs:(?P<hs>[01])"
     )
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         self._check_stride(self.stride)
         if self.idskip != int(self.stride == 1 and self.in_channels == self.out_channels):
             raise ArchitectureError(f"{str(self)!r}: idskip must be 1 exactly when stride is 1 and widths are equal")
@@ -157,7 +158,7 @@ class FinalExpandKey(_Mapped):
 
     PATTERN = re.compile(rf"Conv_1-input:{_IN}-output:{_OUT}")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if (self.in_height, self.in_width) != (self.out_height, self.out_width):
             raise ArchitectureError(f"{str(self)!r}: Conv_1 is a 1x1 conv of stride 1; its sizes must be equal")
 
@@ -238,47 +239,56 @@ def parse_layer_key(key: str) -> OFALayerKey:
     return parse_key(key, _KINDS, "OFA", KEY_FORMATS)  # type: ignore[return-value]
 
 
-def network_keys(spec: NetworkSpec) -> tuple[OFALayerKey, ...]:
-    """The keys of a network, as OFA's ``MBv3LatencyTable`` keys them: first conv, every MBConv
-    layer (with its expanded width, kernel, stride, identity skip, SE and hard swish flags),
-    final expand conv, global pooling, feature-mix conv and classifier."""
-    first = spec.first_conv
-    size = spec.resolution
-    out = _out_size(size, first.stride)
-    keys: list[OFALayerKey] = [ConvKey(size, size, first.in_channels, out, out, first.out_channels)]
-    size = out
-    for layer in spec.layers:
-        out = _out_size(size, layer.stride)
-        keys.append(
-            MBConvKey(
-                *(size, size, layer.in_channels, out, out, layer.out_channels),
-                expand=layer.mid_channels,
-                kernel=layer.kernel_size,
-                stride=layer.stride,
-                idskip=int(layer.residual),
-                se=int(layer.se),
-                hs=int(layer.activation is Activation.HSWISH),
-            )
-        )
-        size = out
+def _mbconv_key(layer: MBConvLayer, size: int) -> MBConvKey:
+    out = _out_size(size, layer.stride)
+    return MBConvKey(
+        *(size, size, layer.in_channels, out, out, layer.out_channels),
+        expand=layer.mid_channels,
+        kernel=layer.kernel_size,
+        stride=layer.stride,
+        idskip=int(layer.residual),
+        se=int(layer.se),
+        hs=int(layer.activation is Activation.HSWISH),
+    )
+
+
+def _head_keys(spec: NetworkSpec, size: int) -> tuple[OFALayerKey, ...]:
     expand, mix = spec.final_expand, spec.feature_mix
-    keys += [
+    return (
         FinalExpandKey(size, size, expand.in_channels, size, size, expand.out_channels),
         PoolKey(size, size, expand.out_channels, expand.out_channels),
         FeatureMixKey(mix.in_channels, mix.out_channels),
         LogitsKey(mix.out_channels, spec.num_classes),
-    ]
-    return tuple(keys)
+    )
 
 
-def network_layers(spec: NetworkSpec) -> tuple[LayerSpec, ...]:
-    """The layers of a network, keyed by :func:`network_keys`."""
-    return tuple(key.layer for key in network_keys(spec))
+def network_layers(spec: NetworkSpec, made: dict[tuple[object, int], LayerSpec] | None = None) -> tuple[LayerSpec, ...]:
+    """The layers of a network, keyed as OFA's ``MBv3LatencyTable`` keys them: first conv, every
+    MBConv layer (with its expanded width, kernel, stride, identity skip, SE and hard swish
+    flags), final expand conv, global pooling, feature-mix conv and classifier.
+
+    ``made`` (a space's own dict, kept across calls) holds each MBConv layer's entry by its spec
+    and input size: networks share most of theirs, and a key value costs more to make than to
+    look up."""
+    made = {} if made is None else made
+    first = spec.first_conv
+    size = spec.resolution
+    out = _out_size(size, first.stride)
+    layers = [ConvKey(size, size, first.in_channels, out, out, first.out_channels).layer]
+    size = out
+    for layer in spec.layers:
+        entry = made.get((layer, size))
+        if entry is None:
+            entry = made[(layer, size)] = _mbconv_key(layer, size).layer
+        layers.append(entry)
+        size = _out_size(size, layer.stride)
+    layers += [key.layer for key in _head_keys(spec, size)]
+    return tuple(layers)
 
 
 def lut_keys(spec: NetworkSpec) -> list[str]:
     """The Note10 LUT keys of a network: the keys of :func:`network_layers`, in order."""
-    return [str(key) for key in network_keys(spec)]
+    return [layer.key for layer in network_layers(spec)]
 
 
 def distinct_layers(

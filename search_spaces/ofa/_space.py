@@ -170,7 +170,11 @@ class OFASpace(LayeredSpace, GraphSpace, SupernetSpace, BatchFlopsSpace, Conditi
         """``arch``'s network as lookup-table layers whose keys are Once-for-All's Note10 LUT keys
         (first conv, MBConv layers, final expand, pooling, feature mix, classifier); see
         :mod:`search_spaces.ofa._layers`."""
-        return _layers.network_layers(self.spec(arch))
+        return _layers.network_layers(self.spec(arch), self._made_layers)
+
+    @cached_property
+    def _made_layers(self) -> dict[tuple[object, int], LayerSpec]:
+        return {}
 
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any OFA key); its weights are drawn from ``seed`` only."""
