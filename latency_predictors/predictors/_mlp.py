@@ -1,6 +1,6 @@
 """An ensemble of small MLPs on the space's features, with calibrated prediction intervals.
 
-Features (version 2) are the space's feature matrix (:mod:`._features`: one-hot genes, value counts) and the log
+Features (version 2) are the space's features (:mod:`._features`: one-hot genes, value counts) and the log
 of the space's analytic costs (:mod:`._analytic`: FLOPs, parameters, memory traffic, those the
 space gives), standardised with the training mean and standard deviation (a constant column keeps
 std 1). The target is ``log y``
