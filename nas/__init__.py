@@ -4,8 +4,26 @@ This package imports neither ``search_spaces`` nor ``latency_predictors`` nor Hy
 into the small interfaces defined here.
 """
 
-from nas._architecture import Architecture, GeneValue
+from nas._architecture import Architecture, ArchitectureError, GeneValue
+from nas._capabilities import (
+    AdditiveSpace,
+    BatchFlopsSpace,
+    BoundedSpace,
+    ConditionalSpace,
+    DerivedFeaturesSpace,
+    FlopsSpace,
+    GeneLabelledGraphSpace,
+    GraphSpace,
+    IsomorphicSpace,
+    LayeredSpace,
+    LayerSpec,
+    LayerStats,
+    SupernetSpace,
+    features_version,
+    isomorphism_classes,
+)
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
+from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import (
@@ -15,26 +33,38 @@ from nas._predictor import (
     PredictorMismatchError,
     TransferPredictor,
 )
-from nas._space import ArchitectureError, Gene, LayerSpec, SearchSpace
+from nas._space import Gene, SearchSpace
 from nas._supernet import Supernet
 from nas.predictor_file import PredictorFileError
 
 __all__ = [
+    "AdditiveSpace",
     "Architecture",
     "ArchitectureError",
     "ArchitectureGraph",
+    "BatchFlopsSpace",
+    "BoundedSpace",
     "Candidate",
+    "ConditionalSpace",
     "Constraint",
     "Cost",
     "DEVICE_FILE",
+    "DerivedFeaturesSpace",
     "Device",
     "DeviceFileError",
     "Direction",
+    "FlopsSpace",
     "Gene",
-    "LayerSpec",
+    "GeneEncoding",
+    "GeneLabelledGraphSpace",
     "GeneValue",
     "GraphBatch",
+    "GraphSpace",
     "IntervalPredictor",
+    "IsomorphicSpace",
+    "LayerSpec",
+    "LayerStats",
+    "LayeredSpace",
     "Objective",
     "ObjectiveError",
     "PredictedObjective",
@@ -45,4 +75,7 @@ __all__ = [
     "read_device_record",
     "Supernet",
     "TransferPredictor",
+    "SupernetSpace",
+    "features_version",
+    "isomorphism_classes",
 ]

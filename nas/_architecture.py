@@ -10,6 +10,10 @@ from typing import Any
 GeneValue = int | float | str
 
 
+class ArchitectureError(ValueError):
+    """An architecture string or gene value that the space does not accept."""
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One network of one search space, as plain immutable data.
@@ -23,10 +27,10 @@ class Architecture:
     space: str
     genes: tuple[tuple[str, GeneValue], ...]
     string: str
-    #: Each gene's choice index, one byte per gene, and the space's choice layout they index
-    #: into: set by the space that made the architecture, so that turning a batch into an index
-    #: matrix (what every predictor does first) is one join instead of a lookup per gene. Not
-    #: part of the value: equality, hashing and the string ignore them.
+    #: Each gene's choice index, one byte per gene, and the space's gene encoding they index
+    #: into (a ``nas.GeneEncoding``): set by the space that made the architecture, so that turning
+    #: a batch into an index matrix (what every predictor does first) is one join instead of a
+    #: lookup per gene. Not part of the value: equality, hashing and the string ignore them.
     choice_codes: bytes = field(default=b"", compare=False, repr=False)
     layout: object = field(default=None, compare=False, repr=False)
 

@@ -69,7 +69,7 @@ class ArchitectureGraph:
 class GraphBatch:
     """Many graphs of one space as arrays, padded to the most nodes: what graph predictors read.
 
-    ``labels`` (G, N) int64 indexes the space's :meth:`~nas.SearchSpace.graph_labels`, ``-1`` on
+    ``labels`` (G, N) int64 indexes the space's :meth:`~nas.GraphSpace.graph_labels`, ``-1`` on
     padding nodes; ``attributes`` (G, N, A) float64 is zero on padding nodes (it may be a
     read-only broadcast view where every graph has the same attributes); ``adjacency`` (P, N, N)
     bool holds each distinct wiring once (``[p, src, dst]``) and ``pattern`` (G,) int64 names a

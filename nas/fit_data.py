@@ -58,7 +58,7 @@ def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
     a LightGBM predictor fitted on first rows reaches Spearman 0.997 on nb201 pi5_onnx with 900
     rows, against 0.979 fitted on the rows themselves.
 
-    So when ``classes`` (one class id per row, e.g. ``space.isomorphism_classes``) is given and
+    So when ``classes`` (one class id per row, e.g. ``nas.isomorphism_classes(space, archs)``) is given and
     the column's finite values are equal within every class, and some class holds more than one of
     them, each row maps to its class's first row with a finite value; otherwise (and for rows
     without a value) to itself.

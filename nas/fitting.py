@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from nas._architecture import Architecture
+from nas._architecture import Architecture, ArchitectureError
+from nas._capabilities import isomorphism_classes
 from nas._predictor import IntervalPredictor, Predictor, TransferPredictor
-from nas._space import ArchitectureError, SearchSpace
+from nas._space import SearchSpace
 from nas.fit_data import FewShotPool, FitSplit
 from nas.predictor_metrics import prediction_metrics
 from nas.tables import ARCHS_FILE, BenchmarkTable
@@ -57,7 +58,7 @@ class ParsedTable:
                 raise ArchitectureError(
                     f"{table.directory / ARCHS_FILE} row {row} is not a {space.name} architecture: {error}"
                 ) from None
-        return cls(space, table, tuple(archs), space.isomorphism_classes(archs))
+        return cls(space, table, tuple(archs), isomorphism_classes(space, archs))
 
     def fingerprint(self, device: str) -> str:
         """The fingerprint of what column ``device`` was measured on (``BenchmarkTable.device``)."""

@@ -7,29 +7,51 @@ A space's test module subclasses :class:`SearchSpaceContract` and overrides the 
         def space(self) -> SearchSpace:
             return MySpace()
 
-A space with a supernet also subclasses :class:`SupernetContract` the same way (its ``supernet``
-fixture defaults to ``space.supernet()``). Every test here is cheap (a handful of samples, a few
-builds, one ONNX export), so a space gets the whole contract on every run.
+:class:`SearchSpaceContract` also holds the contract of every optional ability
+(:mod:`nas._capabilities`) the space has: each is a contract of its own (:class:`GraphContract`,
+:class:`FlopsContract`, ...) whose tests skip a space without the ability, so a space is tested
+on an ability the day it declares it. A space with a supernet also subclasses
+:class:`SupernetContract` the same way (its ``supernet`` fixture defaults to
+``space.supernet()``), and a layered space :class:`LayerContract`. Every test here is cheap (a
+handful of samples, a few builds, one ONNX export), so a space gets the whole contract on every run.
 """
 
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 import torch
 
 from nas._architecture import Architecture
+from nas._capabilities import (
+    AdditiveSpace,
+    BatchFlopsSpace,
+    BoundedSpace,
+    ConditionalSpace,
+    DerivedFeaturesSpace,
+    FlopsSpace,
+    GraphSpace,
+    IsomorphicSpace,
+    LayeredSpace,
+    LayerSpec,
+    SupernetSpace,
+)
 from nas._predictor import IntervalPredictor, Predictor, PredictorMismatchError
-from nas._space import ArchitectureError, LayerSpec, SearchSpace
+from nas._space import ArchitectureError, SearchSpace
 from nas._supernet import Supernet
 from nas.predictor_file import HEADER_FIELDS, read_header, read_predictor_file, write_predictor_file
 
 #: Seeds of the sampled architectures every string test walks through.
 SAMPLE_SEEDS: tuple[int, ...] = (0, 1, 2)
 SAMPLES_PER_SEED = 8
+
+_Ability = TypeVar("_Ability", bound=SearchSpace)
 
 
 def _sampled(space: SearchSpace) -> list[Architecture]:
@@ -40,12 +62,181 @@ def _sampled(space: SearchSpace) -> list[Architecture]:
     return archs
 
 
-class SearchSpaceContract:
-    """What every :class:`SearchSpace` must satisfy; not collected itself (no ``Test`` prefix)."""
+def _with_extremes(space: SearchSpace, archs: list[Architecture]) -> list[Architecture]:
+    """``archs``, then the smallest and largest architectures where the space names them."""
+    return [*archs, space.smallest(), space.largest()] if isinstance(space, BoundedSpace) else archs
 
+
+def _require(space: SearchSpace, ability: type[_Ability]) -> _Ability:
+    """``space`` as an instance of ``ability``; the test is skipped for a space without it."""
+    if not isinstance(space, ability):
+        pytest.skip(f"{space.name} is no {ability.__name__}")
+    return space
+
+
+class _SpaceFixture:
     @pytest.fixture
     def space(self) -> SearchSpace:
-        raise NotImplementedError("a SearchSpaceContract subclass must override the `space` fixture")
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override the `space` fixture")
+
+
+class EncodingContract(_SpaceFixture):
+    """What a space's gene encoding (``space.encoding``) must satisfy."""
+
+    def test_gene_indices_from_choice_codes_equal_lookups(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        encoding = space.encoding
+        # the same values made without the space: no choice codes, each gene looked up
+        plain = [Architecture(space=a.space, genes=a.genes, string=a.string) for a in archs]
+        assert plain == archs
+        np.testing.assert_array_equal(encoding.indices(archs), encoding.indices(plain))
+        np.testing.assert_array_equal(encoding.indices(archs[:1] + plain[1:]), encoding.indices(plain))
+
+    def test_an_equal_space_encodes_the_architectures_alike(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        twin = copy.deepcopy(space)  # equal genes, another encoding object
+        assert twin.encoding == space.encoding and twin.encoding is not space.encoding
+        expected = space.encoding.indices(archs)
+        np.testing.assert_array_equal(twin.encoding.indices(archs), expected)
+        mixed = [twin.parse(a.string) if k % 2 else a for k, a in enumerate(archs)]
+        np.testing.assert_array_equal(space.encoding.indices(mixed), expected)
+
+    def test_architectures_of_another_space_are_refused(self, space: SearchSpace) -> None:
+        arch = space.sample(np.random.default_rng(0))
+        foreign = Architecture(space=f"not_{space.name}", genes=arch.genes, string=arch.string)
+        with pytest.raises(ArchitectureError, match=f"not_{space.name}"):
+            space.encoding.indices([foreign])
+
+    def test_encode_is_one_hot_per_gene(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        features = space.encoding.encode(archs)
+        widths = [len(g.choices) for g in space.genes()]
+        assert features.shape == (len(archs), sum(widths)) == (len(archs), space.encoding.width)
+        assert set(np.unique(features)) <= {0.0, 1.0}
+        offsets = np.cumsum([0, *widths])
+        for start, stop in zip(offsets[:-1], offsets[1:]):
+            np.testing.assert_array_equal(features[:, start:stop].sum(axis=1), 1.0)
+
+    def test_value_counts_count_the_active_genes(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        encoding = space.encoding
+        indices = encoding.indices(archs)
+        active = space.active_mask(indices) if isinstance(space, ConditionalSpace) else None
+        counts = encoding.counts(indices, active)
+        assert counts.shape == (len(archs), len(encoding.count_names())) == (len(archs), encoding.count_width)
+        expected = indices.shape[1] if active is None else active.sum(axis=1)
+        np.testing.assert_array_equal(counts.sum(axis=1), expected)  # each active gene counted once
+
+    def test_sum_per_choice_is_the_one_hot_product(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        costs = np.arange(space.encoding.width, dtype=np.float64) ** 1.5
+        indices = space.encoding.indices(archs)
+        np.testing.assert_allclose(
+            space.encoding.sum_per_choice(indices, costs), space.encoding.encode(archs) @ costs, rtol=1e-12
+        )
+
+
+class GraphContract(_SpaceFixture):
+    """What a :class:`~nas.GraphSpace` must satisfy."""
+
+    def test_graph_batch_is_the_graphs_one_at_a_time(self, space: SearchSpace) -> None:
+        from nas._graph import GraphBatch
+
+        space = _require(space, GraphSpace)
+        archs = _with_extremes(space, _sampled(space))
+        graphs = [space.graph(a) for a in archs]
+        expected, batch = GraphBatch.of(graphs, space.graph_labels()), space.graph_batch(archs)
+        for field in ("labels", "attributes", "adjacency", "pattern", "pattern_nodes"):
+            np.testing.assert_array_equal(getattr(batch, field), getattr(expected, field), err_msg=field)
+        single = space.graph_batch(archs[-1:])
+        np.testing.assert_array_equal(single.labels[0], expected.labels[-1, : single.labels.shape[1]])
+
+    def test_graph_labels_are_distinct_and_graphs_acyclic(self, space: SearchSpace) -> None:
+        space = _require(space, GraphSpace)
+        vocabulary = space.graph_labels()
+        assert len(set(vocabulary)) == len(vocabulary)
+        for arch in _sampled(space)[:8]:
+            graph = space.graph(arch)
+            assert set(graph.labels) <= set(vocabulary)
+            assert all(src < dst for src, dst in graph.edges)  # topological numbering: a DAG
+            assert space.graph(space.parse(arch.string)) == graph  # a value: equal architectures, equal graphs
+
+
+class FlopsContract(_SpaceFixture):
+    """What a :class:`~nas.FlopsSpace` (and a :class:`~nas.BatchFlopsSpace`) must satisfy."""
+
+    def test_flops_are_the_built_networks(self, space: SearchSpace) -> None:
+        from nas._objective import Candidate
+        from nas.objectives import Flops
+
+        space = _require(space, FlopsSpace)
+        archs = _with_extremes(space, _sampled(space)[:2])
+        assert [float(space.flops(a)) for a in archs] == [Flops()(Candidate(a, space)) for a in archs]
+
+    def test_batch_flops_equal_flops_one_at_a_time(self, space: SearchSpace) -> None:
+        space = _require(space, BatchFlopsSpace)
+        archs = _with_extremes(space, _sampled(space))
+        many = space.batch_flops(space.encoding.indices(archs))
+        assert many.dtype == np.float64
+        np.testing.assert_array_equal(many, [float(space.flops(a)) for a in archs])
+
+    def test_smallest_and_largest_bound_the_flops(self, space: SearchSpace) -> None:
+        space = _require(_require(space, FlopsSpace), BoundedSpace)
+        sampled = [space.flops(a) for a in _sampled(space)]
+        assert space.flops(space.smallest()) <= min(sampled) and max(sampled) <= space.flops(space.largest())
+
+
+class ConditionalContract(_SpaceFixture):
+    """What a :class:`~nas.ConditionalSpace` must satisfy: an inactive gene changes no network."""
+
+    def test_inactive_genes_do_not_change_the_architecture(self, space: SearchSpace) -> None:
+        space = _require(space, ConditionalSpace)
+        archs = _sampled(space)
+        mask = space.active_mask(space.encoding.indices(archs))
+        assert mask.shape == (len(archs), len(space.genes())) and mask.dtype == bool
+        assert not mask.all(), "a conditional space whose genes are all active in every sample"
+        for arch, active in zip(archs, mask):
+            for gene, used in zip(space.genes(), active):
+                if not used:
+                    for value in gene.choices:
+                        assert space.architecture({**arch.params, gene.name: value}) == arch, gene.name
+
+
+class IsomorphismContract(_SpaceFixture):
+    """What an :class:`~nas.IsomorphicSpace` must satisfy."""
+
+    def test_classes_are_integers_per_row_and_merge_some_architectures(self, space: SearchSpace) -> None:
+        space = _require(space, IsomorphicSpace)
+        archs = list(space.enumerate()) if space.size() <= 100_000 else _sampled(space)
+        indices = space.encoding.indices(archs)
+        classes = space.isomorphism_classes_of(indices)
+        assert classes.shape == (len(archs),) and np.issubdtype(classes.dtype, np.integer)
+        np.testing.assert_array_equal(
+            classes[:5], [space.isomorphism_classes_of(indices[k : k + 1])[0] for k in range(5)]
+        )
+        assert len(np.unique(classes)) < len(archs), "no two architectures share a class"
+
+
+class DerivedFeaturesContract(_SpaceFixture):
+    """What a :class:`~nas.DerivedFeaturesSpace` must satisfy."""
+
+    def test_derived_features_are_float32_rows_of_one_width(self, space: SearchSpace) -> None:
+        space = _require(space, DerivedFeaturesSpace)
+        archs = _sampled(space)
+        indices = space.encoding.indices(archs)
+        derived = space.derived_features(indices)
+        assert derived.dtype == np.float32 and derived.shape[0] == len(archs) and derived.shape[1] > 0
+        np.testing.assert_array_equal(
+            derived, np.vstack([space.derived_features(indices[k : k + 1]) for k in range(len(archs))])
+        )
+        assert isinstance(space.FEATURES_VERSION, int) and space.FEATURES_VERSION > 1
+
+
+class SearchSpaceContract(
+    EncodingContract, GraphContract, FlopsContract, ConditionalContract, IsomorphismContract, DerivedFeaturesContract
+):
+    """What every :class:`SearchSpace` must satisfy, and each optional ability it has; not
+    collected itself (no ``Test`` prefix)."""
 
     @pytest.fixture
     def num_classes(self, space: SearchSpace) -> int:
@@ -82,83 +273,6 @@ class SearchSpaceContract:
         assert list(distributions) == [g.name for g in space.genes()]
         for gene in space.genes():
             assert tuple(distributions[gene.name].choices) == gene.choices
-
-    def test_gene_indices_from_choice_codes_equal_lookups(self, space: SearchSpace) -> None:
-        archs = _sampled(space)
-        # the same values made without the space: no choice codes, each gene looked up
-        plain = [Architecture(space=a.space, genes=a.genes, string=a.string) for a in archs]
-        assert plain == archs
-        np.testing.assert_array_equal(space.gene_indices(archs), space.gene_indices(plain))
-        np.testing.assert_array_equal(space.gene_indices(archs[:1] + plain[1:]), space.gene_indices(plain))
-
-    def test_encode_is_one_hot_per_gene(self, space: SearchSpace) -> None:
-        archs = _sampled(space)
-        features = space.encode(archs)
-        widths = [len(g.choices) for g in space.genes()]
-        assert features.shape == (len(archs), sum(widths))
-        assert set(np.unique(features)) <= {0.0, 1.0}
-        offsets = np.cumsum([0, *widths])
-        for start, stop in zip(offsets[:-1], offsets[1:]):
-            np.testing.assert_array_equal(features[:, start:stop].sum(axis=1), 1.0)
-
-    def test_count_features_count_the_active_genes(self, space: SearchSpace) -> None:
-        archs = _sampled(space)
-        counts = space.count_features(archs)
-        assert counts.shape == (len(archs), len(space.count_feature_names()))
-        for arch, row in zip(archs, counts):
-            active = space.active_genes(arch)
-            assert set(active) <= {g.name for g in space.genes()}
-            assert row.sum() == len(active), arch.string  # each active gene counted once
-        derived = space.derived_features(space.gene_indices(archs))
-        assert derived.shape[0] == len(archs)
-        features = space.features(archs)
-        assert features.shape == (len(archs), space.encode(archs).shape[1] + counts.shape[1] + derived.shape[1])
-        np.testing.assert_array_equal(features, np.vstack([space.features([a]) for a in archs]))
-
-    def test_batched_flops_equal_flops_one_at_a_time(self, space: SearchSpace) -> None:
-        archs = [*_sampled(space), space.smallest(), space.largest()]
-        many = space.flops_many(archs)
-        if not callable(getattr(space, "flops", None)):
-            assert many is None
-            return
-        assert many is not None and many.dtype == np.float64
-        np.testing.assert_array_equal(many, [float(space.flops(a)) for a in archs])  # type: ignore[attr-defined]
-
-    def test_batched_params_and_traffic_add_up_to_the_built_network(self, space: SearchSpace) -> None:
-        archs = [*_sampled(space)[:3], space.smallest(), space.largest()]
-        many = space.params_and_traffic_many(space.gene_indices(archs))
-        if many is None:
-            assert not space.ADDS_UP_OVER_GENES
-            return
-        np.testing.assert_allclose(many, [space.params_and_traffic(a) for a in archs], rtol=1e-12)
-        # the layers partition the network: their parameters are the built model's, counted by torch
-        built = [sum(p.numel() for p in space.build(a).parameters()) for a in archs]
-        np.testing.assert_array_equal(many[:, 0], built)
-        assert np.all(many[:, 1] > many[:, 0])
-
-    def test_flops_of_layers_are_the_built_networks(self, space: SearchSpace) -> None:
-        from nas._objective import Candidate
-        from nas.objectives import Flops
-
-        archs = [*_sampled(space)[:2], space.smallest(), space.largest()]
-        built = [Flops()(Candidate(a, space)) for a in archs]
-        assert [space.flops_of_layers(a) for a in archs] == built
-        if callable(getattr(space, "flops", None)):  # a space's own count agrees with torch's counter
-            assert [float(space.flops(a)) for a in archs] == built  # type: ignore[attr-defined]
-
-    def test_graph_batch_is_the_graphs_one_at_a_time(self, space: SearchSpace) -> None:
-        from nas._graph import GraphBatch
-
-        archs = [*_sampled(space), space.smallest(), space.largest()]
-        try:
-            graphs = [space.graph(a) for a in archs]
-        except NotImplementedError:
-            pytest.skip(f"{space.name} draws no graphs")
-        expected, batch = GraphBatch.of(graphs, space.graph_labels()), space.graph_batch(archs)
-        for field in ("labels", "attributes", "adjacency", "pattern", "pattern_nodes"):
-            np.testing.assert_array_equal(getattr(batch, field), getattr(expected, field), err_msg=field)
-        single = space.graph_batch(archs[-1:])
-        np.testing.assert_array_equal(single.labels[0], expected.labels[-1, : single.labels.shape[1]])
 
     def test_sampling_is_deterministic_per_seed(self, space: SearchSpace) -> None:
         first = [space.sample(np.random.default_rng(7)) for _ in range(5)]
@@ -205,19 +319,19 @@ class SupernetContract:
     """
 
     @pytest.fixture
-    def space(self) -> SearchSpace:
+    def space(self) -> SupernetSpace:
         raise NotImplementedError("a SupernetContract subclass must override the `space` fixture")
 
     @pytest.fixture
-    def supernet(self, space: SearchSpace) -> Supernet:
+    def supernet(self, space: SupernetSpace) -> Supernet:
         return space.supernet()
 
     @pytest.fixture
-    def archs(self, space: SearchSpace) -> list[Architecture]:
+    def archs(self, space: SupernetSpace) -> list[Architecture]:
         sampled = [space.sample(np.random.default_rng(seed)) for seed in SUPERNET_SEEDS]
         return [*sampled, space.smallest(), space.largest()]
 
-    def test_subnet_matches_supernet(self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]) -> None:
+    def test_subnet_matches_supernet(self, space: SupernetSpace, supernet: Supernet, archs: list[Architecture]) -> None:
         give_batchnorm_statistics(space, supernet, archs, seed=0)
         supernet.eval()
         for index, arch in enumerate(archs):
@@ -229,7 +343,7 @@ class SupernetContract:
             np.testing.assert_allclose(shared.numpy(), alone.numpy(), rtol=0, atol=SUPERNET_ATOL, err_msg=arch.string)
 
     def test_subnet_has_the_structure_build_gives(
-        self, space: SearchSpace, supernet: Supernet, archs: list[Architecture]
+        self, space: SupernetSpace, supernet: Supernet, archs: list[Architecture]
     ) -> None:
         for arch in (archs[0], space.smallest(), space.largest()):
             subnet, built = supernet.subnet(arch), space.build(arch)
@@ -237,7 +351,7 @@ class SupernetContract:
             shapes = {k: v.shape for k, v in subnet.state_dict().items()}
             assert shapes == {k: v.shape for k, v in built.state_dict().items()}, arch.string
 
-    def test_subnet_is_independent_of_the_supernet(self, space: SearchSpace, supernet: Supernet) -> None:
+    def test_subnet_is_independent_of_the_supernet(self, space: SupernetSpace, supernet: Supernet) -> None:
         arch = space.largest()
         before = {k: v.clone() for k, v in supernet.state_dict().items()}
         subnet = supernet.subnet(arch).train()
@@ -252,7 +366,7 @@ class SupernetContract:
         unchanged = [k for k in before if torch.equal(before[k], after[k])]
         assert unchanged == list(before), "training a subnet changed the supernet"
 
-    def test_forward_does_not_depend_on_the_previous_call(self, space: SearchSpace, supernet: Supernet) -> None:
+    def test_forward_does_not_depend_on_the_previous_call(self, space: SupernetSpace, supernet: Supernet) -> None:
         supernet.eval()
         first, second = space.largest(), space.sample(np.random.default_rng(11))
         x_first = space.example_input(batch_size=2, seed=3, arch=first)
@@ -265,7 +379,7 @@ class SupernetContract:
             again = supernet(x_first, first)
         assert torch.equal(before, again)
 
-    def test_foreign_architecture_is_refused(self, space: SearchSpace, supernet: Supernet) -> None:
+    def test_foreign_architecture_is_refused(self, space: SupernetSpace, supernet: Supernet) -> None:
         arch = space.sample(np.random.default_rng(0))
         foreign = Architecture(space=f"not_{space.name}", genes=arch.genes, string=arch.string)
         x = space.example_input(batch_size=1, arch=arch)
@@ -275,7 +389,7 @@ class SupernetContract:
             supernet.subnet(foreign)
 
     def test_subnet_onnx_export_matches_onnxruntime(
-        self, space: SearchSpace, supernet: Supernet, tmp_path: Path
+        self, space: SupernetSpace, supernet: Supernet, tmp_path: Path
     ) -> None:
         pytest.importorskip("onnxruntime")
         from nas.export import assert_parity, export_onnx
@@ -317,31 +431,31 @@ LAYER_SEEDS: tuple[int, ...] = (0, 1)
 
 
 class LayerContract:
-    """What a space that lists its networks as lookup-table layers must satisfy (``layers`` and
-    ``build_layer``); not collected itself (no ``Test`` prefix). Override ``space`` as for
-    :class:`SearchSpaceContract`.
+    """What a :class:`~nas.LayeredSpace` (networks listed as lookup-table layers) must satisfy,
+    and an :class:`~nas.AdditiveSpace` too; not collected itself (no ``Test`` prefix). Override
+    ``space`` as for :class:`SearchSpaceContract`.
     """
 
     @pytest.fixture
-    def space(self) -> SearchSpace:
+    def space(self) -> LayeredSpace:
         raise NotImplementedError("a LayerContract subclass must override the `space` fixture")
 
     @pytest.fixture
-    def layer_archs(self, space: SearchSpace) -> list[Architecture]:
+    def layer_archs(self, space: LayeredSpace) -> list[Architecture]:
         return [space.sample(np.random.default_rng(seed)) for seed in LAYER_SEEDS]
 
     def test_distinct_layers_hold_every_layer_of_every_network(
-        self, space: SearchSpace, layer_archs: list[Architecture]
+        self, space: LayeredSpace, layer_archs: list[Architecture]
     ) -> None:
         distinct = space.distinct_layers()
         assert len({layer.key for layer in distinct}) == len(distinct), "distinct_layers repeats a key"
         known = set(distinct)
-        for arch in [*layer_archs, space.smallest(), space.largest()]:
+        for arch in _with_extremes(space, layer_archs):
             missing = [layer.key for layer in space.layers(arch) if layer not in known]
             assert not missing, f"{arch.string}: {missing[:3]} not in distinct_layers()"
 
     def test_layers_chain_from_the_input_to_the_logits(
-        self, space: SearchSpace, layer_archs: list[Architecture]
+        self, space: LayeredSpace, layer_archs: list[Architecture]
     ) -> None:
         """Each built layer runs on an input of its ``input_shape`` and its output has the next
         layer's input shape; the first takes the network's input, the last gives the logits."""
@@ -358,13 +472,13 @@ class LayerContract:
             assert tuple(x.shape) == (1, space.num_classes), arch.string
             assert torch.isfinite(x).all(), arch.string
 
-    def test_layer_parameters_add_up_to_the_network(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
+    def test_layer_parameters_add_up_to_the_network(self, space: LayeredSpace, layer_archs: list[Architecture]) -> None:
         for arch in layer_archs:
             network = sum(p.numel() for p in space.build(arch).parameters())
             layers = sum(p.numel() for layer in space.layers(arch) for p in space.build_layer(layer).parameters())
             assert layers == network, arch.string
 
-    def test_equal_keys_build_equal_layers(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
+    def test_equal_keys_build_equal_layers(self, space: LayeredSpace, layer_archs: list[Architecture]) -> None:
         """A key names one computation: every occurrence has one input shape, and a layer rebuilt
         from its key and seed alone has the same weights (keys are data, enough to re-measure)."""
         shapes: dict[str, tuple[int, ...]] = {}
@@ -377,7 +491,7 @@ class LayerContract:
             assert first.keys() == again.keys(), key
             assert all(torch.equal(first[name], again[name]) for name in first), key
 
-    def test_bad_layers_are_refused(self, space: SearchSpace, layer_archs: list[Architecture]) -> None:
+    def test_bad_layers_are_refused(self, space: LayeredSpace, layer_archs: list[Architecture]) -> None:
         """An unknown key, or an input shape its key contradicts, raises ValueError."""
         with pytest.raises(ValueError, match="__no_such_layer__"):
             space.build_layer(LayerSpec("__no_such_layer__", (3, 8, 8)))
@@ -387,10 +501,46 @@ class LayerContract:
             space.build_layer(LayerSpec(layer.key, wrong))
 
     def test_layers_of_an_architecture_are_deterministic(
-        self, space: SearchSpace, layer_archs: list[Architecture]
+        self, space: LayeredSpace, layer_archs: list[Architecture]
     ) -> None:
         arch = layer_archs[0]
         assert space.layers(arch) == space.layers(space.parse(arch.string))
+
+    def test_layer_stats_add_up_to_the_built_network(
+        self, space: LayeredSpace, layer_archs: list[Architecture]
+    ) -> None:
+        """The layers partition the network: their parameters are the built model's (counted by
+        torch) and their FLOPs what ``nas.objectives.Flops`` counts on it (the space's own count
+        where it has one: :class:`FlopsContract` ties that to the built network)."""
+        from nas._objective import Candidate
+        from nas.objectives import Flops
+
+        for arch in _with_extremes(space, layer_archs):
+            stats = space.layer_stats(space.layers(arch))
+            assert sum(s.params for s in stats) == sum(p.numel() for p in space.build(arch).parameters()), arch.string
+            counted = space.flops(arch) if isinstance(space, FlopsSpace) else Flops()(Candidate(arch, space))
+            assert float(sum(s.flops for s in stats)) == float(counted), arch.string
+            assert all(s.traffic > s.params for s in stats), arch.string
+
+    def test_additive_layers_are_a_constant_plus_one_term_per_gene(
+        self, space: LayeredSpace, layer_archs: list[Architecture]
+    ) -> None:
+        """In an :class:`~nas.AdditiveSpace` a network's layer-key counts are the first choices'
+        plus, per gene, what its value changes from the first choice alone."""
+        space = _require(space, AdditiveSpace)
+        genes = space.genes()
+        base = {g.name: g.choices[0] for g in genes}
+
+        def counts(arch: Architecture) -> Counter[str]:
+            return Counter(layer.key for layer in space.layers(arch))
+
+        first = counts(space.architecture(base))
+        for arch in layer_archs:
+            total = Counter(first)
+            for gene in genes:
+                total.update(counts(space.architecture({**base, gene.name: arch[gene.name]})))
+                total.subtract(first)
+            assert +total == counts(arch), arch.string
 
 
 # Predictor contract

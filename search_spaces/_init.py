@@ -14,8 +14,6 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from nas import ArchitectureError, LayerSpec
-
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
@@ -51,20 +49,3 @@ def initialise(model: nn.Module, generator: torch.Generator) -> None:
                 # to_empty left this module's memory uninitialised: refuse rather than return garbage.
                 raise TypeError(f"no initialisation rule for {type(module).__name__}")
             reset()
-
-
-def build_keyed_layer(
-    layer: LayerSpec,
-    layer_of_key: Callable[[str], LayerSpec],
-    module_of_key: Callable[[str], nn.Module],
-    seed: int,
-) -> nn.Module:
-    """A space's ``build_layer``: the key is parsed (it alone must rebuild the layer, so a profile
-    can be re-measured later), its input shape checked against ``layer``'s, and the module built
-    from ``seed`` alone."""
-    expected = layer_of_key(layer.key)
-    if tuple(layer.input_shape) != expected.input_shape:
-        raise ArchitectureError(
-            f"layer {layer.key!r} takes inputs of shape {expected.input_shape}, not {tuple(layer.input_shape)}"
-        )
-    return materialise(lambda: module_of_key(layer.key), seed)

@@ -1,6 +1,7 @@
 """Layer profiles: latencies of a space's distinct layers, for lookup-table predictors.
 
-A network's layers come from ``space.layers(arch)`` as :class:`nas.LayerSpec` (a key naming the
+A network's layers come from ``space.layers(arch)`` of a :class:`nas.LayeredSpace` as
+:class:`nas.LayerSpec` (a key naming the
 computation and one sample's input shape); a layer is measured alone as
 ``space.build_layer(layer)`` on a random input of ``(batch_size, *layer.input_shape)``.
 
@@ -12,7 +13,6 @@ keys already in the file are not measured again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +32,7 @@ from latency_predictors.measure._profile import (
     open_manifest,
 )
 from latency_predictors.measure._runtimes import Runtime
-from nas import Architecture, ArchitectureError, Device, LayerSpec, SearchSpace
+from nas import Architecture, ArchitectureError, BoundedSpace, Device, LayeredSpace, LayerSpec, SearchSpace
 
 log = logging.getLogger("hwnas.profile")
 
@@ -40,8 +40,19 @@ LAYERS_FILE = "layers.csv"
 LAYER_COLUMNS = ("key", "input_shape", "latency_ms", "iqr_ms", "repeats")
 
 
+def check_layered(space: SearchSpace) -> LayeredSpace:
+    """``space`` itself, refused unless it lists its networks' layers."""
+    if not isinstance(space, LayeredSpace):
+        raise TypeError(
+            f"{space!r} does not list its networks' layers (it is no nas.LayeredSpace); profile whole "
+            "networks only (layers=false)"
+        )
+    return space
+
+
 def distinct_layers(space: SearchSpace, archs: Iterable[Architecture]) -> list[LayerSpec]:
     """The layers of ``archs``, each key once, in first-seen order (stem to head, arch by arch)."""
+    space = check_layered(space)
     seen: dict[str, LayerSpec] = {}
     for arch in archs:
         for layer in space.layers(arch):
@@ -59,10 +70,7 @@ def covering_architectures(space: SearchSpace) -> list[Architecture]:
     the smallest and largest (where the space names them) and, for each choice position j, the
     architecture taking every gene's j-th choice (modulo its count): per-gene coverage of every
     value. For NB201 these are its 5 uniform cells, which hold every op at every stage."""
-    archs: list[Architecture] = []
-    for named in (space.smallest, space.largest):
-        with contextlib.suppress(NotImplementedError):
-            archs.append(named())
+    archs: list[Architecture] = [space.smallest(), space.largest()] if isinstance(space, BoundedSpace) else []
     genes = space.genes()
     for j in range(max(len(g.choices) for g in genes)):
         try:
@@ -82,6 +90,7 @@ def all_layers(space: SearchSpace, rng: np.random.Generator, patience: int = 200
     """
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
+    space = check_layered(space)
     seen: dict[str, LayerSpec] = {layer.key: layer for layer in distinct_layers(space, covering_architectures(space))}
     quiet = 0
     while quiet < patience:
@@ -146,7 +155,7 @@ class LayerProfileWriter:
 
 
 def profile_layers(
-    space: SearchSpace,
+    space: LayeredSpace,
     layers: Iterable[LayerSpec],
     runtime: Runtime,
     writer: LayerProfileWriter,

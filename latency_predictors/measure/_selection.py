@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas import Architecture, Candidate, SearchSpace
+from nas import Architecture, Candidate, FlopsSpace, SearchSpace
 from nas.objectives import Flops
 
 log = logging.getLogger("hwnas.profile")
@@ -37,9 +37,8 @@ def _check_count(n: int) -> int:
 def flops_of(space: SearchSpace) -> Callable[[Architecture], float]:
     """FLOPs per architecture: the space's own formula when it has one (FBNet counts from its
     macro without building), else ``nas.objectives.Flops`` on the built network."""
-    formula = getattr(space, "flops", None)
-    if callable(formula):
-        return lambda arch: float(formula(arch))
+    if isinstance(space, FlopsSpace):
+        return lambda arch: float(space.flops(arch))
     counter = Flops()
     return lambda arch: counter(Candidate(arch, space))
 

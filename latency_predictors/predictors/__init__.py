@@ -7,11 +7,7 @@ from latency_predictors.predictors._fewshot import FewShotPredictor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
-from latency_predictors.predictors._lut import (
-    LayerSumPredictor,
-    UnseenLayerError,
-    layer_kind,
-)
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._onehot import OneHotBoostingPredictor
 
@@ -26,5 +22,4 @@ __all__ = [
     "OneHotBoostingPredictor",
     "StoredPredictor",
     "UnseenLayerError",
-    "layer_kind",
 ]

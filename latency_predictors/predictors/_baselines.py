@@ -7,18 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
+from latency_predictors.predictors._analytic import AnalyticCosts
 from latency_predictors.predictors._common import check_space, check_targets
+from latency_predictors.predictors._features import flops_of_layers
 from latency_predictors.predictors._format import StoredPredictor
-from nas import Architecture, SearchSpace
+from nas import Architecture, LayeredSpace, SearchSpace
 
 
 class FlopsPredictor(StoredPredictor):
     """``log y = intercept + slope * log FLOPs``, least squares on measured architectures.
 
-    FLOPs come from ``space.flops_many`` when the space counts them (NB201, FBNet, OFA: from
-    the specs, one gather per batch), else from ``space.flops_of_layers`` (per-layer counts on
-    built layers, equal to :class:`nas.objectives.Flops` on the built network; a Python sum per
-    network, 4,000 OFA networks a second). A baseline: latency on most devices is far from a
+    FLOPs come from the space's own count when it has one (:class:`nas.FlopsSpace`: NB201, FBNet,
+    OFA, from the specs, one gather per batch), else summed over its layers (a
+    :class:`nas.LayeredSpace`: per-layer counts on built layers, equal to
+    :class:`nas.objectives.Flops` on the built network; a Python sum per network, 4,000 OFA
+    networks a second). A baseline: latency on most devices is far from a
     function of FLOPs alone.
     """
 
@@ -28,19 +31,24 @@ class FlopsPredictor(StoredPredictor):
 
     def __init__(self, space: SearchSpace, device_fingerprint: str) -> None:
         self.search_space = space
+        self._costs = AnalyticCosts(space)
+        if "flops" not in self._costs.names and not isinstance(space, LayeredSpace):
+            raise TypeError(
+                f"FlopsPredictor needs a space that counts FLOPs or lists its layers; {space!r} does neither"
+            )
         self.space = space.name
         self.device_fingerprint = device_fingerprint
         self.slope: float | None = None
         self.intercept: float | None = None
 
     def flops(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """FLOPs of each architecture: ``space.flops_many`` where the space counts them, else
-        summed over the layers."""
+        """FLOPs of each architecture: the space's own count where it has one, else summed over
+        the layers."""
         check_space(self.search_space, archs)
-        counted = self.search_space.flops_many(archs)
+        counted = self._costs.flops(archs)
         if counted is not None:
             return counted
-        return np.array([self.search_space.flops_of_layers(arch) for arch in archs], dtype=np.float64)
+        return np.array([flops_of_layers(self.search_space, arch) for arch in archs], dtype=np.float64)
 
     def _log_flops(self, archs: Sequence[Architecture]) -> np.ndarray:
         return np.log(np.maximum(self.flops(archs), 1.0))

@@ -39,7 +39,7 @@ on raspi4, pixel3 and the copied pixel6a_litert. fbnet kept 0 rounds on samsung_
 titan_rtx_64, where the layer sum beats gbdt (titan_rtx_64 0.998 against 0.95).
 
 Where the fitted layer sum cannot price every layer the space can contain (its
-:meth:`~nas.SearchSpace.distinct_layers`: OFA's keys are mostly unseen by 900 networks and have
+:meth:`~nas.LayeredSpace.distinct_layers`: OFA's keys are mostly unseen by 900 networks and have
 no kinds to borrow a mean from), it is no base at all: the trees boost from the constant alone,
 which makes this gbdt with out-of-fold rounds and ten-fold intervals, and :meth:`predict` never
 meets an unseen key. With under :data:`MIN_BOOSTED_FIT` rows such a fit is refused.
@@ -59,7 +59,7 @@ import numpy as np
 from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._common import check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, check_layered
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture, IntervalPredictor, SearchSpace
 
@@ -88,6 +88,7 @@ class BoostedLayerSumPredictor(StoredPredictor, IntervalPredictor):
         seed: int = 0,
         folds: int = 10,
     ) -> None:
+        check_layered(space, self.kind)
         if not 0 < quantile < 1:
             raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
         # gbdt's features, class memory and LightGBM settings; the trees validate them
@@ -125,10 +126,7 @@ class BoostedLayerSumPredictor(StoredPredictor, IntervalPredictor):
 
     def _covers_space(self, layer_sum: LayerSumPredictor) -> bool:
         """Whether ``layer_sum`` can price every layer the space's networks can contain."""
-        try:
-            keys = [layer.key for layer in self.search_space.distinct_layers()]
-        except NotImplementedError:  # trust the training networks; an unseen key raises at predict
-            return True
+        keys = [layer.key for layer in layer_sum.search_space.distinct_layers()]
         return not layer_sum.uncovered(keys)
 
     def _out_of_fold_bases(

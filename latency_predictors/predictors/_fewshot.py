@@ -12,7 +12,7 @@ Two blends (``blend``):
       y(a) ~ b + sum_s w_s * source_s(a) + sum_c v_c * cost_c(a),      b, w, v >= 0
 
   where the ``cost_c`` (``analytic=True``) are the space's analytic costs: FLOPs, parameters and
-  memory traffic, where the space gives them (``flops_many``, ``params_and_traffic_many``). Why
+  memory traffic, where the space gives them (:class:`._analytic.AnalyticCosts`). Why
   linear: a network's latency is a sum over its layers, and a non-negative mix of per-layer cost
   models is again one, so a target device whose layer costs are a mix of the sources' (compute-
   bound like one, memory-bound like another) is represented exactly; the analytic costs add pure
@@ -67,10 +67,10 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import nnls
 
-from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, layer_kind
+from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from nas import Architecture, IntervalPredictor, Predictor, SearchSpace, TransferPredictor
 
 #: Predictions are floored here before a log (a layer-sum model can predict 0).
@@ -200,7 +200,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         self.device_fingerprint = device_fingerprint
         self.sources: dict[str, Predictor] = dict(sources)
         self.blend = blend
-        self.analytic_costs: tuple[str, ...] = analytic_names(space) if analytic else ()
+        self._costs = AnalyticCosts(space)
+        self.analytic_costs: tuple[str, ...] = self._costs.names if analytic else ()
         self.own_layer_sum = bool(own_layer_sum)
         self.ridge = float(ridge)
         self.quantile = float(quantile)
@@ -228,8 +229,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         predictions = np.asarray(predictions, dtype=np.float64)
         if not self.analytic_costs:
             return predictions
-        indices = self.search_space.gene_indices(archs)
-        return np.hstack([predictions, analytic_matrix(self.search_space, archs, indices, self.analytic_costs)])
+        indices = self.search_space.encoding.indices(archs)
+        return np.hstack([predictions, self._costs.matrix(archs, indices, self.analytic_costs)])
 
     def _check_sources(self) -> None:
         if not self.sources:
@@ -263,8 +264,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         return cross
 
     def _covers_every_kind(self, own: LayerSumPredictor) -> bool:
-        kinds = {layer_kind(layer.key) for layer in self.search_space.distinct_layers()}
-        return kinds <= {layer_kind(key) for key in own.keys}
+        kinds = {own.layer_kind(layer.key) for layer in own.search_space.distinct_layers()}
+        return kinds <= {own.layer_kind(key) for key in own.keys}
 
     def fit_features(
         self, x: np.ndarray, y: np.ndarray, archs: Sequence[Architecture] | None = None

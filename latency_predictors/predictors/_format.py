@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nas import Predictor, PredictorMismatchError, SearchSpace
+from nas import Predictor, PredictorMismatchError, SearchSpace, features_version
 from nas.predictor_file import load_predictor_file, save_predictor
 
 __all__ = ["StoredPredictor", "embedded", "unembedded"]
@@ -24,13 +24,13 @@ class StoredPredictor(Predictor):
 
     kind: ClassVar[str]
     FEATURE_VERSION: ClassVar[int]
-    #: Whether predictions read ``space.features``: then the space's ``FEATURES_VERSION`` is
+    #: Whether predictions read the space's feature matrix: then its ``nas.features_version`` is
     #: recorded (``params["space_features_version"]``) and a space computing other columns refused.
     USES_SPACE_FEATURES: ClassVar[bool] = False
 
     def _write(self, path: str | Path, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
         if self.USES_SPACE_FEATURES:
-            params = {**params, "space_features_version": self.search_space.FEATURES_VERSION}
+            params = {**params, "space_features_version": features_version(self.search_space)}
         save_predictor(
             path,
             kind=self.kind,
@@ -53,10 +53,10 @@ class StoredPredictor(Predictor):
             feature_version=cls.FEATURE_VERSION,
         )
         recorded = header["params"].get("space_features_version", 1)  # files from before it was recorded
-        if cls.USES_SPACE_FEATURES and recorded != space.FEATURES_VERSION:
+        if cls.USES_SPACE_FEATURES and recorded != features_version(space):
             raise PredictorMismatchError(
                 f"{path}: predictor was trained on {space.name} features version {recorded}; this "
-                f"{space.name} space computes features version {space.FEATURES_VERSION}; refit the predictor"
+                f"{space.name} space computes features version {features_version(space)}; refit the predictor"
             )
         return header, arrays
 

@@ -1,16 +1,16 @@
 """Gradient-boosted regression trees (LightGBM) on the space's features, with conformal intervals.
 
-Features (:data:`GradientBoostingPredictor.FEATURE_VERSION` 3): ``space.features(archs)`` (one-hot
-genes, then value counts), plus the space's analytic costs (:mod:`._analytic`: FLOPs where the
-space has ``flops``, and (3) parameters and memory traffic where it adds up over genes, as NB201
-and FBNet do). Trees split on thresholds, so the scale of a column does not matter; these sums
+Features (:data:`GradientBoostingPredictor.FEATURE_VERSION` 3): the space's feature matrix
+(:mod:`._features`: one-hot genes, then value counts), plus the space's analytic costs
+(:mod:`._analytic`: FLOPs where the space counts them, and (3) parameters and memory traffic where
+it adds up over genes, as NB201 and FBNet do). Trees split on thresholds, so the scale of a column does not matter; these sums
 over a network's layers are something a tree ensemble otherwise has to piece together from many
 splits. Parameters and traffic took fbnet gold_6226 from Spearman 0.942 / 78.0% within +/-10% to
 0.964 / 87.9% and silver_4210r from 0.936 to 0.957 (900 rows, seed 0); nb201's columns did not
 change. The target is ``log y``
 (``log_target=True``, the default; latencies and energies are > 0 and their errors multiplicative).
 
-When the space has isomorphism classes (``space.isomorphism_classes``; NB201's 6,466), one more
+When the space has isomorphism classes (a :class:`nas.IsomorphicSpace`; NB201's 6,466), one more
 column is the *class memory*: the mean log target of the training architectures in the same
 class (leave-one-out for a training row itself, NaN, which LightGBM routes as missing, when no
 training row shares the class). Tables built by measuring one member per class and copying it
@@ -75,10 +75,10 @@ __all__ = ["MIN_CALIBRATION_FIT", "ClassMemory", "GradientBoostingPredictor"]
 
 
 class GradientBoostingPredictor(StoredPredictor, IntervalPredictor):
-    """LightGBM trees on ``space.features`` (+ FLOPs) with cross-conformal intervals (see module)."""
+    """LightGBM trees on the space's features (+ FLOPs) with cross-conformal intervals (see module)."""
 
     kind = "gbdt"
-    #: Version of the columns this class adds to ``SearchSpace.features`` (whose own version is
+    #: Version of the columns this class adds to the space's features (whose own version is
     #: checked separately): the analytic costs (FLOPs; (3) parameters and memory traffic), then
     #: (2) the class memory when the space has isomorphism classes.
     FEATURE_VERSION = 3
@@ -128,7 +128,7 @@ class GradientBoostingPredictor(StoredPredictor, IntervalPredictor):
     # features and targets
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """The model's input rows: ``space.features``, then (when the space has them) FLOPs,
+        """The model's input rows: the space's features, then (when the space has them) FLOPs,
         parameters and memory traffic."""
         return self.trees.features_and_classes(archs)[0]
 

@@ -24,7 +24,7 @@ computation (Adam is elementwise: exactly ``members`` independent trainings) wit
 global random state is read or changed.
 
 Inference is numpy float32 arithmetic on the stored weights (a reloaded predictor predicts
-bit-identically) over the space's :meth:`~nas.SearchSpace.graph_batch`, graphs of one wiring
+bit-identically) over the space's :meth:`~nas.GraphSpace.graph_batch`, graphs of one wiring
 together, laid out (nodes, graphs, hidden): each layer is then one product with the weights and
 one with the (nodes, nodes) propagation matrix. It costs about ``members x layers x nodes x
 hidden^2 x 2`` FLOPs per graph (1.2 MFLOP for FBNet's 24-node chains at the defaults), which
@@ -51,7 +51,7 @@ import numpy as np
 
 from latency_predictors.predictors._common import check_space
 from latency_predictors.predictors._ensemble import EnsemblePredictor, initial_layers
-from nas import Architecture, GraphBatch, SearchSpace
+from nas import Architecture, GraphBatch, GraphSpace, SearchSpace
 
 #: Graph nodes propagated per product at inference: chunks of a few thousand graphs keep the
 #: (nodes, graphs, hidden) activations in cache (1,024 FBNet graphs ran 30% faster than 4,096).
@@ -85,6 +85,10 @@ class GraphPredictor(EnsemblePredictor[GraphBatch]):
     ) -> None:
         if int(hidden) < 1 or int(layers) < 1 or int(batch_size) < 1:
             raise ValueError(f"hidden, layers and batch_size must be >= 1, got {hidden!r}, {layers!r}, {batch_size!r}")
+        if not isinstance(space, GraphSpace):
+            raise TypeError(
+                f"gnn reads graphs and needs a space that draws them (a nas.GraphSpace); {space!r} does not"
+            )
         super().__init__(
             space,
             device_fingerprint,
@@ -98,6 +102,7 @@ class GraphPredictor(EnsemblePredictor[GraphBatch]):
             calibration_fraction=calibration_fraction,
             spread_floor=spread_floor,
         )
+        self.search_space: GraphSpace = space
         self.hidden, self.layers, self.batch_size = int(hidden), int(layers), int(batch_size)
         # fitted state
         self.vocabulary: tuple[str, ...] = ()

@@ -1,6 +1,6 @@
 """Layer-sum (lookup-table) predictors: a network's cost is the sum of its layers' costs.
 
-Each network is counted by :meth:`nas.SearchSpace.layers` keys (how often each key occurs), and
+Each network is counted by :meth:`nas.LayeredSpace.layers` keys (how often each key occurs), and
 ``predict = counts @ costs + intercept``. The costs come either from a measured layer profile
 (:meth:`LayerSumPredictor.from_layer_table`, e.g. the ``median_ms`` column of a ``layers.csv``)
 or are fitted from whole-network measurements (:meth:`LayerSumPredictor.fit`) by non-negative
@@ -11,24 +11,23 @@ least squares with a small ridge on the costs:
 Keys present in every training network in equal number are indistinguishable from the intercept;
 the ridge resolves that tie by putting their cost into the (unpenalised) intercept.
 
-In a space whose gene values each add layers of their own (``ADDS_UP_OVER_GENES``: NB201, FBNet)
-the sum is linear in the one-hot genes, so once every key has a cost a prediction is one product
-with ``space.encode`` (hundreds of thousands of networks a second) instead of a layer list per
+In a space whose gene values each add layers of their own (:class:`nas.AdditiveSpace`: NB201,
+FBNet) the sum is linear in the one-hot genes, so once every key has a cost a prediction is one
+product with the one-hot genes (hundreds of thousands of networks a second) instead of a layer list per
 network; other spaces (OFA) count keys per network, cached per architecture string.
 
 Keys never seen in training (nor in the layer table) are handled by ``unseen``:
 
 * ``"error"`` (default): :meth:`predict` raises :class:`UnseenLayerError` naming them. Silently
   guessing a cost makes a search prefer exactly the networks nobody measured.
-* ``"kind_mean"``: such a key costs the mean of the known keys of its *kind*: the key with its
-  shape fields (``c16-24``, ``s2``, ``h32``, ``n100``) removed, e.g. ``k5_e6`` for FBNet's
+* ``"kind_mean"``: such a key costs the mean of the known keys of its *kind*
+  (:meth:`nas.LayeredSpace.layer_kind`, the key without its sizes), e.g. ``k5_e6`` for FBNet's
   ``k5_e6:c24-32:s2:h32``, ``op:nor_conv_3x3`` for NB201's ``op:nor_conv_3x3:c16:h32``. A key whose
   kind has no known key still raises.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -37,12 +36,11 @@ import numpy as np
 from scipy.optimize import nnls
 
 from latency_predictors.predictors._common import check_space, check_targets
+from latency_predictors.predictors._features import per_choice
 from latency_predictors.predictors._format import StoredPredictor
-from nas import Architecture, SearchSpace
+from nas import AdditiveSpace, Architecture, ArchitectureError, LayeredSpace, SearchSpace
 
 UNSEEN_POLICIES = ("error", "kind_mean")
-
-_SHAPE_FIELD = re.compile(r"[a-z]\d+(-\d+)*")
 
 
 class UnseenLayerError(KeyError):
@@ -52,17 +50,20 @@ class UnseenLayerError(KeyError):
         return str(self.args[0])
 
 
-def layer_kind(key: str) -> str:
-    """``key`` without its shape fields: ``k5_e6:c24-32:s2:h32`` -> ``k5_e6``."""
-    fields = [f for f in key.split(":") if not _SHAPE_FIELD.fullmatch(f)]
-    return ":".join(fields) or key
+def check_layered(space: SearchSpace, family: str) -> None:
+    """Refuse a space that does not list its networks' layers, which ``family`` sums."""
+    if not isinstance(space, LayeredSpace):
+        raise TypeError(
+            f"{family} sums layer costs and needs a space that lists its layers (a nas.LayeredSpace); "
+            f"{space!r} does not: use gbdt, mlp or flops"
+        )
 
 
 class LayerSumPredictor(StoredPredictor):
-    """Per-layer-key costs summed over a network's :meth:`~nas.SearchSpace.layers` (see module)."""
+    """Per-layer-key costs summed over a network's :meth:`~nas.LayeredSpace.layers` (see module)."""
 
     kind = "layer_sum"
-    #: Version of the features (counts of ``SearchSpace.layers`` keys); keys are the spaces' own.
+    #: Version of the features (counts of ``LayeredSpace.layers`` keys); keys are the spaces' own.
     FEATURE_VERSION = 1
 
     def __init__(
@@ -72,11 +73,12 @@ class LayerSumPredictor(StoredPredictor):
         ridge: float = 1e-6,
         unseen: str = "error",
     ) -> None:
+        check_layered(space, self.kind)
         if unseen not in UNSEEN_POLICIES:
             raise ValueError(f"unseen={unseen!r}; choose one of {UNSEEN_POLICIES}")
         if not ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {ridge!r}")
-        self.search_space = space
+        self.search_space: LayeredSpace = space
         self.space = space.name
         self.device_fingerprint = device_fingerprint
         self.ridge = float(ridge)
@@ -86,6 +88,19 @@ class LayerSumPredictor(StoredPredictor):
         self.intercept = 0.0
         self._column: dict[str, int] = {}
         self._rows: dict[str, dict[str, int]] = {}  # arch string -> key counts
+        self._kinds: dict[str, str] = {}  # key -> its kind, parsed once
+
+    def layer_kind(self, key: str) -> str:
+        """``key``'s kind in the space (see the module), parsed once per key; a string that is no
+        key of the space is a kind of its own (no other key can price it)."""
+        kind = self._kinds.get(key)
+        if kind is None:
+            try:
+                kind = self.search_space.layer_kind(key)
+            except ArchitectureError:
+                kind = key
+            self._kinds[key] = kind
+        return kind
 
     # counting
 
@@ -121,17 +136,17 @@ class LayerSumPredictor(StoredPredictor):
     @cached_property
     def _per_choice_costs(self) -> tuple[float, np.ndarray] | None:
         """``(constant, cost per one-hot gene column)`` when the space adds up over genes
-        (``ADDS_UP_OVER_GENES``) and every key of every choice has a cost: a prediction is then
-        one product with ``space.encode``, with no per-network layer lists. ``None`` otherwise.
+        (:class:`nas.AdditiveSpace`) and every key of every choice has a cost: a prediction is then
+        one product with the one-hot genes, with no per-network layer lists. ``None`` otherwise.
         Computed once per set of costs, whichever the answer (predict is a hot path)."""
         space = self.search_space
-        if not space.ADDS_UP_OVER_GENES:
+        if not isinstance(space, AdditiveSpace):
             return None
         assert self.costs is not None
         costs, column = self.costs, self._column
         try:
-            return space.per_choice(
-                lambda arch: sum(n * costs[column[key]] for key, n in self.key_counts(arch).items())
+            return per_choice(
+                space, lambda arch: sum(n * costs[column[key]] for key, n in self.key_counts(arch).items())
             )
         except KeyError:  # some choice has a layer key without a cost: count keys per network
             return None
@@ -185,8 +200,8 @@ class LayerSumPredictor(StoredPredictor):
         unknown = sorted(set(keys) - set(self._column))
         if self.unseen == "error":
             return unknown
-        kinds = {layer_kind(key) for key in self.keys}
-        return [key for key in unknown if layer_kind(key) not in kinds]
+        kinds = {self.layer_kind(key) for key in self.keys}
+        return [key for key in unknown if self.layer_kind(key) not in kinds]
 
     def _unseen_costs(self, unknown: set[str]) -> dict[str, float]:
         if self.unseen == "error":
@@ -198,10 +213,10 @@ class LayerSumPredictor(StoredPredictor):
         assert self.costs is not None
         by_kind: dict[str, list[float]] = {}
         for key, cost in zip(self.keys, self.costs):
-            by_kind.setdefault(layer_kind(key), []).append(float(cost))
+            by_kind.setdefault(self.layer_kind(key), []).append(float(cost))
         guessed, orphans = {}, []
         for key in unknown:
-            known = by_kind.get(layer_kind(key))
+            known = by_kind.get(self.layer_kind(key))
             if known:
                 guessed[key] = float(np.mean(known))
             else:
@@ -209,7 +224,7 @@ class LayerSumPredictor(StoredPredictor):
         if orphans:
             raise UnseenLayerError(
                 f"layer key(s) {sorted(orphans)[:5]} have no cost and no known key of their kind "
-                f"({sorted({layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor; fit on "
+                f"({sorted({self.layer_kind(k) for k in orphans})[:5]}) in this {self.space} predictor; fit on "
                 "networks containing them, measure them into the layer table, or use a predictor that "
                 "does not sum layers (gbdt, mlp)"
             )
@@ -221,8 +236,10 @@ class LayerSumPredictor(StoredPredictor):
         check_space(self.search_space, archs)
         linear = self._per_choice_costs
         if linear is not None:
-            constant, per_choice = linear
-            return constant + self.intercept + self.search_space.encode(archs).astype(np.float64) @ per_choice
+            constant, choice_costs = linear
+            return (
+                constant + self.intercept + self.search_space.encoding.encode(archs).astype(np.float64) @ choice_costs
+            )
         counts, unknown = self._matrix(archs, self._column)
         values = counts @ self.costs + self.intercept
         if unknown:

@@ -1,6 +1,6 @@
 """An ensemble of small MLPs on the space's features, with calibrated prediction intervals.
 
-Features (version 2) are ``space.features(archs)`` (one-hot genes, then value counts) and the log
+Features (version 2) are the space's features (:mod:`._features`: one-hot genes, value counts) and the log
 of the space's analytic costs (:mod:`._analytic`: FLOPs, parameters, memory traffic, those the
 space gives), standardised with the training mean and standard deviation (a constant column keeps
 std 1). Each of ``members`` MLPs (ReLU hidden layers ``hidden``, one linear output) is trained
@@ -32,17 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_matrix, analytic_names, check_recorded
+from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
 from latency_predictors.predictors._common import check_space
 from latency_predictors.predictors._ensemble import EnsemblePredictor, initial_layers
+from latency_predictors.predictors._features import feature_matrix
 from nas import Architecture, SearchSpace
 
 
 class MLPEnsemblePredictor(EnsemblePredictor[np.ndarray]):
-    """A bootstrap ensemble of MLPs on ``space.features`` with split-conformal intervals (see module)."""
+    """A bootstrap ensemble of MLPs on the space's features with split-conformal intervals (see module)."""
 
     kind = "mlp_ensemble"
-    #: Version of the features: ``SearchSpace.features``, then (2) the log analytic costs.
+    #: Version of the features: ``_features.feature_matrix``, then (2) the log analytic costs.
     FEATURE_VERSION = 2
     USES_SPACE_FEATURES = True
     FAMILY_SETTINGS = ("hidden",)
@@ -78,7 +79,8 @@ class MLPEnsemblePredictor(EnsemblePredictor[np.ndarray]):
             spread_floor=spread_floor,
         )
         self.hidden = tuple(int(h) for h in hidden)
-        self.analytic_costs = analytic_names(space)
+        self._costs = AnalyticCosts(space)
+        self.analytic_costs = self._costs.names
         # fitted state
         self.feature_mean: np.ndarray | None = None
         self.feature_std: np.ndarray | None = None
@@ -87,9 +89,11 @@ class MLPEnsemblePredictor(EnsemblePredictor[np.ndarray]):
 
     def _features(self, archs: Sequence[Architecture]) -> np.ndarray:
         check_space(self.search_space, archs)
-        indices = self.search_space.gene_indices(archs)
-        costs = analytic_matrix(self.search_space, archs, indices, self.analytic_costs)
-        return np.hstack([self.search_space.features_of(indices), np.log1p(np.maximum(costs, 0.0)).astype(np.float32)])
+        indices = self.search_space.encoding.indices(archs)
+        costs = self._costs.matrix(archs, indices, self.analytic_costs)
+        return np.hstack(
+            [feature_matrix(self.search_space, indices), np.log1p(np.maximum(costs, 0.0)).astype(np.float32)]
+        )
 
     def _fit_inputs(self, archs: Sequence[Architecture], train: np.ndarray) -> np.ndarray:
         features = self._features(archs)

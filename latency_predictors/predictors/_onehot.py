@@ -2,7 +2,7 @@
 
 What a user without hwnas's features would try first: ``HistGradientBoostingRegressor``
 (``max_iter`` rounds, scikit-learn's other defaults, ``random_state=seed``) on
-``space.encode(archs)`` (one-hot genes; no value counts, no analytic costs, no class memory),
+``space.encoding.encode(archs)`` (one-hot genes; no value counts, no analytic costs, no class memory),
 log target. It is the grid's ``onehot_boosting`` column (scripts/bench_predictors.py), which
 shows what the features of the other families add. No intervals. With scikit-learn's default
 20 rows per leaf, fewer than 40 training rows grow no split: every prediction is the mean.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from latency_predictors.predictors._baselines import check_space, check_targets
+from latency_predictors.predictors._common import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
 
@@ -31,7 +31,7 @@ class OneHotBoostingPredictor(StoredPredictor):
     """``log y`` by scikit-learn's ``HistGradientBoostingRegressor`` on one-hot genes (see module)."""
 
     kind = "onehot_boosting"
-    #: Version of the features: ``space.encode`` (one-hot genes).
+    #: Version of the features: ``space.encoding.encode`` (one-hot genes).
     FEATURE_VERSION = 1
 
     def __init__(self, space: SearchSpace, device_fingerprint: str, max_iter: int = 300, seed: int = 0) -> None:
@@ -50,7 +50,7 @@ class OneHotBoostingPredictor(StoredPredictor):
         y = check_targets(archs, y, positive=True)
         check_space(self.search_space, archs)
         model = HistGradientBoostingRegressor(max_iter=self.max_iter, random_state=self.seed)
-        self.model = model.fit(self.search_space.encode(archs), np.log(y))
+        self.model = model.fit(self.search_space.encoding.encode(archs), np.log(y))
         self.fitted_archs, self.fitted_targets = tuple(a.string for a in archs), y.copy()
         return self
 
@@ -60,7 +60,7 @@ class OneHotBoostingPredictor(StoredPredictor):
         if len(archs) == 0:
             return np.empty(0)
         check_space(self.search_space, archs)
-        return np.exp(self.model.predict(self.search_space.encode(archs)))
+        return np.exp(self.model.predict(self.search_space.encoding.encode(archs)))
 
     def save(self, path: Path) -> None:
         if self.model is None:

@@ -1,7 +1,7 @@
 """LightGBM trees on a space's features: what ``gbdt`` and ``boosted_layer_sum`` share.
 
 :class:`SpaceTrees` holds the settings only (boosters are returned, never kept) and does the four
-things both predictors need: turn architectures into model inputs (``space.features``, the
+things both predictors need: turn architectures into model inputs (the space's features, the
 analytic costs, the isomorphism-class memory), split rows into calibration folds without leaking a
 held row's target through the class memory, train a booster (optionally from a base prediction,
 LightGBM's ``init_score``) and predict with it. Why these features and settings, and what they
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import analytic_matrix, analytic_names
+from latency_predictors.predictors._analytic import AnalyticCosts
 from latency_predictors.predictors._common import check_space
-from nas import Architecture, SearchSpace
+from latency_predictors.predictors._features import feature_matrix
+from nas import Architecture, IsomorphicSpace, SearchSpace
 
 #: Batches of at least this many rows are predicted on every core.
 PARALLEL_ROWS = 4096
@@ -85,6 +86,7 @@ class SpaceTrees:
     folds: int = 5
     #: The analytic costs the space gives (``flops``, ``params``, ``memory_traffic``), in order.
     analytic_costs: tuple[str, ...] = field(init=False)
+    costs: AnalyticCosts = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         requirements = {
@@ -101,17 +103,18 @@ class SpaceTrees:
         for name in ("n_estimators", "num_leaves", "max_depth", "min_child_samples", "seed", "folds"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "learning_rate", float(self.learning_rate))
-        object.__setattr__(self, "analytic_costs", analytic_names(self.space))
+        object.__setattr__(self, "costs", AnalyticCosts(self.space))
+        object.__setattr__(self, "analytic_costs", self.costs.names)
 
     def features_and_classes(
         self, archs: Sequence[Architecture], memory: ClassMemory | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model inputs (``space.features``, the analytic costs, then ``memory``'s column when
+        """Model inputs (the space's features, the analytic costs, then ``memory``'s column when
         given and the space has classes) and the isomorphism classes, from one pass."""
         check_space(self.space, archs)
-        indices = self.space.gene_indices(archs)
-        classes = self.space.isomorphism_classes_of(indices)
-        columns = [self.space.features_of(indices), analytic_matrix(self.space, archs, indices, self.analytic_costs)]
+        indices = self.space.encoding.indices(archs)
+        classes = self.space.isomorphism_classes_of(indices) if isinstance(self.space, IsomorphicSpace) else None
+        columns = [feature_matrix(self.space, indices), self.costs.matrix(archs, indices, self.analytic_costs)]
         if memory is not None and classes is not None:
             columns.append(memory.lookup(classes)[:, None])
         # one float64 array written once: on batches of 1e5 rows each extra copy costs ~5%

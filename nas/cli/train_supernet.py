@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nas import Architecture, SearchSpace
+from nas import Architecture, SupernetSpace
 from nas.cli import CONFIG_DIR
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
@@ -40,7 +40,9 @@ def main(cfg: DictConfig) -> float | None:
 
     data = instantiate(cfg.data)
     # The classifier's width follows the data, whatever the space's config says.
-    space: SearchSpace = instantiate(cfg.space.instance, num_classes=data.num_classes)
+    space = instantiate(cfg.space.instance, num_classes=data.num_classes)
+    if not isinstance(space, SupernetSpace):
+        raise TypeError(f"space {space!r} has no supernet (it is no nas.SupernetSpace); choose one that has")
     if tuple(data.input_shape) != tuple(space.input_shape):
         log.warning(
             "data gives %s inputs, %s expects %s: images are resized per architecture",
@@ -121,7 +123,7 @@ def main(cfg: DictConfig) -> float | None:
     return summary["evaluation"]["mean_accuracy"]
 
 
-def evaluation_archs(space: SearchSpace, count: int, seed: int) -> list[Architecture]:
+def evaluation_archs(space: SupernetSpace, count: int, seed: int) -> list[Architecture]:
     """``count`` distinct sampled architectures, then the smallest and the largest."""
     rng = np.random.default_rng(seed)
     chosen = {space.smallest(): None, space.largest(): None}

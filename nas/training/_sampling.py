@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from nas._architecture import Architecture
+from nas._capabilities import BoundedSpace
 from nas._supernet import Supernet
 
 
@@ -68,6 +69,11 @@ class SandwichRule(SamplingStrategy):
 
     def step(self, supernet: Supernet, images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator) -> float:
         space = supernet.space
+        if not isinstance(space, BoundedSpace):
+            raise TypeError(
+                f"the sandwich rule trains the smallest and largest architectures, and {space!r} names "
+                "neither (it is no nas.BoundedSpace); train with UniformSampling"
+            )
         largest = space.largest()
         logits = supernet(fit_input(images, supernet, largest), largest)
         loss = F.cross_entropy(logits, labels)

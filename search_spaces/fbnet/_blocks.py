@@ -144,7 +144,10 @@ MACROS: dict[str, FBNetMacro] = {"cifar100": CIFAR100, "imagenet": IMAGENET}
 
 
 @dataclass(frozen=True)
-class LayerSpec:
+class FBNetLayer:
+    """One searchable layer of a network: its macro shape and the block chosen for it (a block
+    configuration, not a lookup-table key: those are :mod:`._layers`')."""
+
     shape: LayerShape
     block: BlockSpec
 
@@ -154,16 +157,16 @@ class NetworkSpec:
     """Everything needed to build one network, with no torch objects in it."""
 
     macro: FBNetMacro
-    layers: tuple[LayerSpec, ...]
+    layers: tuple[FBNetLayer, ...]
 
 
 def network_spec(macro: FBNetMacro, ops: tuple[str, ...]) -> NetworkSpec:
     if len(ops) != len(macro.layers):
         raise ValueError(f"{len(ops)} block(s) for a macro of {len(macro.layers)} layers")
-    return NetworkSpec(macro, tuple(LayerSpec(s, BLOCKS[op]) for s, op in zip(macro.layers, ops)))
+    return NetworkSpec(macro, tuple(FBNetLayer(s, BLOCKS[op]) for s, op in zip(macro.layers, ops)))
 
 
-def layer_flops(layer: LayerSpec, input_size: int) -> int:
+def layer_flops(layer: FBNetLayer, input_size: int) -> int:
     """FLOPs (2 x multiply-accumulates of convolutions, as ``nas.objectives.Flops`` counts) of one
     layer at batch 1 on a square input of ``input_size``; BN, ReLU and additions are not counted."""
     shape, block = layer.shape, layer.block
@@ -243,7 +246,7 @@ class InvertedResidual(nn.Module):
         return out + x if self.residual else out
 
 
-def make_block(layer: LayerSpec) -> nn.Module:
+def make_block(layer: FBNetLayer) -> nn.Module:
     shape, block = layer.shape, layer.block
     if isinstance(block, InvertedResidualSpec):
         return InvertedResidual(shape, block)

@@ -10,32 +10,29 @@ identical configurations at different positions (layers 2-4, 6-8, ...) share one
 * ``head:c<Cin>-<Chead>:h<H>:n<classes>``: 1x1 conv + BN + ReLU, global pooling, classifier.
 
 The CIFAR-100 macro has 12 distinct layer shapes x 9 blocks + stem + head = 110 keys
-(the ImageNet macro too).
+(the ImageNet macro too). Each kind of key is a frozen value (:class:`StemKey`,
+:class:`BlockKey`, :class:`HeadKey`) and :func:`parse_layer_key` the one parser of their strings.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from torch import nn
 
 from nas import ArchitectureError, LayerSpec
-from search_spaces._init import build_keyed_layer
+from search_spaces._keys import LayerKey, build_keyed_layer, parse_key
 from search_spaces.fbnet._blocks import (
     BLOCKS,
     OPS,
+    FBNetLayer,
     FBNetMacro,
     LayerShape,
     conv_bn,
     make_block,
 )
-from search_spaces.fbnet._blocks import LayerSpec as BlockLayerSpec
 
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "stem": re.compile(r"stem:c3-(?P<cout>\d+):s(?P<s>\d+):h(?P<h>\d+)"),
-    "block": re.compile(r"(?P<op>[a-z0-9_]+):c(?P<cin>\d+)-(?P<cout>\d+):s(?P<s>\d+):h(?P<h>\d+)"),
-    "head": re.compile(r"head:c(?P<cin>\d+)-(?P<cout>\d+):h(?P<h>\d+):n(?P<n>\d+)"),
-}
 KEY_FORMATS = (
     "stem:c3-<C>:s<stride>:h<H>, <block>:c<Cin>-<Cout>:s<stride>:h<H> (block one of "
     + ", ".join(OPS)
@@ -43,83 +40,142 @@ KEY_FORMATS = (
 )
 
 
-def stem_layer(channels: int, stride: int, size: int) -> LayerSpec:
-    return LayerSpec(f"stem:c3-{channels}:s{stride}:h{size}", (3, size, size))
+def _check_stride(key: LayerKey, stride: int) -> None:
+    if stride not in (1, 2):
+        raise ArchitectureError(f"{str(key)!r} has stride {stride}; FBNet layers have stride 1 or 2")
 
 
-def block_layer(op: str, shape: LayerShape, size: int) -> LayerSpec:
-    return LayerSpec(
-        f"{op}:c{shape.in_channels}-{shape.out_channels}:s{shape.stride}:h{size}",
-        (shape.in_channels, size, size),
-    )
+@dataclass(frozen=True)
+class StemKey(LayerKey):
+    """``stem:c3-<C>:s<stride>:h<H>``: 3x3 conv 3 -> C + BN + ReLU."""
+
+    channels: int
+    stride: int
+    size: int
+    PATTERN = re.compile(r"stem:c3-(?P<channels>\d+):s(?P<stride>\d+):h(?P<size>\d+)")
+
+    kind = "stem"
+
+    def check(self) -> None:
+        _check_stride(self, self.stride)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return conv_bn(3, self.channels, 3, stride=self.stride)
+
+    def __str__(self) -> str:
+        return f"stem:c3-{self.channels}:s{self.stride}:h{self.size}"
 
 
-def head_layer(in_channels: int, head_channels: int, size: int, num_classes: int) -> LayerSpec:
-    return LayerSpec(f"head:c{in_channels}-{head_channels}:h{size}:n{num_classes}", (in_channels, size, size))
+@dataclass(frozen=True)
+class HeadKey(LayerKey):
+    """``head:c<Cin>-<Chead>:h<H>:n<classes>``: 1x1 conv + BN + ReLU, global pooling, classifier."""
 
+    in_channels: int
+    head_channels: int
+    size: int
+    num_classes: int
+    PATTERN = re.compile(r"head:c(?P<in_channels>\d+)-(?P<head_channels>\d+):h(?P<size>\d+):n(?P<num_classes>\d+)")
 
-def network_layers(macro: FBNetMacro, ops: tuple[str, ...]) -> tuple[LayerSpec, ...]:
-    """Stem, one layer per block of ``ops`` (at the macro's positions), head."""
-    if len(ops) != len(macro.layers):
-        raise ValueError(f"{len(ops)} block(s) for a macro of {len(macro.layers)} layers")
-    sizes = macro.input_sizes()
-    return (
-        stem_layer(macro.stem_channels, macro.stem_stride, macro.resolution),
-        *(block_layer(op, shape, size) for op, shape, size in zip(ops, macro.layers, sizes)),
-        head_layer(macro.last_channels, macro.head_channels, sizes[-1], macro.num_classes),
-    )
+    kind = "head"
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.size, self.size)
 
-def distinct_layers(macro: FBNetMacro) -> tuple[LayerSpec, ...]:
-    """Every layer key of the macro's networks once (network order, blocks in OPS order)."""
-    sizes = macro.input_sizes()
-    seen: dict[str, LayerSpec] = {}
-    for layer in (
-        stem_layer(macro.stem_channels, macro.stem_stride, macro.resolution),
-        *(block_layer(op, shape, size) for shape, size in zip(macro.layers, sizes) for op in OPS),
-        head_layer(macro.last_channels, macro.head_channels, sizes[-1], macro.num_classes),
-    ):
-        seen.setdefault(layer.key, layer)
-    return tuple(seen.values())
-
-
-def _parse(key: str) -> tuple[str, dict[str, str]]:
-    kind = key.split(":", 1)[0]
-    pattern = _PATTERNS.get(kind if kind in ("stem", "head") else "block")
-    match = pattern.fullmatch(key) if pattern is not None else None
-    if match is None or (kind not in ("stem", "head") and match["op"] not in BLOCKS):
-        raise ArchitectureError(f"{key!r} is not an FBNet layer key; keys are {KEY_FORMATS}")
-    fields = match.groupdict()
-    if "s" in fields and fields["s"] not in ("1", "2"):
-        raise ArchitectureError(f"{key!r} has stride {fields['s']}; FBNet layers have stride 1 or 2")
-    return ("block" if kind not in ("stem", "head") else kind), fields
-
-
-def layer_of_key(key: str) -> LayerSpec:
-    """The layer a key names, its input shape derived from the key (keys are data)."""
-    kind, f = _parse(key)
-    if kind == "stem":
-        return stem_layer(int(f["cout"]), int(f["s"]), int(f["h"]))
-    if kind == "head":
-        return head_layer(int(f["cin"]), int(f["cout"]), int(f["h"]), int(f["n"]))
-    return block_layer(f["op"], LayerShape(int(f["cin"]), int(f["cout"]), int(f["s"])), int(f["h"]))
-
-
-def _module(key: str) -> nn.Module:
-    kind, f = _parse(key)
-    if kind == "stem":
-        return conv_bn(3, int(f["cout"]), 3, stride=int(f["s"]))
-    if kind == "head":
+    def module(self) -> nn.Module:
         return nn.Sequential(
-            conv_bn(int(f["cin"]), int(f["cout"]), 1),
+            conv_bn(self.in_channels, self.head_channels, 1),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
-            nn.Linear(int(f["cout"]), int(f["n"])),
+            nn.Linear(self.head_channels, self.num_classes),
         )
-    shape = LayerShape(int(f["cin"]), int(f["cout"]), int(f["s"]))
-    return make_block(BlockLayerSpec(shape, BLOCKS[f["op"]]))
+
+    def __str__(self) -> str:
+        return f"head:c{self.in_channels}-{self.head_channels}:h{self.size}:n{self.num_classes}"
+
+
+@dataclass(frozen=True)
+class BlockKey(LayerKey):
+    """``<block>:c<Cin>-<Cout>:s<stride>:h<H>``: one searchable layer with FBNet's block ``op``."""
+
+    op: str
+    shape: LayerShape
+    size: int
+    PATTERN = re.compile(r"(?P<op>[a-z0-9_]+):c(?P<cin>\d+)-(?P<cout>\d+):s(?P<s>\d+):h(?P<h>\d+)")
+
+    def check(self) -> None:
+        if self.op not in BLOCKS:
+            raise ArchitectureError(f"{str(self)!r} is not an FBNet layer key; keys are {KEY_FORMATS}")
+        _check_stride(self, self.shape.stride)
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> BlockKey:
+        shape = LayerShape(int(fields["cin"]), int(fields["cout"]), int(fields["s"]))
+        return cls(fields["op"], shape, int(fields["h"]))
+
+    @property
+    def kind(self) -> str:
+        return self.op
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.shape.in_channels, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return make_block(FBNetLayer(self.shape, BLOCKS[self.op]))
+
+    def __str__(self) -> str:
+        shape = self.shape
+        return f"{self.op}:c{shape.in_channels}-{shape.out_channels}:s{shape.stride}:h{self.size}"
+
+
+FBNetLayerKey = StemKey | HeadKey | BlockKey
+#: Stem and head first: their strings also match the block pattern (whose op then is no block).
+_KINDS: tuple[type[LayerKey], ...] = (StemKey, HeadKey, BlockKey)
+
+
+def parse_layer_key(key: str) -> FBNetLayerKey:
+    """The value of an FBNet key string; refused naming the formats when it is none."""
+    return parse_key(key, _KINDS, "FBNet", KEY_FORMATS)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerTable:
+    """Every layer of a macro's networks by position: a layer is a function of its position and
+    block alone, so a space lists a network from this table (made once) without building keys."""
+
+    stem: LayerSpec
+    #: Per searchable layer, its layer for each block name.
+    blocks: tuple[dict[str, LayerSpec], ...]
+    head: LayerSpec
+
+    @classmethod
+    def of(cls, macro: FBNetMacro) -> LayerTable:
+        sizes = macro.input_sizes()
+        return cls(
+            StemKey(macro.stem_channels, macro.stem_stride, macro.resolution).layer,
+            tuple({op: BlockKey(op, shape, size).layer for op in OPS} for shape, size in zip(macro.layers, sizes)),
+            HeadKey(macro.last_channels, macro.head_channels, sizes[-1], macro.num_classes).layer,
+        )
+
+    def network(self, ops: tuple[str, ...]) -> tuple[LayerSpec, ...]:
+        """Stem, one layer per block of ``ops`` (at the macro's positions), head."""
+        if len(ops) != len(self.blocks):
+            raise ValueError(f"{len(ops)} block(s) for a macro of {len(self.blocks)} layers")
+        return (self.stem, *(by_op[op] for by_op, op in zip(self.blocks, ops)), self.head)
+
+    def distinct(self) -> tuple[LayerSpec, ...]:
+        """Every layer key of the macro's networks once (network order, blocks in OPS order)."""
+        seen: dict[str, LayerSpec] = {}
+        for layer in (self.stem, *(layer for by_op in self.blocks for layer in by_op.values()), self.head):
+            seen.setdefault(layer.key, layer)
+        return tuple(seen.values())
 
 
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:
     """The module of one FBNet layer key (the network's own blocks), weights from ``seed`` alone."""
-    return build_keyed_layer(layer, layer_of_key, _module, seed)
+    return build_keyed_layer(layer, parse_layer_key(layer.key), seed)

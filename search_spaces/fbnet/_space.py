@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from nas import Architecture, ArchitectureError, ArchitectureGraph, Gene, SearchSpace
-from nas import LayerSpec as LUTLayer
+from nas import (
+    AdditiveSpace,
+    Architecture,
+    ArchitectureError,
+    ArchitectureGraph,
+    FlopsSpace,
+    Gene,
+    GeneLabelledGraphSpace,
+    LayerSpec,
+    SupernetSpace,
+)
 from nas._architecture import GeneValue
 from search_spaces._init import materialise
 from search_spaces.fbnet import _layers
@@ -17,9 +27,9 @@ from search_spaces.fbnet._blocks import (
     BLOCKS,
     MACROS,
     OPS,
+    FBNetLayer,
     FBNetMacro,
     FBNetNetwork,
-    LayerSpec,
     layer_flops,
     network_flops,
     network_spec,
@@ -33,7 +43,7 @@ GENE_NAMES: tuple[str, ...] = tuple(f"layer_{i}" for i in range(NUM_LAYERS))
 SEPARATOR = "|"
 
 
-class FBNetSpace(SearchSpace):
+class FBNetSpace(AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpace):
     """FBNet's layer-wise space (9^22 networks) in HW-NAS-Bench's macro-architecture.
 
     Canonical strings are the benchmark tables' own: the 22 block names joined by ``|``, e.g.
@@ -41,13 +51,13 @@ class FBNetSpace(SearchSpace):
     (``"cifar100"``, the tables' variant, or ``"imagenet"``); ``num_classes`` overrides the
     macro's head width. Both variants share the name ``fbnet``: an architecture is the same list
     of blocks whichever skeleton it is built into.
+
+    Each layer's input size and channels are fixed by the macro, so a block costs the same
+    wherever the other layers' blocks change (:class:`~nas.AdditiveSpace`); the graph is a chain
+    with a block per gene (:class:`~nas.GeneLabelledGraphSpace`).
     """
 
     name = "fbnet"
-    #: each layer's input size and channels are fixed by the macro, so a block costs the same
-    #: wherever the other layers' blocks change
-    ADDS_UP_OVER_GENES = True
-    GENES_LABEL_GRAPH_NODES = True
 
     def __init__(self, macro: str | FBNetMacro = "cifar100", num_classes: int | None = None) -> None:
         if isinstance(macro, str):
@@ -84,18 +94,25 @@ class FBNetSpace(SearchSpace):
         spec = network_spec(self.macro, self.ops(arch))
         return materialise(lambda: FBNetNetwork(spec), seed)
 
-    def layers(self, arch: Architecture) -> tuple[LUTLayer, ...]:
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
         """``arch``'s network as lookup-table layers: stem, its 22 blocks, head, each keyed by its
         configuration (block, channels, stride, input size); see :mod:`search_spaces.fbnet._layers`."""
-        return _layers.network_layers(self.macro, self.ops(arch))
+        return self._layer_table.network(self.ops(arch))
 
-    def build_layer(self, layer: LUTLayer, seed: int = 0) -> nn.Module:
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any FBNet key); its weights are drawn from ``seed`` only."""
         return _layers.build_layer(layer, seed)
 
-    def distinct_layers(self) -> tuple[LUTLayer, ...]:
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
-        return _layers.distinct_layers(self.macro)
+        return self._layer_table.distinct()
+
+    @cached_property
+    def _layer_table(self) -> _layers.LayerTable:
+        return _layers.LayerTable.of(self.macro)
+
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """A chain: ``stem``, the 22 layers labelled by their block, ``head``. Each node has the
@@ -148,7 +165,7 @@ class FBNetSpace(SearchSpace):
     def _per_layer(self, pick: Callable[..., str]) -> Architecture:
         genes = {}
         for name, shape, size in zip(GENE_NAMES, self.macro.layers, self.macro.input_sizes()):
-            cost = {op: layer_flops(LayerSpec(shape, BLOCKS[op]), size) for op in OPS}
+            cost = {op: layer_flops(FBNetLayer(shape, BLOCKS[op]), size) for op in OPS}
             # min/max return the first of equal costs, so ties go to the earlier op of OPS.
             genes[name] = pick(OPS, key=cost.__getitem__)
         return self.architecture(genes)

@@ -17,8 +17,8 @@ from nas import Architecture, Supernet
 from search_spaces._init import initialise
 from search_spaces.fbnet._blocks import (
     BLOCKS,
+    FBNetLayer,
     FBNetNetwork,
-    LayerSpec,
     make_block,
     make_head,
     make_stem,
@@ -41,7 +41,7 @@ class FBNetSupernet(Supernet):
             self.stem = make_stem(macro)
             # layers[i][op] is the block ``op`` at position i; ModuleDict keys are the op names.
             self.layers = nn.ModuleList(
-                nn.ModuleDict({op: make_block(LayerSpec(shape, block)) for op, block in BLOCKS.items()})
+                nn.ModuleDict({op: make_block(FBNetLayer(shape, block)) for op, block in BLOCKS.items()})
                 for shape in macro.layers
             )
             self.head = make_head(macro)

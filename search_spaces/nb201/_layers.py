@@ -16,86 +16,193 @@ A network's cost in a lookup table is the sum over these layers: its edge ops' c
 per-cell overhead (``cell_sum``), plus stem, reductions and head. The published C=16, N=5
 networks at 32x32 have 22 distinct keys: 1 stem, 5 ops x 3 stages, 3 cell sums, 2 reductions,
 1 head. Keys name everything a layer's module needs, so :func:`build_layer` rebuilds a layer from
-its key alone.
+its key alone; each kind of key is a frozen value (:class:`StemKey`, :class:`OpKey`...) and
+:func:`parse_layer_key` the one parser of their strings.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nas import ArchitectureError, LayerSpec
-from search_spaces._init import build_keyed_layer
+from search_spaces._keys import LayerKey, build_keyed_layer, parse_key
 from search_spaces.nb201._ops import OPS, ResidualReduction, make_op
 
 #: Nodes of an NB201 cell (input node 0 to output node 3).
 _NUM_NODES = 4
 
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "stem": re.compile(r"stem:c(?P<c>\d+):h(?P<h>\d+)"),
-    "op": re.compile(r"op:(?P<op>[a-z0-9_]+):c(?P<c>\d+):h(?P<h>\d+)"),
-    "cell_sum": re.compile(r"cell_sum:c(?P<c>\d+):h(?P<h>\d+)"),
-    "reduction": re.compile(r"reduction:c(?P<cin>\d+)-(?P<cout>\d+):h(?P<h>\d+)"),
-    "head": re.compile(r"head:c(?P<c>\d+):h(?P<h>\d+):n(?P<n>\d+)"),
-}
 KEY_FORMATS = (
     "stem:c<C>:h<H>, op:<op>:c<C>:h<H>, cell_sum:c<C>:h<H>, reduction:c<Cin>-<Cout>:h<H>, head:c<C>:h<H>:n<classes>"
 )
 
 
-def stem_layer(channels: int, size: int) -> LayerSpec:
-    return LayerSpec(f"stem:c{channels}:h{size}", (3, size, size))
+@dataclass(frozen=True)
+class StemKey(LayerKey):
+    """``stem:c<C>:h<H>``: 3x3 conv 3 -> C + BN."""
+
+    channels: int
+    size: int
+    PATTERN = re.compile(r"stem:c(?P<channels>\d+):h(?P<size>\d+)")
+
+    kind = "stem"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, self.channels, 3, padding=1, bias=False), nn.BatchNorm2d(self.channels))
+
+    def __str__(self) -> str:
+        return f"stem:c{self.channels}:h{self.size}"
 
 
-def op_layer(op: str, channels: int, size: int) -> LayerSpec:
-    return LayerSpec(f"op:{op}:c{channels}:h{size}", (channels, size, size))
+@dataclass(frozen=True)
+class OpKey(LayerKey):
+    """``op:<op>:c<C>:h<H>``: one edge op, (C, H, H) -> (C, H, H)."""
+
+    op: str
+    channels: int
+    size: int
+    PATTERN = re.compile(r"op:(?P<op>[a-z0-9_]+):c(?P<channels>\d+):h(?P<size>\d+)")
+
+    def check(self) -> None:
+        if self.op not in OPS:
+            raise ArchitectureError(f"{str(self)!r} has unknown op {self.op!r}; allowed ops: {', '.join(OPS)}")
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> OpKey:
+        return cls(fields["op"], int(fields["channels"]), int(fields["size"]))
+
+    @property
+    def kind(self) -> str:
+        return f"op:{self.op}"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return make_op(self.op, self.channels)
+
+    def __str__(self) -> str:
+        return f"op:{self.op}:c{self.channels}:h{self.size}"
 
 
-def cell_sum_layer(channels: int, size: int) -> LayerSpec:
-    return LayerSpec(f"cell_sum:c{channels}:h{size}", (channels, size, size))
+@dataclass(frozen=True)
+class CellSumKey(LayerKey):
+    """``cell_sum:c<C>:h<H>``: a cell's three node additions."""
+
+    channels: int
+    size: int
+    PATTERN = re.compile(r"cell_sum:c(?P<channels>\d+):h(?P<size>\d+)")
+
+    kind = "cell_sum"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return CellSum()
+
+    def __str__(self) -> str:
+        return f"cell_sum:c{self.channels}:h{self.size}"
 
 
-def reduction_layer(in_channels: int, out_channels: int, size: int) -> LayerSpec:
-    return LayerSpec(f"reduction:c{in_channels}-{out_channels}:h{size}", (in_channels, size, size))
+@dataclass(frozen=True)
+class ReductionKey(LayerKey):
+    """``reduction:c<Cin>-<Cout>:h<H>``: the residual reduction block."""
+
+    in_channels: int
+    out_channels: int
+    size: int
+    PATTERN = re.compile(r"reduction:c(?P<in_channels>\d+)-(?P<out_channels>\d+):h(?P<size>\d+)")
+
+    kind = "reduction"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return ResidualReduction(self.in_channels, self.out_channels)
+
+    def __str__(self) -> str:
+        return f"reduction:c{self.in_channels}-{self.out_channels}:h{self.size}"
 
 
-def head_layer(channels: int, size: int, num_classes: int) -> LayerSpec:
-    return LayerSpec(f"head:c{channels}:h{size}:n{num_classes}", (channels, size, size))
+@dataclass(frozen=True)
+class HeadKey(LayerKey):
+    """``head:c<C>:h<H>:n<classes>``: BN, ReLU, global pooling and the classifier."""
+
+    channels: int
+    size: int
+    num_classes: int
+    PATTERN = re.compile(r"head:c(?P<channels>\d+):h(?P<size>\d+):n(?P<num_classes>\d+)")
+
+    kind = "head"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.size, self.size)
+
+    def module(self) -> nn.Module:
+        return nn.Sequential(
+            nn.BatchNorm2d(self.channels),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(self.channels, self.num_classes),
+        )
+
+    def __str__(self) -> str:
+        return f"head:c{self.channels}:h{self.size}:n{self.num_classes}"
+
+
+NB201LayerKey = StemKey | OpKey | CellSumKey | ReductionKey | HeadKey
+_KINDS: tuple[type[LayerKey], ...] = (StemKey, OpKey, CellSumKey, ReductionKey, HeadKey)
+
+
+def parse_layer_key(key: str) -> NB201LayerKey:
+    """The value of an NB201 key string; refused naming the formats when it is none."""
+    return parse_key(key, _KINDS, "NB201", KEY_FORMATS)  # type: ignore[return-value]
 
 
 def network_layers(
     ops: tuple[str, ...], channels: int, cells_per_stage: int, resolution: int, num_classes: int
 ) -> tuple[LayerSpec, ...]:
     """The layers of the network whose cell has ``ops`` on its edges (NB201's string order)."""
-    layers = [stem_layer(channels, resolution)]
+    layers = [StemKey(channels, resolution).layer]
     size = resolution
     for stage in range(3):
         width = channels * 2**stage
         if stage > 0:
-            layers.append(reduction_layer(width // 2, width, size))
+            layers.append(ReductionKey(width // 2, width, size).layer)
             size //= 2
-        for _ in range(cells_per_stage):
-            layers.extend(op_layer(op, width, size) for op in ops)
-            layers.append(cell_sum_layer(width, size))
-    layers.append(head_layer(channels * 4, size, num_classes))
+        cell = [*(OpKey(op, width, size).layer for op in ops), CellSumKey(width, size).layer]
+        layers.extend(cell * cells_per_stage)  # the cells of a stage are one configuration
+    layers.append(HeadKey(channels * 4, size, num_classes).layer)
     return tuple(layers)
 
 
 def distinct_layers(channels: int, resolution: int, num_classes: int) -> tuple[LayerSpec, ...]:
     """Every layer any network of the space has, once each (in network order, ops in OPS order)."""
-    layers = [stem_layer(channels, resolution)]
+    keys: list[LayerKey] = [StemKey(channels, resolution)]
     size = resolution
     for stage in range(3):
         width = channels * 2**stage
         if stage > 0:
-            layers.append(reduction_layer(width // 2, width, size))
+            keys.append(ReductionKey(width // 2, width, size))
             size //= 2
-        layers.extend(op_layer(op, width, size) for op in OPS)
-        layers.append(cell_sum_layer(width, size))
-    layers.append(head_layer(channels * 4, size, num_classes))
-    return tuple(layers)
+        keys.extend(OpKey(op, width, size) for op in OPS)
+        keys.append(CellSumKey(width, size))
+    keys.append(HeadKey(channels * 4, size, num_classes))
+    return tuple(key.layer for key in keys)
 
 
 class CellSum(nn.Module):
@@ -112,62 +219,22 @@ class CellSum(nn.Module):
         return nodes[-1]
 
 
-def _parse(key: str) -> tuple[str, dict[str, str]]:
-    kind = key.split(":", 1)[0]
-    pattern = _PATTERNS.get(kind)
-    match = pattern.fullmatch(key) if pattern is not None else None
-    if match is None:
-        raise ArchitectureError(f"{key!r} is not an NB201 layer key; keys are {KEY_FORMATS}")
-    return kind, match.groupdict()
-
-
-def layer_of_key(key: str) -> LayerSpec:
-    """The layer a key names, its input shape derived from the key (keys are data)."""
-    kind, f = _parse(key)
-    if kind == "stem":
-        return stem_layer(int(f["c"]), int(f["h"]))
-    if kind == "op":
-        if f["op"] not in OPS:
-            raise ArchitectureError(f"{key!r} has unknown op {f['op']!r}; allowed ops: {', '.join(OPS)}")
-        return op_layer(f["op"], int(f["c"]), int(f["h"]))
-    if kind == "cell_sum":
-        return cell_sum_layer(int(f["c"]), int(f["h"]))
-    if kind == "reduction":
-        return reduction_layer(int(f["cin"]), int(f["cout"]), int(f["h"]))
-    return head_layer(int(f["c"]), int(f["h"]), int(f["n"]))
-
-
-def _module(key: str) -> nn.Module:
-    kind, f = _parse(key)
-    if kind == "stem":
-        channels = int(f["c"])
-        return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-    if kind == "op":
-        return make_op(f["op"], int(f["c"]))
-    if kind == "cell_sum":
-        return CellSum()
-    if kind == "reduction":
-        return ResidualReduction(int(f["cin"]), int(f["cout"]))
-    channels = int(f["c"])
-    return nn.Sequential(
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, int(f["n"])),
-    )
-
-
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:
     """The module of one NB201 layer key (the network's own blocks), weights from ``seed`` alone."""
-    return build_keyed_layer(layer, layer_of_key, _module, seed)
+    return build_keyed_layer(layer, parse_layer_key(layer.key), seed)
 
 
 __all__ = [
     "KEY_FORMATS",
     "CellSum",
+    "CellSumKey",
+    "HeadKey",
+    "NB201LayerKey",
+    "OpKey",
+    "ReductionKey",
+    "StemKey",
     "build_layer",
     "distinct_layers",
-    "layer_of_key",
     "network_layers",
+    "parse_layer_key",
 ]

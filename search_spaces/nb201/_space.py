@@ -9,12 +9,17 @@ import numpy as np
 from torch import nn
 
 from nas import (
+    AdditiveSpace,
     Architecture,
     ArchitectureError,
     ArchitectureGraph,
+    DerivedFeaturesSpace,
+    FlopsSpace,
     Gene,
+    GeneLabelledGraphSpace,
+    IsomorphicSpace,
     LayerSpec,
-    SearchSpace,
+    SupernetSpace,
 )
 from nas._architecture import GeneValue
 from search_spaces.nb201 import _features, _layers
@@ -48,8 +53,14 @@ def _op_graph_edges() -> tuple[tuple[int, int], ...]:
 _OP_GRAPH_EDGES = _op_graph_edges()
 
 
-class NB201Space(SearchSpace):
+class NB201Space(
+    AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpace, IsomorphicSpace, DerivedFeaturesSpace
+):
     """NAS-Bench-201's topology space, with the published macro network around the cell.
+
+    Every op costs the same on every edge and the macro fixes each cell's shape, so costs add up
+    over genes (:class:`~nas.AdditiveSpace`); the graph is the cell's fixed wiring with an op
+    per gene (:class:`~nas.GeneLabelledGraphSpace`).
 
     Canonical strings are NAS-Bench-201's own, e.g.
     ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``.
@@ -109,6 +120,9 @@ class NB201Space(SearchSpace):
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.channels, self.input_shape[1], self.num_classes)
 
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
+
     def flops(self, arch: Architecture) -> int:
         """FLOPs of ``arch`` at batch 1, exactly as ``nas.objectives.Flops`` counts them on the
         built network (2 x the multiply-accumulates of convolutions and the classifier; BN,
@@ -138,9 +152,6 @@ class NB201Space(SearchSpace):
         return 2 * macs
 
     FEATURES_VERSION = _features.VERSION
-    # every op costs the same on every edge, and the macro fixes each cell's shape
-    ADDS_UP_OVER_GENES = True
-    GENES_LABEL_GRAPH_NODES = True
 
     def derived_features(self, gene_indices: np.ndarray) -> np.ndarray:
         """Live structure and isomorphism-class columns (:data:`_features.FEATURE_NAMES`); see

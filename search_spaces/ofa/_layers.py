@@ -12,7 +12,9 @@ A network's layer keys are exactly its Note10 LUT keys (OFA's ``MBv3LatencyTable
 * ``Logits-input:1x1x<C>-output:<classes>``: dropout and the classifier.
 
 Keys hold every size a layer's module needs, so :func:`build_layer` rebuilds a layer from its key
-alone. Per resolution a width-1.2 space has 1 + 1 + 5 x 2 x 9 + 4 = 96 keys (each stage's first
+alone; each kind of key is a frozen value (:class:`ConvKey`, :class:`MBConvKey`...) and
+:func:`parse_layer_key` the one parser of their strings. A key is its own lookup-table kind: the
+Note10 tables hold no sizes apart from a kind, so a layer they lack borrows no other's cost. Per resolution a width-1.2 space has 1 + 1 + 5 x 2 x 9 + 4 = 96 keys (each stage's first
 layer and its other layers, each with 3 kernels x 3 expand ratios); resolutions share the keys
 of layers whose input sizes coincide.
 """
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nas import ArchitectureError, LayerSpec
-from search_spaces._init import build_keyed_layer
+from search_spaces._keys import LayerKey, build_keyed_layer, parse_key
 from search_spaces.ofa._blocks import Activation, InvertedResidual
 from search_spaces.ofa._model import (
     DROPOUT,
@@ -34,25 +37,15 @@ from search_spaces.ofa._model import (
     NUM_LAYERS,
     NUM_STAGES,
     ConvSpec,
+    MBConvLayer,
     NetworkSpec,
     OFAConfig,
     conv_module,
     network_spec,
 )
 
-_SIZE = r"(?P<{0}h>\d+)x(?P<{0}w>\d+)x(?P<{0}c>\d+)"
-_IN, _OUT = _SIZE.format("i"), _SIZE.format("o")
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "Conv": re.compile(rf"Conv-input:{_IN}-output:{_OUT}"),
-    "expanded_conv": re.compile(
-        rf"expanded_conv-input:{_IN}-output:{_OUT}-expand:(?P<mid>\d+)-kernel:(?P<k>\d+)"
-        r"-stride:(?P<s>\d+)-idskip:(?P<idskip>[01])-se:(?P<se>[01])-hs:(?P<hs>[01])"
-    ),
-    "Conv_1": re.compile(rf"Conv_1-input:{_IN}-output:{_OUT}"),
-    "AvgPool2D": re.compile(rf"AvgPool2D-input:{_IN}-output:1x1x(?P<oc>\d+)"),
-    "Conv_2": re.compile(r"Conv_2-input:1x1x(?P<ic>\d+)-output:1x1x(?P<oc>\d+)"),
-    "Logits": re.compile(r"Logits-input:1x1x(?P<ic>\d+)-output:(?P<n>\d+)"),
-}
+_IN = r"(?P<in_height>\d+)x(?P<in_width>\d+)x(?P<in_channels>\d+)"
+_OUT = r"(?P<out_height>\d+)x(?P<out_width>\d+)x(?P<out_channels>\d+)"
 KEY_FORMATS = (
     "Conv-input:HxWxC-output:HxWxC, expanded_conv-input:HxWxC-output:HxWxC-expand:M-kernel:K-stride:S"
     "-idskip:0|1-se:0|1-hs:0|1, Conv_1-input:HxWxC-output:HxWxC, AvgPool2D-input:HxWxC-output:1x1xC, "
@@ -69,49 +62,227 @@ def _out_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1
 
 
-def network_layers(spec: NetworkSpec) -> tuple[LayerSpec, ...]:
+class _OFAKey(LayerKey):
+    """An OFA key is its own kind (see the module)."""
+
+    @property
+    def kind(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class _Mapped(_OFAKey):
+    """A key from one (H, W, C) map to another."""
+
+    in_height: int
+    in_width: int
+    in_channels: int
+    out_height: int
+    out_width: int
+    out_channels: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.in_height, self.in_width)
+
+    def _sizes(self) -> str:
+        return (
+            f"input:{_size(self.in_height, self.in_width, self.in_channels)}"
+            f"-output:{_size(self.out_height, self.out_width, self.out_channels)}"
+        )
+
+    def _check_stride(self, stride: int) -> None:
+        out = (_out_size(self.in_height, stride), _out_size(self.in_width, stride))
+        if stride not in (1, 2) or (self.out_height, self.out_width) != out:
+            raise ArchitectureError(f"{str(self)!r}: its output size does not follow from its input size and stride")
+
+
+@dataclass(frozen=True)
+class ConvKey(_Mapped):
+    """``Conv-input:...-output:...``: the first conv (3x3, BN, hard swish); the stride is the
+    ratio of the sizes."""
+
+    PATTERN = re.compile(rf"Conv-input:{_IN}-output:{_OUT}")
+
+    def check(self) -> None:
+        self._check_stride(self.stride)
+
+    @property
+    def stride(self) -> int:
+        return 1 if self.in_height == self.out_height else 2
+
+    def module(self) -> nn.Module:
+        return conv_module(ConvSpec(self.in_channels, self.out_channels, 3, self.stride, Activation.HSWISH))
+
+    def __str__(self) -> str:
+        return f"Conv-{self._sizes()}"
+
+
+@dataclass(frozen=True)
+class MBConvKey(_Mapped):
+    """``expanded_conv-input:...-output:...-expand:<mid>-kernel:<k>-stride:<s>-idskip:<0|1>-se:<0|1>-hs:<0|1>``:
+    one MBConv layer (the expand-1 first block included: its ``expand`` equals its input width)."""
+
+    expand: int
+    kernel: int
+    stride: int
+    idskip: int
+    se: int
+    hs: int
+    PATTERN = re.compile(
+        rf"expanded_conv-input:{_IN}-output:{_OUT}-expand:(?P<expand>\d+)-kernel:(?P<kernel>\d+)"
+        r"-stride:(?P<stride>\d+)-idskip:(?P<idskip>[01])-se:(?P<se>[01])-hs:(?P<hs>[01])"
+    )
+
+    def check(self) -> None:
+        self._check_stride(self.stride)
+        if self.idskip != int(self.stride == 1 and self.in_channels == self.out_channels):
+            raise ArchitectureError(f"{str(self)!r}: idskip must be 1 exactly when stride is 1 and widths are equal")
+
+    def module(self) -> nn.Module:
+        activation = Activation.HSWISH if self.hs else Activation.RELU
+        return InvertedResidual(
+            self.in_channels, self.expand, self.out_channels, self.kernel, self.stride, activation, bool(self.se)
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"expanded_conv-{self._sizes()}-expand:{self.expand}-kernel:{self.kernel}-stride:{self.stride}"
+            f"-idskip:{self.idskip}-se:{self.se}-hs:{self.hs}"
+        )
+
+
+@dataclass(frozen=True)
+class FinalExpandKey(_Mapped):
+    """``Conv_1-input:...-output:...``: the final 1x1 expand conv (BN, hard swish)."""
+
+    PATTERN = re.compile(rf"Conv_1-input:{_IN}-output:{_OUT}")
+
+    def check(self) -> None:
+        if (self.in_height, self.in_width) != (self.out_height, self.out_width):
+            raise ArchitectureError(f"{str(self)!r}: Conv_1 is a 1x1 conv of stride 1; its sizes must be equal")
+
+    def module(self) -> nn.Module:
+        return conv_module(ConvSpec(self.in_channels, self.out_channels, 1, 1, Activation.HSWISH))
+
+    def __str__(self) -> str:
+        return f"Conv_1-{self._sizes()}"
+
+
+@dataclass(frozen=True)
+class PoolKey(_OFAKey):
+    """``AvgPool2D-input:<H>x<W>x<C>-output:1x1x<C>``: global average pooling."""
+
+    in_height: int
+    in_width: int
+    in_channels: int
+    out_channels: int
+    PATTERN = re.compile(rf"AvgPool2D-input:{_IN}-output:1x1x(?P<out_channels>\d+)")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.in_height, self.in_width)
+
+    def module(self) -> nn.Module:
+        return GlobalAvgPool()
+
+    def __str__(self) -> str:
+        return (
+            f"AvgPool2D-input:{_size(self.in_height, self.in_width, self.in_channels)}-output:1x1x{self.out_channels}"
+        )
+
+
+@dataclass(frozen=True)
+class FeatureMixKey(_OFAKey):
+    """``Conv_2-input:1x1x<C>-output:1x1x<c>``: the feature-mix 1x1 conv (no BN, hard swish)."""
+
+    in_channels: int
+    out_channels: int
+    PATTERN = re.compile(r"Conv_2-input:1x1x(?P<in_channels>\d+)-output:1x1x(?P<out_channels>\d+)")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, 1, 1)
+
+    def module(self) -> nn.Module:
+        return conv_module(ConvSpec(self.in_channels, self.out_channels, 1, 1, Activation.HSWISH, batch_norm=False))
+
+    def __str__(self) -> str:
+        return f"Conv_2-input:1x1x{self.in_channels}-output:1x1x{self.out_channels}"
+
+
+@dataclass(frozen=True)
+class LogitsKey(_OFAKey):
+    """``Logits-input:1x1x<C>-output:<classes>``: dropout and the classifier."""
+
+    in_channels: int
+    num_classes: int
+    PATTERN = re.compile(r"Logits-input:1x1x(?P<in_channels>\d+)-output:(?P<num_classes>\d+)")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, 1, 1)
+
+    def module(self) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Dropout(DROPOUT), nn.Linear(self.in_channels, self.num_classes))
+
+    def __str__(self) -> str:
+        return f"Logits-input:1x1x{self.in_channels}-output:{self.num_classes}"
+
+
+OFALayerKey = ConvKey | MBConvKey | FinalExpandKey | PoolKey | FeatureMixKey | LogitsKey
+_KINDS: tuple[type[LayerKey], ...] = (ConvKey, MBConvKey, FinalExpandKey, PoolKey, FeatureMixKey, LogitsKey)
+
+
+def parse_layer_key(key: str) -> OFALayerKey:
+    """The value of an OFA key string; refused naming the formats when it is none."""
+    return parse_key(key, _KINDS, "OFA", KEY_FORMATS)  # type: ignore[return-value]
+
+
+def _mbconv_key(layer: MBConvLayer, size: int) -> MBConvKey:
+    out = _out_size(size, layer.stride)
+    return MBConvKey(
+        *(size, size, layer.in_channels, out, out, layer.out_channels),
+        expand=layer.mid_channels,
+        kernel=layer.kernel_size,
+        stride=layer.stride,
+        idskip=int(layer.residual),
+        se=int(layer.se),
+        hs=int(layer.activation is Activation.HSWISH),
+    )
+
+
+def _head_keys(spec: NetworkSpec, size: int) -> tuple[OFALayerKey, ...]:
+    expand, mix = spec.final_expand, spec.feature_mix
+    return (
+        FinalExpandKey(size, size, expand.in_channels, size, size, expand.out_channels),
+        PoolKey(size, size, expand.out_channels, expand.out_channels),
+        FeatureMixKey(mix.in_channels, mix.out_channels),
+        LogitsKey(mix.out_channels, spec.num_classes),
+    )
+
+
+def network_layers(spec: NetworkSpec, made: dict[tuple[object, int], LayerSpec] | None = None) -> tuple[LayerSpec, ...]:
     """The layers of a network, keyed as OFA's ``MBv3LatencyTable`` keys them: first conv, every
     MBConv layer (with its expanded width, kernel, stride, identity skip, SE and hard swish
-    flags), final expand conv, global pooling, feature-mix conv and classifier."""
+    flags), final expand conv, global pooling, feature-mix conv and classifier.
+
+    ``made`` (a space's own dict, kept across calls) holds each MBConv layer's entry by its spec
+    and input size: networks share most of theirs, and a key value costs more to make than to
+    look up."""
+    made = {} if made is None else made
     first = spec.first_conv
     size = spec.resolution
     out = _out_size(size, first.stride)
-    layers = [
-        LayerSpec(
-            f"Conv-input:{_size(size, size, first.in_channels)}-output:{_size(out, out, first.out_channels)}",
-            (first.in_channels, size, size),
-        )
-    ]
+    layers = [ConvKey(size, size, first.in_channels, out, out, first.out_channels).layer]
     size = out
     for layer in spec.layers:
-        out = _out_size(size, layer.stride)
-        layers.append(
-            LayerSpec(
-                f"expanded_conv-input:{_size(size, size, layer.in_channels)}"
-                f"-output:{_size(out, out, layer.out_channels)}"
-                f"-expand:{layer.mid_channels}-kernel:{layer.kernel_size}-stride:{layer.stride}"
-                f"-idskip:{int(layer.residual)}-se:{int(layer.se)}"
-                f"-hs:{int(layer.activation is Activation.HSWISH)}",
-                (layer.in_channels, size, size),
-            )
-        )
-        size = out
-    expand, mix = spec.final_expand, spec.feature_mix
-    layers += [
-        LayerSpec(
-            f"Conv_1-input:{_size(size, size, expand.in_channels)}-output:{_size(size, size, expand.out_channels)}",
-            (expand.in_channels, size, size),
-        ),
-        LayerSpec(
-            f"AvgPool2D-input:{_size(size, size, expand.out_channels)}-output:{_size(1, 1, expand.out_channels)}",
-            (expand.out_channels, size, size),
-        ),
-        LayerSpec(
-            f"Conv_2-input:{_size(1, 1, mix.in_channels)}-output:{_size(1, 1, mix.out_channels)}",
-            (mix.in_channels, 1, 1),
-        ),
-        LayerSpec(f"Logits-input:{_size(1, 1, mix.out_channels)}-output:{spec.num_classes}", (mix.out_channels, 1, 1)),
-    ]
+        entry = made.get((layer, size))
+        if entry is None:
+            entry = made[(layer, size)] = _mbconv_key(layer, size).layer
+        layers.append(entry)
+        size = _out_size(size, layer.stride)
+    layers += [key.layer for key in _head_keys(spec, size)]
     return tuple(layers)
 
 
@@ -145,49 +316,6 @@ class GlobalAvgPool(nn.Module):
         return x.mean((2, 3), keepdim=True)
 
 
-def _parse(key: str) -> tuple[str, dict[str, int]]:
-    kind = key.split("-", 1)[0]
-    pattern = _PATTERNS.get(kind)
-    match = pattern.fullmatch(key) if pattern is not None else None
-    if match is None:
-        raise ArchitectureError(f"{key!r} is not an OFA layer key; keys are {KEY_FORMATS}")
-    f = {name: int(value) for name, value in match.groupdict().items()}
-    if kind in ("Conv", "expanded_conv"):
-        stride = f.get("s", 1 if f["ih"] == f["oh"] else 2)
-        if stride not in (1, 2) or (f["oh"], f["ow"]) != (_out_size(f["ih"], stride), _out_size(f["iw"], stride)):
-            raise ArchitectureError(f"{key!r}: its output size does not follow from its input size and stride")
-        f["s"] = stride
-        if kind == "expanded_conv" and f["idskip"] != int(stride == 1 and f["ic"] == f["oc"]):
-            raise ArchitectureError(f"{key!r}: idskip must be 1 exactly when stride is 1 and widths are equal")
-    elif kind == "Conv_1" and (f["ih"], f["iw"]) != (f["oh"], f["ow"]):
-        raise ArchitectureError(f"{key!r}: Conv_1 is a 1x1 conv of stride 1; its sizes must be equal")
-    return kind, f
-
-
-def layer_of_key(key: str) -> LayerSpec:
-    """The layer a key names, its input shape derived from the key (keys are data)."""
-    kind, f = _parse(key)
-    if kind in ("Conv_2", "Logits"):
-        return LayerSpec(key, (f["ic"], 1, 1))
-    return LayerSpec(key, (f["ic"], f["ih"], f["iw"]))
-
-
-def _module(key: str) -> nn.Module:
-    kind, f = _parse(key)
-    if kind == "Conv":
-        return conv_module(ConvSpec(f["ic"], f["oc"], 3, f["s"], Activation.HSWISH))
-    if kind == "expanded_conv":
-        activation = Activation.HSWISH if f["hs"] else Activation.RELU
-        return InvertedResidual(f["ic"], f["mid"], f["oc"], f["k"], f["s"], activation, bool(f["se"]))
-    if kind == "Conv_1":
-        return conv_module(ConvSpec(f["ic"], f["oc"], 1, 1, Activation.HSWISH))
-    if kind == "AvgPool2D":
-        return GlobalAvgPool()
-    if kind == "Conv_2":
-        return conv_module(ConvSpec(f["ic"], f["oc"], 1, 1, Activation.HSWISH, batch_norm=False))
-    return nn.Sequential(nn.Flatten(), nn.Dropout(DROPOUT), nn.Linear(f["ic"], f["n"]))
-
-
 def build_layer(layer: LayerSpec, seed: int = 0) -> nn.Module:
     """The module of one OFA layer key (the network's own blocks), weights from ``seed`` alone."""
-    return build_keyed_layer(layer, layer_of_key, _module, seed)
+    return build_keyed_layer(layer, parse_layer_key(layer.key), seed)

@@ -104,7 +104,7 @@ class ConvSpec:
 
 
 @dataclass(frozen=True)
-class LayerSpec:
+class MBConvLayer:
     """One MBConv layer, everything that its module and its LUT key need."""
 
     in_channels: int
@@ -137,7 +137,7 @@ class NetworkSpec:
 
     resolution: int
     first_conv: ConvSpec
-    layers: tuple[LayerSpec, ...]  # the expand-1 first block, then the active stage layers
+    layers: tuple[MBConvLayer, ...]  # the expand-1 first block, then the active stage layers
     final_expand: ConvSpec
     feature_mix: ConvSpec  # 1x1, no BN (OFA's feature_mix_layer)
     num_classes: int
@@ -148,17 +148,17 @@ def first_conv_spec(m: Macro) -> ConvSpec:
     return ConvSpec(3, m.first_conv, 3, 2, Activation.HSWISH)
 
 
-def first_block_spec(m: Macro) -> LayerSpec:
-    return LayerSpec(m.first_conv, m.first_conv, m.first_block, 3, 1, Activation.RELU, False)
+def first_block_spec(m: Macro) -> MBConvLayer:
+    return MBConvLayer(m.first_conv, m.first_conv, m.first_block, 3, 1, Activation.RELU, False)
 
 
-def stage_layer_spec(m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float) -> LayerSpec:
+def stage_layer_spec(m: Macro, stage: int, index_in_stage: int, kernel_size: int, expand_ratio: float) -> MBConvLayer:
     """Layer ``index_in_stage`` of ``stage``: the first takes the previous width and the stride."""
     sm = m.stages[stage]
     previous = m.first_block if stage == 0 else m.stages[stage - 1].width
     in_channels = previous if index_in_stage == 0 else sm.width
     stride = sm.stride if index_in_stage == 0 else 1
-    return LayerSpec(
+    return MBConvLayer(
         in_channels, mid_channels(in_channels, expand_ratio), sm.width, kernel_size, stride, sm.activation, sm.se
     )
 
@@ -195,7 +195,7 @@ def conv_flops(conv: ConvSpec, input_size: int) -> int:
     return 2 * conv.in_channels * conv.out_channels * conv.kernel_size**2 * _out_size(input_size, conv.stride) ** 2
 
 
-def layer_flops(layer: LayerSpec, input_size: int) -> int:
+def layer_flops(layer: MBConvLayer, input_size: int) -> int:
     """FLOPs of one MBConv layer, counted as :func:`conv_flops` counts: the 1x1 expand (absent
     at expand ratio 1), the depthwise conv, squeeze-excite's two 1x1 convs on the pooled vector
     and the 1x1 projection."""

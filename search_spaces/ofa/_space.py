@@ -14,10 +14,14 @@ from nas import (
     Architecture,
     ArchitectureError,
     ArchitectureGraph,
+    BatchFlopsSpace,
+    ConditionalSpace,
     Gene,
     GraphBatch,
+    GraphSpace,
+    LayeredSpace,
     LayerSpec,
-    SearchSpace,
+    SupernetSpace,
 )
 from nas._architecture import GeneValue
 from search_spaces.ofa import _layers
@@ -49,7 +53,7 @@ D_GENES = tuple(f"d_{s}" for s in range(NUM_STAGES))
 STRING_FORMAT = '{"ks":[20 kernel sizes],"e":[20 expand ratios],"d":[5 depths],"r":resolution}'
 
 
-class OFASpace(SearchSpace):
+class OFASpace(LayeredSpace, GraphSpace, SupernetSpace, BatchFlopsSpace, ConditionalSpace):
     """Once-for-All's MobileNetV3 space (ImageNet), as in its archs.csv and predictors.
 
     Canonical strings are the tables' JSON, ``{"ks":[...20],"e":[...20],"d":[...5],"r":N}`` with
@@ -110,15 +114,14 @@ class OFASpace(SearchSpace):
         ``nas.objectives.Flops`` counts them), from its spec without building anything."""
         return network_flops(self.spec(arch))
 
-    def flops_many(self, archs: Sequence[Architecture], gene_indices: np.ndarray | None = None) -> np.ndarray:
-        """:meth:`flops` of each architecture as one gather: a layer's FLOPs depend only on its
-        position, kernel, expand ratio and the resolution (not on other stages' depths), so a
-        network's are a fixed part per resolution plus its kept layers' entries of one table."""
-        genes = self.gene_indices(archs) if gene_indices is None else gene_indices
+    def batch_flops(self, gene_indices: np.ndarray) -> np.ndarray:
+        """:meth:`flops` of each row of gene indices as one gather: a layer's FLOPs depend only
+        on its position, kernel, expand ratio and the resolution (not on other stages' depths), so
+        a network's are a fixed part per resolution plus its kept layers' entries of one table."""
         fixed, per_layer = self._flops_tables
-        r = genes[:, _R]
-        layers = per_layer[r[:, None], np.arange(NUM_LAYERS)[None, :], genes[:, _KS], genes[:, _E]]  # (n, layers)
-        return fixed[r] + np.where(_kept_layers(genes), layers, 0.0).sum(axis=1)
+        r = gene_indices[:, _R]
+        layers = per_layer[r[:, None], np.arange(NUM_LAYERS)[None, :], gene_indices[:, _KS], gene_indices[:, _E]]
+        return fixed[r] + np.where(_kept_layers(gene_indices), layers, 0.0).sum(axis=1)
 
     @cached_property
     def _flops_tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +170,11 @@ class OFASpace(SearchSpace):
         """``arch``'s network as lookup-table layers whose keys are Once-for-All's Note10 LUT keys
         (first conv, MBConv layers, final expand, pooling, feature mix, classifier); see
         :mod:`search_spaces.ofa._layers`."""
-        return _layers.network_layers(self.spec(arch))
+        return _layers.network_layers(self.spec(arch), self._made_layers)
+
+    @cached_property
+    def _made_layers(self) -> dict[tuple[object, int], LayerSpec]:
+        return {}
 
     def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
         """The module of one layer key (any OFA key); its weights are drawn from ``seed`` only."""
@@ -176,6 +183,9 @@ class OFASpace(SearchSpace):
     def distinct_layers(self) -> tuple[LayerSpec, ...]:
         """Every layer key some network of this space has, once each: what a lookup table holds."""
         return _layers.distinct_layers(self.resolutions, KERNEL_SIZES, EXPAND_RATIOS, self.width_mult, self.num_classes)
+
+    def layer_kind(self, key: str) -> str:
+        return _layers.parse_layer_key(key).kind
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """A chain over the layers that exist: ``first_conv``, ``first_block``, each active MBConv
@@ -215,7 +225,7 @@ class OFASpace(SearchSpace):
         only on its position, expand ratio and the resolution (not on other stages' depths), so
         they are gathered from a table drawn once from the full-depth networks."""
         ends, layer_rows, lookup, fixed = self._graph_tables
-        genes = self.gene_indices(archs)
+        genes = self.encoding.indices(archs)
         ks, e, r = genes[:, _KS], genes[:, _E], genes[:, _R]
         kept = _kept_layers(genes)  # (G, layers)
         count = 4 + kept.sum(axis=1)  # first conv, first block, the kept layers, final expand, head

@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
+from latency_predictors.predictors._features import params_and_traffic
 from nas import Architecture, Predictor, SearchSpace
 from nas.predictor_file import read_header
 from nas.testing import PredictorContract, rewrite_predictor_header
@@ -86,7 +87,7 @@ def test_both_blends_adapt_and_analytic_costs_are_sources(
     assert features.shape == (3, len(SOURCES) + len(few.analytic_costs))
     if blend == "linear":  # the space's own FLOPs, parameters and traffic, one architecture at a time
         np.testing.assert_array_equal(features[:, -3], [space.flops(a) for a in test_archs[:3]])
-        np.testing.assert_allclose(features[:, -2:], [space.params_and_traffic(a) for a in test_archs[:3]], rtol=1e-12)
+        np.testing.assert_allclose(features[:, -2:], [params_and_traffic(space, a) for a in test_archs[:3]], rtol=1e-12)
 
 
 def test_a_file_that_names_no_blend_reads_as_the_log_blend(

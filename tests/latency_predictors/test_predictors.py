@@ -16,7 +16,6 @@ from latency_predictors.predictors import (
     FlopsPredictor,
     LayerSumPredictor,
     UnseenLayerError,
-    layer_kind,
 )
 from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
 from nas.cli import CONFIG_DIR
@@ -104,12 +103,6 @@ class TestLayerSumContractFBNet(PredictorContract):
 # Layer-sum specifics
 
 
-def test_layer_kind_strips_shape_fields() -> None:
-    assert layer_kind("k5_e6:c24-32:s2:h32") == "k5_e6"
-    assert layer_kind("op:nor_conv_3x3:c16:h32") == "op:nor_conv_3x3"
-    assert layer_kind("head:c352-1504:h4:n100") == "head"
-
-
 def test_from_layer_table_sums_the_layers() -> None:
     space = NB201Space()
     arch = space.sample(np.random.default_rng(0))
@@ -129,7 +122,7 @@ def test_unseen_keys_raise_or_take_their_kind_mean() -> None:
     with pytest.raises(UnseenLayerError, match=dropped):
         strict.predict([arch])
     lenient = LayerSumPredictor.from_layer_table(space, DEVICE, costs, unseen="kind_mean")
-    same_kind = [costs[k] for k in keys if k != dropped and layer_kind(k) == "op:nor_conv_3x3"]
+    same_kind = [costs[k] for k in keys if k != dropped and space.layer_kind(k) == "op:nor_conv_3x3"]
     full = LayerSumPredictor.from_layer_table(space, DEVICE, {**costs, dropped: float(np.mean(same_kind))})
     assert lenient.predict([arch])[0] == pytest.approx(full.predict([arch])[0])
     # what each can price: the strict one lacks the dropped key, the lenient one lacks nothing,

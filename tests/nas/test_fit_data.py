@@ -27,10 +27,11 @@ NB201_RASPI4_SEED0_TRAIN20 += [5740, 7322, 12355, 9291, 10474, 2209]
 
 @pytest.fixture(scope="module")
 def nb201_classes(data_dir: Path) -> np.ndarray:
+    from nas import isomorphism_classes
     from search_spaces import NB201Space
 
     space = NB201Space()
-    return space.isomorphism_classes([space.parse(s) for s in cached_table(data_dir / "nb201").archs])
+    return isomorphism_classes(space, [space.parse(s) for s in cached_table(data_dir / "nb201").archs])
 
 
 def test_usable_rows_are_finite_and_positive() -> None:

@@ -15,6 +15,7 @@ class ToySpace(SearchSpace):
 
     name = "toy"
     input_shape = (3, 8, 8)
+    num_classes = 10
 
     def genes(self) -> tuple[Gene, ...]:
         return (
@@ -44,7 +45,7 @@ class ToySpace(SearchSpace):
                 nn.ReLU(),
                 nn.AdaptiveAvgPool2d(1),
                 nn.Flatten(),
-                nn.Linear(w1, 10),
+                nn.Linear(w1, self.num_classes),
             )
 
 

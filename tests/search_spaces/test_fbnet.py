@@ -17,8 +17,8 @@ from nas.testing import SearchSpaceContract, SupernetContract
 from search_spaces.fbnet import CIFAR100, IMAGENET, FBNetMacro, FBNetSpace, FBNetSupernet, LayerShape
 from search_spaces.fbnet._blocks import (
     BLOCKS,
+    FBNetLayer,
     FBNetNetwork,
-    LayerSpec,
     layer_flops,
     make_block,
     network_spec,
@@ -217,7 +217,7 @@ def test_layer_resolutions_and_block_shapes(space: FBNetSpace) -> None:
 
 
 def test_channel_shuffle_interleaves_the_two_groups() -> None:
-    block = make_block(LayerSpec(CIFAR100.layers[0], BLOCKS["k3_e1_g2"]))
+    block = make_block(FBNetLayer(CIFAR100.layers[0], BLOCKS["k3_e1_g2"]))
     x = torch.arange(16.0).reshape(1, 16, 1, 1)
     assert block.shuffle(x).flatten().tolist() == [i // 2 + 8 * (i % 2) for i in range(16)]
 
@@ -270,7 +270,7 @@ def test_layer_flops_match_flop_counter_for_every_layer_shape() -> None:
     cases = {(shape, size) for macro in (CIFAR100, IMAGENET) for shape, size in zip(macro.layers, macro.input_sizes())}
     for shape, size in sorted(cases, key=repr):
         for op, block in BLOCKS.items():
-            layer = LayerSpec(shape, block)
+            layer = FBNetLayer(shape, block)
             with torch.device("meta"):
                 module, x = make_block(layer), torch.empty(1, shape.in_channels, size, size)
             assert count_flops(module, x) == layer_flops(layer, size), (shape, size, op)
@@ -374,7 +374,7 @@ def test_subnet_has_the_state_keys_of_a_built_network(space: FBNetSpace, superne
 def test_supernet_holds_every_block_once(space: FBNetSpace, supernet: FBNetSupernet) -> None:
     assert [list(choices) for choices in supernet.layers] == [list(OPS)] * 22
     fixed = param_count(supernet.stem) + param_count(supernet.head) + param_count(supernet.classifier)
-    blocks = sum(param_count(make_block(LayerSpec(shape, BLOCKS[op]))) for shape in CIFAR100.layers for op in OPS)
+    blocks = sum(param_count(make_block(FBNetLayer(shape, BLOCKS[op]))) for shape in CIFAR100.layers for op in OPS)
     assert param_count(supernet) == fixed + blocks
 
 

@@ -13,9 +13,12 @@ import torch
 from nas import ArchitectureError, LayerSpec, SearchSpace
 from nas.testing import LayerContract
 from search_spaces.fbnet import FBNetSpace
+from search_spaces.fbnet._layers import parse_layer_key as parse_fbnet
 from search_spaces.nb201 import NB201Space
 from search_spaces.nb201._layers import CellSum
+from search_spaces.nb201._layers import parse_layer_key as parse_nb201
 from search_spaces.ofa import OFASpace
+from search_spaces.ofa._layers import parse_layer_key as parse_ofa
 from search_spaces.ofa._references import lut_keys
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -90,6 +93,26 @@ def test_nb201_layer_keys_are_parsed_and_checked() -> None:
         space.build_layer(LayerSpec("op:nor_conv_3x3:c16:h32", (16, 16, 16)))
     conv = space.build_layer(LayerSpec("op:nor_conv_3x3:c16:h32", (16, 32, 32)))
     assert sum(p.numel() for p in conv.parameters()) == 16 * 16 * 9 + 2 * 16
+
+
+def test_layer_kinds_are_the_keys_without_their_sizes() -> None:
+    assert NB201Space().layer_kind("op:nor_conv_3x3:c16:h32") == "op:nor_conv_3x3"
+    assert NB201Space().layer_kind("reduction:c16-32:h32") == "reduction"
+    assert FBNetSpace().layer_kind("k5_e6:c24-32:s2:h32") == "k5_e6"
+    assert FBNetSpace().layer_kind("head:c352-1504:h4:n100") == "head"
+    logits = "Logits-input:1x1x1536-output:1000"
+    assert OFASpace().layer_kind(logits) == logits  # OFA's keys name no kinds
+    with pytest.raises(ArchitectureError, match="not an FBNet layer key"):
+        FBNetSpace().layer_kind("op:nor_conv_3x3:c16:h32")
+
+
+@pytest.mark.parametrize("space", [NB201Space(), FBNetSpace(), OFASpace(resolutions=(224,))], ids=lambda s: s.name)
+def test_layer_keys_parse_to_values_that_print_them_back(space: SearchSpace) -> None:
+    parse = {"nb201": parse_nb201, "fbnet": parse_fbnet, "ofa": parse_ofa}[space.name]
+    for layer in space.distinct_layers():
+        key = parse(layer.key)
+        assert str(key) == layer.key and key.input_shape == layer.input_shape and key.layer == layer
+        assert parse(str(key)) == key  # a frozen value: equal strings, equal keys
 
 
 # FBNet --------------------------------------------------------------------------------------

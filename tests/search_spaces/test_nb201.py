@@ -210,12 +210,13 @@ def test_cell_with_every_op_exports_to_onnx(space: NB201Space, tmp_path: Path) -
     assert_onnx_matches_torch(space, arch, tmp_path)
 
 
-def test_count_features_are_op_counts() -> None:
+def test_value_counts_are_op_counts() -> None:
     space = NB201Space()
     arch = space.parse(
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     )
-    counts = dict(zip(space.count_feature_names(), space.count_features([arch])[0]))
+    encoding = space.encoding
+    counts = dict(zip(encoding.count_names(), encoding.counts(encoding.indices([arch]))[0]))
     assert counts == {
         "edge_1_0~none": 0,
         "edge_1_0~skip_connect": 2,

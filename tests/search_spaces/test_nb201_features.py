@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nas import isomorphism_classes
 from nas.fit_data import measured_rows
 from nas.tables import BenchmarkTable
 from search_spaces import NB201Space
@@ -19,20 +20,23 @@ ALL = list(SPACE.enumerate())
 
 
 def column(name: str) -> int:
-    base = SPACE.features(ALL[:1]).shape[1] - len(FEATURE_NAMES)
-    return base + FEATURE_NAMES.index(name)
+    return FEATURE_NAMES.index(name)
+
+
+def derived(archs: list) -> np.ndarray:
+    return SPACE.derived_features(SPACE.encoding.indices(archs))
 
 
 def test_nb201_has_6466_isomorphism_classes() -> None:
     """NAS-Bench-201 reports 6,466 unique cells among its 15,625."""
-    assert len(np.unique(SPACE.isomorphism_classes(ALL))) == 6466
+    assert len(np.unique(isomorphism_classes(SPACE, ALL))) == 6466
 
 
 @pytest.mark.parametrize("device", ["pi5_litert", "pi5_onnx", "pixel6a_litert"])
 def test_tables_copied_per_class_are_constant_within_each_class(data_dir: Path, device: str) -> None:
     """HW-NAS-Bench-360 measured one cell per class and copied it: our classes must be theirs."""
     table = BenchmarkTable.load(data_dir / "nb201")
-    classes = SPACE.isomorphism_classes([SPACE.parse(s) for s in table.archs])
+    classes = isomorphism_classes(SPACE, [SPACE.parse(s) for s in table.archs])
     values = table.column("latency_ms", device)
     order = np.argsort(classes, kind="stable")
     same_class = classes[order][1:] == classes[order][:-1]
@@ -48,7 +52,7 @@ def test_copied_columns_map_to_one_measured_row_per_class(
     data_dir: Path, metric: str, device: str, copied: bool
 ) -> None:
     table = BenchmarkTable.load(data_dir / "nb201")
-    classes = SPACE.isomorphism_classes([SPACE.parse(s) for s in table.archs])
+    classes = isomorphism_classes(SPACE, [SPACE.parse(s) for s in table.archs])
     values = table.column(metric, device)
     rows = measured_rows(values, classes)
     if not copied:
@@ -60,24 +64,24 @@ def test_copied_columns_map_to_one_measured_row_per_class(
 
 
 def test_output_node_is_alive_exactly_when_the_cell_is_connected() -> None:
-    alive = SPACE.features(ALL)[:, column("alive_node_3")]
+    alive = derived(ALL)[:, column("alive_node_3")]
     expected = np.array([not is_disconnected(a) for a in ALL])
     np.testing.assert_array_equal(alive.astype(bool), expected)
     assert (~expected).sum() == 341
 
 
 def test_live_counts_of_extremes_and_a_dead_branch() -> None:
-    largest, smallest = SPACE.features([SPACE.largest(), SPACE.smallest()])
+    largest, smallest = derived([SPACE.largest(), SPACE.smallest()])
     assert largest[column("live_count~nor_conv_3x3")] == 6 and largest[column("additions")] == 3
     assert smallest[column("live_count~nor_conv_3x3")] == 0 and smallest[column("class_size")] > 1
     # node 1 is fed by a conv but feeds nothing that reaches the output: both its edges are dead
     dead = SPACE.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|avg_pool_3x3~2|")
-    row = SPACE.features([dead])[0]
+    row = derived([dead])[0]
     assert row[column("live_edge_1_0")] == 0 and row[column("live_count~nor_conv_3x3")] == 0
     assert row[column("live_count~nor_conv_1x1")] == 1 and row[column("live_count~avg_pool_3x3")] == 1
 
 
 def test_batched_features_equal_one_at_a_time() -> None:
     archs = [SPACE.sample(np.random.default_rng(k)) for k in range(40)]
-    np.testing.assert_array_equal(SPACE.features(archs), np.vstack([SPACE.features([a]) for a in archs]))
-    assert SPACE.features([]).shape == (0, SPACE.features(archs[:1]).shape[1])
+    np.testing.assert_array_equal(derived(archs), np.vstack([derived([a]) for a in archs]))
+    assert derived([]).shape == (0, len(FEATURE_NAMES))

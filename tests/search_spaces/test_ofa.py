@@ -360,12 +360,12 @@ def test_resolutions_can_be_restricted_to_the_note10_tables() -> None:
     assert "resolutions=[160" in repr(space) and "resolutions" not in repr(OFASpace())
 
 
-def test_count_features_ignore_layers_the_depths_skip() -> None:
+def test_value_counts_ignore_layers_the_depths_skip() -> None:
     space = OFASpace()
-    smallest, largest = space.smallest(), space.largest()
-    names = space.count_feature_names()
-    small = dict(zip(names, space.count_features([smallest])[0]))
-    large = dict(zip(names, space.count_features([largest])[0]))
+    encoding = space.encoding
+    indices = encoding.indices([space.smallest(), space.largest()])
+    names = encoding.count_names()
+    small, large = (dict(zip(names, row)) for row in encoding.counts(indices, space.active_mask(indices)))
     assert small["ks_0~3"] == 10 and small["e_0~3"] == 10 and small["d_0~2"] == 5  # 5 stages x 2 layers
     assert large["ks_0~7"] == 20 and large["e_0~6"] == 20 and large["d_0~4"] == 5
     assert sum(v for k, v in small.items() if k.startswith("ks_0~")) == 10
@@ -373,7 +373,8 @@ def test_count_features_ignore_layers_the_depths_skip() -> None:
 
 def test_active_genes_are_the_layers_each_depth_keeps(space: OFASpace) -> None:
     arch = space.architecture({**space.smallest().params, "d_0": 3, "d_2": 4})
-    active = set(space.active_genes(arch))
+    mask = space.active_mask(space.encoding.indices([arch]))[0]
+    active = {gene.name for gene, used in zip(space.genes(), mask) if used}
     # stage 0 keeps layers 0-2, stage 1 (depth 2) layers 4-5, stage 2 layers 8-11
     kept = {0, 1, 2, 4, 5, 8, 9, 10, 11, 12, 13, 16, 17}
     assert {int(g.split("_")[1]) for g in active if g.startswith("ks_")} == kept

@@ -31,7 +31,7 @@ from latency_predictors.measure import (
     profile_architectures,
     profile_layers,
 )
-from nas import DEVICE_FILE, Architecture, Device, LayerSpec
+from nas import DEVICE_FILE, Architecture, Device, LayeredSpace, LayerSpec
 from nas.tables import BenchmarkTable
 from search_spaces import NB201Space
 from tests.nas.toy import ToySpace
@@ -222,8 +222,11 @@ def test_profile_architectures_measures_real_networks_and_redoes_drifted_rows(tm
     assert (again.measured, again.skipped) == (0, 3)
 
 
-class LayeredToy(ToySpace):
+class LayeredToy(ToySpace, LayeredSpace):
     """ToySpace listing its networks as three lookup-table layers."""
+
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
+        return tuple({layer.key: layer for arch in self.enumerate() for layer in self.layers(arch)}.values())
 
     def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
         w0, w1, k0, k1 = (arch[g.name] for g in self.genes())
