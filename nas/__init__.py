@@ -27,11 +27,13 @@ from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import (
+    IntervalBound,
     IntervalPredictor,
     PredictedObjective,
     Predictor,
     PredictorMismatchError,
     TransferPredictor,
+    check_one_device,
 )
 from nas._space import Gene, SearchSpace
 from nas._supernet import Supernet
@@ -60,6 +62,7 @@ __all__ = [
     "GeneValue",
     "GraphBatch",
     "GraphSpace",
+    "IntervalBound",
     "IntervalPredictor",
     "IsomorphicSpace",
     "LayerSpec",
@@ -76,6 +79,7 @@ __all__ = [
     "Supernet",
     "TransferPredictor",
     "SupernetSpace",
+    "check_one_device",
     "features_version",
     "isomorphism_classes",
 ]

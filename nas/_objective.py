@@ -95,6 +95,11 @@ class Objective(ABC):
         up front (a benchmark table); ``None`` otherwise. Searches use it to report regret."""
         return None
 
+    def truth(self) -> Objective | None:
+        """The objective that measures what this one estimates (a predictor's table column or its
+        device), used to score a returned front and regret; ``None`` when this one measures."""
+        return None
+
     def evaluate(self, candidate: Candidate) -> float:
         """The value, checked to be a finite number, or an :class:`ObjectiveError` saying why not."""
         value = float(self(candidate))

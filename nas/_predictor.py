@@ -57,6 +57,9 @@ class IntervalPredictor(Predictor):
     """A predictor that also says how sure it is: a central interval per architecture, calibrated
     on held-out rows (conformal) to hold about ``quantile`` of the measured values."""
 
+    #: The share of measured values the interval is calibrated to hold (0.9: a 90% interval).
+    quantile: float
+
     @abstractmethod
     def predict_interval(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` bounds, each shape (len(archs),)."""
@@ -74,17 +77,103 @@ class TransferPredictor(Predictor):
 
 
 class PredictedObjective(Objective):
-    """An objective answered by a fitted predictor (a lookup-cost call per architecture)."""
+    """An objective answered by a fitted predictor (a lookup-cost call per architecture).
+
+    ``truth``, when given, is what the predictor was fitted to (its table column, or the device
+    measured live): a search scores its returned front against it, never the search itself."""
 
     cost = Cost.LOOKUP
 
-    def __init__(self, name: str, predictor: Predictor, direction: Direction = Direction.MINIMIZE) -> None:
+    def __init__(
+        self,
+        name: str,
+        predictor: Predictor,
+        direction: Direction | str = Direction.MINIMIZE,
+        truth: Objective | None = None,
+    ) -> None:
         super().__init__(name)
         self.predictor = predictor
         self.direction = Direction(direction)
+        self._truth = truth
 
     def __call__(self, candidate: Candidate) -> float:
         return float(self.predictor.predict([candidate.arch])[0])
 
+    def describe(self) -> str:
+        return f"{self.name} predicted by {type(self.predictor).__name__} (device {self.predictor.device_fingerprint})"
+
     def source(self) -> str:
         return f"predicted {type(self.predictor).__name__} device {self.predictor.device_fingerprint}"
+
+    def truth(self) -> Objective | None:
+        return self._truth
+
+    def interval_bound(self, level: str) -> IntervalBound:
+        """The end of this predictor's interval named ``level`` (``upper90``: the upper end of its
+        90% interval), as an objective a constraint can bound. Refused, naming the predictor and
+        its level, for a predictor without intervals or calibrated to another level."""
+        side, _, percent = level.partition("er")
+        side += "er"
+        if side not in ("lower", "upper") or not percent.isdigit():
+            raise ValueError(
+                f"bound {level!r} of {self.name!r}: use 'value', or upper<percent> / lower<percent> "
+                "(e.g. upper90: the upper end of the predictor's 90% interval)"
+            )
+        predictor = self.predictor
+        if not isinstance(predictor, IntervalPredictor):
+            raise ValueError(
+                f"bound {level!r} of {self.name!r}: {type(predictor).__name__} gives no intervals; use an "
+                "interval predictor (boosted_layer_sum, gbdt, mlp, gnn, few_shot) or bound=value"
+            )
+        calibrated = round(100 * predictor.quantile)
+        if int(percent) != calibrated:
+            raise ValueError(
+                f"bound {level!r} of {self.name!r}: the predictor's intervals are calibrated to hold "
+                f"{calibrated}% of measured values; use {side}{calibrated}, or refit with quantile={int(percent) / 100}"
+            )
+        return IntervalBound(f"{self.name}.{level}", self, upper=side == "upper")
+
+
+class IntervalBound(Objective):
+    """One end of a predicted objective's calibrated interval, for constraints that must still hold
+    when measured: ``latency_ms.upper90 <= 5`` keeps networks whose latency is, with about 90%
+    confidence (95% for the one-sided bound of a central 90% interval), under 5 ms."""
+
+    cost = Cost.LOOKUP
+
+    def __init__(self, name: str, predicted: PredictedObjective, upper: bool) -> None:
+        super().__init__(name)
+        self.predicted = predicted
+        self.upper = upper
+        self.direction = predicted.direction
+
+    def __call__(self, candidate: Candidate) -> float:
+        assert isinstance(self.predicted.predictor, IntervalPredictor)
+        lower, upper = self.predicted.predictor.predict_interval([candidate.arch])
+        return float((upper if self.upper else lower)[0])
+
+    def describe(self) -> str:
+        side = "upper" if self.upper else "lower"
+        return f"{side} end of the calibrated interval of {self.predicted.describe()}"
+
+    def source(self) -> str:
+        return f"{'upper' if self.upper else 'lower'} interval of {self.predicted.source()}"
+
+    def truth(self) -> Objective | None:
+        return self.predicted.truth()
+
+
+def check_one_device(objectives: Sequence[Objective]) -> None:
+    """Predicted objectives of one search must model one device: latency from one device's
+    predictor and energy from another's would describe no real device. Raises
+    :class:`PredictorMismatchError` naming both."""
+    seen: dict[str, str] = {}
+    for objective in objectives:
+        if isinstance(objective, PredictedObjective):
+            seen.setdefault(objective.predictor.device_fingerprint, objective.name)
+    if len(seen) > 1:
+        listed = ", ".join(f"{name} from device {fingerprint}" for fingerprint, name in seen.items())
+        raise PredictorMismatchError(
+            f"predicted objectives of two devices in one search ({listed}); give predictors fitted on one "
+            "device (hwnas-fit runs of the same device.name and table), or search them as separate devices"
+        )

@@ -253,6 +253,7 @@ def regret_at_budgets(
     all_cost: np.ndarray | Sequence[float],
     all_score: np.ndarray | Sequence[float],
     budgets: np.ndarray | Sequence[float],
+    found_floor: float = -np.inf,
 ) -> np.ndarray:
     """Per budget: the oracle's best score within the budget minus the search's best within it.
 
@@ -262,7 +263,9 @@ def regret_at_budgets(
 
     Two cases have no finite regret, read as the max of an empty set being -inf:
     - NaN: the oracle has nothing within the budget (the budget is infeasible; regret undefined).
-    - +inf: the oracle has something within the budget but the search found nothing within it.
+    - +inf: the oracle has something within the budget but the search found nothing within it;
+      with ``found_floor`` (e.g. 0 for an accuracy), the search's best is never below it, so
+      finding nothing costs the oracle's best score minus the floor (issue 14's regret).
     ``json.dumps`` writes these as NaN and Infinity; summary writers should map them to null and
     a string such as "inf" for strict JSON readers.
     """
@@ -281,7 +284,7 @@ def regret_at_budgets(
             f"all_cost has {all_cost_array.size} values but all_score {all_score_array.size}; give one cost per score"
         )
     oracle = _best_under_budgets(all_cost_array, all_score_array, budgets_array)
-    found = _best_under_budgets(found_cost_array, found_score_array, budgets_array)
+    found = np.maximum(_best_under_budgets(found_cost_array, found_score_array, budgets_array), found_floor)
     with np.errstate(invalid="ignore"):
         regret = oracle - found  # -inf - -inf = NaN; finite - -inf = +inf
     regret[oracle == -np.inf] = np.nan

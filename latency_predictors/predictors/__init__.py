@@ -7,6 +7,12 @@ from latency_predictors.predictors._fewshot import FewShotPredictor
 from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
+from latency_predictors.predictors._load import (
+    PredictedMetric,
+    load_predictor,
+    predicted_device_name,
+    predictor_families,
+)
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._onehot import OneHotBoostingPredictor
@@ -20,6 +26,10 @@ __all__ = [
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "OneHotBoostingPredictor",
+    "PredictedMetric",
     "StoredPredictor",
     "UnseenLayerError",
+    "load_predictor",
+    "predicted_device_name",
+    "predictor_families",
 ]

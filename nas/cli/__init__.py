@@ -8,6 +8,7 @@ entry point (and every test that composes a config) sees the same paths:
   Outputs go under it, so where they land does not depend on where the command was started.
 - ``${hwnas.data:}``: ``HWNAS_DATA`` when set, else ``<root>/../shared/data``.
 - ``${hwnas.sweep_subdir:}``: a multirun job's folder name, from the values it sweeps.
+- ``${hwnas.predicted_device:<path>}``: the device an hwnas-fit predictor file models.
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ OmegaConf.register_new_resolver("hwnas.root", lambda: str(project_root()), repla
 OmegaConf.register_new_resolver("hwnas.data", lambda: str(data_dir()), replace=True)
 OmegaConf.register_new_resolver("hwnas.sweep_subdir", sweep_subdir, replace=True)
 OmegaConf.register_new_resolver("hwnas.groups", config_groups, replace=True)
+
+
+def _predicted_device(path: str) -> str:
+    """``${hwnas.predicted_device:<path>}``: the device an hwnas-fit predictor models (configs/device/predicted)."""
+    from latency_predictors.predictors import predicted_device_name  # torch and LightGBM: only when used
+
+    return predicted_device_name(path)
+
+
+OmegaConf.register_new_resolver("hwnas.predicted_device", _predicted_device, replace=True)
 
 
 class LogRunDir(Callback):

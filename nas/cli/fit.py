@@ -63,7 +63,8 @@ def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:
         for k in np.argsort(split.test)
     ]
     write_csv(run_dir / "test_predictions.csv", columns, rows)
-    metrics = result.summary()
+    # The table too, so a search on this predictor (device=predicted) can score its front there.
+    metrics = result.summary() | {"table_dir": str(Path(data.table.directory).resolve())}
     write_json(run_dir / "metrics.json", metrics)
     log.info(
         "%s on %s[%s]: %s",

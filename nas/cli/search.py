@@ -26,9 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from latency_predictors.measure import MeasuredLatency, cpu_model_name
-from nas import Constraint, Objective, SearchSpace
+from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
+from nas.cli.fit import write_run
 from nas.export import check_parity, export_onnx
+from nas.objectives import FittedMetric, TableMetric
 from nas.results import (
     FORMAT_VERSION,
     Oracle,
@@ -45,6 +47,7 @@ from nas.results import (
 )
 from nas.search import Search, SearchSetupError
 from nas.tensorboard import write_tensorboard
+from nas.truth import measure_front, regret
 
 log = logging.getLogger("hwnas.search")
 
@@ -62,6 +65,7 @@ def main(cfg: DictConfig) -> float | None:
 
     search = build_search(cfg)
     claim_run_dir(run_dir, cfg, search)
+    write_fitted(run_dir, search)
     warn_if_random_start_only(cfg)
     study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s, show_progress=cfg.progress)
     summary = write_outputs(cfg, run_dir, search, study)
@@ -80,8 +84,10 @@ def build_search(cfg: DictConfig) -> Search:
     space = instantiate(cfg.space.instance)
     objectives = _named(cfg.objectives, cfg.device.name)
     metrics = _named(cfg.metrics, cfg.device.name)
-    constraints = [Constraint(metric=name, **bounds) for name, bounds in cfg.constraints.items()]
+    constraints, bounds = build_constraints(cfg.constraints, [*objectives, *metrics])
+    metrics += bounds
     check_device_name(cfg.device.name, [*objectives, *metrics])
+    check_one_device([*objectives, *metrics])
     log.info(
         "space %s, device %s, objectives %s, metrics %s, constraints %s",
         space.name,
@@ -99,6 +105,66 @@ def build_search(cfg: DictConfig) -> Search:
         storage=instantiate(cfg.storage),
         study_name=cfg.study_name,
     )
+
+
+def build_constraints(group: DictConfig, measures: list[Objective]) -> tuple[list[Constraint], list[Objective]]:
+    """``{metric: {upper, lower, bound}}`` -> constraints, plus the interval ends they bound.
+
+    ``bound`` is ``value`` (the default: the metric itself) or an end of a predicted metric's
+    calibrated interval (``upper90``): then the constraint bounds that end, recorded as the metric
+    ``<metric>.upper90``, so what the search returns should stay within the bound when measured."""
+    by_name = {m.name: m for m in measures}
+    constraints, bounds = [], []
+    for name, node in group.items():
+        settings = dict(node)
+        level = settings.pop("bound", "value")
+        if level == "value":
+            constraints.append(Constraint(metric=str(name), **settings))
+            continue
+        measure = by_name.get(str(name))
+        if not isinstance(measure, PredictedObjective):
+            raise ValueError(
+                f"constraints.{name}.bound={level}: {name!r} is "
+                + ("not an objective or metric of this search" if measure is None else f"{type(measure).__name__}")
+                + ", not a predicted one; interval bounds need a predictor (device=predicted or device=fitted), "
+                "or use bound=value"
+            )
+        bound = measure.interval_bound(str(level))
+        bounds.append(bound)
+        constraints.append(Constraint(metric=bound.name, **settings))
+    return constraints, bounds
+
+
+def write_fitted(run_dir: Path, search: Search) -> None:
+    """Each predictor a device=fitted search fitted at start, as hwnas-fit writes one:
+    fitted/<objective>/predictor.npz, test_predictions.csv (the rows it did not train on) and
+    metrics.json."""
+    for measure in search.measures:
+        if isinstance(measure, FittedMetric):
+            directory = run_dir / "fitted" / measure.name
+            directory.mkdir(parents=True, exist_ok=True)
+            write_run(directory, measure.fit, measure.data)
+            log.info(
+                "%s: %s fitted on %d rows of %s[%s], Spearman %.3f on the %d others (%s)",
+                measure.name,
+                type(measure.predictor).__name__,
+                measure.n_train,
+                measure.fit.metric,
+                measure.fit.device,
+                measure.fit.metrics["spearman"] or float("nan"),
+                measure.fit.metrics["n_test"],
+                directory,
+            )
+
+
+def space_accuracy(cfg: DictConfig, space: SearchSpace) -> TableMetric | None:
+    """The space's published accuracy (its table's ``accuracy_column``), which scores regret when
+    the search's own score has no table behind it (a proxy); None without a table."""
+    column, table_dir = cfg.space.get("accuracy_column"), cfg.space.get("table_dir")
+    if not column or not table_dir or not (Path(table_dir) / "archs.csv").is_file():
+        return None
+    unit = cfg.space.get("accuracy_unit")
+    return TableMetric(column, table_dir, column, direction="maximize", space=space, unit=unit)
 
 
 RUN_FILE = "study.json"
@@ -188,14 +254,18 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
     table = trials_table(search, study)
     front = pareto_rows(table)
     write_csv(run_dir / "trials.csv", table.columns, table.rows)
-    pareto_columns = table.columns
+    measured_columns, measured = measure_front(search, front)
+    pareto_columns = (*table.columns, *measured_columns)
     onnx_failed = None
     if cfg.export.onnx:
         onnx_failed = export_front(search.space, front, run_dir / "onnx", cfg.export, progress=cfg.progress)
         pareto_columns += ONNX_COLUMNS
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
     write_json(
-        run_dir / "columns.json", column_descriptions(search, table) | (ONNX_DESCRIPTIONS if cfg.export.onnx else {})
+        run_dir / "columns.json",
+        column_descriptions(search, table)
+        | {c: MEASURED_DESCRIPTION.format(c.removesuffix(".measured")) for c in measured_columns}
+        | (ONNX_DESCRIPTIONS if cfg.export.onnx else {}),
     )
     objectives = dict(zip(table.objectives, table.directions))
     write_json(
@@ -233,7 +303,9 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         "objectives": objectives,
         "constraints": [c.name for c in search.constraints],
         **hypervolume_summary(table, reference, rule),
-        "oracle": oracle and oracle_summary(table, oracle, reference, _list_or_none(cfg.regret_budgets)),
+        "oracle": oracle and oracle_summary(table, oracle, reference),
+        "measured": measured or None,
+        "regret": regret(search, front, space_accuracy(cfg, search.space), _list_or_none(cfg.regret_budgets)),
         "trials": {s: states.count(s) for s in sorted(set(states))} | {"total": len(states)},
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
@@ -246,6 +318,11 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         "run_dir": str(run_dir),
     }
 
+
+MEASURED_DESCRIPTION = (
+    "{0} of the returned architecture as measured by what the search estimated (its table column or "
+    "device; see summary.json's measured block), read once the search ended"
+)
 
 #: pareto.csv's columns for the ONNX file of each row (empty ``onnx`` and a reason in
 #: ``onnx_error`` where the export or its parity check failed).

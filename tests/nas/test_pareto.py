@@ -205,6 +205,10 @@ def test_regret_hand_example():
     assert math.isnan(regret[0])
     assert regret[1] == math.inf
     np.testing.assert_allclose(regret[2:], [0.0, 0.0, 10.0])
+    # With a floor of 0 (issue 14: finding nothing within a budget costs the whole best accuracy).
+    floored = regret_at_budgets(found_cost, found_score, all_cost, all_score, [0.5, 1.0, 10.0], found_floor=0.0)
+    assert math.isnan(floored[0])
+    np.testing.assert_allclose(floored[1:], [50.0, 10.0])
 
 
 @settings(max_examples=100, deadline=None)

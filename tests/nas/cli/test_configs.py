@@ -48,6 +48,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).gl
 # Options that need a value only the user can give.
 REQUIRED = {
     ("device", "table"): ["device.name=raspi4"],
+    ("device", "fitted"): ["device.name=raspi4", "device.n_train=20"],
     ("storage", "url"): ["storage.url=sqlite://"],
     ("device", "note10"): ["space=ofa"],
     ("objectives", "ofa_accuracy_latency"): ["space=ofa"],
@@ -65,6 +66,19 @@ def space_with_device(device: str, data_dir: Path) -> str:
         if device in header:
             return space
     raise AssertionError(f"configs/device/{device}.yaml names a device no table in {data_dir} has")
+
+
+def fitted_run(run_dir: Path, data_dir: Path) -> Path:
+    """An hwnas-fit run directory (nb201 raspi4 latency, a layer sum on 20 rows), written in-process."""
+    from nas.cli.fit import compose_fit, write_run
+    from nas.fitting import ParsedTable, fit_column
+    from nas.tables import BenchmarkTable
+
+    cfg = compose_fit("predictor=layer_sum", f"data_dir={data_dir}")
+    data = ParsedTable.parse(instantiate(cfg.space.instance), BenchmarkTable.load(cfg.table_dir))
+    run_dir.mkdir(parents=True)
+    write_run(run_dir, fit_column(data, "latency_ms", "raspi4", instantiate(cfg.predictor), 20, 0), data)
+    return run_dir
 
 
 def compose_with(overrides: list[str], tmp_path: Path, primary: str = "search"):
@@ -85,6 +99,8 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         "defaults: [table]"
     ):
         overrides.append(f"space={space_with_device(option, data_dir)}")
+    if (group, option) == ("device", "predicted"):
+        overrides.append(f"device.latency={fitted_run(tmp_path / 'fit', data_dir)}")
     if (group, option) == ("selection", "list"):
         listed = tmp_path / "archs.txt"
         listed.write_text("\n".join(NB201_CELLS) + "\n")
