@@ -54,15 +54,21 @@ log = logging.getLogger("hwnas.search")
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
 def main(cfg: DictConfig) -> float | None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    started = time.time()
     # Optuna logs through its own stderr handler; send it to Hydra's run-directory log instead.
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    return search_run(cfg, Path(HydraConfig.get().runtime.output_dir))["hypervolume"]
+
+
+def search_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """One search of a composed search config into ``run_dir``: what ``hwnas-search`` runs, for
+    scripts that compose the same config (``hydra.compose``) and must take the same path.
+    Returns summary.json's content."""
+    started = time.time()
     # PyTorch work between measurements (building, proxies, FLOPs) would otherwise spin threads
     # next to the latency measurement; one fixed setting also makes runs comparable.
     torch.set_num_threads(cfg.torch_threads)
-
+    run_dir.mkdir(parents=True, exist_ok=True)
     search = build_search(cfg)
     claim_run_dir(run_dir, cfg, search)
     write_fitted(run_dir, search)
@@ -77,7 +83,7 @@ def main(cfg: DictConfig) -> float | None:
         summary["hypervolume"],
         run_dir,
     )
-    return summary["hypervolume"]
+    return summary
 
 
 def build_search(cfg: DictConfig) -> Search:
@@ -164,7 +170,10 @@ def space_accuracy(cfg: DictConfig, space: SearchSpace) -> TableMetric | None:
     if not column or not table_dir or not (Path(table_dir) / "archs.csv").is_file():
         return None
     unit = cfg.space.get("accuracy_unit")
-    return TableMetric(column, table_dir, column, direction="maximize", space=space, unit=unit)
+    try:
+        return TableMetric(column, table_dir, column, direction="maximize", space=space, unit=unit)
+    except ValueError:  # a profile's table (space.table_dir=<profile>) lists no accuracy
+        return None
 
 
 RUN_FILE = "study.json"

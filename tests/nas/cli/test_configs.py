@@ -43,6 +43,9 @@ PRIMARY_OF: dict[str, str] = {}
 for _primary in PRIMARIES:
     for _group in groups_of(_primary):
         PRIMARY_OF.setdefault(_group, _primary)
+# The predictor group is hwnas-fit's (few_shot reads fit's few_shot group); hwnas-search composes
+# it too, for the single-device families a device=fitted search fits.
+PRIMARY_OF["predictor"] = "fit"
 GROUPS = sorted(PRIMARY_OF)
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONFIG_DIR) / g).glob("*.yaml"))]
 # Options that need a value only the user can give.
