@@ -53,23 +53,29 @@ log = logging.getLogger("hwnas.search")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | dict[str, float | None] | None:
     # Optuna logs through its own stderr handler; send it to Hydra's run-directory log instead.
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
-    return search_run(cfg, Path(HydraConfig.get().runtime.output_dir))["hypervolume"]
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.get("devices"):
+        from nas.cli._devices import search_devices  # one study per device, shared accuracy
+
+        return search_devices(cfg, run_dir)
+    return search_run(cfg, run_dir)["hypervolume"]
 
 
-def search_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> dict[str, Any]:
     """One search of a composed search config into ``run_dir``: what ``hwnas-search`` runs, for
     scripts that compose the same config (``hydra.compose``) and must take the same path.
-    Returns summary.json's content."""
+    ``search`` is the config's search already built (``build_search``). Returns summary.json's
+    content."""
     started = time.time()
     # PyTorch work between measurements (building, proxies, FLOPs) would otherwise spin threads
     # next to the latency measurement; one fixed setting also makes runs comparable.
     torch.set_num_threads(cfg.torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    search = build_search(cfg)
+    search = search or build_search(cfg)
     claim_run_dir(run_dir, cfg, search)
     write_fitted(run_dir, search)
     warn_if_random_start_only(cfg)
@@ -86,7 +92,9 @@ def search_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def build_search(cfg: DictConfig) -> Search:
+def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = None) -> Search:
+    """The search a composed config describes; ``storage`` replaces the config's (several devices
+    of one run share one storage)."""
     space = instantiate(cfg.space.instance)
     objectives = _named(cfg.objectives, cfg.device.name)
     metrics = _named(cfg.metrics, cfg.device.name)
@@ -108,7 +116,7 @@ def build_search(cfg: DictConfig) -> Search:
         metrics=metrics,
         constraints=constraints,
         sampler=instantiate(cfg.sampler),
-        storage=instantiate(cfg.storage),
+        storage=storage if storage is not None else instantiate(cfg.storage),
         study_name=cfg.study_name,
     )
 

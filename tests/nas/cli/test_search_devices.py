@@ -1,0 +1,102 @@
+"""hwnas-search devices=[...]: one study and front per device, a proxy evaluated once per
+architecture for all of them (and across a resume), and the cross-device summary."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from tests.nas.cli.test_search_cli import read_csv, run_search
+from tests.nas.cli.test_search_predicted import table_column
+
+DEVICES = ["raspi4", "fpga", "pixel3"]
+
+
+def search_devices(run_dir: Path, data_dir: Path, *extra: str, devices: list[str] = DEVICES):
+    return run_search(
+        f"devices=[{','.join(devices)}]",
+        "objectives=synflow_latency",
+        "metrics=none",
+        "sampler.population_size=8",
+        "export.onnx=false",
+        "tensorboard=false",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    )
+
+
+def complete_archs(run_dir: Path) -> set[str]:
+    return {
+        r["arch"] for d in DEVICES for r in read_csv(run_dir / "devices" / d / "trials.csv") if r["state"] == "COMPLETE"
+    }
+
+
+def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = search_devices(run_dir, data_dir, "budget.n_trials=24")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for device in DEVICES:
+        summary = json.loads((run_dir / "devices" / device / "summary.json").read_text())
+        assert summary["device"] == device and summary["trials"]["COMPLETE"] == 24
+        published = table_column(data_dir, "latency_ms", device)
+        assert all(
+            float(r["latency_ms"]) == published[r["arch"]]
+            for r in read_csv(run_dir / "devices" / device / "pareto.csv")
+        )
+    # synflow was computed once per architecture, whichever device asked first.
+    top = json.loads((run_dir / "summary.json").read_text())
+    seen = complete_archs(run_dir)
+    assert top["shared_objectives"]["synflow"]["evaluated_in_this_run"] == len(seen) > 24
+    # The robust front, checked against the tables: nothing in the union of the fronts dominates
+    # it (score up, worst normalised latency down), and it holds every undominated architecture.
+    cross = json.loads((run_dir / "cross_device.json").read_text())
+    fronts = {d: {r["arch"] for r in read_csv(run_dir / "devices" / d / "pareto.csv")} for d in DEVICES}
+    union = set().union(*fronts.values())
+    synflow = {
+        r["arch"]: float(r["synflow"])
+        for d in DEVICES
+        for r in read_csv(run_dir / "devices" / d / "trials.csv")
+        if r["synflow"]
+    }
+    medians = {}  # each device's median latency over the distinct architectures it completed
+    for d in DEVICES:
+        rows = read_csv(run_dir / "devices" / d / "trials.csv")
+        medians[d] = statistics.median(
+            {r["arch"]: float(r["latency_ms"]) for r in rows if r["state"] == "COMPLETE"}.values()
+        )
+    columns = {d: table_column(data_dir, "latency_ms", d) for d in DEVICES}
+    worst = {a: max(columns[d][a] / medians[d] for d in DEVICES) for a in union}
+    robust = {r["arch"] for r in cross["robust_front"]}
+
+    def dominates(a: str, b: str) -> bool:
+        return synflow[a] >= synflow[b] and worst[a] <= worst[b] and (synflow[a] > synflow[b] or worst[a] < worst[b])
+
+    assert robust and all(not any(dominates(a, r) for a in union) for r in robust)
+    assert all(any(dominates(r, a) for r in robust) for a in union - robust)
+    for row in cross["robust_front"]:
+        assert np.isclose(row["worst_normalised_cost"], worst[row["arch"]])
+    shared = {tuple(sorted(r["devices"])) for r in cross["on_several_fronts"]}
+    expected = {tuple(sorted(d for d in DEVICES if a in fronts[d])) for a in union}
+    assert shared == {s for s in expected if len(s) > 1}
+    assert (run_dir / "cross_device.csv").read_text().startswith("arch,score,worst_normalised_cost")
+
+    # Resumed with a larger budget: only architectures no earlier trial had are evaluated.
+    again = search_devices(run_dir, data_dir, "budget.n_trials=32")
+    assert again.returncode == 0, again.stderr[-3000:]
+    top = json.loads((run_dir / "summary.json").read_text())
+    assert top["shared_objectives"]["synflow"]["evaluated_in_this_run"] == len(complete_archs(run_dir) - seen)
+    assert top["shared_objectives"]["synflow"]["architectures_cached"] == len(complete_archs(run_dir))
+
+    other = search_devices(run_dir, data_dir, "budget.n_trials=32", devices=["raspi4", "fpga"])
+    assert other.returncode != 0 and "holds the searches of devices=['raspi4', 'fpga', 'pixel3']" in other.stderr
+
+
+def test_a_repeated_or_unknown_device_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    repeated = search_devices(tmp_path / "a", data_dir, devices=["raspi4", "fpga", "raspi4"])
+    assert repeated.returncode != 0 and "names ['raspi4'] more than once" in repeated.stderr
+    unknown = search_devices(tmp_path / "b", data_dir, devices=["raspi4", "raspi9"])
+    assert unknown.returncode != 0 and "'raspi9' is not a device" in unknown.stderr and "raspi4" in unknown.stderr
