@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -37,6 +38,21 @@ def postgres_url() -> Iterator[str]:
         # The README's form: no +driver, so SQLAlchemy picks its default PostgreSQL driver.
         yield server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop(admin, name)
         admin.dispose()
+
+
+def _drop(admin: sqlalchemy.Engine, name: str, attempts: int = 20) -> None:
+    """Drop the test database. FORCE ends this role's leftover sessions, but not the server's
+    own: a server process such as an autovacuum worker visiting the new database (likelier on a
+    loaded machine; seen once in a full run here) makes the
+    drop fail with InsufficientPrivilege until it leaves, within moments; so try again."""
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
