@@ -43,10 +43,10 @@ def postgres_url() -> Iterator[str]:
 
 
 def _drop(admin: sqlalchemy.Engine, name: str, attempts: int = 20) -> None:
-    """Drop the test database. FORCE ends this role's leftover sessions, but not the server's
-    own: a server process such as an autovacuum worker visiting the new database (likelier on a
-    loaded machine; seen once in a full run here) makes the
-    drop fail with InsufficientPrivilege until it leaves, within moments; so try again."""
+    """Drop the test database. FORCE ends this role's leftover sessions, but not the server's own:
+    a server process such as an autovacuum worker visiting the new database (likelier on a loaded
+    machine; seen once in a full run here) makes the drop fail with InsufficientPrivilege until it
+    leaves, within moments; so try again."""
     for attempt in range(attempts):
         try:
             with admin.connect() as connection:
