@@ -257,6 +257,7 @@ def run_closed_loop(
     front: Front | None = None
     values: dict[str, dict[str, float]] = {}
     stop = f"max_rounds={settings.max_rounds} reached"
+    converged = False
     for k in range(1, settings.max_rounds + 1):
         fit = rounds.stage(k, "fit", lambda p, k=k: stages.fit(k, rounds.dir(k, "fit"), p))
         searched = rounds.stage(
@@ -292,7 +293,7 @@ def run_closed_loop(
     last = len(history)
     final_rows = measured_rows(front, values)
     exported = rounds.stage(last, "export", lambda p: stages.export(final_rows, run_dir / "final", p))
-    summary = _summary(header, profile, history, reference, front, values, stop.startswith("measured"), stop, started)
+    summary = _summary(header, profile, history, reference, front, values, converged, stop, started)
     summary["export"] = exported
     write_marker(run_dir / SUMMARY_FILE, summary)
     log.info("stopped after %d round(s): %s; final front of %d in %s", last, stop, len(final_rows), run_dir / "final")
@@ -362,7 +363,7 @@ def _summary(
         "objectives": dict(zip(front.objectives, front.directions)),
         "measured_objectives": list(front.measured),
         "reference_point": dict(zip(front.objectives, reference or [])),
-        "profile": {k: v for k, v in profile.items()},
+        "profile": dict(profile),
         "device_answers": profile["appended"] + sum(r["device_answers"] for r in history),
         "rounds": history,
         "rounds_run": len(history),

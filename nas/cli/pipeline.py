@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,6 @@ def run(cfg: DictConfig, run_dir: Path, progress: Progress | None = None) -> dic
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     torch.set_num_threads(cfg.torch_threads)
-    started = time.time()
     space: SearchSpace = instantiate(cfg.space.instance)
     bench = build_bench(cfg)
     stages = Stages(cfg, space, bench, run_dir)
@@ -81,10 +79,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Progress | None = None) -> dic
         hv_tolerance=float(cfg.hv_tolerance),
         reference_point=None if cfg.reference_point is None else tuple(cfg.reference_point),
     )
-    summary = run_closed_loop(stages, run_dir, settings, stages.constraints, header, progress or (lambda *_: None))
-    summary["wall_time_s_this_run"] = time.time() - started
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    return run_closed_loop(stages, run_dir, settings, stages.constraints, header, progress or (lambda *_: None))
 
 
 def build_bench(cfg: DictConfig) -> Bench:
@@ -282,9 +277,9 @@ def search_on_predictors(
         study_name=cfg.study_name,
     )
     study = search.study()
-    if not study.get_trials(deepcopy=False):
-        for string in seeds:  # the previous front first: a round starts where the last one ended
-            study.enqueue_trial(space.parse(string).params)
+    for string in seeds:  # the previous front first: a round starts where the last one ended
+        # skip_if_exists: a resumed round does not queue again what it queued or ran before
+        study.enqueue_trial(space.parse(string).params, skip_if_exists=True)
     study = search.run(
         n_trials=cfg.budget.n_trials,
         timeout_s=cfg.budget.timeout_s,
