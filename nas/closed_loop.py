@@ -116,7 +116,8 @@ class LoopStages(Protocol):
     """What one closed loop does in each stage; each returns what its marker records."""
 
     def profile(self, progress: Callable[[int], None]) -> dict[str, Any]:
-        """Measure the initial sample into the profile (appending, resuming)."""
+        """Measure the initial sample into the profile (appending, resuming); returns at least
+        ``{"profile_rows": ..., "failed": [...]}``."""
 
     def fit(self, round_: int, out: Path, progress: Callable[[int], None]) -> dict[str, Any]:
         """Fit each measured objective's predictor on the profile as it stands, saved under ``out``."""
@@ -127,7 +128,8 @@ class LoopStages(Protocol):
 
     def measure(self, archs: Sequence[str], progress: Callable[[int], None]) -> dict[str, Any]:
         """Re-measure ``archs`` into the profile (each one it lacks); returns ``{"values": {arch:
-        {metric: value}}, "appended": rows added, "failed": [...]}``."""
+        {metric: value}}, "appended": rows this call added, "failed": [...], "profile_rows": rows
+        the profile holds after it}``; the profile's growth is the round's device answers."""
 
     def export(self, rows: Sequence[Mapping[str, Any]], out: Path, progress: Callable[[int], None]) -> dict[str, Any]:
         """Write the final front's rows (predicted and measured values) and networks under ``out``."""
@@ -254,6 +256,9 @@ def run_closed_loop(
     history: list[dict[str, Any]] = []
     reference: list[float] | None = None if settings.reference_point is None else list(settings.reference_point)
     seeds: list[str] = []
+    # A stage's device answers are the profile rows it added, counted from the rows before it:
+    # durable across kills, unlike a count kept by the process that was killed.
+    rows_before = profile["profile_rows"]
     front: Front | None = None
     values: dict[str, dict[str, float]] = {}
     stop = f"max_rounds={settings.max_rounds} reached"
@@ -280,7 +285,10 @@ def run_closed_loop(
         change = (
             _relative_change(history[-1]["hypervolume_measured"], report["hypervolume_measured"]) if history else None
         )
-        history.append(_round_summary(k, fit, searched, measured, report, change))
+        history.append(
+            _round_summary(k, fit, searched, measured, report, change, measured["profile_rows"] - rows_before)
+        )
+        rows_before = measured["profile_rows"]
         _log_round(history[-1])
         seeds = front.archs
         converged = change is not None and change < settings.hv_tolerance
@@ -311,12 +319,13 @@ def _round_summary(
     measured: Mapping[str, Any],
     report: Mapping[str, Any],
     change: float | None,
+    answers: int,
 ) -> dict[str, Any]:
     return {
         "round": k,
         "fit": fit.get("metrics", {}),
         "search_trials": searched.get("trials"),
-        "device_answers": measured["appended"],
+        "device_answers": answers,
         "measure_failed": measured["failed"],
         "profile_rows": measured["profile_rows"],
         **{k: v for k, v in report.items() if k not in ("reference_point", "stage_s")},
@@ -363,8 +372,12 @@ def _summary(
         "objectives": dict(zip(front.objectives, front.directions)),
         "measured_objectives": list(front.measured),
         "reference_point": dict(zip(front.objectives, reference or [])),
-        "profile": dict(profile),
-        "device_answers": profile["appended"] + sum(r["device_answers"] for r in history),
+        "profile": {
+            "device_answers": profile["profile_rows"],
+            "failed": profile["failed"],
+            "stage_s": profile.get("stage_s"),
+        },
+        "device_answers": profile["profile_rows"] + sum(r["device_answers"] for r in history),
         "rounds": history,
         "rounds_run": len(history),
         "converged": converged,

@@ -91,6 +91,8 @@ def test_rounds_stop_when_the_measured_front_stops_moving_and_a_rerun_redoes_not
     summary = run_closed_loop(stages, tmp_path, LoopSettings(max_rounds=3, hv_tolerance=0.01))
     assert stages.calls == ["profile", "fit1", "search1:", "measure", "fit2", "search2:a,b,c", "measure", "export"]
     assert summary["rounds_run"] == 2 and summary["converged"] and summary["rounds"][1]["hypervolume_change"] == 0
+    # answers are the profile's growth: 4 rows, then 3 more in round 1 and none in round 2
+    assert [r["device_answers"] for r in summary["rounds"]] == [3, 0] and summary["device_answers"] == 7
     assert summary["final_front"][0] == {"arch": "a", "acc": 90.0, "latency_ms": 12.0, "latency_ms_predicted": 10.0}
     assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"].startswith("measured hypervolume")
     again = Recorded([FRONT, FRONT, FRONT], values)
