@@ -222,3 +222,33 @@ def test_a_short_live_run_on_this_cpu(tmp_path: Path) -> None:
     device = json.loads((run_dir / "profile" / "device.json").read_text())
     assert device["device"]["fingerprint"] == summary["device_fingerprint"]
     assert device["settings"]["repeats"] == 3 and "round 1: front of" in (run_dir / "pipeline.log").read_text()
+
+
+def compose_pipeline(*overrides: str):  # noqa: ANN201 - DictConfig
+    from hydra import compose, initialize_config_dir
+
+    from nas.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("pipeline", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("device=note10", "space=ofa"), "device 'note10' has no `bench`"),
+        (
+            ("device=raspi4", "objectives=synflow_latency_energy"),
+            r"objectives \['energy_mj'\] cannot be measured on 'raspi4'",
+        ),
+        (("device=raspi4", "objectives=synflow_params"), "hold no device metric"),
+    ],
+)
+def test_what_the_loop_cannot_measure_is_refused_before_anything_runs(
+    overrides: tuple[str, ...], message: str, data_dir: Path
+) -> None:
+    from nas.cli.pipeline import build_bench, measured_objectives
+
+    cfg = compose_pipeline(*overrides, f"data_dir={data_dir}")
+    with pytest.raises(ValueError, match=message):
+        measured_objectives(cfg, build_bench(cfg))
