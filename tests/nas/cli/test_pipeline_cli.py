@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -80,15 +79,14 @@ def profile_rows(run_dir: Path) -> list[list[str]]:
         return list(csv.reader(handle))[1:]
 
 
-def trials(study_db: Path) -> list[tuple[Any, ...]]:
-    """(number, state, params) of every finished trial, in order."""
-    with sqlite3.connect(study_db) as db:
-        rows = db.execute(
-            "SELECT t.number, t.state, group_concat(p.param_name || '=' || p.param_value, ';') FROM trials t "
-            "LEFT JOIN trial_params p ON p.trial_id = t.trial_id WHERE t.state != 'RUNNING' "
-            "GROUP BY t.trial_id ORDER BY t.number"
-        ).fetchall()
-    return rows
+def trials(journal: Path) -> list[tuple[Any, ...]]:
+    """(number, state, params, values) of every finished trial of a round's study, in order."""
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    return [(t.number, t.state.name, t.params, t.values) for t in study.get_trials() if t.state.is_finished()]
 
 
 def without_timings(value: Any) -> Any:
@@ -179,7 +177,7 @@ def test_a_kill_in_any_stage_loses_nothing(
     killed_at(run_dir, stage, round_, count, *SMALL)
     assert not (run_dir / "rounds" / str(round_) / f"{stage}.json").exists()  # killed inside the stage
     rows = profile_rows(run_dir)
-    study = run_dir / "rounds" / str(round_) / "search" / "study.db"
+    study = run_dir / "rounds" / str(round_) / "search" / "journal.log"
     kept = trials(study) if study.is_file() else []
     if stage == "search":
         assert len(kept) == count  # the trials told before the kill
