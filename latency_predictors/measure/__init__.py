@@ -12,6 +12,15 @@ Everything outside this package imports these names from here (or from ``latency
 the ``_x`` modules are private.
 """
 
+from latency_predictors.measure._bench import (
+    Bench,
+    BenchError,
+    LiveBench,
+    Reading,
+    TableBench,
+    measure_into,
+    open_profile,
+)
 from latency_predictors.measure._drift import (
     DriftError,
     DriftMonitor,
@@ -83,6 +92,13 @@ from latency_predictors.measure._selection import (
 )
 
 __all__ = [
+    "Bench",
+    "BenchError",
+    "LiveBench",
+    "Reading",
+    "TableBench",
+    "measure_into",
+    "open_profile",
     "LAYERS_FILE",
     "NO_ENERGY_METER",
     "PRECISIONS",

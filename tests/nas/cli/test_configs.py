@@ -14,7 +14,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from latency_predictors import Runtime
+from latency_predictors import Bench, Runtime
 from nas import Architecture, Constraint, Objective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.training import ImageDataset, SamplingStrategy
@@ -26,7 +26,7 @@ NB201_CELLS = [
 ]
 
 #: Every entry point's primary config; each group is composed through the first one that uses it.
-PRIMARIES = ("search", "fit", "profile", "train_supernet")
+PRIMARIES = ("search", "fit", "profile", "train_supernet", "pipeline")
 
 
 def groups_of(primary: str) -> list[str]:
@@ -120,6 +120,9 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
             instantiate(node.latency_ms, name="latency_ms")
     elif group == "device":
         assert instantiate(node.latency_ms, name="latency_ms").name == "latency_ms"
+        if "bench" in node:  # what hwnas-pipeline measures through: the same device, by name
+            bench = instantiate(node.bench)
+            assert isinstance(bench, Bench) and bench.device().name == node.name
     elif group == "sampler":
         assert isinstance(instantiate(node), optuna.samplers.BaseSampler)
     elif group == "storage":
