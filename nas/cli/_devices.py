@@ -45,8 +45,9 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise SearchSetupError(f"devices={names} names {repeated} more than once; list each device once")
-    claim_devices(run_dir, names)
+    # Composed before the claim: a misspelt list must not bind the run directory to itself.
     configs = {name: compose_device(name) for name in names}
+    claim_devices(run_dir, names)
     storage = instantiate(cfg.storage)
     searches = share_device_independent({n: build_search(c, storage=storage) for n, c in configs.items()}, storage)
     summaries = {}
