@@ -1,7 +1,8 @@
 """``hwnas-search devices=[raspi4,pixel3,fpga]``: one study and one Pareto set per device, one run.
 
 Each device runs exactly what ``hwnas-search device=<name>`` (with the same other overrides)
-would: its config is composed from the command line with ``device=<name>``. The studies share the
+would: its config is composed from the command line with ``device=<name>`` (an entry
+``{option:fitted,name:pixel3,n_train:50}`` adds its ``device.*`` settings). The studies share the
 run's storage; objectives that do not depend on the device (same name and source on every device:
 an accuracy, a proxy) are evaluated once per architecture for all of them
 (:class:`nas.objective_cache.CachedObjective`, kept in that storage, so a resume recomputes
@@ -24,7 +25,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from nas import Candidate, Direction, Objective
@@ -41,12 +43,22 @@ DEVICES_FILE = "devices.json"
 
 def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
     """Search every device of ``cfg.devices`` into ``run_dir``; returns each one's hypervolume."""
-    names = [str(n) for n in cfg.devices]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    entries = [DeviceEntry.read(e) for e in cfg.devices]
+    records = [e.record() for e in entries]
+    repeated = [r for k, r in enumerate(records) if r in records[:k]]
     if repeated:
-        raise SearchSetupError(f"devices={names} names {repeated} more than once; list each device once")
-    claim_devices(run_dir, names)
-    configs = {name: compose_device(name) for name in names}
+        raise SearchSetupError(f"devices={records} names {repeated} more than once; list each device once")
+    # Composed before the claim: a misspelt list must not bind the run directory to itself.
+    composed = [(e, compose_device(e)) for e in entries]
+    configs = {e.label(c): c for e, c in composed}
+    names = list(configs)
+    if len(names) < len(entries):
+        labels = [e.label(c) for e, c in composed]
+        raise SearchSetupError(
+            f"devices={records} gives device names {labels}: each device's front is kept under its "
+            "name, so list each device once"
+        )
+    claim_devices(run_dir, records)
     storage = instantiate(cfg.storage)
     searches = share_device_independent({n: build_search(c, storage=storage) for n, c in configs.items()}, storage)
     summaries = {}
@@ -79,23 +91,70 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
     return {name: s["hypervolume"] for name, s in summaries.items()}
 
 
-def claim_devices(run_dir: Path, names: list[str]) -> None:
+def claim_devices(run_dir: Path, records: list[str | dict[str, Any]]) -> None:
     """Record the run's device list, or refuse a resume with another one."""
     path = run_dir / DEVICES_FILE
     if path.is_file():
         held = json.loads(path.read_text())["devices"]
-        if held != names:
+        if held != records:
             raise SearchSetupError(
                 f"run directory {run_dir} holds the searches of devices={held}; this run asks for "
-                f"devices={names}. Give the same list to resume it, or another hydra.run.dir"
+                f"devices={records}. Give the same list to resume it, or another hydra.run.dir"
             )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"devices": names})
+    write_json(path, {"devices": records})
 
 
-def compose_device(name: str) -> DictConfig:
-    """The search config ``hwnas-search device=<name>`` with this run's other overrides gives."""
+@dataclasses.dataclass(frozen=True)
+class DeviceEntry:
+    """One entry of ``devices=[...]``: an option of the device group (``raspi4``), or a mapping
+    naming the option and settings of it, for options that need them
+    (``{option:fitted,name:pixel3,n_train:50}`` is ``device=fitted device.name=pixel3
+    device.n_train=50``)."""
+
+    option: str
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def read(cls, entry: Any) -> DeviceEntry:
+        if not isinstance(entry, DictConfig):
+            return cls(str(entry))
+        settings = {str(k): v for k, v in OmegaConf.to_container(entry, resolve=True).items()}
+        option = settings.pop("option", None)
+        if option is None:
+            raise SearchSetupError(
+                f"devices: the entry {settings} names no option of the device group; write e.g. "
+                "{option:fitted,name:pixel3,n_train:50}"
+            )
+        return cls(str(option), tuple(settings.items()))
+
+    def record(self) -> str | dict[str, Any]:
+        return {"option": self.option, **dict(self.settings)} if self.settings else self.option
+
+    def overrides(self) -> list[str]:
+        return [f"device={self.option}", *(f"device.{k}={_override_value(v)}" for k, v in self.settings)]
+
+    def label(self, cfg: DictConfig) -> str:
+        """The device's name in the run: the option, or for an entry with settings the device's
+        own name (``fitted`` of ``name:pixel3`` is pixel3)."""
+        return str(cfg.device.name) if self.settings else self.option
+
+
+def _override_value(value: Any) -> str:
+    """``value`` as Hydra's override grammar reads it back (strings quoted, so paths stay whole)."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def compose_device(entry: DeviceEntry) -> DictConfig:
+    """The search config ``hwnas-search device=<option> [device.<key>=<value>...]`` with this run's
+    other overrides gives."""
     parser = OverridesParser.create()
     task = [
         o.input_line
@@ -103,9 +162,17 @@ def compose_device(name: str) -> DictConfig:
         if o.key_or_group.lstrip("+~") not in ("devices", "device")
     ]
     try:
-        return compose(config_name="search", overrides=[*task, f"device={name}"])
+        cfg = compose(config_name="search", overrides=[*task, *entry.overrides()])
     except HydraException as error:
-        raise SearchSetupError(f"devices: {name!r} is not a device this hwnas can compose: {error}") from None
+        raise SearchSetupError(f"devices: {entry.record()!r} is not a device this hwnas can compose: {error}") from None
+    try:
+        str(cfg.device.name)
+    except OmegaConfBaseException as error:
+        raise SearchSetupError(
+            f"devices: {entry.record()!r} needs settings ({error.msg.splitlines()[0]}): give it as a "
+            f"mapping of the option and its device.* settings, e.g. {{option:{entry.option},name:pixel3}}"
+        ) from None
+    return cfg
 
 
 def share_device_independent(searches: dict[str, Search], storage: Any) -> dict[str, Search]:
