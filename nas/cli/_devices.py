@@ -30,7 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from nas import Candidate, Direction, Objective
-from nas.cli.search import build_search, search_run
+from nas.cli.search import RUN_FILE, build_search, search_run
 from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective
 from nas.results import write_csv, write_json
@@ -92,8 +92,17 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
 
 
 def claim_devices(run_dir: Path, records: list[str | dict[str, Any]]) -> None:
-    """Record the run's device list, or refuse a resume with another one."""
+    """Record the run's device list, or refuse a resume with another one (a single-device run's
+    directory included: the devices' summary.json would overwrite its own)."""
     path = run_dir / DEVICES_FILE
+    single = next((run_dir / f for f in (RUN_FILE, "summary.json") if (run_dir / f).is_file()), None)
+    if single is not None and not path.is_file():
+        held = json.loads(single.read_text())
+        raise SearchSetupError(
+            f"run directory {run_dir} holds the single-device search of device {held.get('device')!r} "
+            f"(study {held.get('study_name')!r}); devices={records} would overwrite its results. "
+            "Choose another hydra.run.dir"
+        )
     if path.is_file():
         held = json.loads(path.read_text())["devices"]
         if held != records:
@@ -104,6 +113,18 @@ def claim_devices(run_dir: Path, records: list[str | dict[str, Any]]) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(path, {"devices": records})
+
+
+def refuse_devices_run_dir(run_dir: Path) -> None:
+    """A single-device search may not run in a ``devices=[...]`` run's directory."""
+    path = run_dir / DEVICES_FILE
+    if path.is_file():
+        held = json.loads(path.read_text())["devices"]
+        raise SearchSetupError(
+            f"run directory {run_dir} holds the searches of devices={held}; a single-device search "
+            f"would overwrite their summary. Resume it with devices={held}, or choose another "
+            "hydra.run.dir"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

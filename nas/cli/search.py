@@ -58,10 +58,12 @@ def main(cfg: DictConfig) -> float | dict[str, float | None] | None:
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.get("devices"):
-        from nas.cli._devices import search_devices  # one study per device, shared accuracy
+    # Imported here: nas.cli._devices builds on this module's single-device functions.
+    from nas.cli._devices import refuse_devices_run_dir, search_devices
 
-        return search_devices(cfg, run_dir)
+    if cfg.get("devices"):
+        return search_devices(cfg, run_dir)  # one study per device, shared accuracy
+    refuse_devices_run_dir(run_dir)
     return search_run(cfg, run_dir)["hypervolume"]
 
 

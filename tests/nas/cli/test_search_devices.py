@@ -93,6 +93,8 @@ def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path
 
     other = search_devices(run_dir, data_dir, "budget.n_trials=32", devices=["raspi4", "fpga"])
     assert other.returncode != 0 and "holds the searches of devices=['raspi4', 'fpga', 'pixel3']" in other.stderr
+    single = run_search("device=raspi4", f"data_dir={data_dir}", f"hydra.run.dir={run_dir}")
+    assert single.returncode != 0 and "Resume it with devices=['raspi4', 'fpga', 'pixel3']" in single.stderr
 
 
 def test_a_repeated_or_unknown_device_is_refused(tmp_path: Path, data_dir: Path) -> None:
@@ -102,6 +104,17 @@ def test_a_repeated_or_unknown_device_is_refused(tmp_path: Path, data_dir: Path)
     assert unknown.returncode != 0 and "'raspi9' is not a device" in unknown.stderr and "v100_1" in unknown.stderr
     # Refused before the run directory was bound to the misspelt list: the corrected one may use it.
     assert not (tmp_path / "b" / "devices.json").exists()
+    single = run_search(
+        "device=fpga",
+        "budget.n_trials=2",
+        "export.onnx=false",
+        "tensorboard=false",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path / 'c'}",
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    devices = search_devices(tmp_path / "c", data_dir, devices=["raspi4", "fpga"])
+    assert devices.returncode != 0 and "holds the single-device search of device 'fpga'" in devices.stderr
 
 
 def test_an_option_with_settings_is_a_mapping_and_runs_as_its_command_line_would(
