@@ -48,6 +48,11 @@ class CachedObjective(Objective):
             self._values[key] = value
         return value
 
+    @property
+    def cached(self) -> int:
+        """How many architectures' values this cache holds (read at open, plus those computed since)."""
+        return len(self._values)
+
     def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
         return {}
 

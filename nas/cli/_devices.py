@@ -80,7 +80,7 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
                 for name, s in summaries.items()
             },
             "shared_objectives": {
-                name: {"evaluated_in_this_run": m.evaluations, "architectures_cached": len(m._values)}
+                name: {"evaluated_in_this_run": m.evaluations, "architectures_cached": m.cached}
                 for name, m in shared.items()
             },
             "cross_device": {k: v for k, v in cross.items() if k != "robust_front"}
