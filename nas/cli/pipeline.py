@@ -33,6 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from latency_predictors.measure import Bench, measure_into, open_profile
+from latency_predictors.predictors import load_predictor
 from nas import Constraint, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
@@ -199,10 +200,9 @@ class Stages:
         fingerprint = self.bench.device().fingerprint
         loaded = {}
         for metric in self.measured:
-            family = type(instantiate(self.cfg.predictor)(space=self.space, device_fingerprint=fingerprint))
-            loaded[metric] = family.load(
-                fit_dir / metric / PREDICTOR_FILE, space=self.space, device_fingerprint=fingerprint
-            )
+            predictor = load_predictor(fit_dir / metric / PREDICTOR_FILE, self.space)  # any family, by its kind
+            predictor.check_compatible(self.space.name, fingerprint)  # fitted on this device's profile
+            loaded[metric] = predictor
         return loaded
 
     def search(self, round_: int, out: Path, seeds: Sequence[str], progress: Callable[[int], None]) -> Front:
