@@ -27,7 +27,7 @@ from latency_predictors.measure._host import host_metadata
 from latency_predictors.measure._live import MeasuredLatency
 from latency_predictors.measure._measure import LatencyStats, measure_latency_ms
 from latency_predictors.measure._profile import NO_ENERGY_METER, ProfileWriter, measure_module
-from nas import Architecture, Device, SearchSpace
+from nas import Architecture, Device, Objective, SearchSpace
 from nas.objectives import TableMetric
 from nas.tables import BenchmarkTable, UnknownDeviceError
 
@@ -76,6 +76,12 @@ class Bench(ABC):
     @abstractmethod
     def _read(self, space: SearchSpace, arch: Architecture) -> Reading:
         """The answer for ``arch``; :class:`BenchError` when there is none."""
+
+    def truth(self, name: str, metric: str, space: SearchSpace) -> Objective | None:
+        """An objective that knows every value this bench would answer for ``metric``, up front (a
+        table), to score a round's front and its regret without spending answers; None for a
+        device that must be measured."""
+        return None
 
     def measure(self, space: SearchSpace, arch: Architecture) -> Reading:
         """One answer, counted."""
@@ -154,6 +160,9 @@ class TableBench(Bench):
 
     def settings(self) -> dict[str, Any]:
         return {"method": "lookup", "table": self.table.directory.name, "column": self.column}
+
+    def truth(self, name: str, metric: str, space: SearchSpace) -> Objective | None:
+        return TableMetric(name, self.table.directory, metric, self.column, space=space)
 
     def _read(self, space: SearchSpace, arch: Architecture) -> Reading:
         try:

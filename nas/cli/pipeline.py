@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from latency_predictors.measure import Bench, measure_into, open_profile
 from latency_predictors.predictors import load_predictor
-from nas import Constraint, PredictedObjective, Predictor, SearchSpace
+from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
 from nas.cli.search import ONNX_COLUMNS, export_front, write_outputs
@@ -206,9 +206,9 @@ class Stages:
         return loaded
 
     def search(self, round_: int, out: Path, seeds: Sequence[str], progress: Callable[[int], None]) -> Front:
-        return search_on_predictors(
-            self.cfg, self.space, self.predictors(out.parent / "fit"), self.constraints, out, seeds, progress
-        )
+        predictors = self.predictors(out.parent / "fit")
+        truths = {metric: self.bench.truth(metric, metric, self.space) for metric in predictors}
+        return search_on_predictors(self.cfg, self.space, predictors, self.constraints, out, seeds, progress, truths)
 
     def measure(self, archs: Sequence[str], progress: Callable[[int], None]) -> dict[str, Any]:
         """Each front architecture the profile lacks is measured into it (rows it holds are its
@@ -257,16 +257,21 @@ def search_on_predictors(
     out: Path,
     seeds: Sequence[str],
     progress: Callable[[int], None],
+    truths: Mapping[str, Objective | None] | None = None,
 ) -> Front:
     """One round's search: the configured objectives, each device metric answered by its fitted
     predictor, in a journal-file study under ``out`` (resumed by a rerun), started from ``seeds``;
-    hwnas-search's outputs (trials.csv, pareto.csv/json, summary.json) written there.
+    hwnas-search's outputs (trials.csv, pareto.csv/json, summary.json) written there; where
+    ``truths`` knows a metric's values up front (a table playing the device), the round's
+    summary.json scores its front and regret against it, as a device=fitted search does.
 
     Once a predicted device config exists (``device=predicted`` reading hwnas-fit run
     directories), this is hwnas-search's ``build_search`` on that config."""
     out.mkdir(parents=True, exist_ok=True)
     objectives = [
-        PredictedObjective(str(name), predictors[name]) if name in predictors else instantiate(node, name=str(name))
+        PredictedObjective(str(name), predictors[name], truth=(truths or {}).get(str(name)))
+        if name in predictors
+        else instantiate(node, name=str(name))
         for name, node in cfg.objectives.items()
     ]
     search = Search(

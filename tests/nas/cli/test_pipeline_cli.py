@@ -135,6 +135,15 @@ def test_a_table_column_plays_the_device_through_the_whole_loop(reference_run: P
     assert len(final) == len(summary["final_front"]) and all(
         (reference_run / "final" / r["onnx"]).is_file() for r in final
     )
+    # Each round's search is scored on the table playing the device, as a device=fitted search is:
+    # its front's measured latencies are the column's, and summary.json carries regret.
+    for k in (1, 2):
+        search_dir = reference_run / "rounds" / str(k) / "search"
+        searched = json.loads((search_dir / "summary.json").read_text())
+        assert searched["measured"]["objectives"]["latency_ms"]["n_measured"] == searched["pareto_size"]
+        assert len(searched["regret"]["regret"]) == 5 and searched["regret"]["mean"] >= 0
+        for row in csv.DictReader((search_dir / "pareto.csv").open()):
+            assert float(row["latency_ms.measured"]) == float(truth[table.lookup(row["arch"])])
     # round 2 started from round 1's front
     first_front = json.loads((reference_run / "rounds" / "1" / "search.json").read_text())["rows"]
     round_two = list(csv.DictReader((reference_run / "rounds" / "2" / "search" / "trials.csv").open()))
