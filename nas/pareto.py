@@ -265,7 +265,7 @@ def regret_at_budgets(
     - NaN: the oracle has nothing within the budget (the budget is infeasible; regret undefined).
     - +inf: the oracle has something within the budget but the search found nothing within it;
       with ``found_floor`` (e.g. 0 for an accuracy), the search's best is never below it, so
-      finding nothing costs the oracle's best score minus the floor (issue 14's regret).
+      finding nothing costs the oracle's best score minus the floor (nas.truth.regret's rule).
     ``json.dumps`` writes these as NaN and Infinity; summary writers should map them to null and
     a string such as "inf" for strict JSON readers.
     """

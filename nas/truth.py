@@ -8,7 +8,7 @@ reads those truths for the returned architectures only, as a user would check th
 - :func:`measure_front`: each front row gains ``<objective>.measured``; per objective the
   agreement of estimate and measurement (Spearman, MAPE, ...) and, per constraint, how many
   returned architectures break it when measured.
-- :func:`regret`: issue 14's regret, whenever the score and the cost have a table behind them:
+- :func:`regret`: the score regret, whenever the score and the cost have a table behind them:
   budgets at percentiles of the true cost over every allowed architecture; per budget, the best
   true score of any architecture within it minus the best true score of a returned architecture
   whose true cost is within it (nothing within it counts the whole best score); and their mean.
