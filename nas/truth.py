@@ -43,6 +43,13 @@ def measured_truth(measure: Objective) -> Objective | None:
     return measure if measure.oracle() is not None else None
 
 
+def cost_objective(objectives: Sequence[Objective]) -> Objective | None:
+    """The objective a front's cost is read from: the first minimised one named like a latency,
+    else the first minimised one; None when nothing is minimised."""
+    minimised = [o for o in objectives if o.direction == Direction.MINIMIZE]
+    return next((o for o in minimised if o.name.startswith("latency")), minimised[0] if minimised else None)
+
+
 def measure_front(search: Search, front: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
     """Add ``<name>.measured`` to every front row for each measure estimated against a truth, and
     return those column names and summary.json's ``measured`` block ({} when none has one).
@@ -110,14 +117,12 @@ def regret(
     (else first) minimised objective's truth. Architectures whose truths break a constraint are
     neither allowed to the oracle nor counted as found; a constraint on a measure with no table
     behind it leaves the run without regret (an oracle ignoring it would be unfair)."""
-    directions = [o.direction for o in search.objectives]
-    maximised = [o for o, d in zip(search.objectives, directions) if d == Direction.MAXIMIZE]
-    minimised = [o for o, d in zip(search.objectives, directions) if d == Direction.MINIMIZE]
-    if not maximised or not minimised:
+    maximised = [o for o in search.objectives if o.direction == Direction.MAXIMIZE]
+    cost = cost_objective(search.objectives)
+    if not maximised or cost is None:
         return None
-    cost_objective = next((o for o in minimised if o.name.startswith("latency")), minimised[0])
     score_truth = measured_truth(maximised[0]) or score_fallback
-    cost_truth = measured_truth(cost_objective)
+    cost_truth = measured_truth(cost)
     by_name = {m.name: m for m in search.measures}
     bounded = [(c, measured_truth(by_name[c.metric])) for c in search.constraints]
     if score_truth is None or cost_truth is None or any(t is None for _, t in bounded):
@@ -143,7 +148,7 @@ def regret(
     finite = per_budget[~np.isnan(per_budget)]
     return {
         "score": f"{maximised[0].name}, measured by {score_truth.describe()}",
-        "cost": f"{cost_objective.name}, measured by {cost_truth.describe()}",
+        "cost": f"{cost.name}, measured by {cost_truth.describe()}",
         "budgets": budget_values.tolist(),
         "budget_rule": rule,
         # null: nothing allowed fits that budget (a budget given below every architecture's cost).

@@ -8,6 +8,7 @@ from latency_predictors.predictors._format import StoredPredictor
 from latency_predictors.predictors._gbdt import GradientBoostingPredictor
 from latency_predictors.predictors._gnn import GraphPredictor
 from latency_predictors.predictors._load import (
+    PREDICTOR_FILE,
     PredictedMetric,
     load_predictor,
     predicted_device_name,
@@ -18,6 +19,7 @@ from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._onehot import OneHotBoostingPredictor
 
 __all__ = [
+    "PREDICTOR_FILE",
     "BoostedLayerSumPredictor",
     "FewShotPredictor",
     "FlopsPredictor",

@@ -35,6 +35,7 @@ from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective
 from nas.results import write_csv, write_json
 from nas.search import ARCH_KEY, Search, SearchSetupError
+from nas.truth import cost_objective
 
 log = logging.getLogger("hwnas.search")
 
@@ -260,10 +261,10 @@ def cross_device(searches: dict[str, Search], run_dir: Path) -> dict[str, Any]:
 
 
 def _cost(search: Search) -> Objective:
-    minimised = [o for o in search.objectives if o.direction == Direction.MINIMIZE]
-    if not minimised:
+    cost = cost_objective(search.objectives)
+    if cost is None:
         raise SearchSetupError("a cross-device summary needs a minimised objective (a latency) on every device")
-    return next((o for o in minimised if o.name.startswith("latency")), minimised[0])
+    return cost
 
 
 def _complete_values(search: Search, objective: Objective) -> dict[str, float]:

@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from latency_predictors.predictors import PREDICTOR_FILE
 from nas import SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources
@@ -47,7 +48,7 @@ def main(cfg: DictConfig) -> float | None:
 def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:
     """predictor.npz, test_predictions.csv (test rows in table order; ``measured_on`` when the
     column copied values per isomorphism class) and metrics.json."""
-    result.predictor.save(run_dir / "predictor.npz")
+    result.predictor.save(run_dir / PREDICTOR_FILE)
     split, interval = result.split, result.interval
     copied = split.rows_copied > 0
     columns = ["arch", "measured", "predicted"] + (["lower", "upper"] if interval is not None else [])

@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from latency_predictors.measure import Bench, measure_into, open_profile
-from latency_predictors.predictors import load_predictor
+from latency_predictors.predictors import PREDICTOR_FILE, load_predictor
 from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
@@ -48,7 +48,6 @@ log = logging.getLogger("hwnas.pipeline")
 
 PROFILE_DIR = "profile"
 CLAIM_FILE = "pipeline.json"
-PREDICTOR_FILE = "predictor.npz"
 JOURNAL_FILE = "journal.log"
 
 
