@@ -689,3 +689,69 @@ class PredictorContract:
         assert all(not a.dtype.hasobject for a in arrays.values())
         for field in HEADER_FIELDS:
             assert field in header, field
+
+
+class ProxyContract:
+    """What every zero-cost proxy (a :class:`~nas.proxies.ProxyObjective`) must satisfy.
+
+    A test module overrides ``make_objective`` (a fresh objective for a seed), ``space``,
+    ``archs`` (a few scorable architectures) and ``degenerate`` (an architecture whose output
+    ignores its input, or ``None`` where the space has none).
+    """
+
+    @pytest.fixture
+    def make_objective(self) -> Callable[[int], object]:
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override `make_objective`")
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override `space`")
+
+    @pytest.fixture
+    def archs(self, space: SearchSpace) -> list[Architecture]:
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override `archs`")
+
+    @pytest.fixture
+    def degenerate(self, space: SearchSpace) -> Architecture | None:
+        return None
+
+    def test_scores_are_finite_and_equal_for_equal_settings(
+        self, make_objective: Callable[[int], object], space: SearchSpace, archs: list[Architecture]
+    ) -> None:
+        from nas._objective import Candidate
+
+        first, second = make_objective(0), make_objective(0)
+        for arch in archs:
+            a, b = first.evaluate(Candidate(arch, space)), second.evaluate(Candidate(arch, space))
+            assert np.isfinite(a) and a == b, (arch.string, a, b)
+
+    def test_global_random_state_is_left_alone(
+        self, make_objective: Callable[[int], object], space: SearchSpace, archs: list[Architecture]
+    ) -> None:
+        from nas._objective import Candidate
+
+        before = torch.get_rng_state()
+        make_objective(1).evaluate(Candidate(archs[0], space))
+        assert torch.equal(before, torch.get_rng_state())
+
+    def test_degenerate_network_is_refused_naming_proxy_and_arch(
+        self, make_objective: Callable[[int], object], space: SearchSpace, degenerate: Architecture | None
+    ) -> None:
+        from nas._objective import Candidate
+        from nas.proxies import ProxyError
+
+        if degenerate is None:
+            pytest.skip(f"{space.name} has no network whose output ignores its input")
+        objective = make_objective(0)
+        with pytest.raises(ProxyError) as error:
+            objective.evaluate(Candidate(degenerate, space))
+        assert objective.name in str(error.value) and degenerate.string in str(error.value)
+
+    def test_network_without_weights_is_a_proxy_error(self, make_objective: Callable[[int], object]) -> None:
+        from nas.proxies import ProxyBatch, ProxyError
+
+        generator = torch.Generator().manual_seed(0)
+        batch = ProxyBatch(torch.randn(8, 3, 8, 8, generator=generator), torch.arange(8) % 3, 3)
+        empty = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).train()
+        with pytest.raises(ProxyError):
+            make_objective(0).proxy(empty, batch)

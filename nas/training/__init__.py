@@ -5,7 +5,7 @@ smallest, largest, input_shape_of), and imports no search space, predictor or Hy
 """
 
 from nas.training._bn import recalibrate_bn, recalibrated_subnet
-from nas.training._data import CIFARData, ImageDataset, ImageFolderData, SklearnDigits
+from nas.training._data import CIFARData, ImageDataset, ImageFolderData, PackagedImages, SklearnDigits
 from nas.training._sampling import SamplingStrategy, SandwichRule, UniformSampling, fit_input
 from nas.training._trainer import (
     CHECKPOINT_FILE,
@@ -23,6 +23,7 @@ __all__ = [
     "ImageDataset",
     "ImageFolderData",
     "OptimizerConfig",
+    "PackagedImages",
     "SamplingStrategy",
     "SandwichRule",
     "SklearnDigits",

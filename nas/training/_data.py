@@ -1,9 +1,9 @@
 """Image classification data for supernet training: small sources behind one tiny interface.
 
 Nothing here downloads: every source reads what is already on disk (scikit-learn ships the digits
-inside its package). Transforms are deterministic (resize, crop, normalise): torchvision's random
-augmentations draw from torch's global random state, which would make a resumed run differ
-from an uninterrupted one.
+and two photographs inside its package, matplotlib one more). Transforms are deterministic
+(resize, crop, normalise): torchvision's random augmentations draw from torch's global random
+state, which would make a resumed run differ from an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -84,6 +84,73 @@ class SklearnDigits(ImageDataset):
         mean, std = images[train].mean(), images[train].std()
         images = ((images - mean) / std).contiguous()
         return TensorDataset(images[train], labels[train]), TensorDataset(images[val], labels[val])
+
+
+@dataclass(frozen=True)
+class PackagedImages(ImageDataset):
+    """Crops of the real photographs that ship inside installed packages, at ``image_size``.
+
+    The sources are scikit-learn's two sample photographs (``china.jpg``, ``flower.jpg``, 427x640)
+    and matplotlib's ``grace_hopper.jpg`` (600x512): nothing is downloaded, and every machine with
+    hwnas installed has them. ``count`` square crops are cut at seeded positions, each with a
+    side drawn between an eighth and a half of the photograph's shorter side, and resized
+    (antialiased) to ``image_size``, so they look like small natural images (textures, edges,
+    objects) rather than noise. They have no classes: labels are drawn uniformly from
+    ``num_classes`` by the same seed, which is what label-dependent proxies see. Normalised per
+    channel with the crops' own statistics.
+    """
+
+    image_size: int = 32
+    count: int = 1024
+    num_classes: int = 10
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1 or self.count < 2 or self.num_classes < 1 or not 0 < self.val_fraction < 1:
+            raise ValueError(
+                f"PackagedImages needs image_size >= 1, count >= 2, num_classes >= 1 and 0 < val_fraction < 1, "
+                f"got {self.image_size}, {self.count}, {self.num_classes}, {self.val_fraction}"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+        return (3, self.image_size, self.image_size)
+
+    def splits(self) -> tuple[Dataset, Dataset]:
+        from torchvision.transforms.v2 import functional as F
+
+        photos = _packaged_photographs()
+        rng = np.random.default_rng(self.seed)
+        crops = []
+        for _ in range(self.count):
+            photo = photos[rng.integers(len(photos))]
+            height, width = photo.shape[1:]
+            side = int(rng.integers(min(height, width) // 8, min(height, width) // 2 + 1))
+            top, left = int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1))
+            crops.append(F.resized_crop(photo, top, left, side, side, [self.image_size] * 2, antialias=True))
+        images = torch.stack(crops)
+        mean = images.mean(dim=(0, 2, 3), keepdim=True)
+        std = images.std(dim=(0, 2, 3), keepdim=True)
+        images = ((images - mean) / std).contiguous()
+        labels = torch.as_tensor(rng.integers(self.num_classes, size=self.count), dtype=torch.int64)
+        n_val = round(self.count * self.val_fraction)
+        return (
+            TensorDataset(images[n_val:], labels[n_val:]),
+            TensorDataset(images[:n_val], labels[:n_val]),
+        )
+
+
+def _packaged_photographs() -> list[torch.Tensor]:
+    """The shipped photographs as float tensors (3, H, W) in [0, 1]."""
+    from matplotlib import cbook
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    arrays = list(load_sample_images().images)
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        arrays.append(np.asarray(Image.open(handle).convert("RGB")))
+    return [torch.as_tensor(np.array(a), dtype=torch.float32).permute(2, 0, 1) / 255.0 for a in arrays]
 
 
 @dataclass(frozen=True)

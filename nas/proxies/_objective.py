@@ -1,0 +1,109 @@
+"""A zero-cost proxy as a search objective: build, check, score, refuse what is not a number."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from nas._objective import Candidate, Cost, Direction, Objective
+from nas.proxies._batch import Proxy, ProxyBatch, ProxyError
+from nas.proxies._data import ProxyData
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class ProxyObjective(Objective):
+    """A proxy's score of each architecture, maximised; the configs of ``configs/proxy`` build these.
+
+    Each call builds the architecture afresh from ``seed`` (``space.build(arch, seed)``), puts it in
+    training mode and hands it with the batch of ``data`` (drawn once per input shape) to
+    ``proxy``: equal settings give equal scores, whatever ran before. A network whose output does
+    not depend on its input (an NB201 cell with no path from input to output: 341 of 15,625) is
+    refused with a :class:`ProxyError` before the proxy runs, whatever the proxy: such a network
+    is untrainable, and a proxy's value for it (a log-determinant of a singular matrix, a ratio of
+    zero gradients) would be an accident of the formula, so a search fails the trial and
+    ``hwnas-score`` writes the row without a score; rankings put these networks last. A NaN or
+    infinite score is an error naming the proxy and the architecture, never a ranked value.
+    """
+
+    direction = Direction.MAXIMIZE
+    cost = Cost.PROXY
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        name: str | None = None,
+        *,
+        data: ProxyData | None = None,
+        seed: int = 0,
+        check_degenerate: bool = True,
+    ) -> None:
+        super().__init__(name or proxy_name(proxy))
+        self.proxy = proxy
+        self.data = data if data is not None else ProxyData()
+        self.seed = seed
+        self.check_degenerate = check_degenerate
+
+    def describe(self) -> str:
+        doc = (getattr(_function(self.proxy), "__doc__", None) or "").strip().splitlines()
+        return f"zero-cost proxy {self.name}" + (f": {doc[0]}" if doc else "") + "; higher is better"
+
+    def source(self) -> str:
+        settings = _settings(self.proxy)
+        return f"proxy {proxy_name(self.proxy)}({settings}) on {self.data.describe()}, weights seed {self.seed}"
+
+    def batch(self, candidate: Candidate) -> ProxyBatch:
+        return self.data.batch(candidate.space.input_shape_of(candidate.arch), candidate.space.num_classes)
+
+    def __call__(self, candidate: Candidate) -> float:
+        batch = self.batch(candidate)
+        model = candidate.space.build(candidate.arch, seed=self.seed).train()
+        where = f"proxy {self.name!r} on {candidate.arch.string}"
+        if self.check_degenerate and output_ignores_input(model, batch):
+            raise ProxyError(
+                f"{where}: the network's output does not depend on its input (no path from input to "
+                "output), so it is left unscored; rank it last"
+            )
+        try:
+            value = float(self.proxy(model, batch))
+        except ProxyError as error:
+            raise ProxyError(f"{where}: {error}") from error
+        if not math.isfinite(value):
+            raise ProxyError(f"{where}: the score is {value}, not a finite number")
+        return value
+
+
+def output_ignores_input(model: nn.Module, batch: ProxyBatch) -> bool:
+    """Whether ``model`` gives every image of the batch exactly the same output.
+
+    Run in eval mode (BatchNorm on its running statistics) so batch statistics cannot make
+    constant features differ; the mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(batch.images[: min(len(batch), 8)])
+    finally:
+        model.train(was_training)
+    return bool(torch.equal(out, out[:1].expand_as(out)))
+
+
+def proxy_name(proxy: Proxy) -> str:
+    """The proxy function's name (through ``functools.partial``, as Hydra's ``_partial_`` makes)."""
+    return _function(proxy).__name__
+
+
+def _function(proxy: Proxy) -> Proxy:
+    while isinstance(proxy, functools.partial):
+        proxy = proxy.func
+    return proxy
+
+
+def _settings(proxy: Proxy) -> str:
+    keywords = proxy.keywords if isinstance(proxy, functools.partial) else {}
+    return ",".join(f"{k}={v!r}" for k, v in sorted(keywords.items()))
