@@ -85,6 +85,7 @@ from latency_predictors.measure._runtimes import (
 from latency_predictors.measure._selection import (
     Selection,
     SelectionError,
+    every,
     from_list,
     read_architecture_list,
     stratified_by_flops,
@@ -140,6 +141,7 @@ __all__ = [
     "cpu_model_name",
     "detect_energy_meter",
     "distinct_layers",
+    "every",
     "from_list",
     "host_metadata",
     "measure_energy_mj",

@@ -1,4 +1,4 @@
-"""Which architectures a profile measures: stratified by FLOPs, uniform, or a given list.
+"""Which architectures a profile measures: stratified by FLOPs, uniform, a given list, or all.
 
 Every selection is a function ``(space, n, rng) -> list[Architecture]`` of the space, the count and
 an explicit ``numpy.random.Generator`` (lists ignore the generator), so one seed gives one list.
@@ -127,6 +127,18 @@ def from_list(space: SearchSpace, n: int, rng: np.random.Generator, path: str | 
     if len(archs) > _check_count(n):
         log.warning("%s names %d architectures; measuring the first n_archs=%d", path, len(archs), n)
     return archs[:n]
+
+
+def every(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Architecture]:
+    """The first ``n`` distinct architectures of the space in enumeration order (all of them when
+    ``n`` is at least the space's size: NB201's 15,625); ``rng`` is unused, nothing is drawn."""
+    _check_count(n)
+    archs: dict[str, Architecture] = {}
+    for arch in space.enumerate():
+        archs.setdefault(arch.string, arch)
+        if len(archs) == n:
+            break
+    return list(archs.values())
 
 
 def read_architecture_list(space: SearchSpace, path: str | Path) -> list[Architecture]:

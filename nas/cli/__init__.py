@@ -117,7 +117,10 @@ def config_groups(choices: DictConfig) -> str:
     lines = []
     for group in sorted(str(g) for g in choices if g != "hydra" and not str(g).startswith("hydra/")):
         options = config_options(group.partition("@")[0])
-        listed = ", ".join(f"[{o}]" if o == choices[group] else o for o in options)
+        chosen = choices[group]
+        # A group that selects several options ('proxy=[a,b]') marks each of them.
+        picked = set(chosen) if OmegaConf.is_list(chosen) else {chosen}
+        listed = ", ".join(f"[{o}]" if o in picked else o for o in options)
         lines.append(textwrap.fill(listed, width=100, initial_indent=f"  {group}: ", subsequent_indent="      "))
     return "\n".join(lines)
 
@@ -126,6 +129,11 @@ OmegaConf.register_new_resolver("hwnas.root", lambda: str(project_root()), repla
 OmegaConf.register_new_resolver("hwnas.data", lambda: str(data_dir()), replace=True)
 OmegaConf.register_new_resolver("hwnas.sweep_subdir", sweep_subdir, replace=True)
 OmegaConf.register_new_resolver("hwnas.groups", config_groups, replace=True)
+OmegaConf.register_new_resolver(
+    "hwnas.options",
+    lambda group, chosen=(): ", ".join(f"[{o}]" if o in chosen else o for o in config_options(group)),
+    replace=True,
+)
 
 
 def _predicted_device(path: str) -> str:

@@ -10,9 +10,11 @@ from nas.proxies._activation import naswot
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
+from nas.proxies._ensemble import LearnedCombination, nonlinear_rank, percentiles, rank_vote
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 
 __all__ = [
+    "LearnedCombination",
     "Proxy",
     "ProxyBatch",
     "ProxyData",
@@ -20,9 +22,12 @@ __all__ = [
     "ProxyObjective",
     "flops",
     "naswot",
+    "nonlinear_rank",
     "output_ignores_input",
     "params",
+    "percentiles",
     "proxy_name",
+    "rank_vote",
     "relu_layers",
     "synflow",
     "weight_layers",

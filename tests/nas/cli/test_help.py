@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nas.cli import CONFIG_DIR
 
-COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline"]
+COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline", "score"]
 ALL_GROUPS = {p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")}
 
 

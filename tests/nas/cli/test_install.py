@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline"]
+COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline", "score"]
 ROOTS = ["nas", "search_spaces", "latency_predictors"]
 
 

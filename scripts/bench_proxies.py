@@ -1,0 +1,234 @@
+"""Zero-cost proxies against NAS-Bench-201's published test accuracies (issue 15's figures).
+
+    python scripts/bench_proxies.py                                  # 1,000 random cells, every proxy
+    python scripts/bench_proxies.py --n-archs 15625 --selection all --proxies naswot meco
+    python scripts/bench_proxies.py --seed 1                         # a fresh sample: the confirmation
+
+Scores come from ``hwnas-score`` itself: its config (configs/score.yaml) is composed with
+``space=nb201 selection=<selection> n_archs=<n> seed=<seed> data=<data> proxy=[...]`` and run by
+``nas.cli.score.score_run``, the function behind the command, into --out-dir (resumable: a rerun
+scores only what is missing). Then, against each accuracy column of the shared archs.csv
+(CIFAR-10, CIFAR-100, ImageNet16-120 test accuracy):
+
+- each proxy's Spearman and Kendall over the sample; an architecture a proxy refuses (the
+  disconnected NB201 cells, whose output ignores the input) is ranked below every scored one;
+- ensembles over --ensemble members: rank vote, AZ-NAS's non-linear rank aggregation
+  (``nas.proxies``), and the learned combination fitted on k labelled cells (k in --ks, seeds in
+  --label-seeds) and scored on the others;
+- cost: seconds per architecture per proxy, as scores were computed (seconds.csv);
+- agreement with NASLib's published scores (zero_cost_naslib_subset.json, 725 cells): every proxy
+  NASLib has, scored by hwnas-score on those cells (selection=list) and compared by Spearman.
+
+Writes --out-json and a Markdown summary to --out-md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from scipy.stats import kendalltau, spearmanr
+
+from nas.cli import CONFIG_DIR, config_options, data_dir
+from nas.cli.score import score_run
+from nas.proxies import LearnedCombination, nonlinear_rank, rank_vote
+from nas.tables import BenchmarkTable
+from search_spaces import NB201Space
+
+ACCURACY_COLUMNS = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
+#: hwnas proxy name -> NASLib's name in zero_cost_naslib_subset.json.
+NASLIB_NAMES = {
+    "synflow": "synflow",
+    "naswot": "nwot",
+    "jacob_cov": "jacov",
+    "snip": "snip",
+    "grasp": "grasp",
+    "fisher": "fisher",
+    "grad_norm": "grad_norm",
+    "flops": "flops",
+    "params": "params",
+}
+# NASLib's op codes and which NB201 gene each position of its 6-tuple is (the tables' README).
+NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
+NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edge_3_2")
+
+
+def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """hwnas-score's rows: (arch strings, scores (n, p) with NaN where refused, seconds (n, p))."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="score",
+            overrides=[
+                "space=nb201",
+                f"data={args.data}",
+                f"proxy=[{','.join(args.proxies)}]",
+                f"data_dir={args.data_dir}",
+                f"progress={str(args.progress).lower()}",
+                *overrides,
+            ],
+        )
+    _, rows = score_run(cfg, out_dir)
+    values = np.array([[np.nan if r.values[p] is None else r.values[p] for p in args.proxies] for r in rows])
+    seconds = np.array([[r.seconds[p] for p in args.proxies] for r in rows])
+    return [r.arch for r in rows], values, seconds
+
+
+def correlations(values: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
+    filled = np.where(np.isnan(values), -np.inf, values)
+    return {"spearman": float(spearmanr(filled, accuracy)[0]), "kendall": float(kendalltau(filled, accuracy)[0])}
+
+
+def single_proxies(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray, acc: dict) -> dict:
+    out = {}
+    for j, proxy in enumerate(args.proxies):
+        scored = ~np.isnan(values[:, j])
+        out[proxy] = {
+            "unscored": int((~scored).sum()),
+            "seconds_mean": float(seconds[scored, j].mean()) if scored.any() else None,
+            "seconds_p95": float(np.percentile(seconds[scored, j], 95)) if scored.any() else None,
+            **{column: correlations(values[:, j], acc[column]) for column in ACCURACY_COLUMNS},
+        }
+    return out
+
+
+def ensembles(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray, acc: dict) -> dict:
+    members = [p for p in (args.ensemble or args.proxies) if p in args.proxies]
+    columns = [args.proxies.index(p) for p in members]
+    chosen, cost = values[:, columns], float(np.nansum(np.nanmean(seconds[:, columns], axis=0)))
+    out: dict[str, object] = {"members": members, "seconds_mean": cost}
+    for name, rule in (("rank_vote", rank_vote), ("nonlinear_rank", nonlinear_rank)):
+        combined = rule(chosen)
+        out[name] = {column: correlations(combined, acc[column]) for column in ACCURACY_COLUMNS}
+    learned: dict[str, dict] = {}
+    for column in ACCURACY_COLUMNS:
+        for k in args.ks:
+            if k >= len(values):
+                continue
+            runs = []
+            for seed in args.label_seeds:
+                labelled = np.random.default_rng([seed, k]).choice(len(values), size=k, replace=False)
+                rest = np.setdiff1d(np.arange(len(values)), labelled)
+                model = LearnedCombination.fit(chosen, labelled, acc[column][labelled])
+                runs.append(correlations(model.predict(chosen)[rest], acc[column][rest]))
+            learned.setdefault(column, {})[str(k)] = {
+                stat: float(np.mean([r[stat] for r in runs])) for stat in ("spearman", "kendall")
+            }
+    out["learned"] = learned
+    return out
+
+
+def naslib_agreement(args: argparse.Namespace) -> dict:
+    """Spearman of hwnas's scores with NASLib's published ones, per proxy NASLib has."""
+    table = json.loads((Path(args.data_dir) / "nb201" / "zero_cost_naslib_subset.json").read_text())["cifar10"]
+    known = [p for p in args.proxies if p in NASLIB_NAMES]
+    if not known:
+        return {}
+    space = NB201Space()
+    strings = {}
+    for key in table:
+        codes = json.loads(key.replace("(", "[").replace(")", "]"))
+        strings[key] = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)}).string
+    list_file = args.out_dir / "naslib_cells.txt"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    list_file.write_text("\n".join(strings.values()) + "\n")
+    sub = argparse.Namespace(**{**vars(args), "proxies": known})
+    archs, values, _ = score(
+        sub,
+        ["selection=list", f"selection.path={list_file}", f"n_archs={len(strings)}", f"seed={args.seed}"],
+        args.out_dir / f"naslib_{args.data}_seed{args.seed}",
+    )
+    by_arch = dict(zip(archs, values))
+    out = {}
+    for j, proxy in enumerate(known):
+        ours, theirs = [], []
+        for key, string in strings.items():
+            row = table[key].get(NASLIB_NAMES[proxy])
+            if row is None or string not in by_arch or np.isnan(by_arch[string][j]):
+                continue
+            ours.append(by_arch[string][j])
+            theirs.append(row["score"])
+        out[proxy] = {"cells": len(ours), "spearman": float(spearmanr(ours, theirs)[0])}
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Sample: {result['n_archs']} NB201 cells ({result['selection']}, seed {result['seed']}), data {result['data']}.",
+        "",
+    ]
+    lines += [
+        "| proxy | C-10 Spearman | C-10 Kendall | C-100 Spearman | IN16 Spearman | s/arch (mean, p95) | unscored | NASLib agreement |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for proxy, r in result["proxies"].items():
+        agree = result["naslib"].get(proxy, {}).get("spearman")
+        lines.append(
+            f"| {proxy} | {r['cifar10_test_acc']['spearman']:.3f} | {r['cifar10_test_acc']['kendall']:.3f} | "
+            f"{r['cifar100_test_acc']['spearman']:.3f} | {r['imagenet16_120_test_acc']['spearman']:.3f} | "
+            f"{r['seconds_mean']:.3f}, {r['seconds_p95']:.3f} | {r['unscored']} | {'' if agree is None else f'{agree:.3f}'} |"
+        )
+    e = result["ensembles"]
+    lines += ["", f"Ensembles of {', '.join(e['members'])} ({e['seconds_mean']:.3f} s/arch together):", ""]
+    lines += ["| ensemble | C-10 Spearman | C-10 Kendall | C-100 Spearman | IN16 Spearman |", "|---|---|---|---|---|"]
+    for name in ("rank_vote", "nonlinear_rank"):
+        r = e[name]
+        lines.append(
+            f"| {name} | {r['cifar10_test_acc']['spearman']:.3f} | {r['cifar10_test_acc']['kendall']:.3f} | {r['cifar100_test_acc']['spearman']:.3f} | {r['imagenet16_120_test_acc']['spearman']:.3f} |"
+        )
+    for k in result["ks"]:
+        row = [e["learned"].get(c, {}).get(str(k), {}).get("spearman") for c in ACCURACY_COLUMNS]
+        if row[0] is not None:
+            lines.append(
+                f"| learned, k={k} | {row[0]:.3f} | {e['learned']['cifar10_test_acc'][str(k)]['kendall']:.3f} | {row[1]:.3f} | {row[2]:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--proxies", nargs="+", default=config_options("proxy"), choices=config_options("proxy"))
+    parser.add_argument("--ensemble", nargs="*", default=None, help="members of the ensembles (default: every proxy)")
+    parser.add_argument("--n-archs", type=int, default=1000)
+    parser.add_argument("--selection", default="uniform", choices=["uniform", "all"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="packaged", choices=config_options("data"))
+    parser.add_argument("--ks", type=int, nargs="*", default=[10, 50, 100, 500])
+    parser.add_argument("--label-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--no-naslib", action="store_true", help="skip the agreement with NASLib's scores")
+    parser.add_argument("--data-dir", default=str(data_dir()))
+    parser.add_argument("--out-dir", type=Path, default=Path("bench_proxies"))
+    parser.add_argument("--out-json", type=Path, default=Path("bench_proxies.json"))
+    parser.add_argument("--out-md", type=Path, default=Path("bench_proxies.md"))
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+
+    sample_dir = args.out_dir / f"nb201_{args.selection}{args.n_archs}_{args.data}_seed{args.seed}"
+    overrides = [f"selection={args.selection}", f"n_archs={args.n_archs}", f"seed={args.seed}"]
+    archs, values, seconds = score(args, overrides, sample_dir)
+    table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
+    rows = np.array([table.lookup(a) for a in archs])
+    acc = {column: table.accuracy(column)[rows] for column in ACCURACY_COLUMNS}
+    result = {
+        "n_archs": len(archs),
+        "selection": args.selection,
+        "seed": args.seed,
+        "data": args.data,
+        "ks": args.ks,
+        "proxies": single_proxies(args, values, seconds, acc),
+        "ensembles": ensembles(args, values, seconds, acc),
+        "naslib": {} if args.no_naslib else naslib_agreement(args),
+    }
+    args.out_json.write_text(json.dumps(result, indent=1) + "\n")
+    args.out_md.write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
