@@ -27,7 +27,10 @@ SMALL_DATA = {
 
 
 def load_proxy(path: Path, seed: int) -> ProxyObjective:
-    config = OmegaConf.merge({"proxy_data": SMALL_DATA, "seed": seed}, {"objective": OmegaConf.load(path)})
+    """The objective of one configs/proxy file (each holds one key, its own name, so that a list of
+    them composes into ``proxy.<name>``), with a small batch."""
+    (objective,) = OmegaConf.load(path).values()
+    config = OmegaConf.merge({"proxy_data": SMALL_DATA, "seed": seed}, {"objective": objective})
     return instantiate(config.objective)
 
 
@@ -58,6 +61,11 @@ class TestProxyConfig(ProxyContract):
 
 def test_the_proxy_group_holds_the_baselines_and_synflow() -> None:
     assert {"synflow", "naswot", "params", "flops"} <= {p.stem for p in PROXY_FILES}
+
+
+@pytest.mark.parametrize("path", PROXY_FILES, ids=[p.stem for p in PROXY_FILES])
+def test_each_file_holds_one_objective_under_its_own_name(path: Path) -> None:
+    assert list(OmegaConf.load(path)) == [path.stem]
 
 
 def test_name_defaults_to_the_function_and_source_names_settings() -> None:
