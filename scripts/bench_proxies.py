@@ -6,8 +6,8 @@
 
 Scores come from ``hwnas-score`` itself: its config (configs/score.yaml) is composed with
 ``space=nb201 selection=<selection> n_archs=<n> seed=<seed> data=<data> proxy=[...]`` and run by
-``nas.cli.score.score_run``, the function behind the command, into --out-dir (resumable: a rerun
-scores only what is missing). Then, against each accuracy column of the shared archs.csv
+``nas.cli.score.score_run``, the function behind the command, one run per proxy into
+--out-dir/<sample>/<proxy> (resumable: a rerun, or a new proxy, scores only what is missing). Then, against each accuracy column of the shared archs.csv
 (CIFAR-10, CIFAR-100, ImageNet16-120 test accuracy):
 
 - each proxy's Spearman and Kendall over the sample; an architecture a proxy refuses (the
@@ -57,23 +57,30 @@ NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edg
 
 
 def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """hwnas-score's rows: (arch strings, scores (n, p) with NaN where refused, seconds (n, p))."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="score",
-            overrides=[
-                "space=nb201",
-                f"data={args.data}",
-                f"proxy=[{','.join(args.proxies)}]",
-                f"data_dir={args.data_dir}",
-                f"progress={str(args.progress).lower()}",
-                *overrides,
-            ],
-        )
-    _, rows = score_run(cfg, out_dir)
-    values = np.array([[np.nan if r.values[p] is None else r.values[p] for p in args.proxies] for r in rows])
-    seconds = np.array([[r.seconds[p] for p in args.proxies] for r in rows])
-    return [r.arch for r in rows], values, seconds
+    """hwnas-score's rows, one run per proxy (out_dir/<proxy>, so adding a proxy scores only it):
+    (arch strings, scores (n, p) with NaN where refused, seconds (n, p))."""
+    archs: list[str] | None = None
+    values, seconds = [], []
+    for proxy in args.proxies:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(
+                config_name="score",
+                overrides=[
+                    "space=nb201",
+                    f"data={args.data}",
+                    f"proxy=[{proxy}]",
+                    f"data_dir={args.data_dir}",
+                    f"progress={str(args.progress).lower()}",
+                    *overrides,
+                ],
+            )
+        _, rows = score_run(cfg, out_dir / proxy)
+        if archs is None:
+            archs = [r.arch for r in rows]
+        assert archs == [r.arch for r in rows], "every proxy scores the same architectures"
+        values.append([np.nan if r.values[proxy] is None else r.values[proxy] for r in rows])
+        seconds.append([r.seconds[proxy] for r in rows])
+    return archs or [], np.array(values).T, np.array(seconds).T
 
 
 def correlations(values: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:

@@ -10,17 +10,30 @@ from nas.proxies._activation import naswot
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
-from nas.proxies._ensemble import LearnedCombination, nonlinear_rank, percentiles, rank_vote
+from nas.proxies._ensemble import (
+    EnsembleObjective,
+    LearnedCombination,
+    RankRule,
+    log_percentile_sum,
+    mean_percentile,
+    nonlinear_rank,
+    percentiles,
+    rank_vote,
+)
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 
 __all__ = [
+    "EnsembleObjective",
     "LearnedCombination",
     "Proxy",
     "ProxyBatch",
     "ProxyData",
     "ProxyError",
     "ProxyObjective",
+    "RankRule",
     "flops",
+    "log_percentile_sum",
+    "mean_percentile",
     "naswot",
     "nonlinear_rank",
     "output_ignores_input",

@@ -4,10 +4,15 @@ where NaN marks an architecture a proxy could not score (ranked below every scor
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
+
+from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
+from nas._space import SearchSpace
 
 
 def percentiles(scores: np.ndarray) -> np.ndarray:
@@ -22,7 +27,7 @@ def percentiles(scores: np.ndarray) -> np.ndarray:
 
 def rank_vote(scores: np.ndarray) -> np.ndarray:
     """The mean of the proxies' percentiles (a Borda count): each proxy one equal vote."""
-    return percentiles(scores).mean(axis=1)
+    return mean_percentile(percentiles(scores))
 
 
 def nonlinear_rank(scores: np.ndarray) -> np.ndarray:
@@ -31,7 +36,88 @@ def nonlinear_rank(scores: np.ndarray) -> np.ndarray:
     A log rewards being good on every proxy over being excellent on some: one proxy ranking an
     architecture near the bottom costs more than another ranking it near the top gains.
     """
-    return np.log(percentiles(scores)).sum(axis=1)
+    return log_percentile_sum(percentiles(scores))
+
+
+def mean_percentile(ranks: np.ndarray) -> np.ndarray:
+    """:func:`rank_vote`'s rule on percentiles ``(n, p)``."""
+    return ranks.mean(axis=1)
+
+
+def log_percentile_sum(ranks: np.ndarray) -> np.ndarray:
+    """:func:`nonlinear_rank`'s rule on percentiles ``(n, p)``."""
+    return np.log(ranks).sum(axis=1)
+
+
+#: A rank rule: percentiles ``(n_archs, n_proxies)`` in (0, 1] -> one score per architecture.
+RankRule = Callable[[np.ndarray], np.ndarray]
+
+
+class EnsembleObjective(Objective):
+    """Several proxies combined by a rank rule into one objective a search can maximise.
+
+    A search sees one architecture at a time, so ranks cannot be taken within the candidates
+    (they would change as the search goes, and Optuna's samplers assume fixed values). Each
+    member's score is instead placed among its scores of a fixed reference sample of the space
+    (``reference_size`` architectures drawn by ``seed``, scored once, at the first call), and
+    ``rule`` combines those percentiles: :func:`log_percentile_sum` (AZ-NAS's aggregation) or
+    :func:`mean_percentile` (rank vote). Reference architectures a member refuses rank below
+    every scored one; a candidate a member refuses fails with that member's error.
+    """
+
+    direction = Direction.MAXIMIZE
+    cost = Cost.PROXY
+
+    def __init__(
+        self,
+        members: Mapping[str, Objective],
+        rule: RankRule = log_percentile_sum,
+        name: str = "ensemble",
+        *,
+        reference_size: int = 100,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(name)
+        if not members or reference_size < 1:
+            raise ValueError(f"ensemble {name!r} needs at least one member and reference_size >= 1")
+        self.members = dict(members)
+        self.rule = rule
+        self.reference_size = reference_size
+        self.seed = seed
+        self._reference: np.ndarray | None = None
+
+    def describe(self) -> str:
+        return f"{getattr(self.rule, '__name__', 'rule')} of {', '.join(self.members)} ranked against {self.reference_size} reference architectures; higher is better"
+
+    def source(self) -> str:
+        sources = "; ".join(f"{n}: {m.source()}" for n, m in self.members.items())
+        return f"ensemble {getattr(self.rule, '__name__', self.rule)} over [{sources}], reference {self.reference_size} seed {self.seed}"
+
+    def reference(self, space: SearchSpace) -> np.ndarray:
+        """The members' scores of the reference sample, ``(reference_size, n_members)``."""
+        if self._reference is None:
+            rng = np.random.default_rng(self.seed)
+            archs = [space.sample(rng) for _ in range(self.reference_size)]
+            self._reference = np.array(
+                [[_or_nan(m, Candidate(a, space)) for m in self.members.values()] for a in archs]
+            )
+        return self._reference
+
+    def __call__(self, candidate: Candidate) -> float:
+        values = np.array([m.evaluate(candidate) for m in self.members.values()])
+        reference = np.where(np.isnan(self.reference(candidate.space)), -np.inf, self.reference(candidate.space))
+        below = (reference < values).sum(axis=0)
+        tied = (reference == values).sum(axis=0)
+        # The mean rank of the candidate and the reference scores it ties with, as rankdata gives.
+        ranks = (below + (tied + 2) / 2) / (len(reference) + 1)
+        return float(self.rule(ranks[None, :])[0])
+
+
+def _or_nan(objective: Objective, candidate: Candidate) -> float:
+    try:
+        return objective.evaluate(candidate)
+    except ObjectiveError:
+        return math.nan
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from nas.proxies import LearnedCombination, nonlinear_rank, percentiles, rank_vote
+from nas import Candidate, Direction, Objective, ObjectiveError
+from nas.proxies import (
+    EnsembleObjective,
+    LearnedCombination,
+    log_percentile_sum,
+    mean_percentile,
+    nonlinear_rank,
+    percentiles,
+    rank_vote,
+)
+from tests.nas.toy import Capacity, NanFor, ToySpace
 
 
 def test_percentiles_rank_each_column_with_nan_last_and_ties_shared() -> None:
@@ -54,3 +64,37 @@ def test_learned_combination_finds_the_informative_proxy_from_few_labels() -> No
     model = LearnedCombination.fit(scores, labelled, truth[labelled])
     assert spearmanr(model.predict(scores), truth)[0] > 0.9
     assert spearmanr(rank_vote(scores), truth)[0] < 0.8  # the vote cannot tell which proxy to trust
+
+
+class Widths(Objective):
+    """A second toy proxy: the second width, larger better."""
+
+    direction = Direction.MAXIMIZE
+
+    def __call__(self, candidate: Candidate) -> float:
+        return float(candidate.arch["width_1"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "population_rule"), [(log_percentile_sum, nonlinear_rank), (mean_percentile, rank_vote)]
+)
+def test_ensemble_objective_ranks_a_candidate_as_the_rule_ranks_it_among_the_reference(rule, population_rule) -> None:
+    space = ToySpace()
+    members = {"capacity": Capacity("capacity"), "widths": Widths("widths")}
+    ensemble = EnsembleObjective(members, rule, reference_size=20, seed=3)
+    reference = ensemble.reference(space)
+    assert reference.shape == (20, 2)
+    for arch in (space.parse("32-32-3-3"), space.parse("4-4-1-1"), space.parse("8-16-3-1")):
+        candidate = Candidate(arch, space)
+        row = np.array([[m(candidate) for m in members.values()]])
+        expected = population_rule(np.vstack([reference, row]))[-1]
+        assert ensemble(candidate) == pytest.approx(expected)
+    assert ensemble(Candidate(space.parse("32-32-3-3"), space)) > ensemble(Candidate(space.parse("4-4-1-1"), space))
+
+
+def test_ensemble_objective_fails_a_candidate_a_member_refuses() -> None:
+    space = ToySpace()
+    ensemble = EnsembleObjective({"broken": NanFor("broken", width=4), "widths": Widths("widths")}, reference_size=10)
+    with pytest.raises(ObjectiveError, match="broken"):
+        ensemble.evaluate(Candidate(space.parse("4-8-1-3"), space))
+    assert np.isfinite(ensemble.evaluate(Candidate(space.parse("8-8-1-3"), space)))
