@@ -1,14 +1,17 @@
-"""Zero-cost proxies against NAS-Bench-201's published test accuracies (issue 15's figures).
+"""Zero-cost proxies against published accuracies: NAS-Bench-201's tables, OFA's predictor.
 
     python scripts/bench_proxies.py                                  # 1,000 random cells, every proxy
     python scripts/bench_proxies.py --n-archs 15625 --selection all --proxies naswot meco
     python scripts/bench_proxies.py --seed 1                         # a fresh sample: the confirmation
+    python scripts/bench_proxies.py --space ofa --n-archs 200        # against OFA's accuracy predictor
 
 Scores come from ``hwnas-score`` itself: its config (configs/score.yaml) is composed with
-``space=nb201 selection=<selection> n_archs=<n> seed=<seed> data=<data> proxy=[...]`` and run by
-``nas.cli.score.score_run``, the function behind the command, one run per proxy into
---out-dir/<sample>/<proxy> (resumable: a rerun, or a new proxy, scores only what is missing). Then, against each accuracy column of the shared archs.csv
-(CIFAR-10, CIFAR-100, ImageNet16-120 test accuracy):
+``space=<space> selection=<selection> n_archs=<n> seed=<seed> data=<data> proxy=[<proxy>]`` and
+run by ``nas.cli.score.score_run``, the function behind the command, one run per proxy into
+--out-dir/<sample>/<proxy> (resumable: a rerun, or a new proxy, scores only what is missing).
+Then, against each accuracy column of the shared NB201 archs.csv (CIFAR-10, CIFAR-100,
+ImageNet16-120 test accuracy) or, for OFA, its published accuracy predictor (``acc_predictor.pth``,
+subnets at resolutions 160..239 only); FBNet has no accuracy table, so it is refused, saying so:
 
 - each proxy's Spearman and Kendall over the sample; an architecture a proxy refuses (the
   disconnected NB201 cells, whose output ignores the input) is ranked below every scored one;
@@ -32,13 +35,15 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from scipy.stats import kendalltau, spearmanr
 
+from nas import Candidate, ObjectiveError
 from nas.cli import CONFIG_DIR, config_options, data_dir
 from nas.cli.score import score_run
 from nas.proxies import LearnedCombination, nonlinear_rank, rank_vote
 from nas.tables import BenchmarkTable
-from search_spaces import NB201Space
+from search_spaces import NB201Space, OFASpace
+from search_spaces.ofa import OFAAccuracyPredictor
 
-ACCURACY_COLUMNS = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
+NB201_ACCURACY = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
 #: hwnas proxy name -> NASLib's name in zero_cost_naslib_subset.json.
 NASLIB_NAMES = {
     "synflow": "synflow",
@@ -66,7 +71,7 @@ def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tupl
             cfg = compose(
                 config_name="score",
                 overrides=[
-                    "space=nb201",
+                    f"space={args.space}",
                     f"data={args.data}",
                     f"proxy=[{proxy}]",
                     f"data_dir={args.data_dir}",
@@ -96,7 +101,7 @@ def single_proxies(args: argparse.Namespace, values: np.ndarray, seconds: np.nda
             "unscored": int((~scored).sum()),
             "seconds_mean": float(seconds[scored, j].mean()) if scored.any() else None,
             "seconds_p95": float(np.percentile(seconds[scored, j], 95)) if scored.any() else None,
-            **{column: correlations(values[:, j], acc[column]) for column in ACCURACY_COLUMNS},
+            **{column: correlations(values[:, j], acc[column]) for column in acc},
         }
     return out
 
@@ -108,9 +113,9 @@ def ensembles(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray,
     out: dict[str, object] = {"members": members, "seconds_mean": cost}
     for name, rule in (("rank_vote", rank_vote), ("nonlinear_rank", nonlinear_rank)):
         combined = rule(chosen)
-        out[name] = {column: correlations(combined, acc[column]) for column in ACCURACY_COLUMNS}
+        out[name] = {column: correlations(combined, acc[column]) for column in acc}
     learned: dict[str, dict] = {}
-    for column in ACCURACY_COLUMNS:
+    for column in acc:
         for k in args.ks:
             if k >= len(values):
                 continue
@@ -162,36 +167,59 @@ def naslib_agreement(args: argparse.Namespace) -> dict:
 
 
 def markdown(result: dict) -> str:
+    columns = result["accuracy"]
+    short = {"cifar10_test_acc": "C-10", "cifar100_test_acc": "C-100", "imagenet16_120_test_acc": "IN16"}
+    heads = [short.get(c, c) for c in columns]
     lines = [
-        f"Sample: {result['n_archs']} NB201 cells ({result['selection']}, seed {result['seed']}), data {result['data']}.",
+        f"Sample: {result['n_archs']} {result['space']} architectures ({result['selection']}, seed "
+        f"{result['seed']}), data {result['data']}. Spearman / Kendall against each accuracy.",
         "",
+        "| proxy | " + " | ".join(heads) + " | s/arch (mean, p95) | unscored | NASLib agreement |",
+        "|---|" + "---|" * (len(columns) + 3),
     ]
-    lines += [
-        "| proxy | C-10 Spearman | C-10 Kendall | C-100 Spearman | IN16 Spearman | s/arch (mean, p95) | unscored | NASLib agreement |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+
+    def pair(r: dict) -> str:
+        return f"{r['spearman']:.3f} / {r['kendall']:.3f}"
+
     for proxy, r in result["proxies"].items():
         agree = result["naslib"].get(proxy, {}).get("spearman")
+        cost = "" if r["seconds_mean"] is None else f"{r['seconds_mean']:.3f}, {r['seconds_p95']:.3f}"
         lines.append(
-            f"| {proxy} | {r['cifar10_test_acc']['spearman']:.3f} | {r['cifar10_test_acc']['kendall']:.3f} | "
-            f"{r['cifar100_test_acc']['spearman']:.3f} | {r['imagenet16_120_test_acc']['spearman']:.3f} | "
-            f"{r['seconds_mean']:.3f}, {r['seconds_p95']:.3f} | {r['unscored']} | {'' if agree is None else f'{agree:.3f}'} |"
+            f"| {proxy} | "
+            + " | ".join(pair(r[c]) for c in columns)
+            + f" | {cost} | {r['unscored']} | "
+            + ("" if agree is None else f"{agree:.3f}")
+            + " |"
         )
     e = result["ensembles"]
     lines += ["", f"Ensembles of {', '.join(e['members'])} ({e['seconds_mean']:.3f} s/arch together):", ""]
-    lines += ["| ensemble | C-10 Spearman | C-10 Kendall | C-100 Spearman | IN16 Spearman |", "|---|---|---|---|---|"]
+    lines += ["| ensemble | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
     for name in ("rank_vote", "nonlinear_rank"):
-        r = e[name]
-        lines.append(
-            f"| {name} | {r['cifar10_test_acc']['spearman']:.3f} | {r['cifar10_test_acc']['kendall']:.3f} | {r['cifar100_test_acc']['spearman']:.3f} | {r['imagenet16_120_test_acc']['spearman']:.3f} |"
-        )
+        lines.append(f"| {name} | " + " | ".join(pair(e[name][c]) for c in columns) + " |")
     for k in result["ks"]:
-        row = [e["learned"].get(c, {}).get(str(k), {}).get("spearman") for c in ACCURACY_COLUMNS]
-        if row[0] is not None:
-            lines.append(
-                f"| learned, k={k} | {row[0]:.3f} | {e['learned']['cifar10_test_acc'][str(k)]['kendall']:.3f} | {row[1]:.3f} | {row[2]:.3f} |"
-            )
+        cells = [e["learned"].get(c, {}).get(str(k)) for c in columns]
+        if all(cells):
+            lines.append(f"| learned, k={k} (on the rest) | " + " | ".join(pair(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def accuracies(args: argparse.Namespace, archs: list[str]) -> dict[str, np.ndarray]:
+    """What the proxies are ranked against, per architecture: NB201's published test accuracies
+    (three datasets); for OFA, its published ImageNet accuracy predictor (NaN outside the
+    resolutions it was trained for: those rows are left out)."""
+    if args.space == "nb201":
+        table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
+        rows = np.array([table.lookup(a) for a in archs])
+        return {column: table.accuracy(column)[rows] for column in NB201_ACCURACY}
+    space = OFASpace()
+    predictor = OFAAccuracyPredictor(Path(args.data_dir) / "ofa" / "acc_predictor.pth")
+    values = []
+    for string in archs:
+        try:
+            values.append(predictor.evaluate(Candidate(space.parse(string), space)))
+        except ObjectiveError:
+            values.append(np.nan)
+    return {"ofa_predicted_top1": np.array(values)}
 
 
 def main() -> None:
@@ -202,6 +230,7 @@ def main() -> None:
     )
     parser.add_argument("--proxies", nargs="+", default=config_options("proxy"), choices=config_options("proxy"))
     parser.add_argument("--ensemble", nargs="*", default=None, help="members of the ensembles (default: every proxy)")
+    parser.add_argument("--space", default="nb201", choices=["nb201", "ofa", "fbnet"])
     parser.add_argument("--n-archs", type=int, default=1000)
     parser.add_argument("--selection", default="uniform", choices=["uniform", "all"])
     parser.add_argument("--seed", type=int, default=0)
@@ -216,21 +245,29 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
 
-    sample_dir = args.out_dir / f"nb201_{args.selection}{args.n_archs}_{args.data}_seed{args.seed}"
+    sample_dir = args.out_dir / f"{args.space}_{args.selection}{args.n_archs}_{args.data}_seed{args.seed}"
     overrides = [f"selection={args.selection}", f"n_archs={args.n_archs}", f"seed={args.seed}"]
+    if args.space == "fbnet":
+        raise SystemExit(
+            "FBNet has no published accuracy table (HW-NAS-Bench's FBNet space publishes hardware metrics "
+            "only): hwnas-score scores it, but there is nothing to rank proxies against"
+        )
     archs, values, seconds = score(args, overrides, sample_dir)
-    table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
-    rows = np.array([table.lookup(a) for a in archs])
-    acc = {column: table.accuracy(column)[rows] for column in ACCURACY_COLUMNS}
+    acc = accuracies(args, archs)
+    known = np.all([np.isfinite(a) for a in acc.values()], axis=0)
+    archs, values, seconds = [a for a, k in zip(archs, known) if k], values[known], seconds[known]
+    acc = {column: a[known] for column, a in acc.items()}
     result = {
+        "space": args.space,
         "n_archs": len(archs),
         "selection": args.selection,
         "seed": args.seed,
         "data": args.data,
         "ks": args.ks,
+        "accuracy": list(acc),
         "proxies": single_proxies(args, values, seconds, acc),
         "ensembles": ensembles(args, values, seconds, acc),
-        "naslib": {} if args.no_naslib else naslib_agreement(args),
+        "naslib": {} if args.no_naslib or args.space != "nb201" else naslib_agreement(args),
     }
     args.out_json.write_text(json.dumps(result, indent=1) + "\n")
     args.out_md.write_text(markdown(result))
