@@ -234,7 +234,12 @@ def main() -> None:
     parser.add_argument("--n-archs", type=int, default=1000)
     parser.add_argument("--selection", default="uniform", choices=["uniform", "all"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default="packaged", choices=config_options("data"))
+    parser.add_argument(
+        "--data",
+        default=None,
+        choices=config_options("data"),
+        help="the images proxies see (default: cifar10 when <data-dir>/cifar/cifar-10-batches-py exists, else packaged)",
+    )
     parser.add_argument("--ks", type=int, nargs="*", default=[10, 50, 100, 500])
     parser.add_argument("--label-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--no-naslib", action="store_true", help="skip the agreement with NASLib's scores")
@@ -244,6 +249,8 @@ def main() -> None:
     parser.add_argument("--out-md", type=Path, default=Path("bench_proxies.md"))
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
+    if args.data is None:
+        args.data = "cifar10" if (Path(args.data_dir) / "cifar" / "cifar-10-batches-py").is_dir() else "packaged"
 
     sample_dir = args.out_dir / f"{args.space}_{args.selection}{args.n_archs}_{args.data}_seed{args.seed}"
     overrides = [f"selection={args.selection}", f"n_archs={args.n_archs}", f"seed={args.seed}"]
