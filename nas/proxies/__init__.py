@@ -10,7 +10,10 @@ from nas.proxies._activation import naswot
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
+from nas.proxies._meco import meco
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
+from nas.proxies._swap import swap
+from nas.proxies._zico import zico
 
 __all__ = [
     "Proxy",
@@ -19,11 +22,14 @@ __all__ = [
     "ProxyError",
     "ProxyObjective",
     "flops",
+    "meco",
     "naswot",
     "output_ignores_input",
     "params",
     "proxy_name",
     "relu_layers",
+    "swap",
     "synflow",
     "weight_layers",
+    "zico",
 ]
