@@ -42,9 +42,9 @@ def swap(
     Where hwnas differs: the score is returned as its natural log, ``ln(mean count) - (P -
     mu)^2 / sigma``, the same ranking without the factor underflowing to 0 (and ties) for
     networks far from ``mu``; patterns are packed 64 samples to an integer before counting, the
-    same count as the reference's ``unique`` over sign rows, at a fraction of the cost; NB201's
-    cell BatchNorms have affine parameters in hwnas (the reference's NB201 code has none), which
-    adds about 1% to ``P``. The settings of configs/proxy/swap.yaml were chosen on 200 random
+    same count as the reference's ``unique`` over sign rows, at a fraction of the cost. ``P``
+    counts every parameter, BatchNorm's included, as the reference does (for NB201 it is the
+    benchmark's published count, e.g. 0.615386 M for NASLib's cell (0, 2, 3, 2, 3, 1)). The settings of configs/proxy/swap.yaml were chosen on 200 random
     NB201 cells and confirmed on 200 others (see its comment).
     """
     relus = relu_layers(model)
