@@ -24,7 +24,8 @@ def meco(model: nn.Module, batch: ProxyBatch, *, images: int = 8, channels: int 
     pass of the first ``images`` images of the batch (the paper uses 1), a forward hook on every
     module of the network, and for every 4-D output ``(N, C, H, W)`` the ``C x C`` correlation of
     each image's channels over its ``H*W`` positions; the layer's term is that matrix's minimum
-    eigenvalue, averaged over the images (with ``images=1``, exactly the reference). ``channels=k``
+    eigenvalue, averaged over the images. The images go through together, so training-mode
+    BatchNorm normalises over all of them (with ``images=1``, exactly the reference). ``channels=k``
     is the paper's MeCo_opt: ``k`` channels drawn at random per layer (by ``seed``, the same for
     every image) and the eigenvalue scaled by ``C / k``; a layer with at most ``k`` channels uses
     all of them, unscaled. ``channels=None`` is plain MeCo (every channel).
@@ -44,8 +45,9 @@ def meco(model: nn.Module, batch: ProxyBatch, *, images: int = 8, channels: int 
     ``Sequential(ReLU, Conv, BN)``, hooked 4 times where the reference's extra wrapper makes 5; an
     ``avg_pool`` 1 time where the reference makes 2), so the sum weighs ops slightly differently;
     MeCo_opt draws from an explicit generator instead of Python's global ``random``; the image
-    is a packaged photograph instead of a CIFAR-10 one (the paper reports MeCo barely depends on
-    the data: random noise ranks almost as well); the default averages 8 images where the paper
+    is a packaged photograph instead of a CIFAR-10 one (the reference's Zero-Cost-PT version,
+    ``measures/meco.py``, even feeds one Gaussian-noise image); a single-channel map scores 0
+    (nothing to correlate); the default averages 8 images where the paper
     reads 1. That default (plain MeCo, 8 images) was chosen among images 1 or 8 x MeCo or MeCo_opt
     on 200 random NB201 cells and confirmed on 200 others (configs/proxy/meco.yaml gives the
     figures): averaging 8 images beat one on both samples, and MeCo_opt ranked below plain MeCo on
