@@ -20,7 +20,10 @@ from nas.proxies._ensemble import (
     percentiles,
     rank_vote,
 )
+from nas.proxies._meco import meco
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
+from nas.proxies._swap import swap
+from nas.proxies._zico import zico
 
 __all__ = [
     "EnsembleObjective",
@@ -34,6 +37,7 @@ __all__ = [
     "flops",
     "log_percentile_sum",
     "mean_percentile",
+    "meco",
     "naswot",
     "nonlinear_rank",
     "output_ignores_input",
@@ -42,6 +46,8 @@ __all__ = [
     "proxy_name",
     "rank_vote",
     "relu_layers",
+    "swap",
     "synflow",
     "weight_layers",
+    "zico",
 ]
