@@ -13,6 +13,7 @@ from scipy.stats import rankdata
 
 from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
 from nas._space import SearchSpace
+from nas.proxies._objective import proxy_name
 
 
 def percentiles(scores: np.ndarray) -> np.ndarray:
@@ -87,11 +88,11 @@ class EnsembleObjective(Objective):
         self._reference: np.ndarray | None = None
 
     def describe(self) -> str:
-        return f"{getattr(self.rule, '__name__', 'rule')} of {', '.join(self.members)} ranked against {self.reference_size} reference architectures; higher is better"
+        return f"{proxy_name(self.rule)} of {', '.join(self.members)} ranked against {self.reference_size} reference architectures; higher is better"
 
     def source(self) -> str:
         sources = "; ".join(f"{n}: {m.source()}" for n, m in self.members.items())
-        return f"ensemble {getattr(self.rule, '__name__', self.rule)} over [{sources}], reference {self.reference_size} seed {self.seed}"
+        return f"ensemble {proxy_name(self.rule)} over [{sources}], reference {self.reference_size} seed {self.seed}"
 
     def reference(self, space: SearchSpace) -> np.ndarray:
         """The members' scores of the reference sample, ``(reference_size, n_members)``."""
