@@ -10,6 +10,7 @@ from nas.proxies._activation import naswot
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
+from nas.proxies._gradient import fisher, grad_norm, grasp, jacob_cov, snip
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 
 __all__ = [
@@ -18,12 +19,17 @@ __all__ = [
     "ProxyData",
     "ProxyError",
     "ProxyObjective",
+    "fisher",
     "flops",
+    "grad_norm",
+    "grasp",
+    "jacob_cov",
     "naswot",
     "output_ignores_input",
     "params",
     "proxy_name",
     "relu_layers",
+    "snip",
     "synflow",
     "weight_layers",
 ]
