@@ -70,8 +70,8 @@ def _sum_over_layers(terms: Sequence[torch.Tensor | None]) -> float:
 def grad_norm(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) -> float:
     """Gradient norm (Abdelfattah et al., ICLR 2021, "Zero-Cost Proxies for Lightweight NAS"):
     the sum over Conv2d/Linear layers of the Euclidean (Frobenius) norm of dL/dW, where L is the
-    batch's mean cross-entropy; as NASLib's ``grad_norm`` (a sum of per-layer norms, not the norm
-    of all gradients together; biases excluded).
+    batch's mean cross-entropy over its first ``images``; as NASLib's ``grad_norm`` (a sum of
+    per-layer norms, not the norm of all gradients together; biases excluded).
     """
     layers = _backward_loss(model, batch, images)
     return _sum_over_layers([_grad(layer, lambda w, g: g.norm()) for layer in layers])
@@ -79,8 +79,8 @@ def grad_norm(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGE
 
 def snip(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) -> float:
     """SNIP (Lee et al., ICLR 2019) summed over the network as a NAS proxy (Abdelfattah et al.,
-    ICLR 2021): ``sum |W * dL/dW|`` over the Conv2d/Linear weights, L the batch's mean
-    cross-entropy.
+    ICLR 2021): ``sum |W * dL/dW|`` over the Conv2d/Linear weights, L the mean cross-entropy of
+    the batch's first ``images``.
 
     NASLib multiplies every weight by a mask of ones and reads ``|dL/dmask|``; since
     ``dL/dmask = W * dL/dW`` at mask 1, hwnas reads the weight gradient instead of patching each
@@ -95,12 +95,14 @@ def fisher(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) 
     ICLR 2021): for each output channel k of each Conv2d/Linear layer, with a its activation
     (the layer's output, before BatchNorm) and g = dL/da,
     ``F_k = 0.5 * mean over images of (sum over positions of a * g)^2``, the loss-change estimate of
-    removing channel k.
+    removing channel k; L is the mean cross-entropy of the batch's first ``images``.
 
     As NASLib, each channel's ``F_k`` is counted once per weight of that channel (NASLib
     broadcasts the channel value onto the weight tensor before summing): the score is
     ``sum_k F_k * in_channels/groups * kernel area`` (``in_features`` for a Linear), so wider
     fan-in layers weigh more. Kept so scores stay comparable with NASLib's published ones.
+    NASLib reads a and g by replacing each layer's ``forward`` with one that passes its output
+    through a hooked identity; hwnas hooks the layer's output tensor instead (same a, same g).
     """
     layers = weight_layers(model)
     per_layer: dict[WeightLayer, torch.Tensor] = {}
@@ -129,10 +131,10 @@ def fisher(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) 
 
 def grasp(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) -> float:
     """GraSP (Wang et al., ICLR 2020) summed over the network as a NAS proxy (Abdelfattah et al.,
-    ICLR 2021): with g = dL/dW over all Conv2d/Linear weights W and H the Hessian of the batch's
-    mean cross-entropy L, the score is ``sum(-W * Hg)``, Hg computed as the gradient of
-    ``g_detached . g``; NASLib's sign (it negates GraSP's saliency because accuracy correlates
-    with the negated form).
+    ICLR 2021): with g = dL/dW over all Conv2d/Linear weights W and H the Hessian of L, the mean
+    cross-entropy of the batch's first ``images``, the score is ``sum(-W * Hg)``, Hg computed as
+    the gradient of ``g_detached . g``; NASLib's sign (it negates GraSP's saliency because
+    accuracy correlates with the negated form).
 
     NASLib runs two forward passes on the same batch (one for g, one with ``create_graph``);
     hwnas runs one with ``create_graph`` and detaches g from it: in training mode BatchNorm uses
@@ -154,10 +156,11 @@ def grasp(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) -
 def jacob_cov(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES, eps: float = 1e-5) -> float:
     """Jacobian covariance (Mellor et al., NASWOT v1, 2020; named jacob_cov by Abdelfattah et al.,
     ICLR 2021, ``jacov`` in NASLib): J is the gradient of each image's summed outputs with respect
-    to that image, flattened (N rows); with C = the correlation matrix of J's rows and ``v`` its
-    eigenvalues, the score is ``-sum(log(v + eps) + 1 / (v + eps))``, ``eps = 1e-5``: a network
-    whose Jacobians are less correlated across images scores higher (the maximum, ``-N`` up to
-    ``eps``, when C is the identity).
+    to that image, flattened (one row for each of the batch's first ``images``); with C the
+    correlation matrix of J's rows and ``v`` its eigenvalues, the score is
+    ``-sum(log(v + eps) + 1 / (v + eps))``, ``eps = 1e-5``: a network whose Jacobians are less
+    correlated across images scores higher (no score exceeds ``-N`` for N rows: each eigenvalue
+    adds at least 1; reached when C is the identity).
 
     Differences from NASLib: the correlations and eigenvalues are computed in float64 with
     ``eigvalsh`` (C is symmetric; NASLib's general ``eig`` gives the same values up to rounding).
