@@ -20,6 +20,7 @@ from nas.proxies._ensemble import (
     percentiles,
     rank_vote,
 )
+from nas.proxies._gradient import fisher, grad_norm, grasp, jacob_cov, snip
 from nas.proxies._meco import meco
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 from nas.proxies._swap import swap
@@ -38,6 +39,11 @@ __all__ = [
     "log_percentile_sum",
     "mean_percentile",
     "meco",
+    "fisher",
+    "flops",
+    "grad_norm",
+    "grasp",
+    "jacob_cov",
     "naswot",
     "nonlinear_rank",
     "output_ignores_input",
@@ -47,6 +53,7 @@ __all__ = [
     "rank_vote",
     "relu_layers",
     "swap",
+    "snip",
     "synflow",
     "weight_layers",
     "zico",

@@ -78,19 +78,31 @@ class ProxyObjective(Objective):
 
 
 def output_ignores_input(model: nn.Module, batch: ProxyBatch) -> bool:
-    """Whether ``model`` gives every image of the batch exactly the same output.
+    """Whether ``model``'s output has zero gradient with respect to every pixel of the batch's
+    first images (at most 8).
 
-    Run in eval mode (BatchNorm on its running statistics) so batch statistics cannot make
-    constant features differ; the mode is restored afterwards.
+    Run in eval mode (BatchNorm on its running statistics, so batch statistics cannot make
+    constant features differ); the mode is restored afterwards. Read through the input gradient
+    rather than by comparing the images' outputs: at default initialisation a chain of
+    convolutions with eval-mode BatchNorm shrinks the signal geometrically, and on about 1.5% of
+    NB201 cells (connected, 87-92% accurate: every path holds two or more convolutions) the
+    input's share of the output falls below float32's resolution of the classifier's bias, so
+    the outputs compare equal. The gradient is added to no constant: tiny but nonzero there, and
+    exactly zero through a ``none`` edge (``x * 0``).
     """
     was_training = model.training
     model.eval()
+    images = batch.images[: min(len(batch), 8)].detach().clone().requires_grad_(True)
     try:
-        with torch.no_grad():
-            out = model(batch.images[: min(len(batch), 8)])
+        out = model(images)
+        if not out.requires_grad:
+            return True
+        # Unequal weights per output: a sum of softmax-like outputs could be constant.
+        weights = torch.arange(1, out[0].numel() + 1, dtype=out.dtype).reshape(out.shape[1:])
+        (gradient,) = torch.autograd.grad((out * weights).sum(), images, allow_unused=True)
     finally:
         model.train(was_training)
-    return bool(torch.equal(out, out[:1].expand_as(out)))
+    return gradient is None or not bool(gradient.any())
 
 
 def proxy_name(proxy: Proxy) -> str:
