@@ -7,23 +7,30 @@ with its settings), which makes it a search objective and an ``hwnas-score`` col
 """
 
 from nas.proxies._activation import naswot
+from nas.proxies._aznas import AZNASScores, az_nas_scores, block_features, expressivity, progressivity, trainability
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 
 __all__ = [
+    "AZNASScores",
     "Proxy",
     "ProxyBatch",
     "ProxyData",
     "ProxyError",
     "ProxyObjective",
+    "az_nas_scores",
+    "block_features",
+    "expressivity",
     "flops",
     "naswot",
     "output_ignores_input",
     "params",
+    "progressivity",
     "proxy_name",
     "relu_layers",
     "synflow",
+    "trainability",
     "weight_layers",
 ]
