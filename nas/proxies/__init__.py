@@ -7,6 +7,7 @@ with its settings), which makes it a search objective and an ``hwnas-score`` col
 """
 
 from nas.proxies._activation import naswot
+from nas.proxies._aggregate import nonlinear_rank_aggregation
 from nas.proxies._aznas import AZNASScores, az_nas_scores, block_features, expressivity, progressivity, trainability
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
@@ -25,6 +26,7 @@ __all__ = [
     "expressivity",
     "flops",
     "naswot",
+    "nonlinear_rank_aggregation",
     "output_ignores_input",
     "params",
     "progressivity",
