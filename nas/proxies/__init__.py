@@ -13,6 +13,7 @@ from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weigh
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
+from nas.proxies._vkdnw import vkdnw, vkdnw_single
 
 __all__ = [
     "AZNASScores",
@@ -34,5 +35,7 @@ __all__ = [
     "relu_layers",
     "synflow",
     "trainability",
+    "vkdnw",
+    "vkdnw_single",
     "weight_layers",
 ]
