@@ -75,8 +75,11 @@ def test_a_block_returning_its_input_is_no_block_and_a_computed_identity_is_refu
     skipped = nn.Sequential(conv, nn.Identity())
     assert len(block_features(skipped, _batch(1, 4).images)) == 2
     assert trainability(skipped, _batch(1, 4), kaiming_fan_in=False) == pytest.approx(2 - 2 - 0.5)
+    computed = nn.Sequential(conv, _TimesOne())
     with pytest.raises(ProxyError, match="identity"):
-        trainability(nn.Sequential(conv, _TimesOne()), _batch(1, 4), kaiming_fan_in=False)
+        trainability(computed, _batch(1, 4))
+    scores = az_nas_scores(computed, _batch(1, 4))
+    assert scores.trainability == -math.inf and scores.expressivity == 0.0
 
 
 def test_nb201_features_are_the_stem_and_every_cell_as_in_the_reference() -> None:
@@ -99,8 +102,8 @@ def test_kaiming_rescaling_changes_trainability_and_all_scores_stay_finite() -> 
     space = NB201Space()
     arch = space.parse("|nor_conv_1x1~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
     batch = _batch(3, 32, 8)
-    plain = az_nas_scores(space.build(arch, seed=0).train(), batch, kaiming_fan_in=False)
-    scaled = az_nas_scores(space.build(arch, seed=0).train(), batch)
+    plain = az_nas_scores(space.build(arch, seed=0).train(), batch)
+    scaled = az_nas_scores(space.build(arch, seed=0).train(), batch, kaiming_fan_in=True)
     assert plain.trainability != scaled.trainability
     assert all(math.isfinite(v) for v in (*vars(plain).values(), *vars(scaled).values()))
 
