@@ -108,9 +108,7 @@ def test_kaiming_rescaling_changes_trainability_and_all_scores_stay_finite() -> 
     assert all(math.isfinite(v) for v in (*vars(plain).values(), *vars(scaled).values()))
 
 
-@pytest.mark.parametrize(
-    ("space", "images", "size"), [(FBNetSpace(), 8, None), pytest.param(OFASpace(), 2, 128, marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize(("space", "images", "size"), [(FBNetSpace(), 8, None), (OFASpace(), 2, 128)])
 def test_other_spaces_are_scored_on_their_main_block_sequence(space, images: int, size: int | None) -> None:
     arch = space.sample(np.random.default_rng(0))
     channels, height, _ = space.input_shape_of(arch)
