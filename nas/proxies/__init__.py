@@ -7,6 +7,7 @@ with its settings), which makes it a search objective and an ``hwnas-score`` col
 """
 
 from nas.proxies._activation import naswot
+from nas.proxies._aznas import AZNASScores, az_nas_scores, block_features, expressivity, progressivity, trainability
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError, relu_layers, weight_layers
 from nas.proxies._data import ProxyData
 from nas.proxies._data_free import flops, params, synflow
@@ -24,9 +25,11 @@ from nas.proxies._gradient import fisher, grad_norm, grasp, jacob_cov, snip
 from nas.proxies._meco import meco
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
 from nas.proxies._swap import swap
+from nas.proxies._vkdnw import vkdnw, vkdnw_single
 from nas.proxies._zico import zico
 
 __all__ = [
+    "AZNASScores",
     "EnsembleObjective",
     "LearnedCombination",
     "Proxy",
@@ -35,26 +38,32 @@ __all__ = [
     "ProxyError",
     "ProxyObjective",
     "RankRule",
-    "flops",
-    "log_percentile_sum",
-    "mean_percentile",
-    "meco",
+    "az_nas_scores",
+    "block_features",
+    "expressivity",
     "fisher",
     "flops",
     "grad_norm",
     "grasp",
     "jacob_cov",
+    "log_percentile_sum",
+    "mean_percentile",
+    "meco",
     "naswot",
     "nonlinear_rank",
     "output_ignores_input",
     "params",
     "percentiles",
+    "progressivity",
     "proxy_name",
     "rank_vote",
     "relu_layers",
-    "swap",
     "snip",
+    "swap",
     "synflow",
+    "trainability",
+    "vkdnw",
+    "vkdnw_single",
     "weight_layers",
     "zico",
 ]

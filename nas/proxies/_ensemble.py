@@ -17,11 +17,13 @@ from nas.proxies._objective import proxy_name
 
 
 def percentiles(scores: np.ndarray) -> np.ndarray:
-    """Each column's ranks divided by the population size, in (0, 1]: ties share their mean rank,
-    NaN ranks below everything (tied among themselves)."""
+    """Each column's ranks divided by the population size, in (0, 1]: ties share their mean rank
+    (as AZ-NAS's and VKDNW's code rank), NaN or -inf (unscored) ranks below everything, tied."""
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or len(scores) == 0:
-        raise ValueError(f"scores must be (n_archs, n_proxies) with n_archs >= 1, got shape {scores.shape}")
+    if scores.ndim != 2 or 0 in scores.shape:
+        raise ValueError(f"scores must be (n_archs, n_proxies), both >= 1, got shape {scores.shape}")
+    if np.any(scores == np.inf):
+        raise ValueError("a score is +inf: an unscored architecture must be NaN (or -inf)")
     filled = np.where(np.isnan(scores), -np.inf, scores)
     return rankdata(filled, axis=0) / len(scores)
 
@@ -35,7 +37,10 @@ def nonlinear_rank(scores: np.ndarray) -> np.ndarray:
     """AZ-NAS's non-linear rank aggregation (Lee & Ham, CVPR 2024): the sum of ``log(rank / N)``.
 
     A log rewards being good on every proxy over being excellent on some: one proxy ranking an
-    architecture near the bottom costs more than another ranking it near the top gains.
+    architecture near the bottom costs more than another ranking it near the top gains. AZ-NAS
+    aggregates expressivity, progressivity, trainability and flops; VKDNW's aggregate
+    (``vkdnw_comb_rank`` in its code) is the same sum over vkdnw_single, expressivity,
+    trainability, flops and jacob_cov.
     """
     return log_percentile_sum(percentiles(scores))
 
