@@ -232,16 +232,17 @@ def score_or_last(objective: ProxyObjective, candidate: Candidate) -> float:
         return -np.inf
 
 
-# Spearman with NASLib's published CIFAR-10 scores on 30 cells, with the default packaged data
-# (photographs with random labels, not CIFAR-10): each floor sits below what was measured on
-# 100 cells (see each entry) with margin for the choice of cells.
+# Spearman with NASLib's published CIFAR-10 scores on 30 cells, with the default data (packaged
+# photographs with random labels, not CIFAR-10; NASLib drew a fresh CIFAR-10 batch per cell).
+# Measured: (on these 30 cells, on 100 other cells of the table with another batch); each floor
+# leaves margin below both. grasp (a Hessian product) and jacob_cov depend most on the images.
 NASLIB_FLOORS = {
-    "grad_norm": (grad_norm, "grad_norm", 0.0),
-    "snip": (snip, "snip", 0.0),
-    "fisher": (fisher, "fisher", 0.0),
-    "grasp": (grasp, "grasp", 0.0),
-    "jacob_cov": (jacob_cov, "jacov", 0.0),
-    "naswot": (naswot, "nwot", 0.0),
+    "grad_norm": (grad_norm, "grad_norm", 0.90),  # (0.964, 0.978)
+    "snip": (snip, "snip", 0.90),  # (0.950, 0.981)
+    "fisher": (fisher, "fisher", 0.90),  # (0.956, 0.971)
+    "grasp": (grasp, "grasp", 0.40),  # (0.610, 0.692)
+    "jacob_cov": (jacob_cov, "jacov", 0.65),  # (0.807, 0.909)
+    "naswot": (naswot, "nwot", 0.95),  # (0.989, 0.990 at batch 64; 0.992 at NASLib's 32)
 }
 
 
