@@ -240,8 +240,8 @@ NASLIB_FLOORS = {
     "grad_norm": (grad_norm, "grad_norm", 0.90),  # (0.964, 0.978)
     "snip": (snip, "snip", 0.90),  # (0.950, 0.981)
     "fisher": (fisher, "fisher", 0.90),  # (0.956, 0.971)
-    "grasp": (grasp, "grasp", 0.40),  # (0.610, 0.692)
-    "jacob_cov": (jacob_cov, "jacov", 0.65),  # (0.807, 0.909)
+    # grasp (0.610, 0.692) and jacob_cov (0.807, 0.909) agree less and cost the most: their
+    # agreement is measured on all 725 cells by scripts/bench_proxies.py, not in the suite.
     "naswot": (naswot, "nwot", 0.95),  # (0.989, 0.990 at batch 64; 0.992 at NASLib's 32)
 }
 
