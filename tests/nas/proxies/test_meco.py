@@ -7,21 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from nas.proxies import ProxyBatch, meco
+from nas.proxies import meco
 from nas.proxies._meco import min_correlation_eigenvalues
-
-
-def batch_of(images: np.ndarray) -> ProxyBatch:
-    tensor = torch.as_tensor(images, dtype=torch.float32)
-    return ProxyBatch(tensor, torch.zeros(len(tensor), dtype=torch.int64), 1)
+from tests.nas.proxies.helpers import batch_of, pointwise_conv
 
 
 def pointwise(weight: np.ndarray) -> nn.Sequential:
     """A 1x1 convolution with the given (out, in) weights: hooked twice (the Sequential and the conv)."""
-    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(torch.as_tensor(weight, dtype=torch.float32)[:, :, None, None])
-    return nn.Sequential(conv)
+    return nn.Sequential(pointwise_conv(weight))
 
 
 def hadamard_rows(count: int) -> np.ndarray:

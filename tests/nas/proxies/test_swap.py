@@ -9,20 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from nas.proxies import ProxyBatch, ProxyError, swap
+from nas.proxies import ProxyError, swap
 from nas.proxies._swap import gaussian_reinit
-
-
-def batch_of(images: np.ndarray) -> ProxyBatch:
-    tensor = torch.as_tensor(images, dtype=torch.float32)
-    return ProxyBatch(tensor, torch.zeros(len(tensor), dtype=torch.int64), 1)
+from tests.nas.proxies.helpers import batch_of, pointwise_conv
 
 
 def conv_relu(weight: np.ndarray) -> nn.Sequential:
-    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(torch.as_tensor(weight, dtype=torch.float32)[:, :, None, None])
-    return nn.Sequential(conv, nn.ReLU())
+    return nn.Sequential(pointwise_conv(weight), nn.ReLU())
 
 
 def test_one_relu_count_by_hand() -> None:
