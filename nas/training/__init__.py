@@ -6,6 +6,7 @@ smallest, largest, input_shape_of), and imports no search space, predictor or Hy
 
 from nas.training._bn import recalibrate_bn, recalibrated_subnet
 from nas.training._data import CIFARData, ImageDataset, ImageFolderData, PackagedImages, SklearnDigits
+from nas.training._inherited import InheritedAccuracy
 from nas.training._sampling import SamplingStrategy, SandwichRule, UniformSampling, fit_input
 from nas.training._trainer import (
     CHECKPOINT_FILE,
@@ -14,6 +15,7 @@ from nas.training._trainer import (
     SupernetTrainer,
     TrainingResult,
     evaluate,
+    subnet_accuracy,
 )
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "CheckpointMismatchError",
     "ImageDataset",
     "ImageFolderData",
+    "InheritedAccuracy",
     "OptimizerConfig",
     "PackagedImages",
     "SamplingStrategy",
@@ -31,6 +34,7 @@ __all__ = [
     "TrainingResult",
     "UniformSampling",
     "evaluate",
+    "subnet_accuracy",
     "fit_input",
     "recalibrate_bn",
     "recalibrated_subnet",

@@ -262,14 +262,20 @@ def evaluate(
     shuffled = DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     calibration = list(itertools.islice(shuffled, bn_batches))
     val_loader = DataLoader(val, batch_size=batch_size)
-    device = next(supernet.parameters()).device
     accuracies: dict[str, float] = {}
     for arch in tqdm(archs, desc="inherited accuracy", disable=not progress, leave=False):
-        subnet = recalibrated_subnet(supernet, arch, calibration)
-        correct, total = 0, 0
-        for images, labels in val_loader:
-            logits = subnet(fit_input(images.to(device), supernet, arch))
-            correct += int((logits.argmax(dim=-1) == labels.to(device)).sum())
-            total += len(labels)
-        accuracies[arch.string] = 100.0 * correct / max(total, 1)
+        accuracies[arch.string] = subnet_accuracy(supernet, arch, calibration, val_loader)
     return accuracies
+
+
+@torch.no_grad()
+def subnet_accuracy(supernet: Supernet, arch: Architecture, calibration: list[Any], val: DataLoader) -> float:
+    """Top-1 accuracy (percent) of ``arch``'s subnet on ``val``, BN recalibrated on ``calibration``."""
+    subnet = recalibrated_subnet(supernet, arch, calibration)
+    device = next(supernet.parameters()).device
+    correct, total = 0, 0
+    for images, labels in val:
+        logits = subnet(fit_input(images.to(device), supernet, arch))
+        correct += int((logits.argmax(dim=-1) == labels.to(device)).sum())
+        total += len(labels)
+    return 100.0 * correct / max(total, 1)

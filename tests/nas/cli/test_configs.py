@@ -26,7 +26,7 @@ NB201_CELLS = [
 ]
 
 #: Every entry point's primary config; each group is composed through the first one that uses it.
-PRIMARIES = ("search", "fit", "profile", "train_supernet", "pipeline")
+PRIMARIES = ("search", "fit", "profile", "train_supernet", "pipeline", "score")
 
 
 def groups_of(primary: str) -> list[str]:
@@ -71,6 +71,17 @@ def space_with_device(device: str, data_dir: Path) -> str:
     raise AssertionError(f"configs/device/{device}.yaml names a device no table in {data_dir} has")
 
 
+def digits_checkpoint(run_dir: Path) -> Path:
+    """A supernet checkpoint trained one epoch on configs/data/digits.yaml's data (a tiny NB201)."""
+    from nas.training import SklearnDigits, SupernetTrainer, UniformSampling
+    from tests.nas.training.helpers import tiny_space
+
+    SupernetTrainer(
+        tiny_space().supernet(), SklearnDigits(), UniformSampling(), epochs=1, checkpoint_dir=run_dir, progress=False
+    ).fit()
+    return run_dir
+
+
 def fitted_run(run_dir: Path, data_dir: Path) -> Path:
     """An hwnas-fit run directory (nb201 raspi4 latency, a layer sum on 20 rows), written in-process."""
     from nas.cli.fit import compose_fit, write_run
@@ -102,6 +113,8 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         "defaults: [table]"
     ):
         overrides.append(f"space={space_with_device(option, data_dir)}")
+    if (group, option) == ("objectives", "inherited_latency"):
+        overrides += ["data=digits", f"objectives.accuracy.checkpoint={digits_checkpoint(tmp_path / 'supernet')}"]
     if (group, option) == ("device", "predicted"):
         overrides.append(f"device.latency={fitted_run(tmp_path / 'fit', data_dir)}")
     if (group, option) == ("selection", "list"):
@@ -112,7 +125,7 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     node = cfg[group]
     if group == "space":
         assert isinstance(instantiate(node.instance), SearchSpace)
-    elif group in ("objectives", "metrics"):
+    elif group in ("objectives", "metrics", "proxy"):
         for name, sub in node.items():
             assert isinstance(instantiate(sub, name=name), Objective)
     elif group == "device" and option == "cuda" and not torch.cuda.is_available():
