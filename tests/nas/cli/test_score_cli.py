@@ -4,14 +4,16 @@ and an unknown proxy refused with the available ones listed."""
 from __future__ import annotations
 
 import csv
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
-from nas.cli import config_options
-from nas.cli.score import check_proxy_overrides
+from nas.cli import CONFIG_DIR, config_options
+from nas.cli.score import check_proxy_overrides, score_run
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -31,19 +33,26 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_a_sample_is_scored_into_the_issue_columns_and_resumed(tmp_path: Path) -> None:
-    args = ["n_archs=4", "proxy=[params,flops]", "proxy_data.batch_size=8", f"hydra.run.dir={tmp_path}"]
-    first = run_score(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
+def compose_score(*overrides: str):  # noqa: ANN201 - a DictConfig
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("score", overrides=["progress=false", *overrides])
+
+
+def test_a_sample_is_scored_into_the_issue_columns_and_resumed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # In-process through the function behind the command (the subprocess test below runs the command).
+    args = ["proxy=[params,flops]", "proxy_data.batch_size=8"]
+    score_run(compose_score("n_archs=4", *args), tmp_path)
     rows = read(tmp_path / "scores.csv")
     assert list(rows[0]) == ["arch", "params", "flops", "seconds"] and len(rows) == 4
     assert all(float(r["params"]) > 0 and float(r["flops"]) > 0 for r in rows)
-    assert (tmp_path / ".hydra" / "config.yaml").is_file() and (tmp_path / "sources.json").is_file()
-    again = run_score(*[a.replace("n_archs=4", "n_archs=6") for a in args])
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "sources.json").is_file()
+    with caplog.at_level(logging.INFO, logger="hwnas.score"):
+        score_run(compose_score("n_archs=6", *args), tmp_path)
     more = read(tmp_path / "scores.csv")
     assert len(more) == 6 and more[:4] == rows  # the first four kept, not rescored
-    assert "4 of 6 architectures already scored" in again.stderr + again.stdout + (tmp_path / "score.log").read_text()
+    assert "4 of 6 architectures already scored" in caplog.text
 
 
 def test_a_list_with_a_disconnected_cell_leaves_its_cell_empty_and_says_why(tmp_path: Path) -> None:
@@ -63,6 +72,7 @@ def test_a_list_with_a_disconnected_cell_leaves_its_cell_empty_and_says_why(tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read(tmp_path / "run" / "scores.csv")
     assert rows[0]["naswot"] != "" and rows[1] == {**rows[1], "arch": disconnected, "naswot": ""}
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file() and (tmp_path / "run" / "score.log").is_file()
     (failure,) = read(tmp_path / "run" / "failures.csv")
     assert failure["arch"] == disconnected and "does not depend on its input" in failure["error"]
 
