@@ -41,9 +41,9 @@ from nas.cli.score import score_run
 from nas.proxies import LearnedCombination, nonlinear_rank, rank_vote
 from nas.tables import BenchmarkTable
 from search_spaces import NB201Space, OFASpace
+from search_spaces.nb201 import naslib_architecture
 from search_spaces.ofa import OFAAccuracyPredictor
 
-NB201_ACCURACY = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
 #: hwnas proxy name -> NASLib's name in zero_cost_naslib_subset.json.
 NASLIB_NAMES = {
     "synflow": "synflow",
@@ -56,9 +56,6 @@ NASLIB_NAMES = {
     "flops": "flops",
     "params": "params",
 }
-# NASLib's op codes and which NB201 gene each position of its 6-tuple is (the tables' README).
-NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
-NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edge_3_2")
 
 
 def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -141,8 +138,7 @@ def naslib_agreement(args: argparse.Namespace) -> dict:
     space = NB201Space()
     strings = {}
     for key in table:
-        codes = json.loads(key.replace("(", "[").replace(")", "]"))
-        strings[key] = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)}).string
+        strings[key] = naslib_architecture(space, key).string
     list_file = args.out_dir / "naslib_cells.txt"
     args.out_dir.mkdir(parents=True, exist_ok=True)
     list_file.write_text("\n".join(strings.values()) + "\n")
@@ -210,7 +206,7 @@ def accuracies(args: argparse.Namespace, archs: list[str]) -> dict[str, np.ndarr
     if args.space == "nb201":
         table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
         rows = np.array([table.lookup(a) for a in archs])
-        return {column: table.accuracy(column)[rows] for column in NB201_ACCURACY}
+        return {column: table.accuracy(column)[rows] for column in table.accuracy_columns()}
     space = OFASpace()
     predictor = OFAAccuracyPredictor(Path(args.data_dir) / "ofa" / "acc_predictor.pth")
     values = []

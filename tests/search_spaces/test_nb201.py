@@ -13,14 +13,11 @@ import torch
 from nas import Architecture, ArchitectureError, SearchSpace
 from nas.testing import SearchSpaceContract, assert_onnx_matches_torch
 from search_spaces import NB201Space
-from search_spaces.nb201 import is_disconnected
+from search_spaces.nb201 import is_disconnected, naslib_architecture
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 GENES = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-# NASLib's op codes, and which NB201 gene each position of its 6-tuple is (README of the tables).
-NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
-NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edge_3_2")
 
 
 def uniform(op: str) -> str:
@@ -172,11 +169,19 @@ def test_parameter_counts_match_hand_count(space: NB201Space) -> None:
     assert param_count(wide.build(arch)) == hand_param_count(arch, channels=8, cells=2, classes=100)
 
 
+def test_naslib_keys_map_to_the_cells_naslib_names() -> None:
+    # NASLib's position 0 is edge 1->2 of its 1-based nodes (our node 0 -> 1), op 2 is nor_conv_3x3.
+    arch = naslib_architecture(NB201Space(), "(2, 1, 0, 3, 4, 1)")
+    assert arch.string == "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
+    for bad in ("(0, 2, 3)", "(0, 2, 3, 2, 3, 5)"):
+        with pytest.raises(ArchitectureError, match="NASLib NB201 key"):
+            naslib_architecture(NB201Space(), bad)
+
+
 def test_parameter_counts_match_naslib_table(space: NB201Space, data_dir: Path) -> None:
     table = json.loads((data_dir / "nb201" / "zero_cost_naslib_subset.json").read_text())["cifar10"]
     for key in list(table)[:12]:
-        codes = json.loads(key.replace("(", "[").replace(")", "]"))
-        arch = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)})
+        arch = naslib_architecture(space, key)
         published_millions = table[key]["params"]["score"]
         assert param_count(space.build(arch)) / 1e6 == pytest.approx(published_millions, abs=5e-7)
 

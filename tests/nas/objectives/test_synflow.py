@@ -16,11 +16,7 @@ from nas import Candidate, Cost, Direction
 from nas.objectives import Synflow
 from nas.objectives._synflow import synflow_score
 from search_spaces import NB201Space
-from search_spaces.nb201 import is_disconnected
-
-# NASLib's op codes and which NB201 gene each position of its 6-tuple is (README of the tables).
-NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
-NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edge_3_2")
+from search_spaces.nb201 import is_disconnected, naslib_architecture
 
 
 def uniform(op: str) -> str:
@@ -40,8 +36,7 @@ def naslib_cells(data_dir: Path, space: NB201Space, count: int) -> list[tuple[Ca
     cells = []
     for i in picked:
         key, score = rows[i]
-        codes = json.loads(key.replace("(", "[").replace(")", "]"))
-        arch = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)})
+        arch = naslib_architecture(space, key)
         cells.append((Candidate(arch, space), score))
     return cells
 

@@ -25,10 +25,7 @@ from nas.proxies import (
     snip,
 )
 from search_spaces import NB201Space
-
-# NASLib's op codes and which NB201 gene each position of its 6-tuple is (README of the tables).
-NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
-NASLIB_EDGES = ("edge_1_0", "edge_2_0", "edge_3_0", "edge_2_1", "edge_3_1", "edge_3_2")
+from search_spaces.nb201 import naslib_architecture
 
 
 def small_batch(n: int = 6, channels: int = 2, side: int = 3, classes: int = 4) -> ProxyBatch:
@@ -218,8 +215,7 @@ def naslib_cells(data_dir: Path, space: NB201Space, count: int) -> list[tuple[Ca
     picked = np.random.default_rng(1).choice(len(keys), size=count, replace=False)
     cells = []
     for i in picked:
-        codes = json.loads(keys[i].replace("(", "[").replace(")", "]"))
-        arch = space.architecture({g: NASLIB_OPS[c] for g, c in zip(NASLIB_EDGES, codes)})
+        arch = naslib_architecture(space, keys[i])
         cells.append((Candidate(arch, space), table[keys[i]]))
     return cells
 
