@@ -111,7 +111,8 @@ class EnsembleObjective(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         values = np.array([m.evaluate(candidate) for m in self.members.values()])
-        reference = np.where(np.isnan(self.reference(candidate.space)), -np.inf, self.reference(candidate.space))
+        reference = self.reference(candidate.space)
+        reference = np.where(np.isnan(reference), -np.inf, reference)
         below = (reference < values).sum(axis=0)
         tied = (reference == values).sum(axis=0)
         # The mean rank of the candidate and the reference scores it ties with, as rankdata gives.
