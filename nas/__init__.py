@@ -4,6 +4,7 @@ This package imports neither ``search_spaces`` nor ``latency_predictors`` nor Hy
 into the small interfaces defined here.
 """
 
+from nas._appendcsv import AppendOnlyCsv, CsvFileError
 from nas._architecture import Architecture, ArchitectureError, GeneValue
 from nas._capabilities import (
     AdditiveSpace,
@@ -40,6 +41,8 @@ from nas._supernet import Supernet
 from nas.predictor_file import PredictorFileError
 
 __all__ = [
+    "AppendOnlyCsv",
+    "CsvFileError",
     "AdditiveSpace",
     "Architecture",
     "ArchitectureError",

@@ -24,8 +24,8 @@ import torch
 
 from latency_predictors.measure._profile import (
     NO_ENERGY_METER,
-    AppendOnlyCsv,
     Measure,
+    ProfileCsv,
     ProfileRun,
     build_manifest,
     measure_module,
@@ -124,7 +124,7 @@ class LayerProfileWriter:
         self.manifest = open_manifest(
             self.directory, device, build_manifest(device, space, settings, host, energy_meter)
         )
-        self._file = AppendOnlyCsv(self.directory / LAYERS_FILE, LAYER_COLUMNS)
+        self._file = ProfileCsv(self.directory / LAYERS_FILE, LAYER_COLUMNS)
         self._done = {row[0] for row in self._file.rows}
 
     def __len__(self) -> int:

@@ -29,12 +29,9 @@ device, space or with other settings is refused, naming both fingerprints.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
-import os
 import tempfile
 import time
 from collections import deque
@@ -47,7 +44,16 @@ from typing import Any, Self
 from latency_predictors.measure._drift import DriftMonitor
 from latency_predictors.measure._measure import UNSTABLE_IQR_RATIO, LatencyStats
 from latency_predictors.measure._runtimes import Runtime
-from nas import DEVICE_FILE, Architecture, Device, DeviceFileError, SearchSpace, read_device_record
+from nas import (
+    DEVICE_FILE,
+    AppendOnlyCsv,
+    Architecture,
+    CsvFileError,
+    Device,
+    DeviceFileError,
+    SearchSpace,
+    read_device_record,
+)
 from nas.tables import METRICS
 
 log = logging.getLogger("hwnas.profile")
@@ -73,7 +79,7 @@ class ProfileMismatchError(ValueError):
     """A profile directory measured on another device, space or with other settings."""
 
 
-class ProfileCorruptError(ValueError):
+class ProfileCorruptError(CsvFileError):
     """A profile file that a crash cannot explain (edited by hand, or from another tool)."""
 
 
@@ -132,77 +138,18 @@ def open_manifest(directory: Path, device: Device, manifest: Mapping[str, Any]) 
     return {**record, "device": device.to_dict()}
 
 
-class AppendOnlyCsv:
-    """One CSV file appended a row at a time, each row flushed and fsynced.
-
-    Opening repairs what a kill can leave: a last line without its newline (torn mid-write) is
-    cut off with a warning. A header that differs from ``header`` is refused.
-    """
+class ProfileCsv(AppendOnlyCsv):
+    """A profile's row file: cells in the table format (see ``_cell``); a file a crash cannot
+    explain is a :class:`ProfileCorruptError`."""
 
     def __init__(self, path: Path, header: Sequence[str]) -> None:
-        self.path = path
-        self.header = list(header)
-        self.rows: list[list[str]] = self._read_or_create()
-        self._handle = path.open("a", newline="", encoding="utf-8")
-
-    def _read_or_create(self) -> list[list[str]]:
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            self.path.write_text(_line(self.header), encoding="utf-8")
-            return []
-        data = self.path.read_bytes()
-        if not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            log.warning(
-                "%s: dropping a torn last line %r (the run was killed while writing it)",
-                self.path,
-                data[cut:].decode("utf-8", "replace"),
-            )
-            with self.path.open("r+b") as handle:
-                handle.truncate(cut)
-            data = data[:cut]
-            if cut == 0:  # even the header was torn
-                self.path.write_text(_line(self.header), encoding="utf-8")
-                return []
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-        if rows[0] != self.header:
-            raise ProfileCorruptError(
-                f"{self.path} line 1 is {','.join(rows[0])!r}; this profile writes {','.join(self.header)!r}"
-            )
-        for line, row in enumerate(rows[1:], start=2):
-            if len(row) != len(self.header):
-                raise ProfileCorruptError(
-                    f"{self.path} line {line} has {len(row)} cells, the header {len(self.header)}; "
-                    "a crash cannot leave this, so the file was changed by hand"
-                )
-        return rows[1:]
-
-    def truncate_rows(self, count: int) -> None:
-        """Keep the first ``count`` rows (drops rows written after the last complete row set)."""
-        with self.path.open("r+b") as handle:
-            for _ in range(count + 1):  # + the header
-                handle.readline()
-            handle.truncate(handle.tell())
-        self.rows = self.rows[:count]
+        super().__init__(path, header, error=ProfileCorruptError)
 
     def append(self, cells: Sequence[object]) -> None:
-        row = [_cell(c) for c in cells]
-        # One write per row, so a kill leaves a whole row or a torn line without its newline.
-        self._handle.write(_line(row))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self.rows.append(row)
-
-    def close(self) -> None:
-        self._handle.close()
+        super().append([_cell(c) for c in cells])
 
 
-def _line(cells: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(cells)
-    return buffer.getvalue()
-
-
-def open_row_files(primary: AppendOnlyCsv, others: Sequence[AppendOnlyCsv]) -> None:
+def open_row_files(primary: ProfileCsv, others: Sequence[ProfileCsv]) -> None:
     """Align files written in one row set: ``primary`` (written last) holds the complete rows."""
     count = len(primary.rows)
     for other in others:
@@ -296,11 +243,9 @@ class ProfileWriter:
         self.manifest = open_manifest(
             self.directory, device, build_manifest(device, space, settings, host, energy_meter)
         )
-        self._metric_files = {
-            m: AppendOnlyCsv(self.directory / f"{m}.csv", ["index", device.name]) for m in self.metrics
-        }
-        self._spreads = AppendOnlyCsv(self.directory / SPREADS_FILE, ["index", *(c for c, _ in SPREAD_COLUMNS)])
-        self._archs = AppendOnlyCsv(self.directory / "archs.csv", ["index", "arch"])
+        self._metric_files = {m: ProfileCsv(self.directory / f"{m}.csv", ["index", device.name]) for m in self.metrics}
+        self._spreads = ProfileCsv(self.directory / SPREADS_FILE, ["index", *(c for c, _ in SPREAD_COLUMNS)])
+        self._archs = ProfileCsv(self.directory / "archs.csv", ["index", "arch"])
         open_row_files(self._archs, [*self._metric_files.values(), self._spreads])
         self._done = {row[1] for row in self._archs.rows}
 

@@ -62,10 +62,14 @@ class Flops(Objective):
         return "FLOPs in millions" if self.mega else "FLOPs"
 
     def __call__(self, candidate: Candidate) -> float:
-        model = candidate.model
-        example = candidate.space.example_input(batch_size=1, arch=candidate.arch)
-        # no_grad: counting must not build a graph, nor count backward FLOPs.
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(example)
-        flops = counter.get_total_flops()
+        flops = count_flops(candidate.model, candidate.space.example_input(batch_size=1, arch=candidate.arch))
         return flops / 1e6 if self.mega else float(flops)
+
+
+def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
+    """FLOPs of ``model(example)`` as :class:`Flops` counts them (2 x multiply-accumulates of
+    convolutions and matrix multiplies), forward only."""
+    # no_grad: counting must not build a graph, nor count backward FLOPs.
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(example)
+    return counter.get_total_flops()

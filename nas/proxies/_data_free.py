@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from nas.objectives._model_stats import count_flops
 from nas.objectives._synflow import synflow_score
 from nas.proxies._batch import ProxyBatch, ProxyError, weight_layers
 
@@ -31,9 +30,7 @@ def params(model: nn.Module, batch: ProxyBatch) -> float:
 
 def flops(model: nn.Module, batch: ProxyBatch) -> float:
     """Millions of FLOPs of one forward pass at batch 1 (2 x multiply-accumulates of convs and linears)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(batch.images[:1])
-    total = counter.get_total_flops()
+    total = count_flops(model, batch.images[:1])
     if total == 0:
         raise ProxyError("the network has no convolution or matrix multiply to count")
     return total / 1e6
