@@ -27,6 +27,7 @@ from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
 from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
+from nas._paths import inner_labels, label_subsets, path_features
 from nas._predictor import (
     IntervalBound,
     IntervalPredictor,
@@ -41,6 +42,9 @@ from nas._supernet import Supernet
 from nas.predictor_file import PredictorFileError
 
 __all__ = [
+    "inner_labels",
+    "label_subsets",
+    "path_features",
     "AppendOnlyCsv",
     "CsvFileError",
     "AdditiveSpace",

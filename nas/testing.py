@@ -583,9 +583,14 @@ class PredictorContract:
     Override ``space`` (a :class:`SearchSpace`), ``predictor_factory`` (``(space,
     device_fingerprint) -> Predictor``, unfitted) and ``archs_and_targets`` (a few architectures
     of ``space`` and finite positive targets). ``load`` is called as ``type(p).load(path,
-    space=<SearchSpace>, device_fingerprint=...)``; the space it is refused for is ``other_space``
+    space=<SearchSpace>, device_fingerprint=..., **load_kwargs)`` (``load_kwargs``: what else a
+    family's ``load`` needs, by default nothing); the space it is refused for is ``other_space``
     (by default a copy of ``space`` renamed ``not_<name>``).
     """
+
+    @pytest.fixture
+    def load_kwargs(self) -> dict[str, object]:
+        return {}
 
     @pytest.fixture
     def space(self) -> SearchSpace:
@@ -646,10 +651,15 @@ class PredictorContract:
             check_intervals(fitted, archs, predictions)
 
     def test_save_load_round_trip_predicts_identically(
-        self, fitted: Predictor, saved: Path, space: SearchSpace, archs_and_targets: ArchsAndTargets
+        self,
+        fitted: Predictor,
+        saved: Path,
+        space: SearchSpace,
+        archs_and_targets: ArchsAndTargets,
+        load_kwargs: dict[str, object],
     ) -> None:
         archs, _ = archs_and_targets
-        loaded = type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
+        loaded = type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE, **load_kwargs)
         assert (loaded.space, loaded.device_fingerprint) == (space.name, CONTRACT_DEVICE)
         np.testing.assert_array_equal(loaded.predict(archs), fitted.predict(archs))
         if isinstance(fitted, IntervalPredictor):
@@ -658,26 +668,31 @@ class PredictorContract:
                 np.testing.assert_array_equal(after, before)
 
     def test_load_for_another_device_is_refused_showing_both(
-        self, fitted: Predictor, saved: Path, space: SearchSpace
+        self, fitted: Predictor, saved: Path, space: SearchSpace, load_kwargs: dict[str, object]
     ) -> None:
         with pytest.raises(PredictorMismatchError) as error:
-            type(fitted).load(saved, space=space, device_fingerprint=OTHER_DEVICE)
+            type(fitted).load(saved, space=space, device_fingerprint=OTHER_DEVICE, **load_kwargs)
         assert CONTRACT_DEVICE in str(error.value) and OTHER_DEVICE in str(error.value)
 
     def test_load_for_another_space_is_refused_showing_both(
-        self, fitted: Predictor, saved: Path, space: SearchSpace, other_space: SearchSpace
+        self,
+        fitted: Predictor,
+        saved: Path,
+        space: SearchSpace,
+        other_space: SearchSpace,
+        load_kwargs: dict[str, object],
     ) -> None:
         with pytest.raises(PredictorMismatchError) as error:
-            type(fitted).load(saved, space=other_space, device_fingerprint=CONTRACT_DEVICE)
+            type(fitted).load(saved, space=other_space, device_fingerprint=CONTRACT_DEVICE, **load_kwargs)
         assert repr(space.name) in str(error.value) and repr(other_space.name) in str(error.value)
 
     def test_newer_format_version_is_refused_naming_both(
-        self, fitted: Predictor, saved: Path, space: SearchSpace
+        self, fitted: Predictor, saved: Path, space: SearchSpace, load_kwargs: dict[str, object]
     ) -> None:
         version = read_header(saved)["format_version"]
         rewrite_predictor_header(saved, format_version=version + 1)
         with pytest.raises(ValueError) as error:
-            type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE)
+            type(fitted).load(saved, space=space, device_fingerprint=CONTRACT_DEVICE, **load_kwargs)
         message = str(error.value)
         assert f"format_version {version + 1}" in message and f"format_version {version}" in message
 

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from scipy.stats import kendalltau, spearmanr
 
-from nas import Candidate, ObjectiveError
+from latency_predictors.predictors import ProxyBoostingPredictor
+from nas import Candidate, Objective, ObjectiveError, SearchSpace
 from nas.cli import CONFIG_DIR, config_options, data_dir
-from nas.cli.score import score_run
-from nas.proxies import LearnedCombination, nonlinear_rank, rank_vote
+from nas.cli.score import proxies_of, score_run
+from nas.proxies import LearnedCombination, ProxyScores, nonlinear_rank, rank_vote
 from nas.tables import BenchmarkTable
 from search_spaces import NB201Space, OFASpace
 from search_spaces.nb201 import naslib_architecture
@@ -58,11 +60,22 @@ NASLIB_NAMES = {
 }
 
 
-def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """hwnas-score's rows, one run per proxy (out_dir/<proxy>, so adding a proxy scores only it):
-    (arch strings, scores (n, p) with NaN where refused, seconds (n, p))."""
+@dataclass(frozen=True)
+class Scored:
+    """hwnas-score's rows of the sample, one run per proxy (out_dir/<proxy>)."""
+
+    space: SearchSpace
+    archs: list[str]
+    values: np.ndarray  # (n, p), NaN where a proxy refused
+    seconds: np.ndarray  # (n, p)
+    members: dict[str, Objective]  # each proxy as configured
+    dirs: dict[str, Path]  # each proxy's hwnas-score directory
+
+
+def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> Scored:
+    """Score the sample, one hwnas-score run per proxy (so adding a proxy scores only it)."""
     archs: list[str] | None = None
-    values, seconds = [], []
+    values, seconds, members = [], [], {}
     for proxy in args.proxies:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(
@@ -76,13 +89,15 @@ def score(args: argparse.Namespace, overrides: list[str], out_dir: Path) -> tupl
                     *overrides,
                 ],
             )
-        _, rows = score_run(cfg, out_dir / proxy)
+        space, rows = score_run(cfg, out_dir / proxy)
+        members.update(proxies_of(cfg))
         if archs is None:
             archs = [r.arch for r in rows]
         assert archs == [r.arch for r in rows], "every proxy scores the same architectures"
         values.append([np.nan if r.values[proxy] is None else r.values[proxy] for r in rows])
         seconds.append([r.seconds[proxy] for r in rows])
-    return archs or [], np.array(values).T, np.array(seconds).T
+    dirs = {p: out_dir / p for p in args.proxies}
+    return Scored(space, archs or [], np.array(values).T, np.array(seconds).T, members, dirs)
 
 
 def correlations(values: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
@@ -127,6 +142,33 @@ def ensembles(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray,
             }
     out["learned"] = learned
     return out
+
+
+def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: dict) -> dict:
+    """The few-label accuracy predictor (ProxyBoostingPredictor on the --ensemble members, their
+    scores read from the sample's hwnas-score directories) fitted on k labelled architectures per
+    label seed, Spearman and Kendall of its ranking of the others; mean over label seeds."""
+    members = [p for p in (args.ensemble or args.proxies) if p in args.proxies]
+    space = scored.space
+    scores = ProxyScores({p: scored.members[p] for p in members}, space, [scored.dirs[p] for p in members])
+    archs = [space.parse(a) for a, k in zip(scored.archs, keep, strict=True) if k]
+    out: dict[str, dict] = {}
+    for column in acc:
+        for k in args.ks:
+            if k >= len(archs):
+                continue
+            runs = []
+            for seed in args.label_seeds:
+                labelled = np.random.default_rng([seed, k]).choice(len(archs), size=k, replace=False)
+                rest = np.setdiff1d(np.arange(len(archs)), labelled)
+                model = ProxyBoostingPredictor(space, column, scores, seed=seed)
+                model.fit([archs[i] for i in labelled], acc[column][labelled])
+                runs.append(correlations(model.predict_rank([archs[i] for i in rest]), acc[column][rest]))
+            out.setdefault(column, {})[str(k)] = {
+                stat: float(np.mean([r[stat] for r in runs])) for stat in ("spearman", "kendall")
+            }
+    assert scores.evaluations == 0, "every score comes from the sample's hwnas-score directories"
+    return {"members": members, "predictor": ProxyBoostingPredictor.kind, **out}
 
 
 def naslib_agreement(args: argparse.Namespace) -> dict:
@@ -196,6 +238,13 @@ def markdown(result: dict) -> str:
         cells = [e["learned"].get(c, {}).get(str(k)) for c in columns]
         if all(cells):
             lines.append(f"| learned, k={k} (on the rest) | " + " | ".join(pair(c) for c in cells) + " |")
+    f = result["few_label"]
+    lines += ["", f"Few-label predictor {f['predictor']} on {', '.join(f['members'])} (on the rest):", ""]
+    lines += ["| k | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
+    for k in result["ks"]:
+        cells = [f.get(c, {}).get(str(k)) for c in columns]
+        if all(cells):
+            lines.append(f"| {k} | " + " | ".join(pair(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -206,7 +255,7 @@ def accuracies(args: argparse.Namespace, archs: list[str]) -> dict[str, np.ndarr
     if args.space == "nb201":
         table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
         rows = np.array([table.lookup(a) for a in archs])
-        return {column: table.accuracy(column)[rows] for column in table.accuracy_columns()}
+        return {column: table.accuracy(column)[rows] for column in table.accuracy_columns}
     space = OFASpace()
     predictor = OFAAccuracyPredictor(Path(args.data_dir) / "ofa" / "acc_predictor.pth")
     values = []
@@ -255,10 +304,10 @@ def main() -> None:
             "FBNet has no published accuracy table (HW-NAS-Bench's FBNet space publishes hardware metrics "
             "only): hwnas-score scores it, but there is nothing to rank proxies against"
         )
-    archs, values, seconds = score(args, overrides, sample_dir)
-    acc = accuracies(args, archs)
+    scored = score(args, overrides, sample_dir)
+    acc = accuracies(args, scored.archs)
     known = np.all([np.isfinite(a) for a in acc.values()], axis=0)
-    archs, values, seconds = [a for a, k in zip(archs, known) if k], values[known], seconds[known]
+    archs, values, seconds = [a for a, k in zip(scored.archs, known) if k], scored.values[known], scored.seconds[known]
     acc = {column: a[known] for column, a in acc.items()}
     result = {
         "space": args.space,
@@ -270,6 +319,7 @@ def main() -> None:
         "accuracy": list(acc),
         "proxies": single_proxies(args, values, seconds, acc),
         "ensembles": ensembles(args, values, seconds, acc),
+        "few_label": few_label(args, scored, known, acc),
         "naslib": {} if args.no_naslib or args.space != "nb201" else naslib_agreement(args),
     }
     args.out_json.write_text(json.dumps(result, indent=1) + "\n")

@@ -17,6 +17,7 @@ from latency_predictors.predictors._load import (
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._onehot import OneHotBoostingPredictor
+from latency_predictors.predictors._proxy_boosting import ProxyBoostingPredictor
 
 __all__ = [
     "PREDICTOR_FILE",
@@ -29,6 +30,7 @@ __all__ = [
     "MLPEnsemblePredictor",
     "OneHotBoostingPredictor",
     "PredictedMetric",
+    "ProxyBoostingPredictor",
     "StoredPredictor",
     "UnseenLayerError",
     "load_predictor",

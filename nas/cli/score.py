@@ -35,7 +35,7 @@ def score_run(cfg: DictConfig, out_dir: Path) -> tuple[SearchSpace, list[ScoreRo
     torch.set_num_threads(cfg.torch_threads)
     space: SearchSpace = instantiate(cfg.space.instance)
     archs = instantiate(cfg.selection)(space, cfg.n_archs, np.random.default_rng(cfg.seed))
-    proxies: dict[str, Objective] = {name: instantiate(node) for name, node in cfg.proxy.items()}
+    proxies = proxies_of(cfg)
     log.info("scoring %d %s architectures with %s into %s", len(archs), space.name, ", ".join(proxies), out_dir)
     rows = score_architectures(space, archs, proxies, out_dir, progress=cfg.progress)
     for name in proxies:
@@ -44,6 +44,11 @@ def score_run(cfg: DictConfig, out_dir: Path) -> tuple[SearchSpace, list[ScoreRo
             "%s: %d of %d scored, %.3f s per architecture", name, len(scored), len(rows), np.mean(scored or [np.nan])
         )
     return space, rows
+
+
+def proxies_of(cfg: DictConfig) -> dict[str, Objective]:
+    """The configured proxies (``cfg.proxy``: configs/proxy), by name."""
+    return {name: instantiate(node) for name, node in cfg.proxy.items()}
 
 
 def check_proxy_overrides(argv: list[str]) -> None:

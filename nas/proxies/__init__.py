@@ -19,11 +19,13 @@ from nas.proxies._ensemble import (
     mean_percentile,
     nonlinear_rank,
     percentiles,
+    percentiles_among,
     rank_vote,
 )
 from nas.proxies._gradient import fisher, grad_norm, grasp, jacob_cov, snip
 from nas.proxies._meco import meco
 from nas.proxies._objective import ProxyObjective, output_ignores_input, proxy_name
+from nas.proxies._scores import ProxyScores
 from nas.proxies._swap import swap
 from nas.proxies._vkdnw import vkdnw, vkdnw_single
 from nas.proxies._zico import zico
@@ -37,6 +39,7 @@ __all__ = [
     "ProxyData",
     "ProxyError",
     "ProxyObjective",
+    "ProxyScores",
     "RankRule",
     "az_nas_scores",
     "block_features",
@@ -54,6 +57,7 @@ __all__ = [
     "output_ignores_input",
     "params",
     "percentiles",
+    "percentiles_among",
     "progressivity",
     "proxy_name",
     "rank_vote",

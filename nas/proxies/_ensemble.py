@@ -28,6 +28,21 @@ def percentiles(scores: np.ndarray) -> np.ndarray:
     return rankdata(filled, axis=0) / len(scores)
 
 
+def percentiles_among(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each of ``scores``' rows ``(n, n_proxies)`` placed among a fixed population's scores
+    ``reference`` ``(r, n_proxies)``, in (0, 1): the rank it would take joining the population
+    (the mean rank of it and the scores it ties with, as rankdata gives) divided by ``r + 1``.
+    NaN or -inf ranks below every scored value, in both."""
+    reference = np.sort(np.where(np.isnan(reference), -np.inf, np.asarray(reference, dtype=np.float64)), axis=0)
+    scores = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))
+    ranks = np.empty(scores.shape)
+    for j in range(scores.shape[1]):
+        below = np.searchsorted(reference[:, j], scores[:, j], side="left")
+        tied = np.searchsorted(reference[:, j], scores[:, j], side="right") - below
+        ranks[:, j] = (below + (tied + 2) / 2) / (len(reference) + 1)
+    return ranks
+
+
 def rank_vote(scores: np.ndarray) -> np.ndarray:
     """The mean of the proxies' percentiles (a Borda count): each proxy one equal vote."""
     return mean_percentile(percentiles(scores))
@@ -111,13 +126,7 @@ class EnsembleObjective(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         values = np.array([m.evaluate(candidate) for m in self.members.values()])
-        reference = self.reference(candidate.space)
-        reference = np.where(np.isnan(reference), -np.inf, reference)
-        below = (reference < values).sum(axis=0)
-        tied = (reference == values).sum(axis=0)
-        # The mean rank of the candidate and the reference scores it ties with, as rankdata gives.
-        ranks = (below + (tied + 2) / 2) / (len(reference) + 1)
-        return float(self.rule(ranks[None, :])[0])
+        return float(self.rule(percentiles_among(self.reference(candidate.space), values[None, :]))[0])
 
 
 def _or_nan(objective: Objective, candidate: Candidate) -> float:
@@ -150,13 +159,20 @@ class LearnedCombination:
     @classmethod
     def fit(cls, scores: np.ndarray, labelled: np.ndarray, accuracy: np.ndarray) -> LearnedCombination:
         """``labelled``: row indices of the population with a known ``accuracy`` (same order)."""
+        return cls.fit_percentiles(percentiles(scores)[labelled], accuracy)
+
+    @classmethod
+    def fit_percentiles(cls, ranks: np.ndarray, accuracy: np.ndarray) -> LearnedCombination:
+        """Fitted on the labelled architectures' percentiles ``(k, n_proxies)`` directly (taken
+        against whatever population the caller chose)."""
         from sklearn.linear_model import RidgeCV
 
         accuracy = np.asarray(accuracy, dtype=np.float64)
-        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(
-            percentiles(scores)[labelled], rankdata(accuracy) / len(accuracy)
-        )
+        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(ranks, rankdata(accuracy) / len(accuracy))
         return cls(np.asarray(model.coef_, dtype=np.float64), float(model.intercept_))
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        return percentiles(scores) @ self.coef + self.intercept
+        return self.predict_percentiles(percentiles(scores))
+
+    def predict_percentiles(self, ranks: np.ndarray) -> np.ndarray:
+        return ranks @ self.coef + self.intercept
