@@ -146,8 +146,9 @@ def ensembles(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray,
 
 def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: dict) -> dict:
     """The few-label accuracy predictor (ProxyBoostingPredictor on the --ensemble members, their
-    scores read from the sample's hwnas-score directories) fitted on k labelled architectures per
-    label seed, Spearman and Kendall of its ranking of the others; mean over label seeds."""
+    scores read from the sample's hwnas-score directories, percentiles among the whole sample's
+    scores as the learned combination takes them) fitted on k labelled architectures per label
+    seed, Spearman and Kendall of its ranking of the others; mean over label seeds."""
     members = [p for p in (args.ensemble or args.proxies) if p in args.proxies]
     space = scored.space
     scores = ProxyScores({p: scored.members[p] for p in members}, space, [scored.dirs[p] for p in members])
@@ -161,7 +162,7 @@ def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: d
             for seed in args.label_seeds:
                 labelled = np.random.default_rng([seed, k]).choice(len(archs), size=k, replace=False)
                 rest = np.setdiff1d(np.arange(len(archs)), labelled)
-                model = ProxyBoostingPredictor(space, column, scores, seed=seed)
+                model = ProxyBoostingPredictor(space, column, scores, reference=archs, seed=seed)
                 model.fit([archs[i] for i in labelled], acc[column][labelled])
                 runs.append(correlations(model.predict_rank([archs[i] for i in rest]), acc[column][rest]))
             out.setdefault(column, {})[str(k)] = {

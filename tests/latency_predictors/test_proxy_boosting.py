@@ -84,3 +84,19 @@ def test_load_needs_the_same_proxies_and_bad_labels_are_named(data_dir: Path, tm
         ProxyBoostingPredictor(space, "c10", scores(space)).fit(archs[:3], np.full(3, 50.0))
     with pytest.raises(ValueError, match="bags=0"):
         ProxyBoostingPredictor(space, "c10", scores(space), bags=0)
+
+
+def test_few_labels_fit_the_ridge_alone_and_a_reference_sets_the_percentiles(data_dir: Path) -> None:
+    space = NB201Space()
+    archs, accuracy = accuracy_rows(data_dir, np.arange(0, 15625, 97))
+    small = ProxyBoostingPredictor(space, "c10", scores(space), boost_from=20).fit(archs[:19], accuracy[:19])
+    assert small._boosters == []  # the ridge alone: its rank is the base's
+    flops = np.array([space.flops(a) for a in archs[19:]], dtype=float)
+    # more FLOPs rank higher on NB201: the ridge's rank rises with them (ties where two fall
+    # between the same training values)
+    rank = small.predict_rank(archs[19:])
+    assert (np.diff(rank[np.argsort(flops, kind="stable")]) >= -1e-12).all() and rank.std() > 0
+    with_reference = ProxyBoostingPredictor(space, "c10", scores(space), reference=archs[19:], bags=1).fit(
+        archs[:30], accuracy[:30]
+    )
+    assert with_reference._reference.shape == (len(archs), 1)  # labelled ones counted once
