@@ -180,3 +180,22 @@ def test_interval_bounds_that_cannot_hold_are_refused(bound: str, message: str, 
         f"hydra.run.dir={tmp_path}",
     )
     assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_few_labels_predict_the_accuracy_and_the_table_scores_the_front(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_search(
+        "objectives=few_label_latency",
+        "proxy@objectives.accuracy.predictor.scores.members=[params,flops]",
+        "objectives.accuracy.n_labels=20",
+        "device=raspi4",
+        "budget.n_trials=8",
+        *QUICK,
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = {r["arch"]: float(r["cifar10_test_acc"]) for r in read_csv(data_dir / "nb201" / "archs.csv")}
+    front = read_csv(run_dir / "pareto.csv")
+    assert front and all(float(r["accuracy.measured"]) == accuracy[r["arch"]] for r in front)
+    assert any(float(r["accuracy"]) != accuracy[r["arch"]] for r in front)
