@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,21 +127,32 @@ def ensembles(args: argparse.Namespace, values: np.ndarray, seconds: np.ndarray,
     for name, rule in (("rank_vote", rank_vote), ("nonlinear_rank", nonlinear_rank)):
         combined = rule(chosen)
         out[name] = {column: correlations(combined, acc[column]) for column in acc}
-    learned: dict[str, dict] = {}
+
+    def learned(column: str, labelled: np.ndarray, rest: np.ndarray, seed: int) -> np.ndarray:
+        return LearnedCombination.fit(chosen, labelled, acc[column][labelled]).predict(chosen)[rest]
+
+    out["learned"] = label_draws(args, len(values), acc, learned)
+    return out
+
+
+def label_draws(
+    args: argparse.Namespace, n: int, acc: dict, rank: Callable[[str, np.ndarray, np.ndarray, int], np.ndarray]
+) -> dict[str, dict]:
+    """For each accuracy column and k in --ks (below n), ``rank(column, labelled, rest, seed)``'s
+    Spearman and Kendall on the rest, mean over --label-seeds (k rows drawn by [seed, k])."""
+    out: dict[str, dict] = {}
     for column in acc:
         for k in args.ks:
-            if k >= len(values):
+            if k >= n:
                 continue
             runs = []
             for seed in args.label_seeds:
-                labelled = np.random.default_rng([seed, k]).choice(len(values), size=k, replace=False)
-                rest = np.setdiff1d(np.arange(len(values)), labelled)
-                model = LearnedCombination.fit(chosen, labelled, acc[column][labelled])
-                runs.append(correlations(model.predict(chosen)[rest], acc[column][rest]))
-            learned.setdefault(column, {})[str(k)] = {
+                labelled = np.random.default_rng([seed, k]).choice(n, size=k, replace=False)
+                rest = np.setdiff1d(np.arange(n), labelled)
+                runs.append(correlations(rank(column, labelled, rest, seed), acc[column][rest]))
+            out.setdefault(column, {})[str(k)] = {
                 stat: float(np.mean([r[stat] for r in runs])) for stat in ("spearman", "kendall")
             }
-    out["learned"] = learned
     return out
 
 
@@ -153,21 +165,13 @@ def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: d
     space = scored.space
     scores = ProxyScores({p: scored.members[p] for p in members}, space, [scored.dirs[p] for p in members])
     archs = [space.parse(a) for a, k in zip(scored.archs, keep, strict=True) if k]
-    out: dict[str, dict] = {}
-    for column in acc:
-        for k in args.ks:
-            if k >= len(archs):
-                continue
-            runs = []
-            for seed in args.label_seeds:
-                labelled = np.random.default_rng([seed, k]).choice(len(archs), size=k, replace=False)
-                rest = np.setdiff1d(np.arange(len(archs)), labelled)
-                model = ProxyBoostingPredictor(space, column, scores, reference=archs, seed=seed)
-                model.fit([archs[i] for i in labelled], acc[column][labelled])
-                runs.append(correlations(model.predict_rank([archs[i] for i in rest]), acc[column][rest]))
-            out.setdefault(column, {})[str(k)] = {
-                stat: float(np.mean([r[stat] for r in runs])) for stat in ("spearman", "kendall")
-            }
+
+    def predicted(column: str, labelled: np.ndarray, rest: np.ndarray, seed: int) -> np.ndarray:
+        model = ProxyBoostingPredictor(space, column, scores, reference=archs, seed=seed)
+        model.fit([archs[i] for i in labelled], acc[column][labelled])
+        return model.predict_rank([archs[i] for i in rest])
+
+    out = label_draws(args, len(archs), acc, predicted)
     assert scores.evaluations == 0, "every score comes from the sample's hwnas-score directories"
     return {"members": members, "predictor": ProxyBoostingPredictor.kind, **out}
 
