@@ -18,10 +18,11 @@ Fitted on k architectures with a known accuracy (trained, or looked up in a benc
    features where the space draws graphs (:func:`nas.path_features`: per subset of inner node
    labels, the number, shortest and longest of the input-to-output paths through it) and the base
    itself; their mean is added to the base. Leaves hold at least ``max(min_leaf_rows, min(20,
-   k // 10))`` rows. Below ``boost_from`` labels (20) there are no trees: on 10 labels they fitted
-   noise (1,000 random NB201 cells, meco, synflow, naswot and flops, 10 label draws: CIFAR-10 / CIFAR-100 / ImageNet16 Spearman 0.849 / 0.791 / 0.830 with trees, 0.876 /
-   0.865 / 0.856 without; even at a tenth of the learning rate 0.866 / 0.804 / 0.847), while from
-   20 labels on they add (0.920 / 0.909 / 0.892 against 0.917 / 0.901 / 0.868).
+   k // 10))`` rows. Below ``boost_from`` labels (20) there are no trees: on 10 labels they
+   fitted noise (1,000 random NB201 cells; meco, synflow, naswot and flops; 10 label draws;
+   CIFAR-10 / CIFAR-100 / ImageNet16-120 Spearman 0.849 / 0.791 / 0.830 with trees, 0.876 /
+   0.865 / 0.856 without; still 0.866 / 0.804 / 0.847 at a tenth of the learning rate), while
+   on 20 they add (0.919 / 0.907 / 0.889 against 0.917 / 0.901 / 0.868).
 4. **Back to accuracy.** The predicted rank maps through the labelled accuracies (linear between
    them, extrapolated by the end segments beyond), a strictly increasing map: predictions order
    architectures exactly as the ranks do, in accuracy's units.
