@@ -42,18 +42,19 @@ def expressivity(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool = 
     of the normalised eigenvalue spectrum of each feature's channel covariance (features that
     spread their variance over all channels score ``ln(channels)``, the maximum).
 
-    See :func:`az_nas_scores` for the features read and where hwnas differs from the reference.
+    See :func:`az_nas_scores` for the features read and where hwnas differs from the reference;
+    computed from one forward pass without gradients (the value :func:`az_nas_scores` gives).
     """
-    return az_nas_scores(model, batch, kaiming_fan_in=kaiming_fan_in).expressivity
+    return math.fsum(_block_entropies(model, batch, kaiming_fan_in))
 
 
 def progressivity(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool = False) -> float:
     """AZ-NAS progressivity (Lee & Ham, CVPR 2024): the smallest increase of a feature's
     expressivity from one block to the next (negative when some block loses expressivity).
 
-    See :func:`az_nas_scores`.
+    See :func:`az_nas_scores`; computed from one forward pass without gradients.
     """
-    return az_nas_scores(model, batch, kaiming_fan_in=kaiming_fan_in).progressivity
+    return _smallest_step(_block_entropies(model, batch, kaiming_fan_in))
 
 
 def trainability(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool = False) -> float:
@@ -65,7 +66,8 @@ def trainability(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool = 
     whose ops reduce to a skip connection) is refused: the reference scores it ``-inf``, ranking
     it last among all networks, which a refusal does too.
     """
-    score = az_nas_scores(model, batch, kaiming_fan_in=kaiming_fan_in).trainability
+    images = _prepare(model, batch, kaiming_fan_in)
+    score = _mean_gradient_scale_score(block_features(model, images))
     if score == -math.inf:
         raise ProxyError("a block computes the identity; AZ-NAS ranks a network with such a block last")
     return score
@@ -78,7 +80,8 @@ def az_nas_scores(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool =
     As the reference: features are taken as ``(N*H*W, C)`` samples of C channels (a ``(N, C)``
     feature as H = W = 1); a block that reduces the resolution by s has its input gradient folded
     by pixel-unshuffle (zero-padded to a multiple of s, which the reference does not need on
-    NB201) so input and output positions correspond.
+    NB201) so input and output positions correspond; covariances and gradient correlations are
+    accumulated in float32, as the reference.
 
     Where hwnas differs: the batch is the proxy's images (the reference feeds Gaussian noise on
     NB201); the network keeps the space's seeded initialisation (PyTorch's default) unless
@@ -87,33 +90,60 @@ def az_nas_scores(model: nn.Module, batch: ProxyBatch, *, kaiming_fan_in: bool =
     seeded weights rather than re-drawing them, so the proxy draws no random numbers). On 200
     random NB201 cells with the packaged images the default ranked better (rank aggregate with
     FLOPs: Spearman 0.82 against 0.74 with ``kaiming_fan_in``; progressivity 0.45 against 0.21);
-    eigen- and singular values in float64; the entropy uses ``0 ln 0 = 0`` instead of
-    ``ln(p + 1e-8)``, with eigenvalues below zero (round-off of a positive semi-definite matrix)
-    read as zero; the Rademacher gradients come from a generator seeded 0, not the global state.
-    Refused with :class:`ProxyError`: a network without a conv or linear layer; a feature with no
+    eigen- and singular values of the (C, C) matrices in float64; the entropy uses ``0 ln 0 = 0``
+    instead of ``ln(p + 1e-8)``, with eigenvalues below zero (round-off of a positive
+    semi-definite matrix) read as zero; the Rademacher gradients come from a generator seeded 0,
+    not the global state. The network and images are switched to channels-last memory format
+    (the same function; on this CPU it halves the cost of convolutions and pooling, and makes
+    the ``(N*H*W, C)`` samples a view). Refused with :class:`ProxyError`: a network without a
+    conv or linear layer; a feature with no
     variance over the batch (its spectrum has no entropy); a block with no gradient path from its
     output to its input. A block that computes the identity (its input gradient equals its output
     gradient exactly: an NB201 cell whose ops reduce to a skip connection) makes ``trainability``
     ``-inf``, as the reference (the :func:`trainability` proxy refuses such a network). A block that
     returns its input tensor itself (``nn.Identity``) is not a block here (see
     :func:`block_features`), so FBNet's skip layers are neither scored nor refused.
+
+    The single proxies compute only their own part: :func:`expressivity` and
+    :func:`progressivity` one forward pass without gradients, :func:`trainability` no entropies.
     """
+    images = _prepare(model, batch, kaiming_fan_in)
+    features = block_features(model, images)
+    entropies = [spectral_entropy(feature) for feature in features]
+    return AZNASScores(
+        expressivity=math.fsum(entropies),
+        progressivity=_smallest_step(entropies),
+        trainability=_mean_gradient_scale_score(features),
+    )
+
+
+def _prepare(model: nn.Module, batch: ProxyBatch, kaiming_fan_in: bool) -> torch.Tensor:
+    """Check the network has weights, rescale them if asked, and switch network and images to
+    channels-last memory format; returns the images to feed."""
     weight_layers(model)
     if kaiming_fan_in:
         rescale_to_kaiming_fan_in(model)
-    features = block_features(model, batch.images)
-    entropies = [spectral_entropy(feature) for feature in features]
-    steps = [later - earlier for earlier, later in zip(entropies, entropies[1:])]
+    model.to(memory_format=torch.channels_last)
+    return batch.images.contiguous(memory_format=torch.channels_last)
+
+
+def _block_entropies(model: nn.Module, batch: ProxyBatch, kaiming_fan_in: bool) -> list[float]:
+    images = _prepare(model, batch, kaiming_fan_in)
+    with torch.no_grad():
+        return [spectral_entropy(feature) for feature in block_features(model, images)]
+
+
+def _smallest_step(entropies: list[float]) -> float:
+    return min(later - earlier for earlier, later in zip(entropies, entropies[1:]))
+
+
+def _mean_gradient_scale_score(features: list[torch.Tensor]) -> float:
     generator = torch.Generator().manual_seed(0)
     # Backwards from the last block, as the reference: each pass frees only its own block's graph.
     block_scores = [
         _gradient_scale_score(features[k], features[k + 1], generator, k) for k in reversed(range(len(features) - 1))
     ]
-    return AZNASScores(
-        expressivity=math.fsum(entropies),
-        progressivity=min(steps),
-        trainability=math.fsum(block_scores) / len(block_scores),
-    )
+    return math.fsum(block_scores) / len(block_scores)
 
 
 def block_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
@@ -161,9 +191,11 @@ def spectral_entropy(feature: torch.Tensor) -> float:
     Eigenvalues below zero (round-off) count as zero, and ``0 ln 0 = 0``; a feature without any
     variance is refused (its spectrum cannot be normalised).
     """
-    samples = _positions_by_channels(feature.detach().double())
+    samples = _positions_by_channels(feature.detach())
     centred = samples - samples.mean(dim=0, keepdim=True)
-    covariance = centred.T @ centred / samples.shape[0]
+    # Accumulated in float32 as the reference (a C x C product of bounded features); float64
+    # from here, where the spectrum's small eigenvalues are separated.
+    covariance = (centred.T @ centred).double() / samples.shape[0]
     eigenvalues = torch.linalg.eigvalsh(covariance).clamp(min=0.0)
     total = eigenvalues.sum()
     if not total > 0:
@@ -192,7 +224,10 @@ def _gradient_scale_score(
     """``2 - s - 1/s`` for the largest singular value s of E[g_in g_out^T] over positions, with
     g_out a Rademacher gradient at the block's output and g_in its image at the block's input; ``-inf`` for a block that computes the identity (its input
     gradient equals its output gradient exactly), as the reference."""
-    g_out = torch.randint(0, 2, feature_out.shape, generator=generator).to(feature_out.dtype).mul_(2).sub_(1)
+    draw = torch.randint(0, 2, feature_out.shape, generator=generator, dtype=feature_out.dtype)
+    # In the feature's own memory layout: a gradient in another layout sends every op's backward
+    # pass through a slow mixed-layout path (BatchNorm's 3x slower on channels-last features).
+    g_out = torch.empty_like(feature_out).copy_(draw).mul_(2).sub_(1)
     (g_in,) = torch.autograd.grad(feature_out, feature_in, grad_outputs=g_out, allow_unused=True)
     if g_in is None:
         raise ProxyError(f"block {index} has no gradient path from its output to its input")
@@ -200,8 +235,8 @@ def _gradient_scale_score(
         return -math.inf
     g_out = _as_4d(g_out)
     g_in = _fold_to(_as_4d(g_in), g_out.shape[2:])
-    outs, ins = _positions_by_channels(g_out).double(), _positions_by_channels(g_in).double()
-    correlation = ins.T @ outs / outs.shape[0]
+    outs, ins = _positions_by_channels(g_out), _positions_by_channels(g_in)
+    correlation = (ins.T @ outs).double() / outs.shape[0]  # accumulated in float32, as the reference
     s = float(torch.linalg.matrix_norm(correlation, ord=2))
     if s == 0.0:
         raise ProxyError(f"block {index}'s input gradient is zero: no gradient reaches its input")

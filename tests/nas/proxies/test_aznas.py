@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from nas.proxies import ProxyBatch, ProxyError, az_nas_scores, block_features, trainability
+from nas.proxies import (
+    ProxyBatch,
+    ProxyError,
+    az_nas_scores,
+    block_features,
+    expressivity,
+    progressivity,
+    trainability,
+)
 from nas.proxies._aznas import spectral_entropy
 from search_spaces import FBNetSpace, NB201Space, OFASpace
 
@@ -119,3 +127,28 @@ def test_other_spaces_are_scored_on_their_main_block_sequence(space, images: int
     assert len(block_features(model, batch.images)) == len(built) + 1 >= 10
     scores = az_nas_scores(model, batch)
     assert all(math.isfinite(v) for v in vars(scores).values())
+
+
+def test_each_component_alone_equals_the_joint_computation() -> None:
+    space = NB201Space()
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
+    batch = _batch(3, 32, 8)
+    joint = az_nas_scores(space.build(arch, seed=0).train(), batch)
+    for component in (expressivity, progressivity, trainability):
+        alone = component(space.build(arch, seed=0).train(), batch)
+        assert alone == pytest.approx(getattr(joint, component.__name__), rel=1e-9, abs=1e-12)
+
+
+def test_float32_channels_last_entropy_agrees_with_a_float64_covariance() -> None:
+    # Features with a large common offset: centring in float32 must not lose the spread.
+    generator = torch.Generator().manual_seed(1)
+    mixing = torch.randn(6, 6, generator=generator, dtype=torch.float64)
+    samples = torch.randn(4 * 9 * 9, 6, generator=generator, dtype=torch.float64) @ mixing + 50.0
+    expected_p = np.clip(np.linalg.eigvalsh(np.cov(samples.numpy(), rowvar=False, bias=True)), 0, None)
+    expected_p = expected_p / expected_p.sum()
+    expected = -float(np.sum(expected_p * np.log(expected_p)))
+    feature = samples.float().reshape(4, 9, 9, 6).permute(0, 3, 1, 2)  # channels-last (N, C, H, W)
+    assert feature.is_contiguous(memory_format=torch.channels_last)
+    assert spectral_entropy(feature) == pytest.approx(expected, abs=1e-5)

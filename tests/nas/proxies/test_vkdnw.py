@@ -38,11 +38,11 @@ def test_rounding_below_zero_counts_as_zero() -> None:
     assert decile_entropy(eigenvalues) == decile_entropy(clamped)
 
 
-def _tiny_network() -> nn.Sequential:
+def _tiny_network(norm: type[nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
     generator = torch.Generator().manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(2, 3, 3, padding=1, stride=2),
-        nn.BatchNorm2d(3),
+        nn.BatchNorm2d(3) if norm is nn.BatchNorm2d else nn.GroupNorm(1, 3),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
@@ -51,12 +51,16 @@ def _tiny_network() -> nn.Sequential:
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator))
-        model[1].running_mean.copy_(torch.randn(3, generator=generator))
+        if norm is nn.BatchNorm2d:
+            model[1].running_mean.copy_(torch.randn(3, generator=generator))
     return model.eval()
 
 
-def test_fisher_matrix_equals_a_brute_force_jacobian_computation() -> None:
-    model = _tiny_network()
+# BatchNorm's derivatives come from one run of the layer (it is linear in its parameters);
+# GroupNorm, not in that list, from forward-mode AD: both against brute force.
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.GroupNorm])
+def test_fisher_matrix_equals_a_brute_force_jacobian_computation(norm: type[nn.Module]) -> None:
+    model = _tiny_network(norm)
     images = torch.randn(5, 2, 6, 6, generator=torch.Generator().manual_seed(1))
     fisher = fisher_information(model, images, max_tensors=5, weights_per_tensor=2)
 
@@ -93,3 +97,10 @@ def test_single_ranking_orders_by_parameter_tensors_first() -> None:
     small, large = _tiny_network(), _tiny_network()
     large.append(nn.Linear(4, 4))
     assert int(vkdnw_single(small, _batch())) == 6 and int(vkdnw_single(large, _batch())) == 8
+
+
+def test_images_setting_scores_the_first_images_of_the_batch() -> None:
+    batch = _batch()
+    first = ProxyBatch(batch.images[:4], batch.labels[:4], batch.num_classes)
+    assert vkdnw(_tiny_network(), batch, images=4) == vkdnw(_tiny_network(), first)
+    assert vkdnw(_tiny_network(), batch, images=4) != vkdnw(_tiny_network(), batch)
