@@ -190,12 +190,12 @@ def naslib_agreement(args: argparse.Namespace) -> dict:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     list_file.write_text("\n".join(strings.values()) + "\n")
     sub = argparse.Namespace(**{**vars(args), "proxies": known})
-    archs, values, _ = score(
+    scored = score(
         sub,
         ["selection=list", f"selection.path={list_file}", f"n_archs={len(strings)}", f"seed={args.seed}"],
         args.out_dir / f"naslib_{args.data}_seed{args.seed}",
     )
-    by_arch = dict(zip(archs, values))
+    by_arch = dict(zip(scored.archs, scored.values, strict=True))
     out = {}
     for j, proxy in enumerate(known):
         ours, theirs = [], []
