@@ -23,13 +23,23 @@ class AppendOnlyCsv:
     Opening repairs what a kill can leave: a last line without its newline (torn mid-write) is
     cut off with a warning. A header that differs from ``header``, or a row with another number
     of cells, is refused with ``error`` (a :class:`CsvFileError` subclass naming the caller's
-    kind of file, e.g. a profile's), giving the path and line.
+    kind of file, e.g. a profile's), giving the path and line; with ``skip_short_rows``, a row with
+    fewer cells is left out with a warning instead (writers that ended a killed row with a newline,
+    as hwnas-score did before it used this class, leave such rows).
     """
 
-    def __init__(self, path: Path, header: Sequence[str], error: type[CsvFileError] = CsvFileError) -> None:
+    def __init__(
+        self,
+        path: Path,
+        header: Sequence[str],
+        error: type[CsvFileError] = CsvFileError,
+        *,
+        skip_short_rows: bool = False,
+    ) -> None:
         self.path = path
         self.header = list(header)
         self.error = error
+        self.skip_short_rows = skip_short_rows
         self.rows: list[list[str]] = self._read_or_create()
         self._handle = path.open("a", newline="", encoding="utf-8")
 
@@ -51,7 +61,7 @@ class AppendOnlyCsv:
             if cut == 0:  # even the header was torn
                 self.path.write_text(_line(self.header), encoding="utf-8")
                 return []
-        return _parse(self.path, data, self.header, self.error)
+        return _parse(self.path, data, self.header, self.error, self.skip_short_rows)
 
     def truncate_rows(self, count: int) -> None:
         """Keep the first ``count`` rows (drops rows written after the last complete row set)."""
@@ -79,27 +89,49 @@ class AppendOnlyCsv:
         self.close()
 
 
-def read_rows(path: Path, header: Sequence[str], error: type[CsvFileError] = CsvFileError) -> list[list[str]]:
+def read_rows(
+    path: Path, header: Sequence[str], error: type[CsvFileError] = CsvFileError, *, skip_short_rows: bool = False
+) -> list[list[str]]:
     """The complete rows of an :class:`AppendOnlyCsv` file, without writing to it (a torn last
     line is left out, not cut off); checked like opening one. A missing file has no rows."""
     if not path.is_file():
         return []
     data = path.read_bytes()
     data = data[: data.rfind(b"\n") + 1]
-    return _parse(path, data, list(header), error) if data else []
+    return _parse(path, data, list(header), error, skip_short_rows) if data else []
 
 
-def _parse(path: Path, data: bytes, header: list[str], error: type[CsvFileError]) -> list[list[str]]:
+def rewrite_rows(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Replace ``path`` by ``header`` and ``rows`` at once (a temporary file renamed over it), for
+    the rare repair that must drop rows from the middle of a row file."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="", encoding="utf-8") as handle:
+        handle.writelines(_line(list(row)) for row in [header, *rows])
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _parse(
+    path: Path, data: bytes, header: list[str], error: type[CsvFileError], skip_short_rows: bool
+) -> list[list[str]]:
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
     if rows[0] != header:
         raise error(f"{path} line 1 is {','.join(rows[0])!r}; this run writes {','.join(header)!r}")
+    kept = []
     for line, row in enumerate(rows[1:], start=2):
+        if skip_short_rows and len(row) < len(header):
+            log.warning(
+                "%s line %d: leaving out a row cut short by a kill (%d of %d cells)", path, line, len(row), len(header)
+            )
+            continue
+        kept.append(row)
         if len(row) != len(header):
             raise error(
                 f"{path} line {line} has {len(row)} cells, the header {len(header)}; "
                 "a crash cannot leave this, so the file was changed by hand"
             )
-    return rows[1:]
+    return kept
 
 
 def _line(cells: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas._appendcsv import AppendOnlyCsv, CsvFileError, read_rows
+from nas._appendcsv import AppendOnlyCsv, CsvFileError, read_rows, rewrite_rows
 from nas._architecture import Architecture
 from nas._objective import Candidate, Objective, ObjectiveError
 from nas._space import SearchSpace
@@ -58,11 +58,13 @@ def score_architectures(
     names = list(objectives)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_sources(out_dir / SOURCES_FILE, space, objectives)
-    with (
-        AppendOnlyCsv(out_dir / SCORES_FILE, ["arch", *names, "seconds"], error=ScoreFileError) as scores,
-        AppendOnlyCsv(out_dir / SECONDS_FILE, ["arch", *names], error=ScoreFileError) as seconds,
-        AppendOnlyCsv(out_dir / FAILURES_FILE, ["arch", "objective", "error"], error=ScoreFileError) as failures,
-    ):
+    scores = AppendOnlyCsv(out_dir / SCORES_FILE, ["arch", *names, "seconds"], ScoreFileError, skip_short_rows=True)
+    scored = {row[0] for row in scores.rows}
+    # seconds.csv and failures.csv are written before scores.csv: rows of an architecture a kill
+    # left out of scores.csv are dropped, as it is scored again
+    seconds = _open_without(out_dir / SECONDS_FILE, ["arch", *names], scored)
+    failures = _open_without(out_dir / FAILURES_FILE, ["arch", "objective", "error"], scored)
+    try:
         done = _rows(scores.rows, seconds.rows, names)
         todo = [a for a in dict.fromkeys(archs, None) if a.string not in done]
         if done:
@@ -70,17 +72,31 @@ def score_architectures(
         for arch in _progress(todo, progress):
             row = _score_one(Candidate(arch, space), objectives, failures)
             total = sum(row.seconds.values())
-            # scores.csv last: its rows are the scored set (a kill before it scores the row again).
             seconds.append([arch.string, *(f"{row.seconds[n]:.6f}" for n in names)])
             scores.append([arch.string, *(_cell(row.values[n]) for n in names), f"{total:.6f}"])
             done[arch.string] = row
+    finally:
+        for file in (scores, seconds, failures):
+            file.close()
     return [done[a.string] for a in archs]
 
 
 def read_scores(out_dir: Path, names: Sequence[str]) -> dict[str, ScoreRow]:
     """The rows of ``out_dir``'s scores.csv (and seconds.csv), by architecture string."""
-    scores = read_rows(out_dir / SCORES_FILE, ["arch", *names, "seconds"], ScoreFileError)
-    return _rows(scores, read_rows(out_dir / SECONDS_FILE, ["arch", *names], ScoreFileError), names)
+    scores = read_rows(out_dir / SCORES_FILE, ["arch", *names, "seconds"], ScoreFileError, skip_short_rows=True)
+    seconds = read_rows(out_dir / SECONDS_FILE, ["arch", *names], ScoreFileError, skip_short_rows=True)
+    return _rows(scores, seconds, names)
+
+
+def _open_without(path: Path, header: list[str], scored: set[str]) -> AppendOnlyCsv:
+    """``path`` opened for appending, first rewritten without the rows of architectures not in
+    ``scored`` where it has any."""
+    rows = read_rows(path, header, ScoreFileError, skip_short_rows=True)
+    kept = [row for row in rows if row[0] in scored]
+    if len(kept) < len(rows):
+        log.warning("%s: dropping %d row(s) of an architecture scored again", path, len(rows) - len(kept))
+        rewrite_rows(path, header, kept)
+    return AppendOnlyCsv(path, header, ScoreFileError, skip_short_rows=True)
 
 
 def _rows(scores: list[list[str]], seconds: list[list[str]], names: Sequence[str]) -> dict[str, ScoreRow]:

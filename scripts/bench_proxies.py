@@ -159,7 +159,8 @@ def label_draws(
 def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: dict) -> dict:
     """The few-label accuracy predictor (ProxyBoostingPredictor on the --ensemble members, their
     scores read from the sample's hwnas-score directories, percentiles among the whole sample's
-    scores as the learned combination takes them) fitted on k labelled architectures per label
+    scores as the learned combination takes them, or with --reference labelled among the labelled
+    cells' only) fitted on k labelled architectures per label
     seed, Spearman and Kendall of its ranking of the others; mean over label seeds."""
     members = [p for p in (args.ensemble or args.proxies) if p in args.proxies]
     space = scored.space
@@ -167,7 +168,8 @@ def few_label(args: argparse.Namespace, scored: Scored, keep: np.ndarray, acc: d
     archs = [space.parse(a) for a, k in zip(scored.archs, keep, strict=True) if k]
 
     def predicted(column: str, labelled: np.ndarray, rest: np.ndarray, seed: int) -> np.ndarray:
-        model = ProxyBoostingPredictor(space, column, scores, reference=archs, seed=seed)
+        reference = archs if args.reference == "sample" else ()
+        model = ProxyBoostingPredictor(space, column, scores, reference=reference, seed=seed)
         model.fit([archs[i] for i in labelled], acc[column][labelled])
         return model.predict_rank([archs[i] for i in rest])
 
@@ -292,6 +294,13 @@ def main() -> None:
     )
     parser.add_argument("--ks", type=int, nargs="*", default=[10, 50, 100, 500])
     parser.add_argument("--label-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--reference",
+        default="sample",
+        choices=["sample", "labelled"],
+        help="the few-label predictor's percentiles among the whole sample (default) or the labelled "
+        "cells only (as objectives=few_label_latency, which has no unlabelled sample)",
+    )
     parser.add_argument("--no-naslib", action="store_true", help="skip the agreement with NASLib's scores")
     parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--out-dir", type=Path, default=Path("bench_proxies"))

@@ -82,8 +82,28 @@ def test_load_needs_the_same_proxies_and_bad_labels_are_named(data_dir: Path, tm
         ProxyBoostingPredictor.load(tmp_path / "p.npz", space=space, device_fingerprint="c10", scores=other)
     with pytest.raises(ValueError, match="all 50.0"):
         ProxyBoostingPredictor(space, "c10", scores(space)).fit(archs[:3], np.full(3, 50.0))
-    with pytest.raises(ValueError, match="bags=0"):
+    with pytest.raises(ValueError, match="bags=0 is out of range: an integer >= 1"):
         ProxyBoostingPredictor(space, "c10", scores(space), bags=0)
+    with pytest.raises(ValueError, match="labelled more than once"):
+        ProxyBoostingPredictor(space, "c10", scores(space)).fit([archs[0], archs[0]], np.array([50.0, 60.0]))
+
+
+def test_a_file_loads_only_with_its_proxies_in_their_order(data_dir: Path, tmp_path: Path) -> None:
+    """The ridge and the percentiles' populations are stored by column: swapped members would
+    predict other values, so they are refused."""
+    space = NB201Space()
+    archs, accuracy = accuracy_rows(data_dir, np.arange(0, 15625, 400))
+    first = ProxyScores({"flops": AnalyticFlops("flops"), "neg": Negated("neg")}, space)
+    predictor = ProxyBoostingPredictor(space, "c10", first, bags=1, n_estimators=5).fit(archs, accuracy)
+    predictor.save(tmp_path / "p.npz")
+    swapped = ProxyScores({"neg": Negated("neg"), "flops": AnalyticFlops("flops")}, space)
+    with pytest.raises(PredictorMismatchError, match="fitted on proxies"):
+        ProxyBoostingPredictor.load(tmp_path / "p.npz", space=space, device_fingerprint="c10", scores=swapped)
+
+
+class Negated(AnalyticFlops):
+    def __call__(self, candidate: Candidate) -> float:
+        return -super().__call__(candidate)
 
 
 def test_few_labels_fit_the_ridge_alone_and_a_reference_sets_the_percentiles(data_dir: Path) -> None:
@@ -100,3 +120,9 @@ def test_few_labels_fit_the_ridge_alone_and_a_reference_sets_the_percentiles(dat
         archs[:30], accuracy[:30]
     )
     assert with_reference._reference.shape == (len(archs), 1)  # labelled ones counted once
+    without = ProxyBoostingPredictor(space, "c10", scores(space), bags=1).fit(archs[:30], accuracy[:30])
+    assert not np.array_equal(with_reference.predict_rank(archs[30:]), without.predict_rank(archs[30:]))
+    # from boost_from labels on, trees correct the ridge
+    assert (
+        len(ProxyBoostingPredictor(space, "c10", scores(space), bags=2).fit(archs[:20], accuracy[:20])._boosters) == 2
+    )

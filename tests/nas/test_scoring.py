@@ -88,3 +88,27 @@ def test_other_objectives_or_settings_are_refused(tmp_path: Path) -> None:
         score_architectures(space, archs, {"other": Capacity("other")}, tmp_path, progress=False)
     with pytest.raises(ScoreFileError, match="new directory"):
         score_architectures(space, archs, {"capacity": NanFor("capacity", 4)}, tmp_path, progress=False)
+
+
+def test_a_kill_between_the_files_leaves_no_duplicate_rows(tmp_path: Path) -> None:
+    space, archs = ToySpace(), sample(ToySpace(), 3)
+    score_architectures(space, archs[:2], {"capacity": Counting()}, tmp_path, progress=False)
+    # killed after seconds.csv and failures.csv got the third row, before scores.csv did
+    with (tmp_path / SECONDS_FILE).open("a") as handle:
+        handle.write(f"{archs[2].string},0.5\n")
+    with (tmp_path / FAILURES_FILE).open("a") as handle:
+        handle.write(f"{archs[2].string},capacity,why\n")
+    score_architectures(space, archs, {"capacity": Counting()}, tmp_path, progress=False)
+    assert [r["arch"] for r in rows_of(tmp_path / SECONDS_FILE)] == [a.string for a in archs]
+    assert rows_of(tmp_path / FAILURES_FILE) == []
+
+
+def test_a_directory_of_the_previous_writer_resumes(tmp_path: Path) -> None:
+    """hwnas-score before AppendOnlyCsv wrote "\\r\\n" line ends and ended a killed row with one."""
+    space, archs = ToySpace(), sample(ToySpace(), 3)
+    score_architectures(space, archs[:2], {"capacity": Capacity("capacity")}, tmp_path, progress=False)
+    lines = (tmp_path / SCORES_FILE).read_text().splitlines()
+    (tmp_path / SCORES_FILE).write_bytes(("\r\n".join([*lines, archs[2].string + ",1.5"]) + "\r\n").encode())
+    rows = score_architectures(space, archs, {"capacity": Capacity("capacity")}, tmp_path, progress=False)
+    assert [r.arch for r in rows] == [a.string for a in archs]
+    assert set(read_scores(tmp_path, ["capacity"])) == {a.string for a in archs}
