@@ -90,28 +90,16 @@ class ProxyBoostingPredictor(StoredPredictor):
     ) -> None:
         if scores.space.name != space.name:
             raise PredictorMismatchError(f"proxy scores of space {scores.space.name!r} for a {space.name!r} predictor")
-        requirements = {
-            "bags": "an integer >= 1",
-            "n_estimators": "an integer >= 1",
-            "learning_rate": "a number > 0",
-            "num_leaves": "an integer >= 2",
-            "subsample": "a share in (0, 1]",
-            "colsample": "a share in (0, 1]",
-            "min_leaf_rows": "an integer >= 1",
-            "boost_from": "an integer >= 1",
-        }
-        for name, value, ok in (
-            ("bags", bags, int(bags) >= 1),
-            ("n_estimators", n_estimators, int(n_estimators) >= 1),
-            ("learning_rate", learning_rate, learning_rate > 0),
-            ("num_leaves", num_leaves, int(num_leaves) >= 2),
-            ("subsample", subsample, 0 < subsample <= 1),
-            ("colsample", colsample, 0 < colsample <= 1),
-            ("min_leaf_rows", min_leaf_rows, int(min_leaf_rows) >= 1),
-            ("boost_from", boost_from, int(boost_from) >= 1),
-        ):
-            if not ok:
-                raise ValueError(f"{name}={value!r} is out of range: {requirements[name]}")
+        counts = {"bags": (bags, 1), "n_estimators": (n_estimators, 1), "num_leaves": (num_leaves, 2)}
+        counts |= {"min_leaf_rows": (min_leaf_rows, 1), "boost_from": (boost_from, 1)}
+        for name, (value, least) in counts.items():
+            if not (float(value).is_integer() and value >= least):
+                raise ValueError(f"{name}={value!r} is out of range: an integer >= {least}")
+        for name, value in (("subsample", subsample), ("colsample", colsample)):
+            if not 0 < value <= 1:
+                raise ValueError(f"{name}={value!r} is out of range: a share in (0, 1]")
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate={learning_rate!r} is out of range: > 0")
         self.search_space, self.space, self.device_fingerprint = space, space.name, device_fingerprint
         self.scores = scores
         self.settings: dict[str, Any] = {
@@ -147,7 +135,7 @@ class ProxyBoostingPredictor(StoredPredictor):
             raise ValueError(
                 f"the {len(y)} labelled accuracies are all {float(y[0])!r}: ranking needs two different values"
             )
-        labelled = {a.string for a in archs}
+        labelled = set(strings)
         self._reference = self.scores([*archs, *(a for a in self.reference_archs if a.string not in labelled)])
         ranks = percentiles_among(self._reference, self._reference[: len(archs)])
         self._base = LearnedCombination.fit_percentiles(ranks, y)
