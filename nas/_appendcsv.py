@@ -4,6 +4,7 @@ hwnas writes as it goes (measured profiles, proxy scores)."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import logging
 import os
@@ -25,7 +26,8 @@ class AppendOnlyCsv:
     of cells, is refused with ``error`` (a :class:`CsvFileError` subclass naming the caller's
     kind of file, e.g. a profile's), giving the path and line; with ``skip_short_rows``, a row with
     fewer cells is left out with a warning instead (writers that ended a killed row with a newline,
-    as hwnas-score did before it used this class, leave such rows).
+    as hwnas-score did before it used this class, leave such rows). One writer at a time: the file
+    is locked (``flock``) while open, and a second writer is refused with ``error``.
     """
 
     def __init__(
@@ -40,8 +42,18 @@ class AppendOnlyCsv:
         self.header = list(header)
         self.error = error
         self.skip_short_rows = skip_short_rows
-        self.rows: list[list[str]] = self._read_or_create()
         self._handle = path.open("a", newline="", encoding="utf-8")
+        try:
+            # Advisory and per open file: a second writer, in this process or another, is refused
+            # before it reads rows the first is still appending to.
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise self.error(
+                f"{path} is being written by another run (two runs into one directory?): wait for it "
+                "to finish, or write into another directory"
+            ) from None
+        self.rows: list[list[str]] = self._read_or_create()
 
     def _read_or_create(self) -> list[list[str]]:
         if not self.path.is_file() or self.path.stat().st_size == 0:

@@ -36,3 +36,13 @@ def test_another_header_or_a_short_row_is_refused_with_the_callers_error(tmp_pat
     with pytest.raises(KindError, match="line 3 has 1 cells"):
         read_rows(path, ["a", "b"], KindError)
     assert read_rows(tmp_path / "absent.csv", ["a"]) == []
+
+
+def test_a_second_writer_is_refused_while_the_first_is_open(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    with AppendOnlyCsv(path, ["a"]):
+        with pytest.raises(KindError, match="being written by another run"):
+            AppendOnlyCsv(path, ["a"], error=KindError)
+        assert read_rows(path, ["a"]) == []  # readers are not writers
+    with AppendOnlyCsv(path, ["a"]) as rows:  # closed: free again
+        rows.append(["1"])
