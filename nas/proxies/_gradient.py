@@ -112,7 +112,7 @@ def fisher(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) 
 
     def save_gradient(layer: WeightLayer, activation: torch.Tensor) -> Callable[[torch.Tensor], None]:
         def hook(gradient: torch.Tensor) -> None:
-            a, g = activation.detach().double(), gradient.detach().double()
+            a, g = activation.double(), gradient.detach().double()
             per_image = (a * g).sum(dim=tuple(range(2, a.ndim))) if a.ndim > 2 else a * g
             saliency = 0.5 * per_image.pow(2).mean(0) * (layer.weight[0].numel())
             per_layer[layer] = per_layer[layer] + saliency if layer in per_layer else saliency
@@ -121,7 +121,9 @@ def fisher(model: nn.Module, batch: ProxyBatch, *, images: int = NASLIB_IMAGES) 
 
     def watch(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if output.requires_grad:
-            output.register_hook(save_gradient(layer, output))
+            # the detached view, not the tensor: a hook holding its own tensor is a cycle through
+            # the autograd graph that Python's collector cannot free (about 90 MB per NB201 cell)
+            output.register_hook(save_gradient(layer, output.detach()))
 
     handles = [layer.register_forward_hook(watch) for layer in layers]
     try:

@@ -114,6 +114,31 @@ def test_fisher_of_a_convolution_sums_activation_times_gradient_over_positions()
     assert fisher(net, batch) == pytest.approx((conv_term + linear_term).item(), rel=1e-5)
 
 
+def test_fisher_frees_what_it_computed() -> None:
+    """hwnas-score was killed for memory after ~800 cells: a hook holding its own tensor kept every
+    call's activations and graph alive. Live tensors must not grow from call to call."""
+    import gc
+
+    batch = small_batch(side=4)
+
+    def live_tensors() -> int:
+        gc.collect()
+        # type() is, not isinstance: isinstance probes torch's deprecated module attributes
+        return sum(type(o) is torch.Tensor or type(o) is nn.Parameter for o in gc.get_objects())
+
+    def score() -> None:
+        net = seeded(
+            nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, batch.num_classes))
+        )
+        fisher(net, batch)
+
+    score()
+    before = live_tensors()
+    for _ in range(3):
+        score()
+    assert live_tensors() == before
+
+
 def test_grasp_of_softmax_regression_uses_its_closed_form_hessian() -> None:
     # For logits W x + b the cross-entropy Hessian in W is mean_n (diag(p_n) - p_n p_n^T) (x) x_n x_n^T,
     # so Hg = mean_n [(diag(p_n) - p_n p_n^T) G x_n] x_n^T with G = dL/dW.
