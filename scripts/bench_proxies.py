@@ -3,15 +3,16 @@
     python scripts/bench_proxies.py                                  # 1,000 random cells, every proxy
     python scripts/bench_proxies.py --n-archs 15625 --selection all --proxies naswot meco
     python scripts/bench_proxies.py --seed 1                         # a fresh sample: the confirmation
-    python scripts/bench_proxies.py --space ofa --n-archs 200        # against OFA's accuracy predictor
+    python scripts/bench_proxies.py --space ofa --truth ofa_accuracy_latency --n-archs 200  # OFA's predictor
 
 Scores come from ``hwnas-score`` itself: its config (configs/score.yaml) is composed with
 ``space=<space> selection=<selection> n_archs=<n> seed=<seed> data=<data> proxy=[<proxy>]`` and
 run by ``nas.cli.score.score_run``, the function behind the command, one run per proxy into
 --out-dir/<sample>/<proxy> (resumable: a rerun, or a new proxy, scores only what is missing).
-Then, against each accuracy column of the shared NB201 archs.csv (CIFAR-10, CIFAR-100,
-ImageNet16-120 test accuracy) or, for OFA, its published accuracy predictor (``acc_predictor.pth``,
-subnets at resolutions 160..239 only); FBNet has no accuracy table, so it is refused, saying so:
+Then, against each accuracy column of the space's table (NB201's archs.csv: CIFAR-10, CIFAR-100,
+ImageNet16-120 test accuracy) or, where the table has none, the accuracy objective of --truth
+(OFA: ``ofa_accuracy_latency``, its published predictor, subnets at resolutions 160..239 only);
+a space with neither (FBNet) is refused before scoring, saying so:
 
 - each proxy's Spearman and Kendall over the sample; an architecture a proxy refuses (the
   disconnected NB201 cells, whose output ignores the input) is ranked below every scored one;
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from scipy.stats import kendalltau, spearmanr
 
 from latency_predictors.predictors import ProxyBoostingPredictor
@@ -43,9 +45,8 @@ from nas.cli import CONFIG_DIR, config_options, data_dir
 from nas.cli.score import proxies_of, score_run
 from nas.proxies import LearnedCombination, ProxyScores, nonlinear_rank, rank_vote
 from nas.tables import BenchmarkTable
-from search_spaces import NB201Space, OFASpace
+from search_spaces import NB201Space
 from search_spaces.nb201 import naslib_architecture
-from search_spaces.ofa import OFAAccuracyPredictor
 
 #: hwnas proxy name -> NASLib's name in zero_cost_naslib_subset.json.
 NASLIB_NAMES = {
@@ -255,23 +256,43 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def accuracies(args: argparse.Namespace, archs: list[str]) -> dict[str, np.ndarray]:
-    """What the proxies are ranked against, per architecture: NB201's published test accuracies
-    (three datasets); for OFA, its published ImageNet accuracy predictor (NaN outside the
-    resolutions it was trained for: those rows are left out)."""
-    if args.space == "nb201":
-        table = BenchmarkTable.load(Path(args.data_dir) / "nb201")
-        rows = np.array([table.lookup(a) for a in archs])
+def ground_truth(args: argparse.Namespace) -> tuple[BenchmarkTable, Objective | None]:
+    """What the proxies are ranked against, found before anything is scored: the space's table
+    (configs/space) when it has accuracy columns (NB201's three test accuracies), else the
+    ``accuracy`` objective of the objectives option --truth (OFA: ``ofa_accuracy_latency``, its
+    published predictor); a space with neither (FBNet) is refused, saying so."""
+    overrides = [
+        f"space={args.space}",
+        f"data_dir={args.data_dir}",
+        *([f"objectives={args.truth}"] if args.truth else []),
+    ]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="search", overrides=overrides)
+    table = BenchmarkTable.load(cfg.space.table_dir)
+    if table.accuracy_columns:
+        return table, None
+    if args.truth is None:
+        raise SystemExit(
+            f"{args.space}'s table ({table.directory}) has no accuracy column, so nothing ranks proxies "
+            "there unless --truth names an objectives option with an accuracy (OFA: ofa_accuracy_latency, "
+            "its published accuracy predictor); FBNet's published tables hold hardware metrics only"
+        )
+    return table, instantiate(cfg.objectives.accuracy, name="accuracy")
+
+
+def accuracies(args: argparse.Namespace, scored: Scored, table: BenchmarkTable, truth: Objective | None) -> dict:
+    """Each ground-truth column over the sample (see :func:`ground_truth`); NaN where the truth
+    cannot answer (OFA's predictor outside its resolutions): those rows are left out."""
+    if truth is None:
+        rows = np.array([table.lookup(a) for a in scored.archs])
         return {column: table.accuracy(column)[rows] for column in table.accuracy_columns}
-    space = OFASpace()
-    predictor = OFAAccuracyPredictor(Path(args.data_dir) / "ofa" / "acc_predictor.pth")
     values = []
-    for string in archs:
+    for string in scored.archs:
         try:
-            values.append(predictor.evaluate(Candidate(space.parse(string), space)))
+            values.append(truth.evaluate(Candidate(scored.space.parse(string), scored.space)))
         except ObjectiveError:
             values.append(np.nan)
-    return {"ofa_predicted_top1": np.array(values)}
+    return {f"{args.truth}.accuracy": np.array(values)}
 
 
 def main() -> None:
@@ -282,7 +303,14 @@ def main() -> None:
     )
     parser.add_argument("--proxies", nargs="+", default=config_options("proxy"), choices=config_options("proxy"))
     parser.add_argument("--ensemble", nargs="*", default=None, help="members of the ensembles (default: every proxy)")
-    parser.add_argument("--space", default="nb201", choices=["nb201", "ofa", "fbnet"])
+    parser.add_argument("--space", default="nb201", choices=config_options("space"))
+    parser.add_argument(
+        "--truth",
+        default=None,
+        choices=config_options("objectives"),
+        help="where the space's table has no accuracy column: the objectives option whose accuracy "
+        "ranks the proxies (OFA: ofa_accuracy_latency, its published predictor)",
+    )
     parser.add_argument("--n-archs", type=int, default=1000)
     parser.add_argument("--selection", default="uniform", choices=["uniform", "all"])
     parser.add_argument("--seed", type=int, default=0)
@@ -313,13 +341,9 @@ def main() -> None:
 
     sample_dir = args.out_dir / f"{args.space}_{args.selection}{args.n_archs}_{args.data}_seed{args.seed}"
     overrides = [f"selection={args.selection}", f"n_archs={args.n_archs}", f"seed={args.seed}"]
-    if args.space == "fbnet":
-        raise SystemExit(
-            "FBNet has no published accuracy table (HW-NAS-Bench's FBNet space publishes hardware metrics "
-            "only): hwnas-score scores it, but there is nothing to rank proxies against"
-        )
+    table, truth = ground_truth(args)
     scored = score(args, overrides, sample_dir)
-    acc = accuracies(args, scored.archs)
+    acc = accuracies(args, scored, table, truth)
     known = np.all([np.isfinite(a) for a in acc.values()], axis=0)
     archs, values, seconds = [a for a, k in zip(scored.archs, known) if k], scored.values[known], scored.seconds[known]
     acc = {column: a[known] for column, a in acc.items()}
