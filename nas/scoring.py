@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +59,15 @@ def score_architectures(
     names = list(objectives)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_sources(out_dir / SOURCES_FILE, space, objectives)
-    scores = AppendOnlyCsv(out_dir / SCORES_FILE, ["arch", *names, "seconds"], ScoreFileError, skip_short_rows=True)
-    scored = {row[0] for row in scores.rows}
-    # seconds.csv and failures.csv are written before scores.csv: rows of an architecture a kill
-    # left out of scores.csv are dropped, as it is scored again
-    seconds = _open_without(out_dir / SECONDS_FILE, ["arch", *names], scored)
-    failures = _open_without(out_dir / FAILURES_FILE, ["arch", "objective", "error"], scored)
-    try:
+    with ExitStack() as files:
+        scores = files.enter_context(
+            AppendOnlyCsv(out_dir / SCORES_FILE, ["arch", *names, "seconds"], ScoreFileError, skip_short_rows=True)
+        )
+        scored = {row[0] for row in scores.rows}
+        # seconds.csv and failures.csv are written before scores.csv: rows of an architecture a kill
+        # left out of scores.csv are dropped, as it is scored again
+        seconds = files.enter_context(_open_without(out_dir / SECONDS_FILE, ["arch", *names], scored))
+        failures = files.enter_context(_open_without(out_dir / FAILURES_FILE, ["arch", "objective", "error"], scored))
         done = _rows(scores.rows, seconds.rows, names)
         todo = [a for a in dict.fromkeys(archs, None) if a.string not in done]
         if done:
@@ -75,9 +78,6 @@ def score_architectures(
             seconds.append([arch.string, *(f"{row.seconds[n]:.6f}" for n in names)])
             scores.append([arch.string, *(_cell(row.values[n]) for n in names), f"{total:.6f}"])
             done[arch.string] = row
-    finally:
-        for file in (scores, seconds, failures):
-            file.close()
     return [done[a.string] for a in archs]
 
 
