@@ -5,7 +5,7 @@ smallest, largest, input_shape_of), and imports no search space, predictor or Hy
 """
 
 from nas.training._bn import recalibrate_bn, recalibrated_subnet
-from nas.training._data import CIFARData, ImageDataset, ImageFolderData, PackagedImages, SklearnDigits
+from nas.training._data import CIFARData, GaussianImages, ImageDataset, ImageFolderData, PackagedImages, SklearnDigits
 from nas.training._inherited import InheritedAccuracy
 from nas.training._sampling import SamplingStrategy, SandwichRule, UniformSampling, fit_input
 from nas.training._trainer import (
@@ -22,6 +22,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CIFARData",
     "CheckpointMismatchError",
+    "GaussianImages",
     "ImageDataset",
     "ImageFolderData",
     "InheritedAccuracy",

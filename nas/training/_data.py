@@ -141,6 +141,47 @@ class PackagedImages(ImageDataset):
         )
 
 
+@dataclass(frozen=True)
+class GaussianImages(ImageDataset):
+    """``count`` images of independent standard-normal pixels, labels uniform over ``num_classes``.
+
+    No data at all, deliberately: AZ-NAS and VKDNW score NB201 networks on a batch of Gaussian
+    noise (``torch.randn`` in their reference code), so a proxy defined that way is reproduced
+    with this source. Seeded by ``seed`` through numpy, so equal settings give equal images on
+    every machine.
+    """
+
+    image_size: int = 32
+    channels: int = 3
+    count: int = 1024
+    num_classes: int = 10
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.image_size, self.channels, self.num_classes) < 1 or self.count < 2:
+            raise ValueError(
+                f"GaussianImages needs image_size, channels, num_classes >= 1 and count >= 2, got "
+                f"{self.image_size}, {self.channels}, {self.num_classes}, {self.count}"
+            )
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"GaussianImages(val_fraction={self.val_fraction}): give a share in (0, 1)")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+        return (self.channels, self.image_size, self.image_size)
+
+    def splits(self) -> tuple[Dataset, Dataset]:
+        rng = np.random.default_rng(self.seed)
+        images = torch.as_tensor(rng.standard_normal((self.count, *self.input_shape), dtype=np.float32))
+        labels = torch.as_tensor(rng.integers(self.num_classes, size=self.count), dtype=torch.int64)
+        n_val = round(self.count * self.val_fraction)
+        return (
+            TensorDataset(images[n_val:], labels[n_val:]),
+            TensorDataset(images[:n_val], labels[:n_val]),
+        )
+
+
 def _packaged_photographs() -> list[torch.Tensor]:
     """The shipped photographs as float tensors (3, H, W) in [0, 1]."""
     from matplotlib import cbook

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.training import CIFARData, ImageFolderData, PackagedImages, SklearnDigits
+from nas.training import CIFARData, GaussianImages, ImageFolderData, PackagedImages, SklearnDigits
 
 
 def test_digits_are_the_real_images_upsampled_with_a_seeded_split() -> None:
@@ -108,3 +108,23 @@ def test_packaged_images_are_crops_of_the_shipped_photographs_drawn_by_seed() ->
 def test_packaged_images_refuse_bad_settings() -> None:
     with pytest.raises(ValueError, match="count >= 2"):
         PackagedImages(count=1)
+
+
+def test_gaussian_images_are_standard_normal_drawn_by_seed() -> None:
+    data = GaussianImages(image_size=8, channels=1, count=500, num_classes=4, seed=3)
+    train, val = data.splits()
+    assert (len(train), len(val)) == (400, 100) and data.input_shape == (1, 8, 8)
+    images = torch.stack([train[i][0] for i in range(len(train))])
+    labels = torch.stack([train[i][1] for i in range(len(train))])
+    assert images.shape == (400, 1, 8, 8) and set(labels.tolist()) == set(range(4))
+    assert abs(float(images.mean())) < 0.02 and abs(float(images.std()) - 1) < 0.02
+    again = GaussianImages(image_size=8, channels=1, count=500, num_classes=4, seed=3).splits()[0][0][0]
+    other = GaussianImages(image_size=8, channels=1, count=500, num_classes=4, seed=4).splits()[0][0][0]
+    assert torch.equal(images[0], again) and not torch.equal(images[0], other)
+
+
+def test_gaussian_images_refuse_bad_settings() -> None:
+    with pytest.raises(ValueError, match="count >= 2"):
+        GaussianImages(count=1)
+    with pytest.raises(ValueError, match="val_fraction=1"):
+        GaussianImages(val_fraction=1)
