@@ -82,3 +82,14 @@ def test_an_unknown_proxy_lists_the_available_ones() -> None:
         check_proxy_overrides(["n_archs=3", "proxy=[naswot,nope]"])
     assert all(name in str(error.value) for name in config_options("proxy"))
     check_proxy_overrides(["proxy=[naswot]", "+proxy_data.batch_size=8"])  # known: no error
+
+
+def test_the_aznas_proxies_see_gaussian_noise_whatever_the_runs_data_unless_told() -> None:
+    from nas.cli.score import proxies_of
+
+    cfg = compose_score("data=digits", "proxy=[expressivity,progressivity,trainability,meco]")
+    sources = {name: proxy.source() for name, proxy in proxies_of(cfg).items()}
+    assert all("GaussianImages(" in sources[name] for name in ("expressivity", "progressivity", "trainability"))
+    assert "SklearnDigits(" in sources["meco"]
+    told = compose_score("data=digits", "proxy=[expressivity]", "proxy.expressivity.data=${proxy_data}")
+    assert "SklearnDigits(" in proxies_of(told)["expressivity"].source()
