@@ -54,10 +54,12 @@ def vkdnw(
     decile is zero (most sampled weights do not reach the output) the score is 0, the entropy of
     no spread, as the reference's formula gives. A network without a conv or linear layer is
     refused. The Fisher matrix is taken over the batch's first ``images`` (all of a smaller
-    batch), 64 by default as the reference. Fewer images do not keep VKDNW's ranking: on 200
-    random NB201 cells with the packaged images, Spearman with CIFAR-10 accuracy 0.142 at 64
-    images and -0.002 at 16; so VKDNW stays above a second per NB201 cell on this CPU (about
-    3 s, from 4.5 s before the speed-ups below).
+    batch), 64 by default as the reference. The batch matters: the reference feeds Gaussian noise,
+    and so does ``configs/proxy/vkdnw.yaml`` (:class:`nas.training.GaussianImages`); on 150 random
+    NB201 cells, Spearman with CIFAR-10 accuracy 0.611 on noise against 0.255 on the packaged
+    photographs (on another 200 with the photographs: 0.142). Fewer images do not keep the ranking
+    (noise, the same 150 cells: 0.442 at 16 images), so VKDNW stays above a second per NB201 cell
+    on this CPU (about 3 s, from 4.5 s before the speed-ups below).
 
     Cost: one forward pass, one backward pass per class but one (9 on NB201, 99 on FBNet, 999 on
     Once-for-All: impractical there) and one run of one layer per sampled weight, all in
@@ -91,8 +93,9 @@ def vkdnw_single(
     images by default (the reference: 64), which brings it under a second per NB201 cell on this
     CPU: the tensor count decides most of the order, and on 200 random NB201 cells with the
     packaged images its Spearman with CIFAR-10 accuracy was 0.794 at 16 images and 0.800 at 64
-    (within the sample's noise), though VKDNW's entropy alone ranks no better than chance at 16
-    (see :func:`vkdnw`). Give ``images=64`` for the reference's setting.
+    (within the sample's noise), though VKDNW's entropy alone ranks worse at 16 (see
+    :func:`vkdnw`). Give ``images=64`` for the reference's setting; its config, as :func:`vkdnw`'s,
+    feeds Gaussian noise.
     """
     entropy = fisher_decile_entropy(
         model,
