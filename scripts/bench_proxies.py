@@ -320,7 +320,13 @@ def main() -> None:
         choices=config_options("data"),
         help="the images proxies see (default: cifar10 when <data-dir>/cifar/cifar-10-batches-py exists, else packaged)",
     )
-    parser.add_argument("--ks", type=int, nargs="*", default=[10, 50, 100, 500])
+    parser.add_argument(
+        "--ks",
+        type=int,
+        nargs="*",
+        default=[10, 50, 100, 500, 1000],
+        help="label counts (those not below the sample size are skipped)",
+    )
     parser.add_argument("--label-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument(
         "--reference",
