@@ -143,18 +143,20 @@ class PackagedImages(ImageDataset):
 
 @dataclass(frozen=True)
 class GaussianImages(ImageDataset):
-    """``count`` images of independent standard-normal pixels, labels uniform over ``num_classes``.
+    """``count`` images of independent standard-normal pixels, labels uniform over ``num_classes``
+    (one by default: noise has no classes, so every label is 0).
 
     No data at all, deliberately: AZ-NAS and VKDNW score NB201 networks on a batch of Gaussian
     noise (``torch.randn`` in their reference code), so a proxy defined that way is reproduced
     with this source. Seeded by ``seed`` through numpy, so equal settings give equal images on
-    every machine.
+    every machine. At another input size :class:`nas.proxies.ProxyData` resizes them, as any
+    source, which smooths them: give ``image_size`` the network's where it differs from 32.
     """
 
     image_size: int = 32
     channels: int = 3
     count: int = 1024
-    num_classes: int = 10
+    num_classes: int = 1
     val_fraction: float = 0.2
     seed: int = 0
 
