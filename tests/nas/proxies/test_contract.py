@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -18,20 +19,16 @@ from nas.testing import ProxyContract
 from search_spaces import NB201Space
 
 PROXY_FILES = sorted((Path(CONFIG_DIR) / "proxy").glob("*.yaml"))
-#: Small, so the contract stays fast: the benchmark uses the configured batch.
-SMALL_DATA = {
-    "_target_": "nas.proxies.ProxyData",
-    "dataset": {"_target_": "nas.training.PackagedImages", "count": 80},
-    "batch_size": 16,
-}
 
 
 def load_proxy(path: Path, seed: int) -> ProxyObjective:
-    """The objective of one configs/proxy file (each holds one key, its own name, so that a list of
-    them composes into ``proxy.<name>``), with a small batch."""
-    (objective,) = OmegaConf.load(path).values()
-    config = OmegaConf.merge({"proxy_data": SMALL_DATA, "seed": seed}, {"objective": objective})
-    return instantiate(config.objective)
+    """The objective of one configs/proxy file as hwnas-score composes it (each file holds one key,
+    its own name, so that a list of them composes into ``proxy.<name>``), with a small batch (the
+    benchmark uses the configured one)."""
+    overrides = [f"proxy=[{path.stem}]", f"seed={seed}", "proxy_data.batch_size=16", "data.count=80"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("score", overrides=overrides)
+    return instantiate(cfg.proxy[path.stem])
 
 
 @pytest.mark.parametrize("path", PROXY_FILES, ids=[p.stem for p in PROXY_FILES])
@@ -65,7 +62,7 @@ def test_the_proxy_group_holds_the_baselines_and_synflow() -> None:
 
 @pytest.mark.parametrize("path", PROXY_FILES, ids=[p.stem for p in PROXY_FILES])
 def test_each_file_holds_one_objective_under_its_own_name(path: Path) -> None:
-    assert list(OmegaConf.load(path)) == [path.stem]
+    assert [key for key in OmegaConf.load(path) if key != "defaults"] == [path.stem]
 
 
 def test_name_defaults_to_the_function_and_source_names_settings() -> None:
