@@ -59,7 +59,7 @@ def vkdnw(
     NB201 cells, Spearman with CIFAR-10 accuracy 0.611 on noise against 0.255 on the packaged
     photographs (on another 200 with the photographs: 0.142). Fewer images do not keep the ranking
     (noise, the same 150 cells: 0.442 at 16 images), so VKDNW stays above a second per NB201 cell
-    on this CPU (about 3 s, from 4.5 s before the speed-ups below).
+    on this CPU (2.2 s on a quiet machine, from 4.5 s before the speed-ups below).
 
     Cost: one forward pass, one backward pass per class but one (9 on NB201, 99 on FBNet, 999 on
     Once-for-All: impractical there) and one run of one layer per sampled weight, all in
