@@ -134,11 +134,7 @@ class PackagedImages(ImageDataset):
         std = images.std(dim=(0, 2, 3), keepdim=True)
         images = ((images - mean) / std).contiguous()
         labels = torch.as_tensor(rng.integers(self.num_classes, size=self.count), dtype=torch.int64)
-        n_val = round(self.count * self.val_fraction)
-        return (
-            TensorDataset(images[n_val:], labels[n_val:]),
-            TensorDataset(images[:n_val], labels[:n_val]),
-        )
+        return _first_rows_for_validation(images, labels, self.val_fraction)
 
 
 @dataclass(frozen=True)
@@ -177,11 +173,16 @@ class GaussianImages(ImageDataset):
         rng = np.random.default_rng(self.seed)
         images = torch.as_tensor(rng.standard_normal((self.count, *self.input_shape), dtype=np.float32))
         labels = torch.as_tensor(rng.integers(self.num_classes, size=self.count), dtype=torch.int64)
-        n_val = round(self.count * self.val_fraction)
-        return (
-            TensorDataset(images[n_val:], labels[n_val:]),
-            TensorDataset(images[:n_val], labels[:n_val]),
-        )
+        return _first_rows_for_validation(images, labels, self.val_fraction)
+
+
+def _first_rows_for_validation(
+    images: torch.Tensor, labels: torch.Tensor, val_fraction: float
+) -> tuple[TensorDataset, TensorDataset]:
+    """(train, val): the first ``val_fraction`` of rows validate (the rows are already in seeded
+    random order), the rest train."""
+    n_val = round(len(labels) * val_fraction)
+    return TensorDataset(images[n_val:], labels[n_val:]), TensorDataset(images[:n_val], labels[:n_val])
 
 
 def _packaged_photographs() -> list[torch.Tensor]:
