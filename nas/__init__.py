@@ -12,6 +12,7 @@ from nas._capabilities import (
     BoundedSpace,
     ConditionalSpace,
     DerivedFeaturesSpace,
+    DisconnectedSpace,
     FlopsSpace,
     GeneLabelledGraphSpace,
     GraphSpace,
@@ -20,6 +21,8 @@ from nas._capabilities import (
     LayerSpec,
     LayerStats,
     SupernetSpace,
+    dedup_key,
+    dedup_keys,
     features_version,
     isomorphism_classes,
 )
@@ -60,6 +63,7 @@ __all__ = [
     "DEVICE_FILE",
     "DerivedFeaturesSpace",
     "Device",
+    "DisconnectedSpace",
     "DeviceFileError",
     "Direction",
     "FlopsSpace",
@@ -87,6 +91,8 @@ __all__ = [
     "TransferPredictor",
     "SupernetSpace",
     "check_one_device",
+    "dedup_key",
+    "dedup_keys",
     "features_version",
     "isomorphism_classes",
 ]

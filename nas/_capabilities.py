@@ -202,6 +202,16 @@ class IsomorphicSpace(SearchSpace):
         compute the same function."""
 
 
+class DisconnectedSpace(SearchSpace):
+    """A space some of whose networks have no path from input to output, so their output ignores
+    the input (NB201's 341 cells whose every path meets a ``none`` edge): valid, chance accuracy,
+    never worth a search's evaluation."""
+
+    @abstractmethod
+    def disconnected_of(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Whether each row of ``encoding.indices(archs)`` is such a network, bool."""
+
+
 class ConditionalSpace(SearchSpace):
     """A space some of whose genes shape a network only for some values of other genes (OFA's
     kernel and expand genes beyond a stage's depth)."""
@@ -238,3 +248,16 @@ def isomorphism_classes(space: SearchSpace, archs: Sequence[Architecture]) -> np
     if not isinstance(space, IsomorphicSpace):
         return None
     return space.isomorphism_classes_of(space.encoding.indices(archs))
+
+
+def dedup_keys(space: SearchSpace, gene_indices: np.ndarray) -> list[str]:
+    """What makes two gene vectors one network for a search: their isomorphism class where the
+    space has them (``class:<id>``), else their canonical gene vector (``genes:<i>.<j>...``)."""
+    if isinstance(space, IsomorphicSpace):
+        return [f"class:{c}" for c in space.isomorphism_classes_of(gene_indices)]
+    return ["genes:" + ".".join(map(str, row)) for row in np.asarray(gene_indices).tolist()]
+
+
+def dedup_key(space: SearchSpace, arch: Architecture) -> str:
+    """:func:`dedup_keys` of one architecture."""
+    return dedup_keys(space, space.encoding.indices([arch]))[0]

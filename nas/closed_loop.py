@@ -91,7 +91,7 @@ class Front:
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
     measured: tuple[str, ...]
-    #: Trials the search ran to return it.
+    #: Evaluations the search spent to return it (repeats its storage answered are not counted).
     trials: int = 0
 
     def to_dict(self) -> dict[str, Any]:

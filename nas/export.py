@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -94,6 +93,8 @@ def export_onnx(
                 )
     finally:
         model.train(was_training)
+    import onnx  # here, not at the top: onnx costs half a second of every command's start-up
+
     onnx.checker.check_model(str(path), full_check=True)
     return path
 

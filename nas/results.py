@@ -121,12 +121,15 @@ def column_descriptions(search: Search, table: TrialsTable) -> dict[str, str]:
 
 def pareto_rows(table: TrialsTable, sort_by: str | None = None) -> list[dict[str, Any]]:
     """The feasible non-dominated trials, one per architecture, sorted by ``sort_by`` ascending.
+    A repeat answered from the storage is left out: the trial it copied represents it (an
+    isomorph then appears as the network that was evaluated).
 
     ``sort_by`` defaults to the first objective whose name starts with "latency", else the first.
     """
     unique: dict[str, dict[str, Any]] = {}
     for row in table.feasible_complete():
-        unique.setdefault(row["arch"], row)  # the first trial of each architecture represents it
+        if row["reused_from_trial"] is None:
+            unique.setdefault(row["arch"], row)  # the first trial of each architecture represents it
     rows = list(unique.values())
     if not rows:
         return []

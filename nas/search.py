@@ -1,7 +1,9 @@
 """An Optuna ask/tell loop over a search space: the storage keeps every trial, so resuming is free.
 
 One trial: ask Optuna for genes -> validate them into an Architecture -> evaluate every objective
-and recorded metric, cheapest first -> set constraint values -> tell. An objective that fails or
+and recorded metric, cheapest first -> set constraint values -> tell. A repeat (the same canonical
+architecture, or an isomorph of one, as :func:`nas.dedup_key` says) is answered from the storage
+and does not count against the budget: the budget counts evaluations. An objective that fails or
 returns NaN fails only its trial (the reason is kept in the trial's user attributes); a worker that
 dies leaves a RUNNING trial, which the next run on the same host marks failed and asks again (a
 trial that never got its worker's tag, because the worker died right after asking, is recognised
@@ -16,18 +18,19 @@ import os
 import socket
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from nas._capabilities import dedup_key
 from nas._objective import Candidate, Constraint, Objective, ObjectiveError
 from nas._space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 # User attribute keys: the trial's record in the storage, read back by nas.results.
 ARCH_KEY = "arch"
 FAIL_KEY = "fail_reason"
@@ -35,6 +38,9 @@ WORKER_KEY = "worker"
 METRIC_PREFIX = "metric:"
 DETAIL_PREFIX = "detail:"
 REUSED_KEY = "reused_from_trial"
+DEDUP_KEY = "dedup_key"  # equal for repeats: the canonical string, or the isomorphism class
+#: A trial pruned because another worker was evaluating the same architecture (not evaluated).
+BUSY_KEY = "evaluated_by_trial"
 IDENTITY_KEY = "hwnas"  # the study's user attribute holding Search.identity()
 
 
@@ -60,6 +66,9 @@ class Search:
     constraints: Sequence[Constraint] = ()
     metrics: Sequence[Objective] = ()
     max_consecutive_failures: int = 20
+    # A sampler that proposes only architectures already evaluated has exhausted what it can
+    # find (a small space, a converged population): stop after this many repeats in a row.
+    max_consecutive_repeats: int = 500
     # A worker tags its trial milliseconds after asking for it; a RUNNING trial still untagged
     # after this long belongs to a worker that died in between.
     untagged_grace_s: float = 60.0
@@ -104,6 +113,9 @@ class Search:
         stored = study.user_attrs.get(IDENTITY_KEY)
         if stored is None:
             study.set_user_attr(IDENTITY_KEY, identity)
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, and what samplers read
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([o.name for o in self.objectives])
             return study
         unchecked = sorted(set(identity) - set(stored))
         if unchecked:  # a study written by an earlier hwnas: check what it recorded
@@ -141,47 +153,80 @@ class Search:
         show_progress: bool = True,
         callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     ) -> optuna.Study:
-        """Run until the study holds ``n_trials`` finished trials (from any run or worker)."""
+        """Run until the study holds ``n_trials`` evaluations (finished trials that were not
+        answered from the storage, from any run or worker)."""
         study = self.study()
         self._recover_dead_workers(study)
         self._reuse = {
-            t.user_attrs[ARCH_KEY]: t
+            _key_of(t): t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if ARCH_KEY in t.user_attrs
+            if ARCH_KEY in t.user_attrs and REUSED_KEY not in t.user_attrs
         }
-        done = _count(study, FINISHED)
+        done = evaluations(study)
         if done:
-            log.info("study %r resumes with %d finished trials", self.study_name, done)
+            log.info("study %r resumes with %d evaluations", self.study_name, done)
         progress = _progress(total=n_trials, initial=min(done, n_trials), enabled=show_progress)
         started = time.monotonic()
-        failures_in_a_row = 0
+        failures_in_a_row = repeats_in_a_row = 0
         # Count trials other workers are running too, so that workers sharing a storage stop at
-        # n_trials together (overshooting only when two ask at the same instant).
-        while _count(study, (*FINISHED, TrialState.RUNNING)) < n_trials:
+        # n_trials together.
+        while evaluations(study, running=True) < n_trials:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
-                log.info("timeout of %.0f s reached after %d trials", timeout_s, done)
+                log.info("timeout of %.0f s reached after %d evaluations", timeout_s, done)
                 break
-            frozen = self._run_trial(study)
+            frozen = self._run_trial(study, n_trials)
             failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
             if failures_in_a_row >= self.max_consecutive_failures:
                 raise RuntimeError(
                     f"{failures_in_a_row} trials failed in a row; last reason: {frozen.user_attrs.get(FAIL_KEY)}"
                 )
+            repeated = not _evaluated(frozen)
+            repeats_in_a_row = repeats_in_a_row + 1 if repeated else 0
             for callback in callbacks:
                 callback(study, frozen)
-            now_done = _count(study, FINISHED)
+            if repeats_in_a_row >= self.max_consecutive_repeats:
+                log.warning(
+                    "the sampler proposed %d architectures in a row that were already evaluated: it has "
+                    "found all it can (a small space, or a converged population); stopping at %d evaluations",
+                    repeats_in_a_row,
+                    evaluations(study),
+                )
+                break
+            now_done = evaluations(study)
             progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
             done = now_done
         progress.close()
         return study
 
-    def _run_trial(self, study: optuna.Study) -> optuna.trial.FrozenTrial:
+    def writes_outputs(self, study: optuna.Study, wait_s: float = 600.0) -> bool:
+        """Whether this worker writes the run's outputs, once its loop has ended: exactly one of
+        the workers sharing ``study`` does. Each waits until no trial is running (others finish
+        their last trial; a dead worker's trial is waited for ``wait_s`` at most), then the one
+        that ran the last finished trial writes; a worker that ran no trial (it found the budget
+        already spent) writes too, so rerunning any worker of a finished study writes them."""
+        me = _worker_id()
+        if not any(t.user_attrs.get(WORKER_KEY) == me for t in study.get_trials(deepcopy=False)):
+            return True
+        deadline = time.monotonic() + wait_s
+        while _count_running(study) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        last = max(finished, key=lambda t: t.number, default=None)
+        return last is None or last.user_attrs.get(WORKER_KEY) == me
+
+    def _run_trial(self, study: optuna.Study, n_trials: int) -> optuna.trial.FrozenTrial:
         trial = study.ask(self.space.distributions())
         trial.set_user_attr(WORKER_KEY, _worker_id())
         try:
             arch = self.space.architecture(trial.params)
+            key = dedup_key(self.space, arch)
             trial.set_user_attr(ARCH_KEY, arch.string)
-            values = self._evaluate(Candidate(arch, self.space), trial)
+            trial.set_user_attr(DEDUP_KEY, key)
+            if key not in self._reuse:
+                pruned = self._claim(study, trial, key, n_trials)
+                if pruned is not None:
+                    return pruned
+            values = self._evaluate(Candidate(arch, self.space), trial, key)
         except Exception as error:  # noqa: BLE001 - one bad architecture must not end the search
             reason = f"{type(error).__name__}: {error}"
             if not isinstance(error, ObjectiveError):
@@ -192,15 +237,38 @@ class Search:
         for constraint in self.constraints:
             trial.set_constraint(constraint.name, constraint.violation(values[constraint.metric]))
         frozen = study.tell(trial, [values[o.name] for o in self.objectives])
-        self._reuse.setdefault(arch.string, frozen)
+        if _evaluated(frozen):
+            self._reuse.setdefault(key, frozen)
         return frozen
 
-    def _evaluate(self, candidate: Candidate, trial: optuna.Trial) -> dict[str, float]:
+    def _claim(self, study: optuna.Study, trial: optuna.Trial, key: str, n_trials: int) -> FrozenTrial | None:
+        """Before evaluating a new architecture, look at what other workers hold (this trial's
+        key is already stored, so of two workers racing for one architecture the later to look
+        sees the other): a finished evaluation of it is reused; one still running, or a budget
+        other workers have filled meanwhile, prunes this trial, which counts as no evaluation."""
+        reason = None
+        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if other.number == trial.number or other.user_attrs.get(DEDUP_KEY) != key or not _evaluated(other):
+                continue
+            if other.state == TrialState.COMPLETE:
+                self._reuse.setdefault(key, other)
+                return None
+            reason = other.number
+        if reason is None and _evaluations_before(study, trial.number) >= n_trials:
+            trial.set_user_attr(FAIL_KEY, "the budget was reached by other workers meanwhile")
+            return study.tell(trial, state=TrialState.PRUNED)
+        if reason is not None:
+            trial.set_user_attr(BUSY_KEY, reason)
+            trial.set_user_attr(FAIL_KEY, f"trial {reason} of another worker is evaluating this architecture")
+            return study.tell(trial, state=TrialState.PRUNED)
+        return None
+
+    def _evaluate(self, candidate: Candidate, trial: optuna.Trial, key: str) -> dict[str, float]:
         values: dict[str, float] = {}
-        previous = self._reuse.get(candidate.arch.string)
+        previous = self._reuse.get(key)
         if previous is not None:
-            # Samplers revisit architectures; their objectives are deterministic or measured, and
-            # re-measuring the same network would only spend the budget on noise.
+            # Samplers revisit architectures (and isomorphs of them, which compute the same
+            # function); re-measuring would only spend the budget on noise.
             trial.set_user_attr(REUSED_KEY, previous.number)
             values = {o.name: v for o, v in zip(self.objectives, previous.values)}
             for metric in self.metrics:  # a metric added since that trial is measured now
@@ -240,8 +308,31 @@ class Search:
 _TOKEN = uuid.uuid4().hex[:8]
 
 
-def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))
+def _count_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def evaluations(study: optuna.Study, running: bool = False) -> int:
+    """Trials that spent the budget: complete or failed ones not answered from the storage (and,
+    with ``running``, those being evaluated now)."""
+    states = (TrialState.COMPLETE, TrialState.FAIL, *((TrialState.RUNNING,) if running else ()))
+    return sum(_evaluated(t) for t in study.get_trials(deepcopy=False, states=states))
+
+
+def _evaluations_before(study: optuna.Study, number: int) -> int:
+    states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
+    return sum(_evaluated(t) and t.number < number for t in study.get_trials(deepcopy=False, states=states))
+
+
+def _evaluated(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is (or was) an evaluation: not a repeat answered from the storage, not
+    a trial pruned before evaluating."""
+    return REUSED_KEY not in trial.user_attrs and trial.state != TrialState.PRUNED
+
+
+def _key_of(trial: FrozenTrial) -> str:
+    # Trials stored before DEDUP_KEY existed were deduplicated by their canonical string.
+    return trial.user_attrs.get(DEDUP_KEY, trial.user_attrs[ARCH_KEY])
 
 
 def _age_s(trial: optuna.trial.FrozenTrial) -> float:

@@ -35,6 +35,7 @@ from nas._capabilities import (
     BoundedSpace,
     ConditionalSpace,
     DerivedFeaturesSpace,
+    DisconnectedSpace,
     FlopsSpace,
     GraphSpace,
     IsomorphicSpace,
@@ -42,6 +43,7 @@ from nas._capabilities import (
     LayerSpec,
     SupernetSpace,
 )
+from nas._objective import Candidate, Cost, Direction, Objective
 from nas._predictor import IntervalPredictor, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, SearchSpace
 from nas._supernet import Supernet
@@ -166,12 +168,12 @@ class FlopsContract(_SpaceFixture):
     """What a :class:`~nas.FlopsSpace` (and a :class:`~nas.BatchFlopsSpace`) must satisfy."""
 
     def test_flops_are_the_built_networks(self, space: SearchSpace) -> None:
-        from nas._objective import Candidate
-        from nas.objectives import Flops
+        from nas.objectives import count_flops
 
         space = _require(space, FlopsSpace)
         archs = _with_extremes(space, _sampled(space)[:2])
-        assert [float(space.flops(a)) for a in archs] == [Flops()(Candidate(a, space)) for a in archs]
+        built = [count_flops(space.build(a).eval(), space.example_input(1, arch=a)) for a in archs]
+        assert [space.flops(a) for a in archs] == built
 
     def test_batch_flops_equal_flops_one_at_a_time(self, space: SearchSpace) -> None:
         space = _require(space, BatchFlopsSpace)
@@ -217,6 +219,28 @@ class IsomorphismContract(_SpaceFixture):
         assert len(np.unique(classes)) < len(archs), "no two architectures share a class"
 
 
+class DisconnectedContract(_SpaceFixture):
+    """What a :class:`~nas.DisconnectedSpace` must satisfy: the networks it flags, and only
+    those, give one output whatever the input."""
+
+    def test_flagged_networks_ignore_their_input(self, space: SearchSpace) -> None:
+        space = _require(space, DisconnectedSpace)
+        archs = list(space.enumerate()) if space.size() <= 100_000 else _sampled(space)
+        indices = space.encoding.indices(archs)
+        flags = space.disconnected_of(indices)
+        assert flags.dtype == np.bool_ and flags.shape == (len(archs),) and 0 < flags.sum() < len(archs)
+        np.testing.assert_array_equal(flags[:5], [space.disconnected_of(indices[k : k + 1])[0] for k in range(5)])
+        rng = np.random.default_rng(0)
+        for wanted in (True, False):
+            for k in rng.choice(np.flatnonzero(flags == wanted), size=3, replace=False):
+                model = space.build(archs[k]).eval()
+                with torch.no_grad():
+                    one, other = (model(space.example_input(2, seed=s, arch=archs[k])) for s in (0, 1))
+                # Exactly equal: a disconnected network computes the same constants for any input
+                # (an untrained connected one can differ from input to input by very little).
+                assert torch.equal(one, other) == wanted, archs[k].string
+
+
 class DerivedFeaturesContract(_SpaceFixture):
     """What a :class:`~nas.DerivedFeaturesSpace` must satisfy."""
 
@@ -233,7 +257,13 @@ class DerivedFeaturesContract(_SpaceFixture):
 
 
 class SearchSpaceContract(
-    EncodingContract, GraphContract, FlopsContract, ConditionalContract, IsomorphismContract, DerivedFeaturesContract
+    EncodingContract,
+    GraphContract,
+    FlopsContract,
+    ConditionalContract,
+    IsomorphismContract,
+    DisconnectedContract,
+    DerivedFeaturesContract,
 ):
     """What every :class:`SearchSpace` must satisfy, and each optional ability it has; not
     collected itself (no ``Test`` prefix)."""
@@ -512,13 +542,17 @@ class LayerContract:
         """The layers partition the network: their parameters are the built model's (counted by
         torch) and their FLOPs what ``nas.objectives.Flops`` counts on it (the space's own count
         where it has one: :class:`FlopsContract` ties that to the built network)."""
-        from nas._objective import Candidate
-        from nas.objectives import Flops
+        from nas.objectives import count_flops
 
         for arch in _with_extremes(space, layer_archs):
             stats = space.layer_stats(space.layers(arch))
-            assert sum(s.params for s in stats) == sum(p.numel() for p in space.build(arch).parameters()), arch.string
-            counted = space.flops(arch) if isinstance(space, FlopsSpace) else Flops()(Candidate(arch, space))
+            model = space.build(arch).eval()
+            assert sum(s.params for s in stats) == sum(p.numel() for p in model.parameters()), arch.string
+            counted = (
+                space.flops(arch)
+                if isinstance(space, FlopsSpace)
+                else count_flops(model, space.example_input(1, arch=arch))
+            )
             assert float(sum(s.flops for s in stats)) == float(counted), arch.string
             assert all(s.traffic > s.params for s in stats), arch.string
 
@@ -771,3 +805,81 @@ class ProxyContract:
         empty = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).train()
         with pytest.raises(ProxyError):
             make_objective(0).proxy(empty, batch)
+
+
+class SamplerContract:
+    """What every :class:`~nas.samplers.ArchitectureSampler` must satisfy, run through
+    :class:`~nas.search.Search` as a user runs it.
+
+    A test module overrides ``space`` and ``make_sampler`` (a fresh sampler for a space and a
+    seed). The objectives are the space's FLOPs (minimised) and a score that grows with the
+    gene choices' indices (maximised): cheap, deterministic and in conflict.
+    """
+
+    BUDGET = 20
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override `space`")
+
+    @pytest.fixture
+    def make_sampler(self) -> Callable[[SearchSpace, int], object]:
+        raise NotImplementedError(f"a {type(self).__name__} subclass must override `make_sampler`")
+
+    def _search(self, space: SearchSpace, sampler: object, storage: str | None = None) -> object:
+        from nas.objectives import Flops
+        from nas.search import Search
+
+        return Search(
+            space=space,
+            objectives=[_ChoiceIndexSum("score"), Flops("flops")],
+            sampler=sampler,
+            storage=storage,
+            study_name="contract",
+        )
+
+    def test_proposes_each_network_once_and_none_that_ignores_its_input(
+        self, space: SearchSpace, make_sampler: Callable[[SearchSpace, int], object]
+    ) -> None:
+        from nas._capabilities import dedup_keys
+
+        study = self._search(space, make_sampler(space, 0)).run(n_trials=self.BUDGET, show_progress=False)
+        trials = study.get_trials()
+        # Not even a repeat for the storage to answer: the sampler knows what it proposed.
+        assert len(trials) == self.BUDGET and all(t.state.name == "COMPLETE" for t in trials)
+        indices = space.encoding.indices([space.architecture(t.params) for t in trials])
+        assert len(set(dedup_keys(space, indices))) == self.BUDGET
+        if isinstance(space, DisconnectedSpace):
+            assert not space.disconnected_of(indices).any()
+
+    def test_equal_seeds_propose_equal_networks(
+        self, space: SearchSpace, make_sampler: Callable[[SearchSpace, int], object]
+    ) -> None:
+        runs = [
+            [
+                t.user_attrs["arch"]
+                for t in self._search(space, make_sampler(space, 3)).run(12, show_progress=False).trials
+            ]
+            for _ in range(2)
+        ]
+        assert runs[0] == runs[1]
+
+    def test_a_resumed_study_goes_on_without_repeats(
+        self, space: SearchSpace, make_sampler: Callable[[SearchSpace, int], object], tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+        self._search(space, make_sampler(space, 0), url).run(n_trials=self.BUDGET // 2, show_progress=False)
+        # A new process: a new sampler that knows only what the storage holds.
+        study = self._search(space, make_sampler(space, 0), url).run(n_trials=self.BUDGET, show_progress=False)
+        archs = [t.user_attrs["arch"] for t in study.trials]
+        assert len(archs) == self.BUDGET and len(set(archs)) == self.BUDGET
+
+
+class _ChoiceIndexSum(Objective):
+    """A stand-in score for :class:`SamplerContract`: the sum of the genes' choice indices."""
+
+    direction = Direction.MAXIMIZE
+    cost = Cost.STATIC
+
+    def __call__(self, candidate: Candidate) -> float:
+        return float(candidate.space.encoding.indices([candidate.arch]).sum())

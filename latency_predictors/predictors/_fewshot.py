@@ -65,7 +65,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import nnls
 
 from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
@@ -97,6 +96,8 @@ def _stored_families() -> dict[str, type[StoredPredictor]]:
 
 def _nnls(x: np.ndarray, target: np.ndarray, ridge: float, penalised: np.ndarray) -> np.ndarray:
     """NNLS of ``target`` on ``x`` plus ``ridge * |w[penalised]|^2``."""
+    from scipy.optimize import nnls
+
     if ridge > 0:
         x = np.vstack([x, math.sqrt(ridge) * np.eye(x.shape[1])[penalised]])
         target = np.concatenate([target, np.zeros(int(penalised.sum()))])

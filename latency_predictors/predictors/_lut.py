@@ -33,7 +33,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 
 from latency_predictors.predictors._common import check_space, check_targets
 from latency_predictors.predictors._features import per_choice
@@ -175,6 +174,8 @@ class LayerSumPredictor(StoredPredictor):
         return predictor
 
     def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> LayerSumPredictor:
+        from scipy.optimize import nnls
+
         check_space(self.search_space, archs)
         y = check_targets(archs, y)
         keys = sorted({key for arch in archs for key in self.key_counts(arch)})

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from latency_predictors.predictors._common import check_space, check_targets
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Architecture, SearchSpace
+
+if TYPE_CHECKING:  # imported where it fits: scikit-learn costs every command's start-up
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 
 class OneHotBoostingPredictor(StoredPredictor):
@@ -47,6 +50,8 @@ class OneHotBoostingPredictor(StoredPredictor):
         self.fitted_targets = np.empty(0)
 
     def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> OneHotBoostingPredictor:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         y = check_targets(archs, y, positive=True)
         check_space(self.search_space, archs)
         model = HistGradientBoostingRegressor(max_iter=self.max_iter, random_state=self.seed)

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from latency_predictors.predictors._common import check_space, check_targets
 from latency_predictors.predictors._features import feature_matrix
@@ -124,6 +123,7 @@ class ProxyBoostingPredictor(StoredPredictor):
 
     def fit(self, archs: Sequence[Architecture], y: np.ndarray) -> ProxyBoostingPredictor:
         import lightgbm
+        from scipy.stats import rankdata
 
         y = check_targets(archs, y)
         check_space(self.search_space, archs)

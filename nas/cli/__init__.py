@@ -9,6 +9,8 @@ entry point (and every test that composes a config) sees the same paths:
 - ``${hwnas.data:}``: ``HWNAS_DATA`` when set, else ``<root>/../shared/data``.
 - ``${hwnas.sweep_subdir:}``: a multirun job's folder name, from the values it sweeps.
 - ``${hwnas.predicted_device:<path>}``: the device an hwnas-fit predictor file models.
+- ``${hwnas.study_name:}``: a search's default study name, from everything a sweep varies.
+- ``${hwnas.worker_seed:<seed>,<worker>}``: the sampler seed of one worker of a shared study.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -125,7 +128,30 @@ def config_groups(choices: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def study_name(*, _root_: DictConfig) -> str:
+    """``<space>-<device>-<objectives>-<sampler>-s<seed>``, e.g. ``nb201-raspi4-accuracy+latency_ms-
+    nsgaii-s0``: everything a sweep varies that a study's stored identity does not check
+    (``nas.search.Search.identity`` checks space, objectives and their sources), so a multirun
+    over samplers or seeds on one database keeps one study per job instead of merging them. The
+    worker number is left out: workers share their study."""
+    sampler = str(_root_.sampler.get("_target_", "sampler")).rsplit(".", 1)[-1]
+    sampler = sampler.removesuffix("Sampler").lower() or "sampler"
+    objectives = "+".join(str(name) for name in _root_.objectives)
+    return f"{_root_.space.name}-{_root_.device.name}-{objectives}-{sampler}-s{_root_.seed}"
+
+
+def worker_seed(seed: int, worker: int) -> int:
+    """The sampler seed of worker ``worker`` of a run seeded ``seed``: the run's seed for worker 0
+    (a single process searches as it always did), an independent stream for each other worker
+    (numpy's SeedSequence of both), so workers sharing a study do not propose in lockstep."""
+    if int(worker) == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(worker)]).generate_state(1)[0] % 2**31)
+
+
 OmegaConf.register_new_resolver("hwnas.root", lambda: str(project_root()), replace=True)
+OmegaConf.register_new_resolver("hwnas.study_name", study_name, replace=True)
+OmegaConf.register_new_resolver("hwnas.worker_seed", worker_seed, replace=True)
 OmegaConf.register_new_resolver("hwnas.data", lambda: str(data_dir()), replace=True)
 OmegaConf.register_new_resolver("hwnas.sweep_subdir", sweep_subdir, replace=True)
 OmegaConf.register_new_resolver("hwnas.groups", config_groups, replace=True)
@@ -147,7 +173,28 @@ OmegaConf.register_new_resolver("hwnas.predicted_device", _predicted_device, rep
 
 
 class LogRunDir(Callback):
-    """Logs each job's absolute run directory first, so a user always learns where outputs went."""
+    """Logs each job's absolute run directory first, so a user always learns where outputs went;
+    and takes every password in a URL (a database's, given as ``storage.url=``) out of the
+    configs Hydra saved there (.hydra/, and a multirun's multirun.yaml) before the job runs."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         logging.getLogger(f"hwnas.{config.hydra.job.name}").info("run directory: %s", config.hydra.runtime.output_dir)
+        saved = []
+        if config.hydra.output_subdir is not None:
+            saved += sorted((Path(config.hydra.runtime.output_dir) / config.hydra.output_subdir).glob("*.yaml"))
+        if config.hydra.mode is not None and config.hydra.mode.name == "MULTIRUN":
+            saved.append(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        for path in saved:
+            if path.is_file():
+                text = path.read_text()
+                hidden = redact_passwords(text)
+                if hidden != text:
+                    path.write_text(hidden)
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s'\"]+:)[^@\s'\"]+@")
+
+
+def redact_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)

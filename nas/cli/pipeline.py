@@ -309,7 +309,7 @@ def search_on_predictors(
         objectives=tuple(names),
         directions=tuple(o.direction.value for o in objectives),
         measured=tuple(n for n in names if n in predictors),
-        trials=summary["trials"]["total"],
+        trials=summary["trials"]["evaluated"],
     )
 
 

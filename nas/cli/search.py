@@ -45,7 +45,7 @@ from nas.results import (
     write_csv,
     write_json,
 )
-from nas.search import Search, SearchSetupError
+from nas.search import Search, SearchSetupError, evaluations
 from nas.tensorboard import write_tensorboard
 from nas.truth import measure_front, regret
 
@@ -82,6 +82,18 @@ def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> 
     write_fitted(run_dir, search)
     warn_if_random_start_only(cfg)
     study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s, show_progress=cfg.progress)
+    if not search.writes_outputs(study):
+        # Workers of one study: the one that ran the last trial writes the outputs, once.
+        summary = {
+            "format_version": FORMAT_VERSION,
+            "study_name": cfg.study_name,
+            "outputs": "written by the worker that ran the study's last trial (its run directory)",
+            "evaluations": evaluations(study),
+            "wall_time_s": time.time() - started,
+        }
+        write_json(run_dir / "worker.json", summary)
+        log.info("another worker ran the last trial of study %r and writes its outputs", cfg.study_name)
+        return summary | {"hypervolume": None}
     summary = write_outputs(cfg, run_dir, search, study)
     summary["wall_time_s"] = time.time() - started
     write_json(run_dir / "summary.json", summary)
@@ -325,7 +337,8 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         "oracle": oracle and oracle_summary(table, oracle, reference),
         "measured": measured or None,
         "regret": regret(search, front, space_accuracy(cfg, search.space), _list_or_none(cfg.regret_budgets)),
-        "trials": {s: states.count(s) for s in sorted(set(states))} | {"total": len(states)},
+        "trials": {s: states.count(s) for s in sorted(set(states))}
+        | {"total": len(states), "evaluated": evaluations(study)},
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
         "onnx_export_failures": onnx_failed,

@@ -1,10 +1,18 @@
-"""Static objectives counted from the built module: parameters and FLOPs."""
+"""Static objectives: parameters and FLOPs, counted from the space's genes where it can.
+
+A search records both for every trial; building the network only to count it was most of a table
+search's loop time. A :class:`~nas.LayeredSpace` knows each layer's parameters (each distinct
+layer built once per space and remembered) and a :class:`~nas.FlopsSpace` counts FLOPs from the
+genes, so neither builds the network; other spaces count the built module. The space contracts
+(``nas.testing``) tie both counts to the built network.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas._capabilities import FlopsSpace, LayeredSpace
 from nas._objective import Candidate, Cost, Direction, Objective
 
 
@@ -30,7 +38,7 @@ class Params(Objective):
         return "parameters in millions" if self.mega else "parameters"
 
     def __call__(self, candidate: Candidate) -> float:
-        count = sum(p.numel() for p in candidate.model.parameters())
+        count = count_params(candidate)
         return count / 1e6 if self.mega else float(count)
 
 
@@ -62,8 +70,21 @@ class Flops(Objective):
         return "FLOPs in millions" if self.mega else "FLOPs"
 
     def __call__(self, candidate: Candidate) -> float:
-        flops = count_flops(candidate.model, candidate.space.example_input(batch_size=1, arch=candidate.arch))
+        space = candidate.space
+        if isinstance(space, FlopsSpace):
+            flops = space.flops(candidate.arch)
+        else:
+            flops = count_flops(candidate.model, space.example_input(batch_size=1, arch=candidate.arch))
         return flops / 1e6 if self.mega else float(flops)
+
+
+def count_params(candidate: Candidate) -> int:
+    """Parameters of the candidate's network: summed over its layers where the space lists them
+    (no network is built), else counted on the built module."""
+    space = candidate.space
+    if isinstance(space, LayeredSpace):
+        return sum(stats.params for stats in space.layer_stats(space.layers(candidate.arch)))
+    return sum(p.numel() for p in candidate.model.parameters())
 
 
 def count_flops(model: torch.nn.Module, example: torch.Tensor) -> int:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
 from nas._space import SearchSpace
@@ -19,6 +18,8 @@ from nas.proxies._objective import proxy_name
 def percentiles(scores: np.ndarray) -> np.ndarray:
     """Each column's ranks divided by the population size, in (0, 1]: ties share their mean rank
     (as AZ-NAS's and VKDNW's code rank), NaN or -inf (unscored) ranks below everything, tied."""
+    from scipy.stats import rankdata
+
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or 0 in scores.shape:
         raise ValueError(f"scores must be (n_archs, n_proxies), both >= 1, got shape {scores.shape}")
@@ -165,6 +166,7 @@ class LearnedCombination:
     def fit_percentiles(cls, ranks: np.ndarray, accuracy: np.ndarray) -> LearnedCombination:
         """Fitted on the labelled architectures' percentiles ``(k, n_proxies)`` directly (taken
         against whatever population the caller chose)."""
+        from scipy.stats import rankdata
         from sklearn.linear_model import RidgeCV
 
         accuracy = np.asarray(accuracy, dtype=np.float64)

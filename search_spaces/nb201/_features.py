@@ -69,6 +69,11 @@ def structure(ops: np.ndarray) -> np.ndarray:
     return np.hstack([alive[:, 1:], inputs, live, live_counts, additions]).astype(np.float32)
 
 
+def disconnected(ops: np.ndarray) -> np.ndarray:
+    """Whether no path of non-``none`` edges reaches the output node, per row of ``ops``."""
+    return structure(ops)[:, 2] == 0  # alive_node_3
+
+
 def unique_string(ops: tuple[int, ...]) -> str:
     """NB201's ``to_unique_str(consider_zero=True)`` of one cell: equal strings, isomorphic cells."""
     nodes = {0: "0"}

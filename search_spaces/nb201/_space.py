@@ -14,6 +14,7 @@ from nas import (
     ArchitectureError,
     ArchitectureGraph,
     DerivedFeaturesSpace,
+    DisconnectedSpace,
     FlopsSpace,
     Gene,
     GeneLabelledGraphSpace,
@@ -54,7 +55,13 @@ _OP_GRAPH_EDGES = _op_graph_edges()
 
 
 class NB201Space(
-    AdditiveSpace, GeneLabelledGraphSpace, SupernetSpace, FlopsSpace, IsomorphicSpace, DerivedFeaturesSpace
+    AdditiveSpace,
+    GeneLabelledGraphSpace,
+    SupernetSpace,
+    FlopsSpace,
+    IsomorphicSpace,
+    DerivedFeaturesSpace,
+    DisconnectedSpace,
 ):
     """NAS-Bench-201's topology space, with the published macro network around the cell.
 
@@ -161,6 +168,10 @@ class NB201Space(
     def isomorphism_classes_of(self, gene_indices: np.ndarray) -> np.ndarray:
         """NB201's isomorphism class (0..6465) of each cell: equal ids compute the same function."""
         return _features.isomorphism_class(gene_indices)
+
+    def disconnected_of(self, gene_indices: np.ndarray) -> np.ndarray:
+        """Cells whose output node no path of non-``none`` edges reaches (:func:`is_disconnected`)."""
+        return _features.disconnected(gene_indices)
 
     def graph(self, arch: Architecture) -> ArchitectureGraph:
         """The cell as BRP-NAS's op-on-node DAG: node 0 ``input``, nodes 1-6 the six edge ops in

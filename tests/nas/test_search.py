@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nas import Constraint
 from nas.pareto import non_dominated_mask
 from nas.results import pareto_rows, trials_table
-from nas.search import FAIL_KEY, WORKER_KEY, Search, SearchSetupError
+from nas.search import FAIL_KEY, WORKER_KEY, Search, SearchSetupError, evaluations
 from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,9 +136,11 @@ def test_revisited_architectures_reuse_their_values() -> None:
     study.enqueue_trial(arch.params)
     study.enqueue_trial(arch.params)
     search.run(n_trials=2, show_progress=False)
-    first, second = study.get_trials()
+    first, second, third = study.get_trials()
     assert second.user_attrs["reused_from_trial"] == first.number
     assert second.values == first.values
+    # The repeat was answered from the storage and spent no budget: a third trial evaluated.
+    assert "reused_from_trial" not in third.user_attrs and evaluations(study) == 2
 
 
 WORKER = textwrap.dedent(
@@ -278,11 +280,19 @@ def test_workers_sharing_a_journal_split_one_budget(tmp_path: Path) -> None:
     from optuna.storages.journal import JournalFileBackend
 
     study = optuna.load_study(study_name="shared", storage=JournalStorage(JournalFileBackend(journal)))
+    assert_one_budget_split_without_repeats(study, 60)
+
+
+def assert_one_budget_split_without_repeats(study: optuna.Study, budget: int) -> None:
+    """Workers of one study: no trial lost (each complete, or pruned saying why), exactly
+    ``budget`` evaluations, no architecture evaluated twice, and both workers evaluated."""
     trials = study.get_trials()
-    assert all(t.state == TrialState.COMPLETE for t in trials)
-    # Both stop at the shared budget; two asks at the same instant may overshoot by one.
-    assert 60 <= len(trials) <= 61
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert all(t.user_attrs[FAIL_KEY] for t in trials if t.state == TrialState.PRUNED)
+    evaluated = [t for t in trials if t.state == TrialState.COMPLETE and "reused_from_trial" not in t.user_attrs]
+    assert len(evaluated) == evaluations(study) == budget
+    assert len({t.user_attrs["arch"] for t in evaluated}) == budget
+    assert len({t.user_attrs["worker"] for t in evaluated}) == 2
 
 
 def test_a_metric_added_on_resume_is_measured_for_revisited_architectures(tmp_path: Path) -> None:
@@ -297,3 +307,23 @@ def test_a_metric_added_on_resume_is_measured_for_revisited_architectures(tmp_pa
     revisit = study.get_trials()[1]
     assert revisit.state == TrialState.COMPLETE and revisit.user_attrs["reused_from_trial"] == 0
     assert revisit.user_attrs["metric:size"] == revisit.values[1]  # same count, measured anew
+
+
+def test_an_isomorph_of_an_evaluated_cell_is_answered_from_the_storage() -> None:
+    from nas.objectives import Flops, Params
+    from search_spaces import NB201Space
+
+    space = NB201Space()
+    # Both cells output their input (node 3 sums a skip from node 0 and two none edges).
+    first = space.parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|none~2|")
+    isomorph = space.parse("|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    other = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
+    search = make_search(space=space, objectives=[Params("params"), Flops("flops")])
+    study = search.study()
+    for arch in (first, isomorph, other):
+        study.enqueue_trial(arch.params)
+    search.run(n_trials=2, show_progress=False)
+    trials = study.get_trials()
+    assert [t.user_attrs["arch"] for t in trials] == [first.string, isomorph.string, other.string]
+    assert trials[1].user_attrs["reused_from_trial"] == 0 and trials[1].values == trials[0].values
+    assert evaluations(study) == 2 and "reused_from_trial" not in trials[2].user_attrs

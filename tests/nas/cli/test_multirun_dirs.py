@@ -6,16 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from nas.cli import sweep_subdir
+from nas.cli import redact_passwords, sweep_subdir
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
 def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path, data_dir: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"  # one database for the whole sweep
     result = subprocess.run(
         [
             sys.executable,
@@ -25,6 +27,8 @@ def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path
             "seed=0,1",
             "sampler=random,tpe",
             "budget.n_trials=2",
+            "storage=url",
+            f"storage.url={database}",
             "device=raspi4",
             "objectives=accuracy_latency",
             "metrics=none",
@@ -50,6 +54,18 @@ def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path
     for name, folder in folders.items():  # each name matches what its job ran with
         ran = OmegaConf.load(folder / ".hydra" / "overrides.yaml")
         assert {o for o in ran if o.startswith(("seed=", "sampler="))} == set(name.partition("_")[2].split(","))
+    # Four jobs on one database: four studies named by what they swept, none merged into another.
+    studies = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(database)}
+    assert studies == {
+        f"nb201-raspi4-accuracy+latency_ms-{sampler}-s{seed}": 2 for sampler in ("random", "tpe") for seed in (0, 1)
+    }
+
+
+def test_passwords_in_urls_are_redacted() -> None:
+    text = "storage.url=postgresql+psycopg://hwnas:s3cr%40t@10.0.0.1:5432/db\nurl: 'mysql://u:p@h/d'\nsqlite:///a.db"
+    assert redact_passwords(text) == (
+        "storage.url=postgresql+psycopg://hwnas:***@10.0.0.1:5432/db\nurl: 'mysql://u:***@h/d'\nsqlite:///a.db"
+    )
 
 
 def job(tmp_path: Path, sweep: list[str], overrides: list[str], num: int = 0) -> str:

@@ -84,3 +84,28 @@ def test_flops_leave_the_shared_model_unchanged(space: NB201Space) -> None:
     after = candidate.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not candidate.model.training
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa"])
+def test_counts_come_from_the_genes_without_building_the_network(space_name: str) -> None:
+    from nas.objectives import count_flops
+    from search_spaces import FBNetSpace, OFASpace
+
+    space = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}[space_name]()
+    arch = space.sample(np.random.default_rng(3))
+    candidate = Candidate(arch, space)
+    params, flops = Params()(candidate), Flops()(candidate)
+    assert "model" not in vars(candidate)  # neither count built the shared network
+    model = space.build(arch).eval()
+    assert params == sum(p.numel() for p in model.parameters())
+    assert flops == count_flops(model, space.example_input(1, arch=arch))
+
+
+def test_a_space_without_layers_is_counted_on_its_built_network() -> None:
+    from tests.nas.toy import ToySpace
+
+    space = ToySpace()
+    candidate = Candidate(space.parse("8-16-3-1"), space)
+    # conv 3->8 3x3, conv 8->16 1x1, linear 16->10, each with bias; FLOPs on an 8x8 input.
+    assert Params()(candidate) == (3 * 8 * 9 + 8) + (8 * 16 + 16) + (16 * 10 + 10)
+    assert Flops()(candidate) == 2 * (3 * 8 * 9 * 64 + 8 * 16 * 64 + 16 * 10)

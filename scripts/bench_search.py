@@ -1,0 +1,295 @@
+"""Search strategies against the truth: regret and hypervolume on NB201's tables, OFA's wall time.
+
+    python scripts/bench_search.py                       # NB201 oracle: 4 devices, 5 strategies, 50/100/200, 5 seeds
+    python scripts/bench_search.py --devices all --seeds 0 1 2 3 4 5 6 7 8 9
+    python scripts/bench_search.py --part ofa            # OFA: wall time to a whole front per device
+
+Every run is ``hwnas-search``'s own path: the search config (configs/search.yaml) composed with
+``space=<space> device=<device> objectives=<objectives> sampler=<strategy> seed=<seed>
+budget.n_trials=<budget> storage=memory`` and run by ``nas.cli.search.search_run``, the function
+behind the command, in a fresh run directory; the figures are read from its summary.json.
+
+**NB201 oracle** (``--part oracle``): accuracy is the table's CIFAR-10 test accuracy, latency the
+device's column, one evaluation one trial (repeats, isomorphs included, are answered from the
+storage and do not count: ``budget.n_trials`` counts evaluations). Per run: the regret of
+``nas.truth.regret`` (budgets at the 10/30/50/70/90th percentiles of the device's latency over
+all cells; per budget, the best accuracy within it minus the best returned one within it; their
+mean, in accuracy points) and the hypervolume ratio to the true front with the reference point
+at the true front's worst accuracy and worst latency (``reference_point=``; at the table's worst
+values random search already scores 0.93-0.98).
+
+**OFA** (``--part ofa``): accuracy from Once-for-All's published predictor, latency from the
+Note10 lookup tables (``device=note10``) or a predictor fitted on a shared OFA column
+(``device=fitted``); the wall time of the whole command's work (search, outputs; no ONNX export),
+the front's size and the share of the latency range it covers.
+
+Runs are appended to ``<out-dir>/<part>.jsonl`` as they finish; a rerun skips those done, so a
+killed benchmark resumes. ``--jobs`` runs that many searches at once (each on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nas.pareto import non_dominated_mask  # noqa: E402
+
+ISSUE_DEVICES = ("raspi4", "fpga", "titan_rtx_1", "pi5_onnx")
+STRATEGIES = ("random", "nsga2", "tpe", "mutation", "surrogate")
+OFA_DEVICES = ("note10", "fitted:titan_rtx_1", "fitted:2080ti_1")
+
+
+def compose(overrides: list[str]) -> Any:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nas.cli import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose("search", overrides=overrides)
+
+
+def run_search(overrides: list[str]) -> tuple[dict[str, Any], list[dict[str, str]], float]:
+    """hwnas-search's search_run on the composed config; (summary, pareto rows, wall seconds)."""
+    import logging
+    import warnings
+
+    import optuna
+
+    from nas.cli.search import search_run
+
+    logging.disable(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore")
+    cfg = compose(overrides)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = search_run(cfg, Path(tmp))
+        with (Path(tmp) / "pareto.csv").open() as f:
+            pareto = list(csv.DictReader(f))
+    return summary, pareto, time.perf_counter() - started
+
+
+def true_front_reference(data_dir: Path, device: str) -> list[float]:
+    """The true front's worst accuracy and worst latency on NB201's tables (the issue's
+    hypervolume reference)."""
+    with (data_dir / "nb201" / "archs.csv").open() as f:
+        accuracy = [float(r["cifar10_test_acc"]) for r in csv.DictReader(f)]
+    with (data_dir / "nb201" / "latency_ms.csv").open() as f:
+        latency = [float(r[device]) for r in csv.DictReader(f)]
+    values = np.column_stack([accuracy, latency])
+    front = values[non_dominated_mask(values, ["maximize", "minimize"])]
+    return [float(front[:, 0].min()), float(front[:, 1].max())]
+
+
+def oracle_job(job: dict[str, Any]) -> dict[str, Any]:
+    overrides = [
+        f"device={job['device']}",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        f"sampler={job['strategy']}",
+        f"seed={job['seed']}",
+        f"budget.n_trials={job['budget']}",
+        f"reference_point=[{job['reference'][0]},{job['reference'][1]}]",
+        "storage=memory",
+        "export.onnx=false",
+        "tensorboard=false",
+        "progress=false",
+        f"data_dir={job['data_dir']}",
+    ]
+    summary, pareto, wall_s = run_search(overrides)
+    return {
+        **{k: job[k] for k in ("device", "strategy", "seed", "budget")},
+        "regret": summary["regret"]["mean"],
+        "regret_per_budget": summary["regret"]["regret"],
+        "hypervolume_ratio": summary["oracle"]["hypervolume_ratio"],
+        "evaluations": summary["trials"]["evaluated"],
+        "trials": summary["trials"]["total"],
+        "pareto_size": len(pareto),
+        "wall_s": wall_s,
+    }
+
+
+def ofa_job(job: dict[str, Any]) -> dict[str, Any]:
+    option, _, column = job["device"].partition(":")
+    device = [f"device={option}"] + ([f"device.name={column}", f"device.n_train={job['n_train']}"] if column else [])
+    overrides = [
+        "space=ofa",
+        *device,
+        "objectives=ofa_accuracy_latency",
+        "metrics=none",
+        f"sampler={job['strategy']}",
+        f"seed={job['seed']}",
+        f"budget.n_trials={job['budget']}",
+        "storage=memory",
+        "export.onnx=false",
+        "progress=false",
+        f"data_dir={job['data_dir']}",
+    ]
+    summary, pareto, wall_s = run_search(overrides)
+    latencies = sorted(float(r["latency_ms"]) for r in pareto)
+    return {
+        **{k: job[k] for k in ("device", "strategy", "seed", "budget")},
+        "wall_s": wall_s,
+        "search_wall_s": summary["wall_time_s"],
+        "pareto_size": len(pareto),
+        "front_latency_ms": [latencies[0], latencies[-1]] if latencies else None,
+        "evaluations": summary["trials"]["evaluated"],
+        "failed": summary["trials"].get("FAIL", 0),
+    }
+
+
+def run_jobs(jobs: list[dict[str, Any]], worker: Any, out: Path, n_jobs: int) -> list[dict[str, Any]]:
+    """Each job not yet in ``out`` (JSON lines), appended as it finishes; all rows of ``out``."""
+    key = ("device", "strategy", "seed", "budget")
+    done = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
+    seen = {tuple(r[k] for k in key) for r in done}
+    todo = [j for j in jobs if tuple(j[k] for k in key) not in seen]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {out}; running {len(todo)}", flush=True)
+    with ProcessPoolExecutor(n_jobs) as pool, out.open("a") as f:
+        for row in pool.map(worker, todo):
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done.append(row)
+            print(json.dumps({k: row[k] for k in (*key, "wall_s")} | {"regret": row.get("regret")}), flush=True)
+    wanted = {tuple(j[k] for k in key) for j in jobs}
+    return [r for r in done if tuple(r[k] for k in key) in wanted]
+
+
+def oracle_table(rows: list[dict[str, Any]], strategies: list[str], budgets: list[int]) -> str:
+    """Mean regret (and mean hypervolume ratio) per strategy and budget, over devices and seeds."""
+    lines = [
+        "| strategy | "
+        + " | ".join(f"regret @{b}" for b in budgets)
+        + " | "
+        + " | ".join(f"HV @{b}" for b in budgets)
+        + " | s/run @"
+        + str(budgets[-1])
+        + " |",
+        "|---" * (2 * len(budgets) + 2) + "|",
+    ]
+    for strategy in strategies:
+        cells, hvs = [], []
+        for budget in budgets:
+            sel = [r for r in rows if r["strategy"] == strategy and r["budget"] == budget]
+            cells.append(f"{statistics.mean(r['regret'] for r in sel):.2f}" if sel else "-")
+            hvs.append(f"{statistics.mean(r['hypervolume_ratio'] for r in sel):.3f}" if sel else "-")
+        last = [r["wall_s"] for r in rows if r["strategy"] == strategy and r["budget"] == budgets[-1]]
+        seconds = f"{statistics.mean(last):.1f}" if last else "-"
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " | " + " | ".join(hvs) + f" | {seconds} |")
+    return "\n".join(lines)
+
+
+def per_device_table(rows: list[dict[str, Any]], strategies: list[str], budget: int) -> str:
+    devices = sorted({r["device"] for r in rows})
+    lines = ["| device | " + " | ".join(strategies) + " |", "|---" * (len(strategies) + 1) + "|"]
+    for device in devices:
+        cells = []
+        for strategy in strategies:
+            sel = [r["regret"] for r in rows if (r["device"], r["strategy"], r["budget"]) == (device, strategy, budget)]
+            cells.append(f"{statistics.mean(sel):.2f}" if sel else "-")
+        lines.append(f"| {device} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def nb201_devices(data_dir: Path, wanted: list[str]) -> list[str]:
+    if wanted != ["all"]:
+        return wanted
+    with (data_dir / "nb201" / "latency_ms.csv").open() as f:
+        header = next(csv.reader(f))
+    return [d for d in header[1:] if (REPO / "configs" / "device" / f"{d}.yaml").is_file()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("oracle", "ofa"), default="oracle")
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="NB201: names or 'all'; OFA: note10, fitted:<column>"
+    )
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--budgets", nargs="+", type=int, default=None)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--n-train", type=int, default=500, help="OFA device=fitted: table rows its predictor fits")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "bench_search")
+    parser.add_argument("--out-md", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = args.data_dir.resolve()
+    if args.part == "oracle":
+        budgets = args.budgets or [50, 100, 200]
+        devices = nb201_devices(data_dir, args.devices or list(ISSUE_DEVICES))
+        references = {d: true_front_reference(data_dir, d) for d in devices}
+        jobs = [
+            {
+                "device": d,
+                "strategy": s,
+                "seed": seed,
+                "budget": b,
+                "reference": references[d],
+                "data_dir": str(data_dir),
+            }
+            for d in devices
+            for s in args.strategies
+            for b in budgets
+            for seed in args.seeds
+        ]
+        rows = run_jobs(jobs, oracle_job, args.out_dir / "oracle.jsonl", args.jobs)
+        report = (
+            f"NB201 oracle, {len(devices)} devices ({', '.join(devices)}), seeds {args.seeds}: mean over devices "
+            "and seeds of the regret (accuracy points) and of the hypervolume ratio to the true front.\n\n"
+            + oracle_table(rows, args.strategies, budgets)
+            + f"\n\nRegret at {budgets[len(budgets) // 2]} evaluations per device:\n\n"
+            + per_device_table(rows, args.strategies, budgets[len(budgets) // 2])
+        )
+    else:
+        budgets = args.budgets or [200]
+        devices = args.devices or list(OFA_DEVICES)
+        jobs = [
+            {"device": d, "strategy": s, "seed": seed, "budget": b, "n_train": args.n_train, "data_dir": str(data_dir)}
+            for d in devices
+            for s in args.strategies
+            for b in budgets
+            for seed in args.seeds
+        ]
+        rows = run_jobs(jobs, ofa_job, args.out_dir / "ofa.jsonl", args.jobs)
+        lines = [
+            "| device | strategy | budget | wall s (mean, max) | front size (min) | front latency ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for d in devices:
+            for s in args.strategies:
+                for b in budgets:
+                    sel = [r for r in rows if (r["device"], r["strategy"], r["budget"]) == (d, s, b)]
+                    if sel:
+                        lines.append(
+                            f"| {d} | {s} | {b} | {statistics.mean(r['wall_s'] for r in sel):.1f}, "
+                            f"{max(r['wall_s'] for r in sel):.1f} | {min(r['pareto_size'] for r in sel)} | "
+                            f"{sel[0]['front_latency_ms']} |"
+                        )
+        report = f"OFA, seeds {args.seeds}: wall time of the search and its outputs (no ONNX export).\n\n" + "\n".join(
+            lines
+        )
+    print(report)
+    if args.out_md:
+        args.out_md.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
