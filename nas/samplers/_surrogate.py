@@ -140,8 +140,8 @@ class SurrogateSampler(ArchitectureSampler):
         return pool.where(np.array([k not in history.taken for k in pool.keys], dtype=bool))
 
     def _startup(self, candidates: Candidates, history: History) -> np.ndarray:
-        """A random candidate of the FLOPs stratum (of ``n_startup_trials`` equal-count strata)
-        that has the fewest evaluations so far."""
+        """A random candidate of the FLOPs stratum (``n_startup_trials`` strata, each holding as
+        many gene vectors) that has the fewest evaluations so far."""
         if candidates.log_flops is None or self.pool.log_flops is None:
             return candidates.indices[self._rng.integers(len(candidates))]
         pool = self.pool
