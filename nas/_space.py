@@ -112,6 +112,15 @@ class SearchSpace(ABC):
             layout=encoding.layout,
         )
 
+    def from_indices(self, indices: np.ndarray) -> list[Architecture]:
+        """The architecture of each row of choice indices (the inverse of ``encoding.indices``),
+        validated and normalised like any genes."""
+        declared = self.genes()
+        return [
+            self.architecture({g.name: g.choices[i] for g, i in zip(declared, row)})
+            for row in np.asarray(indices).tolist()
+        ]
+
     def parse(self, string: str) -> Architecture:
         """The architecture of a canonical string (or of any string naming the same network)."""
         return self.architecture(self.parse_genes(string))

@@ -103,6 +103,10 @@ class EncodingContract(_SpaceFixture):
         mixed = [twin.parse(a.string) if k % 2 else a for k, a in enumerate(archs)]
         np.testing.assert_array_equal(space.encoding.indices(mixed), expected)
 
+    def test_from_indices_inverts_the_indices(self, space: SearchSpace) -> None:
+        archs = _sampled(space)
+        assert space.from_indices(space.encoding.indices(archs)) == archs
+
     def test_architectures_of_another_space_are_refused(self, space: SearchSpace) -> None:
         arch = space.sample(np.random.default_rng(0))
         foreign = Architecture(space=f"not_{space.name}", genes=arch.genes, string=arch.string)

@@ -1,6 +1,7 @@
 """Search strategies against the truth: regret and hypervolume on NB201's tables, OFA's wall time.
 
-    python scripts/bench_search.py                       # NB201 oracle: 4 devices, 5 strategies, 50/100/200, 5 seeds
+    python scripts/bench_search.py                       # NB201 oracle: 4 devices, every sampler option, 50/100/200, 5 seeds
+    python scripts/bench_search.py --strategies random nsga2 tpe mutation surrogate --jobs 2   # the README's table
     python scripts/bench_search.py --devices all --seeds 0 1 2 3 4 5 6 7 8 9
     python scripts/bench_search.py --part ofa            # OFA: wall time to a whole front per device
     python scripts/bench_search.py --part ofa --budgets 1000 10000 --seeds 0   # per-evaluation overhead
@@ -47,10 +48,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nas.cli import config_options  # noqa: E402
 from nas.pareto import non_dominated_mask  # noqa: E402
 
 ISSUE_DEVICES = ("raspi4", "fpga", "titan_rtx_1", "pi5_onnx")
-STRATEGIES = ("random", "nsga2", "tpe", "mutation", "surrogate")
 # fitted:<column> (a predictor fitted on a shared OFA column) also runs, but the columns hold
 # resolutions 128-224 and OFA's accuracy predictor refuses those below 160: its trials fail.
 OFA_DEVICES = ("note10",)
@@ -218,7 +219,7 @@ def nb201_devices(data_dir: Path, wanted: list[str]) -> list[str]:
         return wanted
     with (data_dir / "nb201" / "latency_ms.csv").open() as f:
         header = next(csv.reader(f))
-    return [d for d in header[1:] if (REPO / "configs" / "device" / f"{d}.yaml").is_file()]
+    return [d for d in header[1:] if d in config_options("device")]
 
 
 def main() -> None:
@@ -227,7 +228,8 @@ def main() -> None:
     parser.add_argument(
         "--devices", nargs="+", default=None, help="NB201: names or 'all'; OFA: note10, fitted:<column>"
     )
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    samplers = config_options("sampler")  # the sampler config group is the registry of strategies
+    parser.add_argument("--strategies", nargs="+", choices=samplers, default=samplers)
     parser.add_argument("--budgets", nargs="+", type=int, default=None)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--n-train", type=int, default=500, help="OFA device=fitted: table rows its predictor fits")

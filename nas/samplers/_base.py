@@ -23,10 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas._architecture import ArchitectureError
 from nas._capabilities import DisconnectedSpace, dedup_keys
 from nas._space import SearchSpace
-
-#: A trial that another worker's trial of the same architecture made redundant, or a repeat
-#: answered from the storage: nas.search's user attributes (read here without importing it).
-_NOT_EVALUATED_ATTRS = ("reused_from_trial",)
+from nas.search import REUSED_KEY
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,6 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
         self.space = space
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
         self._distributions = space.distributions()
@@ -80,7 +76,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
         if set(search_space) != set(self._distributions):
             return {}  # asked for something other than this space's genes: leave it to the fallback
         row = self.propose(self.history(study), study.directions)
-        return {gene.name: gene.choices[int(i)] for gene, i in zip(self.space.genes(), row)}
+        return self.space.from_indices(row[None, :])[0].params
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -106,7 +102,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
                 continue
             key, row = parsed
             taken.add(key)
-            if trial.state != TrialState.COMPLETE or any(a in trial.user_attrs for a in _NOT_EVALUATED_ATTRS):
+            if trial.state != TrialState.COMPLETE or REUSED_KEY in trial.user_attrs:  # a repeat: not evaluated
                 continue
             rows.append(row)
             values.append(np.asarray(trial.values, dtype=float) * signs)

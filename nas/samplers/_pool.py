@@ -104,8 +104,7 @@ def mutants(space: SearchSpace, parents: np.ndarray, per_parent: int, rng: np.ra
     flip &= sizes[None, :] > 1
     shift = rng.integers(1, np.maximum(sizes, 2)[None, :], size=children.shape)
     children = np.where(flip, (children + shift) % sizes[None, :], children)
-    archs = [space.architecture({g.name: g.choices[i] for g, i in zip(genes, row)}) for row in children.tolist()]
-    return space.encoding.indices(archs)
+    return space.encoding.indices(space.from_indices(children))
 
 
 @dataclass(frozen=True)
@@ -142,8 +141,7 @@ class Priors:
         return cls(tuple(names), {a: tuple(v) for a, v in scores.items()}, lowest)
 
     def columns(self, space: SearchSpace, indices: np.ndarray) -> np.ndarray:
-        genes = space.genes()
-        strings = [space.architecture({g.name: g.choices[i] for g, i in zip(genes, row)}).string for row in indices]
+        strings = [arch.string for arch in space.from_indices(indices)]
         empty = (None,) * len(self.names)
         out = np.array([[np.nan if v is None else v for v in self.scores.get(s, empty)] for s in strings], dtype=float)
         out = out.reshape(len(strings), len(self.names))
@@ -176,7 +174,5 @@ def _flops(space: SearchSpace, indices: np.ndarray) -> np.ndarray | None:
     if isinstance(space, BatchFlopsSpace):
         return space.batch_flops(indices)
     if isinstance(space, FlopsSpace):
-        genes = space.genes()
-        archs = (space.architecture({g.name: g.choices[i] for g, i in zip(genes, row)}) for row in indices.tolist())
-        return np.array([float(space.flops(a)) for a in archs])
+        return np.array([float(space.flops(a)) for a in space.from_indices(indices)])
     return None
