@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nas._capabilities import DisconnectedSpace
 from nas._objective import Candidate, Cost, Direction, Objective
 from nas.proxies._batch import Proxy, ProxyBatch, ProxyError
 from nas.proxies._data import ProxyData
@@ -26,7 +27,10 @@ class ProxyObjective(Objective):
     refused with a :class:`ProxyError` before the proxy runs, whatever the proxy: such a network
     is untrainable, and a proxy's value for it (a log-determinant of a singular matrix, a ratio of
     zero gradients) would be an accident of the formula, so a search fails the trial and
-    ``hwnas-score`` writes the row without a score; rankings put these networks last. A NaN or
+    ``hwnas-score`` writes the row without a score; rankings put these networks last. A space that
+    knows these networks (:class:`~nas.DisconnectedSpace`) is asked; any other network is checked
+    through its input gradient (:func:`output_ignores_input`: a forward and backward pass, a
+    quarter of the four default proxies' cost on NB201 when each of them ran it). A NaN or
     infinite score is an error naming the proxy and the architecture, never a ranked value.
     """
 
@@ -63,7 +67,7 @@ class ProxyObjective(Objective):
         batch = self.batch(candidate)
         model = candidate.space.build(candidate.arch, seed=self.seed).train()
         where = f"proxy {self.name!r} on {candidate.arch.string}"
-        if self.check_degenerate and output_ignores_input(model, batch):
+        if self.check_degenerate and _ignores_input(candidate, model, batch):
             raise ProxyError(
                 f"{where}: the network's output does not depend on its input (no path from input to "
                 "output), so it is left unscored; rank it last"
@@ -75,6 +79,13 @@ class ProxyObjective(Objective):
         if not math.isfinite(value):
             raise ProxyError(f"{where}: the score is {value}, not a finite number")
         return value
+
+
+def _ignores_input(candidate: Candidate, model: nn.Module, batch: ProxyBatch) -> bool:
+    space = candidate.space
+    if isinstance(space, DisconnectedSpace):
+        return bool(space.disconnected_of(space.encoding.indices([candidate.arch]))[0])
+    return output_ignores_input(model, batch)
 
 
 def output_ignores_input(model: nn.Module, batch: ProxyBatch) -> bool:
