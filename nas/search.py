@@ -72,7 +72,7 @@ class Search:
     # A worker tags its trial milliseconds after asking for it; a RUNNING trial still untagged
     # after this long belongs to a worker that died in between.
     untagged_grace_s: float = 60.0
-    _reuse: dict[str, optuna.trial.FrozenTrial] = field(default_factory=dict, init=False, repr=False)
+    _ledger: _Ledger = field(default_factory=lambda: _Ledger(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.storage is None:
@@ -157,12 +157,8 @@ class Search:
         answered from the storage, from any run or worker)."""
         study = self.study()
         self._recover_dead_workers(study)
-        self._reuse = {
-            _key_of(t): t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if ARCH_KEY in t.user_attrs and REUSED_KEY not in t.user_attrs
-        }
-        done = evaluations(study)
+        ledger = self._ledger = _Ledger()
+        done = ledger.evaluations(study)
         if done:
             log.info("study %r resumes with %d evaluations", self.study_name, done)
         progress = _progress(total=n_trials, initial=min(done, n_trials), enabled=show_progress)
@@ -170,7 +166,9 @@ class Search:
         failures_in_a_row = repeats_in_a_row = 0
         # Count trials other workers are running too, so that workers sharing a storage stop at
         # n_trials together.
-        while evaluations(study, running=True) < n_trials:
+        while (now_done := ledger.evaluations(study, running=True)) < n_trials:
+            progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
+            done = now_done
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 log.info("timeout of %.0f s reached after %d evaluations", timeout_s, done)
                 break
@@ -189,12 +187,10 @@ class Search:
                     "the sampler proposed %d architectures in a row that were already evaluated: it has "
                     "found all it can (a small space, or a converged population); stopping at %d evaluations",
                     repeats_in_a_row,
-                    evaluations(study),
+                    ledger.evaluations(study),
                 )
                 break
-            now_done = evaluations(study)
-            progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
-            done = now_done
+        progress.update(max(0, min(ledger.evaluations(study), n_trials) - min(done, n_trials)))
         progress.close()
         return study
 
@@ -222,7 +218,7 @@ class Search:
             key = dedup_key(self.space, arch)
             trial.set_user_attr(ARCH_KEY, arch.string)
             trial.set_user_attr(DEDUP_KEY, key)
-            if key not in self._reuse:
+            if key not in self._ledger.reuse:
                 pruned = self._claim(study, trial, key, n_trials)
                 if pruned is not None:
                     return pruned
@@ -238,7 +234,7 @@ class Search:
             trial.set_constraint(constraint.name, constraint.violation(values[constraint.metric]))
         frozen = study.tell(trial, [values[o.name] for o in self.objectives])
         if _evaluated(frozen):
-            self._reuse.setdefault(key, frozen)
+            self._ledger.reuse.setdefault(key, frozen)
         return frozen
 
     def _claim(self, study: optuna.Study, trial: optuna.Trial, key: str, n_trials: int) -> FrozenTrial | None:
@@ -246,15 +242,19 @@ class Search:
         key is already stored, so of two workers racing for one architecture the later to look
         sees the other): a finished evaluation of it is reused; one still running, or a budget
         other workers have filled meanwhile, prunes this trial, which counts as no evaluation."""
+        tail = self._ledger.refresh(study)
+        if key in self._ledger.reuse:  # another worker finished it meanwhile
+            return None
         reason = None
-        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        for other in tail:
             if other.number == trial.number or other.user_attrs.get(DEDUP_KEY) != key or not _evaluated(other):
                 continue
             if other.state == TrialState.COMPLETE:
-                self._reuse.setdefault(key, other)
+                self._ledger.reuse.setdefault(key, other)
                 return None
-            reason = other.number
-        if reason is None and _evaluations_before(study, trial.number) >= n_trials:
+            if other.state == TrialState.RUNNING:
+                reason = other.number
+        if reason is None and self._ledger.evaluations_before(study, trial.number, tail) >= n_trials:
             trial.set_user_attr(FAIL_KEY, "the budget was reached by other workers meanwhile")
             return study.tell(trial, state=TrialState.PRUNED)
         if reason is not None:
@@ -265,7 +265,7 @@ class Search:
 
     def _evaluate(self, candidate: Candidate, trial: optuna.Trial, key: str) -> dict[str, float]:
         values: dict[str, float] = {}
-        previous = self._reuse.get(key)
+        previous = self._ledger.reuse.get(key)
         if previous is not None:
             # Samplers revisit architectures (and isomorphs of them, which compute the same
             # function); re-measuring would only spend the budget on noise.
@@ -304,6 +304,45 @@ class Search:
             log.warning("trial %d was left running by dead worker %s: failed and re-queued", trial.number, worker)
 
 
+@dataclass
+class _Ledger:
+    """The storage's trials as a worker's loop needs them, read incrementally: a finished trial
+    never changes, so the longest prefix of finished trials is folded into counts (and its
+    evaluated architectures into ``reuse``) once, and each read looks only at the trials after
+    it. Several reads per trial of all 10,000 trials of a long study would cost more than the
+    sampler."""
+
+    reuse: dict[str, FrozenTrial] = field(default_factory=dict)  # dedup key -> evaluated complete trial
+    _prefix: int = 0  # trials 0.._prefix-1 are finished
+    _prefix_evaluations: int = 0
+
+    def refresh(self, study: optuna.Study) -> list[FrozenTrial]:
+        """Fold newly finished trials into the prefix; the trials after it (unfinished ones first)."""
+        trials = study.get_trials(deepcopy=False)
+        while self._prefix < len(trials) and trials[self._prefix].state.is_finished():
+            trial = trials[self._prefix]
+            if _evaluated(trial):
+                self._prefix_evaluations += 1
+                if trial.state == TrialState.COMPLETE and ARCH_KEY in trial.user_attrs:
+                    self.reuse.setdefault(_key_of(trial), trial)
+            self._prefix += 1
+        return trials[self._prefix :]
+
+    def evaluations(self, study: optuna.Study, running: bool = False) -> int:
+        """:func:`evaluations`, from the prefix's count and the trials after it."""
+        tail = self.refresh(study)  # first: it moves the prefix
+        return self._prefix_evaluations + _count(tail, running)
+
+    def evaluations_before(self, study: optuna.Study, number: int, tail: list[FrozenTrial]) -> int:
+        """Evaluations (running ones included) of trials numbered below ``number``."""
+        return self._prefix_evaluations + _count([t for t in tail if t.number < number], running=True)
+
+
+def _count(trials: Sequence[FrozenTrial], running: bool) -> int:
+    states = (TrialState.COMPLETE, TrialState.FAIL, *((TrialState.RUNNING,) if running else ()))
+    return sum(t.state in states and _evaluated(t) for t in trials)
+
+
 # A process-unique token: a restarted container can hand a dead worker's pid to a new process.
 _TOKEN = uuid.uuid4().hex[:8]
 
@@ -315,13 +354,7 @@ def _count_running(study: optuna.Study) -> int:
 def evaluations(study: optuna.Study, running: bool = False) -> int:
     """Trials that spent the budget: complete or failed ones not answered from the storage (and,
     with ``running``, those being evaluated now)."""
-    states = (TrialState.COMPLETE, TrialState.FAIL, *((TrialState.RUNNING,) if running else ()))
-    return sum(_evaluated(t) for t in study.get_trials(deepcopy=False, states=states))
-
-
-def _evaluations_before(study: optuna.Study, number: int) -> int:
-    states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
-    return sum(_evaluated(t) and t.number < number for t in study.get_trials(deepcopy=False, states=states))
+    return _count(study.get_trials(deepcopy=False), running)
 
 
 def _evaluated(trial: FrozenTrial) -> bool:
