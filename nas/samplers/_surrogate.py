@@ -7,19 +7,22 @@ Read top to bottom:
    6,466 isomorphism classes less the disconnected one), or a seeded sample of a large one plus
    mutants of the current front (OFA, FBNet), each with its genes' features and log FLOPs; of
    those, the ones within ``radius`` changed genes of the evaluated front (a local search whose
-   steps the models choose).
+   steps the models choose), plus a few picked from the whole pool by the models: those
+   predicted cheaper than anything evaluated, and the predicted best within each cost band.
 2. **Start-up**: the first ``n_startup_trials`` spread over the FLOPs range (one per FLOPs
    stratum), so the models see cheap and costly networks from the start.
 3. **Models**: one extremely randomised tree ensemble per objective and constraint (scikit-learn's
    ``ExtraTreesRegressor``: fits a few hundred rows in milliseconds, and the spread of its trees
-   is the uncertainty the acquisition needs), costs in log space. Refitted as trials arrive.
+   is the uncertainty the acquisition needs), costs in log space and on the residuals of a ridge
+   regression (which extrapolates to cheaper networks than any evaluated). Refitted as trials
+   arrive.
 4. **Acquisition, per cost band**: a front is judged at every budget of its cost (the regret in
    ``nas.truth`` takes five percentiles of latency). So the cost range is cut into ``n_bands``
-   budgets at quantiles of the predicted cost over all candidates, and a candidate's value is
-   the sum over budgets of P(its cost is within the budget) x the expected improvement of its
-   score over the best evaluated one within that budget, times P(it is feasible). Summed over
-   budgets this is the expected gain in the front's area with cost read as its rank among the
-   candidates, so every latency band counts alike, not only the knee.
+   budgets at quantiles of the predicted cost over the whole pool, plus one at its cheapest
+   network, and a candidate's value is the sum over budgets of P(its cost is within the budget)
+   x the expected improvement of its score over the best evaluated one within that budget, times
+   P(it is feasible). Summed over budgets this is the expected gain in the front's area with cost
+   read as its rank in the space, so every latency band counts alike, not only the knee.
 
 Two objectives: the cost is the one named ``latency*`` (else the second), the score the other.
 One objective: plain expected improvement. Three or more: the first objective is the score, the
@@ -29,11 +32,13 @@ others one cost mixed with random weights per proposal (each proposal targets an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from optuna.study import StudyDirection
 from scipy.special import ndtr
 from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.linear_model import Ridge
 
 from nas._space import SearchSpace
 from nas.pareto import non_dominated_mask
@@ -59,11 +64,18 @@ class SurrogateSampler(ArchitectureSampler):
         refit_growth: models are refitted once the evaluations grew by this fraction (at least
             one): with thousands of trials, refitting at every one would dominate the loop.
         radius: candidates are the networks within this many changed genes of a network on the
-            evaluated front (the whole pool when none is left there, or with ``None``): the
-            models rank neighbours well but extrapolate poorly, and NB201's good cells neighbour
-            good cells. Chosen on raspi4 and fpga (seeds 100-109, 100 evaluations: radius 1 0.36,
-            3 0.52, 6 0.66, whole pool 0.64 regret), checked on the other devices and seeds by
-            scripts/bench_search.py.
+            evaluated front (the whole pool when none is left there, or with ``None``), plus the
+            pool picks below: the models rank neighbours well but extrapolate poorly, and NB201's
+            good cells neighbour good cells. Chosen on raspi4 and fpga (seeds 100-109, 100
+            evaluations: radius 1 0.36, 3 0.52, 6 0.66, whole pool 0.64 regret), checked on the
+            other devices and seeds by scripts/bench_search.py.
+        linear_costs: model each cost (and constraint) as a ridge regression plus trees on its
+            residuals, so that predictions reach below the cheapest evaluated network (trees
+            alone never predict outside the values they were fitted on). On pi5_litert (seeds
+            0-2, 100 evaluations) regret 7.0 without, 0.75 with; raspi4 and fpga (seeds 100-109)
+            0.39 without, 0.31 with.
+        band_leaders: add the pool's best predicted network within each band to the candidates
+            (raspi4, fpga and pi5_litert, seeds 100-105: regret 0.62 without, 0.40 with).
         priors: directories ``hwnas-score`` wrote (its scores.csv): their scores become model
             features. Zero-cost proxies do not depend on the device: scored once for a space,
             they serve every device's search.
@@ -80,6 +92,8 @@ class SurrogateSampler(ArchitectureSampler):
         n_trees: int = 64,
         refit_growth: float = 0.02,
         radius: int | None = 1,
+        linear_costs: bool = True,
+        band_leaders: bool = True,
         priors: Sequence[str] = (),
     ) -> None:
         super().__init__(space, seed)
@@ -90,11 +104,14 @@ class SurrogateSampler(ArchitectureSampler):
         self.n_trees = n_trees
         self.refit_growth = refit_growth
         self.radius = radius
+        self.linear_costs = linear_costs
+        self.band_leaders = band_leaders
         self.priors = Priors.read(priors) if priors else None
         self._pool: Candidates | None = None
-        self._models: list[ExtraTreesRegressor] | None = None
+        self._models: list[_Model] | None = None
         self._fitted_on = 0
         self._feature_cache: dict[bytes, np.ndarray] = {}
+        self._pool_cache: tuple[int, list[np.ndarray]] | None = None
 
     @property
     def pool(self) -> Candidates:
@@ -113,8 +130,32 @@ class SurrogateSampler(ArchitectureSampler):
         if len(history) < self.n_startup_trials:
             return self._startup(candidates, history)
         models = self._fit(history)
+        candidates = candidates + self._pool_picks(models, history)
         gain = self._acquisition(models, candidates, history)
         return candidates.indices[int(np.argmax(gain))]
+
+    def _pool_picks(self, models: list[_Model], history: History) -> Candidates:
+        """Candidates beyond the front's neighbourhood, from the whole pool: the fresh rows
+        predicted cheaper than every feasible evaluated network (no front member to step from
+        there), and with ``band_leaders`` the fresh row with the best predicted score within each
+        band's budget. Without them, a search on pi5_litert never reached its best cheap cells:
+        one live 1x1 convolution, several genes away from the cheap cells a search meets first."""
+        empty = self.pool.where(np.zeros(len(self.pool), dtype=bool))
+        if self.radius is None or history.values.shape[1] != 2 or not history.feasible.any():
+            return empty
+        score_axis, (cost_axis,) = self._axes(history)
+        cheapest = _transform(history.values)[history.feasible, cost_axis].min()
+        predicted = self._pool_means(models)
+        cost, score = predicted[cost_axis], predicted[score_axis]
+        fresh = np.array([k not in history.taken for k in self.pool.keys], dtype=bool)
+        mask = fresh & (cost < cheapest)
+        if self.band_leaders:
+            budgets = weighted_quantiles(cost, self.pool.members, (np.arange(self.n_bands) + 0.5) / self.n_bands)
+            for budget in budgets:
+                within = np.flatnonzero(fresh & (cost <= budget))
+                if len(within):
+                    mask[within[np.argmin(score[within])]] = True
+        return self.pool.where(mask)
 
     def _candidates(self, history: History) -> Candidates:
         """Fresh candidates: the pool's (a sampled pool gains mutants of the front), those near
@@ -156,18 +197,16 @@ class SurrogateSampler(ArchitectureSampler):
             choices = np.arange(len(candidates))
         return candidates.indices[self._rng.choice(choices)]
 
-    def _fit(self, history: History) -> list[ExtraTreesRegressor]:
+    def _fit(self, history: History) -> list[_Model]:
         grown = len(history) - self._fitted_on
         if self._models is not None and grown < max(1, self.refit_growth * self._fitted_on):
             return self._models
         features = self._features(history.indices)
         targets = np.hstack([_transform(history.values), history.violations])
         seed = int(self._rng.integers(2**31))
+        linear = self._cost_columns(history) if self.linear_costs else []
         self._models = [
-            ExtraTreesRegressor(n_estimators=self.n_trees, min_samples_leaf=2, max_features=0.7, random_state=seed).fit(
-                features, column
-            )
-            for column in targets.T
+            _fit_model(features, column, j in linear, self.n_trees, seed) for j, column in enumerate(targets.T)
         ]
         self._fitted_on = len(history)
         return self._models
@@ -180,7 +219,7 @@ class SurrogateSampler(ArchitectureSampler):
             self._feature_cache.update((row.tobytes(), f) for row, f in zip(missing, features))
         return np.array([self._feature_cache[row.tobytes()] for row in indices])
 
-    def _acquisition(self, models: list[ExtraTreesRegressor], candidates: Candidates, history: History) -> np.ndarray:
+    def _acquisition(self, models: list[_Model], candidates: Candidates, history: History) -> np.ndarray:
         n_objectives = history.values.shape[1]
         means, stds = zip(*(_predict(m, candidates.features) for m in models))
         observed = _transform(history.values)
@@ -193,19 +232,27 @@ class SurrogateSampler(ArchitectureSampler):
             return p_feasible * _expected_improvement(means[0], stds[0], best)
         score_axis, cost_axes = self._axes(history)
         mean_s, std_s = means[score_axis], stds[score_axis]
+        pool_costs = [self._pool_means(models)[c] for c in cost_axes]
         if len(cost_axes) == 1:
             (c,) = cost_axes
-            mean_c, std_c, cost_seen = means[c], stds[c], observed[:, c]
-        else:  # a random trade-off between the costs, each scaled to its candidates' range
+            mean_c, std_c, cost_seen, pool_c = means[c], stds[c], observed[:, c], pool_costs[0]
+        else:  # a random trade-off between the costs, each scaled to the pool's predicted range
             weights = self._rng.dirichlet(np.ones(len(cost_axes)))
-            lows = np.array([means[c].min() for c in cost_axes])
-            spans = np.array([np.ptp(means[c]) or 1.0 for c in cost_axes])
+            lows = np.array([p.min() for p in pool_costs])
+            spans = np.array([np.ptp(p) or 1.0 for p in pool_costs])
             mean_c = sum(w * (means[c] - lo) / s for w, c, lo, s in zip(weights, cost_axes, lows, spans))
             std_c = np.sqrt(sum((w * stds[c] / s) ** 2 for w, c, s in zip(weights, cost_axes, spans)))
             cost_seen = sum(w * (observed[:, c] - lo) / s for w, c, lo, s in zip(weights, cost_axes, lows, spans))
-        # Budgets at quantiles over the gene vectors (a class counts its members), as the
-        # regret's percentiles are taken.
-        budgets = weighted_quantiles(mean_c, candidates.members, (np.arange(self.n_bands) + 0.5) / self.n_bands)
+            pool_c = sum(w * (p - lo) / s for w, p, lo, s in zip(weights, pool_costs, lows, spans))
+        # Budgets at quantiles of the whole pool's predicted cost, over the gene vectors (a class
+        # counts its members), as the regret's percentiles are taken over the space: quantiles
+        # of the candidates near the front would leave the cheapest corner without a budget.
+        # Plus one budget at the cheapest predicted network, which anchors the front's cheap end:
+        # a model fitted near the front predicts the space's cheap networks too costly (on
+        # pi5_litert it put 2% of the pool above 1.2 ms where 10% of the cells are under 0.78),
+        # and its budgets would then all lie above the cheapest evaluated network.
+        quantiles = np.r_[0.0, (np.arange(self.n_bands) + 0.5) / self.n_bands]
+        budgets = weighted_quantiles(pool_c, self.pool.members, quantiles)
         score_seen = observed[:, score_axis]
         # A budget with nothing evaluated within it loses the whole score (nas.truth's regret):
         # improving on nothing is worth a range of scores beyond the worst seen.
@@ -216,6 +263,18 @@ class SurrogateSampler(ArchitectureSampler):
             best = score_seen[within].min() if within.any() else nothing
             gain += ndtr((budget - mean_c) / std_c) * _expected_improvement(mean_s, std_s, best)
         return p_feasible * gain
+
+    def _pool_means(self, models: list[_Model]) -> list[np.ndarray]:
+        """Each model's predicted mean over the whole pool, computed once per fit."""
+        if self._pool_cache is None or self._pool_cache[0] != self._fitted_on:
+            self._pool_cache = (self._fitted_on, [_predict(m, self.pool.features)[0] for m in models])
+        return self._pool_cache[1]
+
+    def _cost_columns(self, history: History) -> list[int]:
+        """Target columns that are costs: the cost objectives and the constraints."""
+        n = history.values.shape[1]
+        costs = self._axes(history)[1] if n > 1 else []
+        return [*costs, *range(n, n + history.violations.shape[1])]
 
     def _axes(self, history: History) -> tuple[int, list[int]]:
         n = history.values.shape[1]
@@ -238,11 +297,28 @@ def _transform(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _predict(model: ExtraTreesRegressor, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Model:
+    """A ridge regression (or none) plus extremely randomised trees on its residuals."""
+
+    linear: Ridge | None
+    trees: ExtraTreesRegressor
+
+
+def _fit_model(features: np.ndarray, target: np.ndarray, linear: bool, n_trees: int, seed: int) -> _Model:
+    ridge = Ridge(alpha=1.0).fit(features, target) if linear else None
+    residual = target - ridge.predict(features) if ridge is not None else target
+    trees = ExtraTreesRegressor(n_estimators=n_trees, min_samples_leaf=2, max_features=0.7, random_state=seed)
+    return _Model(ridge, trees.fit(features, residual))
+
+
+def _predict(model: _Model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Each tree's own predictions (the trees' spread is the uncertainty), read from the fitted
     # trees directly: their public predict() validates the input again per tree, 10x the work.
     features = np.ascontiguousarray(features, dtype=np.float32)
-    per_tree = np.stack([tree.tree_.predict(features)[:, 0] for tree in model.estimators_])
+    per_tree = np.stack([tree.tree_.predict(features)[:, 0] for tree in model.trees.estimators_])
+    if model.linear is not None:
+        per_tree += model.linear.predict(features)
     mean = per_tree.mean(axis=0)
     # A floor: trees that agree exactly (few rows, one leaf) are not certain.
     floor = 1e-3 * (np.ptp(mean) or 1.0)
