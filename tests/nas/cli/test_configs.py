@@ -174,3 +174,22 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         assert isinstance(instantiate(node), SamplingStrategy)
     else:
         pytest.fail(f"config group {group!r} has no composition test: add a branch here")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sampler"),
+    [
+        ([], "NSGAIISampler"),
+        (["objectives=accuracy_latency"], "SurrogateSampler"),
+        (["objectives=accuracy_energy", "device=fpga"], "SurrogateSampler"),
+        (["objectives=accuracy_latency", "sampler=tpe"], "TPESampler"),
+        (["sampler=tpe", "objectives=accuracy_latency"], "TPESampler"),
+    ],
+)
+@pytest.mark.parametrize("primary", ["search", "pipeline"])
+def test_an_objectives_option_picks_its_measured_sampler_and_sampler_wins(
+    primary: str, overrides: list[str], sampler: str
+) -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(primary, overrides=["device=raspi4", *overrides])
+    assert cfg.sampler._target_.rsplit(".", 1)[1] == sampler

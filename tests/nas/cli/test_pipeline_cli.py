@@ -21,6 +21,7 @@ SMALL = (
     "objectives=accuracy_latency",
     "n_profile=16",
     "budget.n_trials=20",
+    "sampler=nsga2",  # accuracy_latency's own default is the surrogate; NSGA-II's start-up is cheaper
     "sampler.population_size=8",
     "predictor=layer_sum",
     "max_rounds=2",

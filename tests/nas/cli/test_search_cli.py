@@ -386,7 +386,7 @@ def test_a_study_is_tied_to_its_device(tmp_path: Path, data_dir: Path) -> None:
     before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file() and p.suffix in (".csv", ".json")}
     into_study = run_search(
         "device=pixel3",
-        "study_name=nb201-raspi4-accuracy+latency_ms-nsgaii-s0",
+        "study_name=nb201-raspi4-accuracy+latency_ms-surrogate-s0",
         "storage=url",
         f"storage.url=sqlite:///{first / 'study.db'}",
         *common,

@@ -58,7 +58,7 @@ def test_two_workers_on_the_readme_postgresql_url_stop_together_at_the_budget(
     assert len(written) == 1
     other = json.loads((tmp_path / f"worker{1 - written[0]}" / "worker.json").read_text())
     summary = json.loads((tmp_path / f"worker{written[0]}" / "summary.json").read_text())
-    assert summary["study_name"] == other["study_name"] == "nb201-raspi4-accuracy+latency_ms-nsgaii-s0"
+    assert summary["study_name"] == other["study_name"] == "nb201-raspi4-accuracy+latency_ms-surrogate-s0"
     study = optuna.load_study(study_name=summary["study_name"], storage=postgres_url)
     assert_one_budget_split_without_repeats(study, BUDGET)
     last = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.number)

@@ -85,7 +85,7 @@ def test_a_predicted_device_answers_from_hwnas_fit_files(tmp_path: Path, data_di
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["device"] == "raspi4" and summary["study_name"] == "nb201-raspi4-accuracy+latency_ms-nsgaii-s0"
+    assert summary["device"] == "raspi4" and summary["study_name"] == "nb201-raspi4-accuracy+latency_ms-surrogate-s0"
     # Latencies are the fitted predictor's: equal to what hwnas-fit predicted for the same rows.
     predicted = {r["arch"]: float(r["predicted"]) for r in read_csv(raspi4_fit / "test_predictions.csv")}
     # (a repeat's values are its original's: an isomorph answered from the storage)
