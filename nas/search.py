@@ -254,7 +254,7 @@ class Search:
                 return None
             if other.state == TrialState.RUNNING:
                 reason = other.number
-        if reason is None and self._ledger.evaluations_before(study, trial.number, tail) >= n_trials:
+        if reason is None and self._ledger.evaluations_before(trial.number, tail) >= n_trials:
             trial.set_user_attr(FAIL_KEY, "the budget was reached by other workers meanwhile")
             return study.tell(trial, state=TrialState.PRUNED)
         if reason is not None:
@@ -317,8 +317,10 @@ class _Ledger:
     _prefix_evaluations: int = 0
 
     def refresh(self, study: optuna.Study) -> list[FrozenTrial]:
-        """Fold newly finished trials into the prefix; the trials after it (unfinished ones first)."""
+        """Fold newly finished trials into the prefix; the trials after it (the first unfinished)."""
         trials = study.get_trials(deepcopy=False)
+        if trials and trials[-1].number != len(trials) - 1:  # Optuna's storages list them by number
+            trials = sorted(trials, key=lambda t: t.number)
         while self._prefix < len(trials) and trials[self._prefix].state.is_finished():
             trial = trials[self._prefix]
             if _evaluated(trial):
@@ -333,7 +335,7 @@ class _Ledger:
         tail = self.refresh(study)  # first: it moves the prefix
         return self._prefix_evaluations + _count(tail, running)
 
-    def evaluations_before(self, study: optuna.Study, number: int, tail: list[FrozenTrial]) -> int:
+    def evaluations_before(self, number: int, tail: list[FrozenTrial]) -> int:
         """Evaluations (running ones included) of trials numbered below ``number``."""
         return self._prefix_evaluations + _count([t for t in tail if t.number < number], running=True)
 

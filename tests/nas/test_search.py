@@ -327,3 +327,40 @@ def test_an_isomorph_of_an_evaluated_cell_is_answered_from_the_storage() -> None
     assert [t.user_attrs["arch"] for t in trials] == [first.string, isomorph.string, other.string]
     assert trials[1].user_attrs["reused_from_trial"] == 0 and trials[1].values == trials[0].values
     assert evaluations(study) == 2 and "reused_from_trial" not in trials[2].user_attrs
+
+
+def test_the_incremental_ledger_counts_what_a_full_scan_counts() -> None:
+    """Search's ledger folds the finished prefix once; at every step, whatever the states in the
+    tail (running, waiting, pruned, reused), it counts what :func:`evaluations` counts over all
+    trials and knows every evaluated complete architecture for reuse."""
+    from nas.search import ARCH_KEY, DEDUP_KEY, REUSED_KEY, _Ledger
+
+    study = optuna.create_study(directions=["minimize"])
+    ledger = _Ledger()
+    rng = np.random.default_rng(0)
+    running: list[optuna.Trial] = []
+    for step in range(200):
+        if running and rng.random() < 0.4:  # finish one of the running trials, in any order
+            trial = running.pop(int(rng.integers(len(running))))
+            kind = rng.integers(4)
+            if kind == 0:
+                trial.set_user_attr(REUSED_KEY, 0)
+            state = (TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)[kind]
+            study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+        else:
+            trial = study.ask()
+            trial.set_user_attr(ARCH_KEY, f"a{step % 50}")
+            trial.set_user_attr(DEDUP_KEY, f"a{step % 50}")
+            running.append(trial)
+        for with_running in (False, True):
+            assert ledger.evaluations(study, running=with_running) == evaluations(study, running=with_running)
+    for trial in running:
+        study.tell(trial, 1.0)
+    assert ledger.evaluations(study) == evaluations(study)
+    assert ledger._prefix == len(study.trials)  # everything finished is folded in: reads see no tail
+    evaluated_complete = {
+        t.user_attrs[DEDUP_KEY]
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+        if REUSED_KEY not in t.user_attrs
+    }
+    assert evaluated_complete == set(ledger.reuse)
