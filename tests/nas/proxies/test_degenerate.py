@@ -3,6 +3,7 @@ output), including on the connected cells whose input signal vanishes below floa
 
 from __future__ import annotations
 
+import math
 import pytest
 
 from nas.proxies import ProxyBatch, ProxyData, output_ignores_input
@@ -36,3 +37,20 @@ def test_refused_exactly_when_no_path_leads_from_input_to_output(string: str, ba
     model = space.build(arch, seed=0).train()
     assert output_ignores_input(model, batch) == is_disconnected(arch)
     assert model.training
+
+
+@pytest.mark.parametrize("string", CELLS)
+def test_the_objective_asks_the_space_and_refuses_the_same_cells(string: str, batch: ProxyBatch) -> None:
+    """NB201 is a DisconnectedSpace: ProxyObjective asks it instead of the gradient check above,
+    and refuses exactly the cells the graph rule calls disconnected."""
+    from nas import Candidate
+    from nas.proxies import ProxyError, ProxyObjective, synflow
+
+    space = NB201Space()
+    arch = space.parse(string)
+    objective = ProxyObjective(synflow, data=ProxyData(PackagedImages(count=80), batch_size=16))
+    if is_disconnected(arch):
+        with pytest.raises(ProxyError, match="does not depend on its input"):
+            objective(Candidate(arch, space))
+    else:
+        assert math.isfinite(objective(Candidate(arch, space)))
