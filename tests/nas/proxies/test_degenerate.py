@@ -4,6 +4,7 @@ output), including on the connected cells whose input signal vanishes below floa
 from __future__ import annotations
 
 import math
+
 import pytest
 
 from nas.proxies import ProxyBatch, ProxyData, output_ignores_input
