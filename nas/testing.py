@@ -43,7 +43,7 @@ from nas._capabilities import (
     LayerSpec,
     SupernetSpace,
 )
-from nas._objective import Candidate, Cost, Direction, Objective
+from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
 from nas._predictor import IntervalPredictor, Predictor, PredictorMismatchError
 from nas._space import ArchitectureError, SearchSpace
 from nas._supernet import Supernet
@@ -877,6 +877,45 @@ class SamplerContract:
         study = self._search(space, make_sampler(space, 0), url).run(n_trials=self.BUDGET, show_progress=False)
         archs = [t.user_attrs["arch"] for t in study.trials]
         assert len(archs) == self.BUDGET and len(set(archs)) == self.BUDGET
+
+    def test_goes_on_past_networks_an_objective_refuses(
+        self, space: SearchSpace, make_sampler: Callable[[SearchSpace, int], object]
+    ) -> None:
+        """The cheaper half of the space fails its trials (as OFA's accuracy predictor refuses
+        small resolutions): the search still reaches its budget, without 20 failures in a row."""
+        from nas.objectives import Flops
+        from nas.search import Search
+
+        sampled = [space.sample(np.random.default_rng(k)) for k in range(200)]
+        threshold = float(np.median([Flops("f")(Candidate(a, space)) for a in sampled]))
+        search = Search(
+            space=space,
+            objectives=[_ChoiceIndexSum("score"), _RefusedBelow("flops", threshold)],
+            sampler=make_sampler(space, 0),
+            study_name="contract",
+        )
+        study = search.run(n_trials=self.BUDGET, show_progress=False)
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert len(complete) >= self.BUDGET // 2 and all(t.values[1] >= threshold for t in complete)
+
+
+class _RefusedBelow(Objective):
+    """FLOPs, refusing every network with fewer than ``threshold`` (a trial that fails)."""
+
+    direction = Direction.MINIMIZE
+    cost = Cost.STATIC
+
+    def __init__(self, name: str, threshold: float) -> None:
+        super().__init__(name)
+        self.threshold = threshold
+
+    def __call__(self, candidate: Candidate) -> float:
+        from nas.objectives import Flops
+
+        value = Flops(self.name)(candidate)
+        if value < self.threshold:
+            raise ObjectiveError(f"{self.name}: {value:.0f} FLOPs is under {self.threshold:.0f}, refused")
+        return value
 
 
 class _ChoiceIndexSum(Objective):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,15 @@ class History:
     architectures are taken (evaluated, running, failed) and must not be proposed again.
 
     ``values`` are in minimisation form (maximised objectives negated), one row per evaluated
-    complete trial; ``violations`` hold its constraint values (<= 0 is feasible)."""
+    complete trial; ``violations`` hold its constraint values (<= 0 is feasible); ``failed`` holds
+    the genes of every failed trial (an objective refused the network)."""
 
     indices: np.ndarray  # (evaluated, genes) choice indices
     values: np.ndarray  # (evaluated, objectives), minimised
     violations: np.ndarray  # (evaluated, constraints)
     taken: frozenset[str]  # dedup keys of every evaluated, running or failed architecture
     metric_names: tuple[str, ...] | None
+    failed: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))  # (failed, genes)
 
     @property
     def feasible(self) -> np.ndarray:
@@ -93,7 +95,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
         n_objectives = len(study.directions)
         signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
         constraint_names = sorted({k for t in trials if t.state == TrialState.COMPLETE for k in t.constraints})
-        taken, rows, values, violations = set(), [], [], []
+        taken, rows, values, violations, failed = set(), [], [], [], []
         for trial in trials:
             if trial.state in (TrialState.WAITING, TrialState.PRUNED):
                 continue
@@ -102,6 +104,8 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
                 continue
             key, row = parsed
             taken.add(key)
+            if trial.state == TrialState.FAIL:
+                failed.append(row)
             if trial.state != TrialState.COMPLETE or REUSED_KEY in trial.user_attrs:  # a repeat: not evaluated
                 continue
             rows.append(row)
@@ -114,6 +118,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
             violations=np.array(violations, dtype=float).reshape(len(rows), len(constraint_names)),
             taken=frozenset(taken),
             metric_names=tuple(study.metric_names) if study.metric_names else None,
+            failed=np.array(failed, dtype=np.int64).reshape(len(failed), genes),
         )
 
     def _row(self, trial: FrozenTrial) -> tuple[str, np.ndarray] | None:

@@ -14,8 +14,9 @@ Read top to bottom:
 3. **Models**: one extremely randomised tree ensemble per objective and constraint (scikit-learn's
    ``ExtraTreesRegressor``: fits a few hundred rows in milliseconds, and the spread of its trees
    is the uncertainty the acquisition needs), costs in log space and on the residuals of a ridge
-   regression (which extrapolates to cheaper networks than any evaluated). Refitted as trials
-   arrive.
+   regression (which extrapolates to cheaper networks than any evaluated); where trials failed,
+   one more predicts which networks fail, and the acquisition is weighted by the chance they
+   do not. Refitted as trials arrive.
 4. **Acquisition, per cost band**: a front is judged at every budget of its cost (the regret in
    ``nas.truth`` takes five percentiles of latency). So the cost range is cut into ``n_bands``
    budgets at quantiles of the predicted cost over the whole pool, plus one at its cheapest
@@ -119,6 +120,7 @@ class SurrogateSampler(ArchitectureSampler):
         self._fitted_on = 0
         self._feature_cache: dict[bytes, np.ndarray] = {}
         self._pool_cache: tuple[int, list[np.ndarray]] | None = None
+        self._failure: _Model | None = None
 
     @property
     def pool(self) -> Candidates:
@@ -155,6 +157,8 @@ class SurrogateSampler(ArchitectureSampler):
         predicted = self._pool_means(models)
         cost, score = predicted[cost_axis], predicted[score_axis]
         fresh = np.array([k not in history.taken for k in self.pool.keys], dtype=bool)
+        if self._failure is not None:  # picks are taken on the models' word alone: not likely failures
+            fresh &= self._p_ok(self.pool.features) > 0.5
         mask = np.zeros(len(self.pool), dtype=bool)
         below = np.flatnonzero(fresh & (cost < cheapest))
         # A ridge can put thousands of a sampled pool below the front: its cheapest n_bands.
@@ -192,13 +196,15 @@ class SurrogateSampler(ArchitectureSampler):
 
     def _startup(self, candidates: Candidates, history: History) -> np.ndarray:
         """A random candidate of the FLOPs stratum (``n_startup_trials`` strata, each holding as
-        many gene vectors) that has the fewest evaluations so far."""
+        many gene vectors) that has the fewest evaluations so far, failed trials counted (else a
+        stratum whose networks an objective refuses would be asked for forever)."""
         if candidates.log_flops is None or self.pool.log_flops is None:
             return candidates.indices[self._rng.integers(len(candidates))]
         pool = self.pool
         assert pool.log_flops is not None
         edges = weighted_quantiles(pool.log_flops, pool.members, np.linspace(0, 1, self.n_startup_trials + 1)[1:-1])
-        evaluated = model_features(self.space, history.indices)[1] if len(history) else np.empty(0)
+        tried = np.vstack([history.indices, history.failed.reshape(-1, history.indices.shape[1])])
+        evaluated = model_features(self.space, tried)[1] if len(tried) else np.empty(0)
         counts = np.bincount(np.searchsorted(edges, evaluated), minlength=self.n_startup_trials)
         strata = np.searchsorted(edges, candidates.log_flops)
         emptiest = np.flatnonzero(counts == counts.min())
@@ -208,7 +214,8 @@ class SurrogateSampler(ArchitectureSampler):
         return candidates.indices[self._rng.choice(choices)]
 
     def _fit(self, history: History) -> list[_Model]:
-        grown = len(history) - self._fitted_on
+        seen = len(history) + len(history.failed)  # failures count: the failure model learns from them
+        grown = seen - self._fitted_on
         if self._models is not None and grown < max(1, self.refit_growth * self._fitted_on):
             return self._models
         features = self._features(history.indices)
@@ -218,8 +225,26 @@ class SurrogateSampler(ArchitectureSampler):
         self._models = [
             _fit_model(features, column, j in linear, self.n_trees, seed) for j, column in enumerate(targets.T)
         ]
-        self._fitted_on = len(history)
+        self._failure = self._fit_failure(history, seed)
+        self._fitted_on = seen
         return self._models
+
+    def _fit_failure(self, history: History, seed: int) -> _Model | None:
+        """Where trials failed (an objective refused the network, e.g. OFA's accuracy predictor
+        below 160 pixels), trees on the evaluated and failed networks predicting which fail:
+        without them the models never learn what fails, and a search proposed such networks until
+        20 in a row had failed."""
+        if not len(history.failed):
+            return None
+        features = self._features(np.vstack([history.indices, history.failed]))
+        target = np.r_[np.zeros(len(history)), np.ones(len(history.failed))]
+        return _fit_model(features, target, False, self.n_trees, seed)
+
+    def _p_ok(self, features: np.ndarray) -> np.ndarray | float:
+        """1 - the predicted chance that a network's trial fails (1 while none has failed)."""
+        if self._failure is None:
+            return 1.0
+        return 1.0 - np.clip(_predict(self._failure, features)[0], 0.0, 1.0)
 
     def _features(self, indices: np.ndarray) -> np.ndarray:
         """:func:`model_features` of evaluated rows, each computed once."""
@@ -239,7 +264,7 @@ class SurrogateSampler(ArchitectureSampler):
             p_feasible *= ndtr(-mean / std)
         if n_objectives == 1:
             best = observed[feasible, 0].min() if feasible.any() else observed[:, 0].max()
-            return p_feasible * _expected_improvement(means[0], stds[0], best)
+            return p_feasible * self._p_ok(candidates.features) * _expected_improvement(means[0], stds[0], best)
         score_axis, cost_axes = self._axes(history)
         mean_s, std_s = means[score_axis], stds[score_axis]
         pool_costs = [self._pool_means(models)[c] for c in cost_axes]
@@ -272,7 +297,7 @@ class SurrogateSampler(ArchitectureSampler):
             within = feasible & (cost_seen <= budget)
             best = score_seen[within].min() if within.any() else nothing
             gain += ndtr((budget - mean_c) / std_c) * _expected_improvement(mean_s, std_s, best)
-        return p_feasible * gain
+        return p_feasible * self._p_ok(candidates.features) * gain
 
     def _pool_means(self, models: list[_Model]) -> list[np.ndarray]:
         """Each model's predicted mean over the whole pool (see ``_SAMPLED_POOL_TREES``)."""
