@@ -144,11 +144,12 @@ class SurrogateSampler(ArchitectureSampler):
         return candidates.indices[int(np.argmax(gain))]
 
     def _pool_picks(self, models: list[_Model], history: History) -> Candidates:
-        """Candidates beyond the front's neighbourhood, from the whole pool: the (at most
-        ``n_bands``) cheapest fresh rows predicted cheaper than every feasible evaluated network
-        (no front member to step from there), and with ``band_leaders`` the fresh row with the best predicted score within each
-        band's budget. Without them, a search on pi5_litert never reached its best cheap cells:
-        one live 1x1 convolution, several genes away from the cheap cells a search meets first."""
+        """Candidates beyond the front's neighbourhood, from the whole pool: the fresh rows
+        predicted cheaper than every feasible evaluated network (no front member to step from
+        there; of a sampled pool, the ``n_bands`` cheapest), and with ``band_leaders`` the fresh
+        row with the best predicted score within each band's budget. Without them, a search on
+        pi5_litert never reached its best cheap cells: one live 1x1 convolution, several genes
+        away from the cheap cells a search meets first."""
         empty = self.pool.where(np.zeros(len(self.pool), dtype=bool))
         if self.radius is None or history.values.shape[1] != 2 or not history.feasible.any():
             return empty
