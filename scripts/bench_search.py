@@ -303,7 +303,7 @@ def workers_job(job: dict[str, Any]) -> dict[str, Any]:
 
     import optuna
 
-    from nas.search import DEDUP_KEY, evaluations
+    from nas.search import DEDUP_KEY, REUSED_KEY, evaluations
 
     study_name = f"bench-workers-{uuid.uuid4().hex[:8]}"
     command = [
@@ -343,7 +343,7 @@ def workers_job(job: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"a worker failed: {failed[0]}")
     study = optuna.load_study(study_name=study_name, storage=job["url"])
     trials = study.get_trials(deepcopy=False)
-    evaluated = [t for t in trials if t.state.name in ("COMPLETE", "FAIL") and "reused_from_trial" not in t.user_attrs]
+    evaluated = [t for t in trials if t.state.name in ("COMPLETE", "FAIL") and REUSED_KEY not in t.user_attrs]
     counted = evaluations(study)
     optuna.delete_study(study_name=study_name, storage=job["url"])
     return {

@@ -121,6 +121,7 @@ class SurrogateSampler(ArchitectureSampler):
         self._feature_cache: dict[bytes, np.ndarray] = {}
         self._pool_cache: tuple[int, list[np.ndarray]] | None = None
         self._failure: _Model | None = None
+        self._pool_p_ok_cache: tuple[int, np.ndarray] | None = None
 
     @property
     def pool(self) -> Candidates:
@@ -157,9 +158,9 @@ class SurrogateSampler(ArchitectureSampler):
         cheapest = _transform(history.values)[history.feasible, cost_axis].min()
         predicted = self._pool_means(models)
         cost, score = predicted[cost_axis], predicted[score_axis]
-        fresh = np.array([k not in history.taken for k in self.pool.keys], dtype=bool)
+        fresh = _untaken(self.pool, history)
         if self._failure is not None:  # picks are taken on the models' word alone: not likely failures
-            fresh &= self._p_ok(self.pool.features) > 0.5
+            fresh &= self._pool_p_ok() > 0.5
         mask = np.zeros(len(self.pool), dtype=bool)
         below = np.flatnonzero(fresh & (cost < cheapest))
         # A ridge can put thousands of a sampled pool below the front: its cheapest n_bands.
@@ -193,7 +194,7 @@ class SurrogateSampler(ArchitectureSampler):
 
     @staticmethod
     def _fresh(pool: Candidates, history: History) -> Candidates:
-        return pool.where(np.array([k not in history.taken for k in pool.keys], dtype=bool))
+        return pool.where(_untaken(pool, history))
 
     def _startup(self, candidates: Candidates, history: History) -> np.ndarray:
         """A random candidate of the FLOPs stratum (``n_startup_trials`` strata, each holding as
@@ -240,6 +241,13 @@ class SurrogateSampler(ArchitectureSampler):
         features = self._features(np.vstack([history.indices, history.failed]))
         target = np.r_[np.zeros(len(history)), np.ones(len(history.failed))]
         return _fit_model(features, target, False, self.n_trees, seed)
+
+    def _pool_p_ok(self) -> np.ndarray:
+        """:meth:`_p_ok` of the whole pool, computed once per fit (the failure model changes only
+        when refitted; it was predicted over the whole pool at every proposal)."""
+        if self._pool_p_ok_cache is None or self._pool_p_ok_cache[0] != self._fitted_on:
+            self._pool_p_ok_cache = (self._fitted_on, np.asarray(self._p_ok(self.pool.features)))
+        return self._pool_p_ok_cache[1]
 
     def _p_ok(self, features: np.ndarray) -> np.ndarray | float:
         """1 - the predicted chance that a network's trial fails (1 while none has failed)."""
@@ -323,6 +331,11 @@ class SurrogateSampler(ArchitectureSampler):
             cost = latency[0] if latency else 1
             return 1 - cost, [cost]
         return 0, list(range(1, n))
+
+
+def _untaken(pool: Candidates, history: History) -> np.ndarray:
+    """Which of ``pool``'s rows no trial has taken (evaluated, running or failed)."""
+    return np.array([k not in history.taken for k in pool.keys], dtype=bool)
 
 
 def _transform(values: np.ndarray) -> np.ndarray:
