@@ -211,22 +211,6 @@ def hypervolume_summary(table: TrialsTable, reference: np.ndarray | None, rule: 
     }
 
 
-def hypervolume_history(table: TrialsTable, reference: Sequence[float]) -> list[tuple[int, float]]:
-    """(trial number, hypervolume of the feasible trials so far), for the TensorBoard curve."""
-    history: list[tuple[int, float]] = []
-    front = np.empty((0, len(table.objectives)))
-    hv = 0.0
-    for row in sorted(table.rows, key=lambda r: r["number"]):
-        if row["state"] == "COMPLETE" and row["feasible"]:
-            candidate = np.vstack([front, [[row[n] for n in table.objectives]]])
-            mask = pareto.non_dominated_mask(candidate, table.directions)
-            if mask[-1]:  # only a new non-dominated point can change the hypervolume
-                front = candidate[mask]
-                hv = pareto.hypervolume(front, table.directions, reference)
-        history.append((row["number"], hv))
-    return history
-
-
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")

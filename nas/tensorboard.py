@@ -1,68 +1,427 @@
-"""TensorBoard views of a search: Pareto scatter, hypervolume curve, one HParams row per trial."""
+"""TensorBoard for a search, written as its trials finish (no TensorFlow).
+
+Two log directories per run, because TensorBoard switches every run off when a directory holds
+more than 40 and its HParams dashboard needs one run per row:
+
+- ``tensorboard/``: one run per device (:class:`SearchBoard`). Step = trial number. Scalars
+  ``objective/<name>`` (each evaluated trial), ``search/hypervolume`` (when the reference point is
+  known before the search: given, or a table's worst values), ``search/front_size``,
+  ``search/feasible_share``, ``search/failed``, ``search/evaluations``; per pair of objectives an
+  image ``pareto/<x>_vs_<y>`` every ``figure_every`` trials and at the end: the trials, infeasible
+  ones marked, the constraint bounds, the found front and, where a table knows every
+  architecture, the true front. Several devices in one run add ``overlay/`` (:func:`write_overlay`):
+  every device's front on axes normalised per device.
+- ``hparams/``: TensorBoard's HParams dashboard (:class:`HParamsLog`): one session per trial with
+  device, space, sampler, seed and the genes as hyperparameters (declared with their domains) and
+  every objective, metric, constraint violation, ``feasible`` and ``on_front`` as metrics.
+
+Resuming appends: a board reads the last step its device's run already holds and writes only
+later trials, so TensorBoard never sees a step twice; a trial's HParams session is written once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from nas.results import TrialsTable
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas import pareto
+from nas._objective import Constraint
+from nas.search import METRIC_PREFIX, REUSED_KEY
+
+#: The tag whose last step says how far a device's run got (written for every finished trial).
+PROGRESS_TAG = "search/evaluations"
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
-def write_tensorboard(
-    logdir: Path,
-    table: TrialsTable,
-    front: Sequence[dict[str, Any]],
-    hv_history: Sequence[tuple[int, float]],
-    genes: Sequence[str] = (),
-    params_by_trial: dict[int, dict[str, Any]] | None = None,
-) -> None:
-    from torch.utils.tensorboard import SummaryWriter
+def last_steps(run_dir: Path) -> dict[str, int]:
+    """The largest step of each tag in the event files of ``run_dir``."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-    with SummaryWriter(log_dir=str(logdir)) as writer:
-        if len(table.objectives) >= 2:
-            writer.add_figure("pareto/scatter", pareto_figure(table, front), global_step=len(table.rows))
-        for number, hv in hv_history:
-            writer.add_scalar("search/hypervolume", hv, global_step=number)
-        for row in table.rows:
-            if row["state"] != "COMPLETE":
+    last: dict[str, int] = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                last[value.tag] = max(last.get(value.tag, -1), event.step)
+    return last
+
+
+@dataclass
+class _Front:
+    """The running statistics of a search, one trial at a time (minimised values)."""
+
+    directions: Sequence[str]
+    reference: np.ndarray | None
+    points: np.ndarray = field(init=False)
+    hypervolume: float = 0.0
+    complete: int = 0
+    feasible: int = 0
+    failed: int = 0
+    evaluations: int = 0
+
+    def __post_init__(self) -> None:
+        self.points = np.empty((0, len(self.directions)))
+
+    def add(self, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.failed += 1
+        if trial.state != TrialState.COMPLETE:
+            return
+        self.complete += 1
+        if REUSED_KEY not in trial.user_attrs:
+            self.evaluations += 1
+        if not _feasible(trial):
+            return
+        self.feasible += 1
+        candidate = np.vstack([self.points, [trial.values]])
+        mask = pareto.non_dominated_mask(candidate, self.directions)
+        if mask[-1]:  # only a new non-dominated point moves the front
+            self.points = candidate[mask]
+            if self.reference is not None:
+                self.hypervolume = pareto.hypervolume(self.points, self.directions, self.reference)
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
+
+
+class HParamsLog:
+    """TensorBoard's HParams dashboard for one run: the experiment (every hyperparameter with its
+    domain, every metric) written once at ``root``, then one session per trial under
+    ``root/<device>/trial_<number>``.
+
+    Args:
+        root: the run's ``hparams/`` directory.
+        run: the run's own hyperparameters and every value each takes in this run (device, space,
+            sampler, seed), e.g. ``{"device": ["raspi4", "pixel3"], "seed": [0]}``.
+        genes: the space's Optuna distributions (their choices become discrete domains).
+        metrics: the metric tags every session reports (``objective/accuracy``, ...).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        run: Mapping[str, Sequence[Any]],
+        genes: Mapping[str, optuna.distributions.BaseDistribution],
+        metrics: Sequence[str],
+    ) -> None:
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.root = Path(root)
+        self._hp = {name: hp.HParam(name, hp.Discrete([_plain(v) for v in values])) for name, values in run.items()}
+        for name, distribution in genes.items():
+            self._hp[f"gene/{name}"] = hp.HParam(f"gene/{name}", _domain(distribution))
+        self._hp["arch"] = hp.HParam("arch")  # a free string: no domain
+        self._hp["trial"] = hp.HParam("trial")
+        self.metrics = tuple(metrics)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with SummaryWriter(log_dir=str(self.root)) as writer:
+            writer.file_writer.add_summary(
+                hp.hparams_config_pb(list(self._hp.values()), [hp.Metric(m) for m in self.metrics])
+            )
+
+    def write(self, device: str, run: Mapping[str, Any], trial: FrozenTrial, values: Mapping[str, float]) -> None:
+        """One trial's session (skipped when it exists: a resumed run writes it once)."""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from torch.utils.tensorboard import SummaryWriter
+
+        directory = self.root / device / f"trial_{trial.number:05d}"
+        if directory.is_dir():
+            return
+        chosen = {self._hp[name]: _plain(value) for name, value in run.items()}
+        chosen |= {self._hp[f"gene/{n}"]: _plain(v) for n, v in trial.params.items() if f"gene/{n}" in self._hp}
+        chosen |= {self._hp["arch"]: str(trial.user_attrs.get("arch", "")), self._hp["trial"]: trial.number}
+        partial = directory.with_name(directory.name + ".partial")
+        with SummaryWriter(log_dir=str(partial)) as writer:
+            writer.file_writer.add_summary(hp.hparams_pb(chosen, trial_id=f"{device}/{trial.number}"))
+            for tag, value in values.items():
+                if value is not None and math.isfinite(value):
+                    writer.add_scalar(tag, value, global_step=0)
+        os.replace(partial, directory)  # a killed write leaves a .partial, not half a session
+
+    def mark_front(self, device: str, numbers: Sequence[int], all_numbers: Sequence[int], step: int) -> None:
+        """``on_front`` of each session at the end of the search, at ``step`` (the search's last
+        trial: a resumed search marks again at its own last trial, and the dashboard shows the
+        latest)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        on = set(numbers)
+        for number in all_numbers:
+            directory = self.root / device / f"trial_{number:05d}"
+            if directory.is_dir():
+                with SummaryWriter(log_dir=str(directory)) as writer:
+                    writer.add_scalar("on_front", float(number in on), global_step=step)
+
+
+def _plain(value: Any) -> str | int | float | bool:
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def _domain(distribution: optuna.distributions.BaseDistribution) -> Any:
+    from tensorboard.plugins.hparams import summary_v2 as hp
+
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        choices = [_plain(c) for c in distribution.choices]
+        if len({type(c) for c in choices}) > 1:
+            choices = [str(c) for c in choices]
+        return hp.Discrete(choices)
+    if isinstance(distribution, optuna.distributions.IntDistribution):
+        return hp.IntInterval(distribution.low, distribution.high)
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        return hp.RealInterval(distribution.low, distribution.high)
+    return None
+
+
+class SearchBoard:
+    """One device's TensorBoard run, written as trials finish: an Optuna callback
+    (``Search.run(callbacks=[board])``) that logs every finished trial in number order (trials of
+    other workers too), then :meth:`close` at the end.
+
+    Only one process writes a device's run at a time (an advisory lock on a file in it): workers
+    sharing a run directory would otherwise write the same steps twice.
+
+    Args:
+        logdir: the device's run (``tensorboard/<device>``).
+        objectives, directions: the search's objectives, in order.
+        metrics: recorded metrics (reported in HParams).
+        constraints: drawn as bounds where they bound an objective.
+        reference: hypervolume reference point (objectives' units); None: no live hypervolume.
+        true_values: every architecture's objective values where a table knows them (the true
+            front is drawn from these).
+        figure_every: trials between two Pareto images.
+        hparams, device, run: where and as what this device's HParams sessions go.
+    """
+
+    def __init__(
+        self,
+        logdir: Path,
+        objectives: Sequence[str],
+        directions: Sequence[str],
+        *,
+        metrics: Sequence[str] = (),
+        constraints: Sequence[Constraint] = (),
+        reference: np.ndarray | None = None,
+        true_values: np.ndarray | None = None,
+        figure_every: int = 25,
+        hparams: HParamsLog | None = None,
+        device: str = "",
+        run: Mapping[str, Any] | None = None,
+    ) -> None:
+        if figure_every < 1:
+            raise ValueError(f"figure_every={figure_every}; give a number of trials >= 1")
+        self.logdir = Path(logdir)
+        self.objectives = tuple(objectives)
+        self.directions = tuple(directions)
+        self.metrics = tuple(metrics)
+        self.constraints = tuple(constraints)
+        self.reference = reference
+        self.true_values = true_values
+        self.figure_every = figure_every
+        self.hparams = hparams
+        self.device = device
+        self.run = dict(run or {})
+        self._front = _Front(self.directions, reference)
+        self._next = 0  # the next trial number to log
+        self._figured = -1  # the step of the last Pareto images
+        self._writer: Any = None
+        self._lock: Any = None
+
+    # The callback Search.run calls after each of this worker's trials.
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self._writer is None and not self._open(study):
+            return
+        self._log_finished(study, trial)
+
+    def close(
+        self,
+        study: optuna.Study,
+        front_numbers: Sequence[int] | None = None,
+        final_hypervolume: float | None = None,
+    ) -> None:
+        """Log every finished trial not yet logged, the last Pareto images, the run's final
+        hypervolume (when no reference was known up front) and, given the returned front's trial
+        numbers, each HParams session's ``on_front``; release the run."""
+        if self._writer is None and not self._open(study):
+            return
+        try:
+            self._log_finished(study, None, final=True)
+            step = max(self._next - 1, 0)
+            if len(self.objectives) >= 2:
+                self._figures(study, step)
+            if self.reference is None and final_hypervolume is not None:
+                self._writer.add_scalar("search/final_hypervolume", final_hypervolume, global_step=step)
+            if self.hparams is not None and front_numbers is not None:
+                numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+                self.hparams.mark_front(self.device, front_numbers, numbers, step)
+        finally:
+            self._writer.close()
+            self._writer = None
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _open(self, study: optuna.Study) -> bool:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        lock = (self.logdir / ".writer.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        self._lock = lock
+        steps = last_steps(self.logdir)
+        logged = steps.get(PROGRESS_TAG, -1)
+        self._figured = max((v for k, v in steps.items() if k.startswith("pareto/")), default=-1)
+        # What earlier runs logged is replayed into the statistics only: their steps stay as written.
+        for trial in study.get_trials(deepcopy=False, states=_FINISHED):
+            if trial.number <= logged:
+                self._front.add(trial)
+        self._next = logged + 1
+        self._writer = SummaryWriter(log_dir=str(self.logdir), flush_secs=5)
+        return True
+
+    def _log_finished(self, study: optuna.Study, trial: FrozenTrial | None, final: bool = False) -> None:
+        if trial is not None and trial.number == self._next:
+            self._log(study, trial)  # the usual case: one worker, trials in order, no storage read
+            return
+        pending = sorted(
+            (t for t in study.get_trials(deepcopy=False) if t.number >= self._next), key=lambda t: t.number
+        )
+        for other in pending:
+            if other.state not in _FINISHED:
+                if not final:
+                    break  # another worker's trial: wait for it, so steps stay in order
                 continue
-            hparams = {"arch": row["arch"], "trial": row["number"], **(params_by_trial or {}).get(row["number"], {})}
-            metrics = {f"objective/{n}": row[n] for n in table.objectives}
-            metrics["objective/feasible"] = float(row["feasible"])
-            # One sub-run per trial is how TensorBoard's HParams dashboard shows one row per trial.
-            writer.add_hparams(hparams, metrics, run_name=f"trial_{row['number']:05d}")
+            self._log(study, other)
+
+    def _log(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._front.add(trial)
+        step, front, writer = trial.number, self._front, self._writer
+        if trial.state == TrialState.COMPLETE and REUSED_KEY not in trial.user_attrs:
+            for name, value in zip(self.objectives, trial.values):
+                writer.add_scalar(f"objective/{name}", value, global_step=step)
+        if self.reference is not None:
+            writer.add_scalar("search/hypervolume", front.hypervolume, global_step=step)
+        writer.add_scalar("search/front_size", len(front.points), global_step=step)
+        writer.add_scalar("search/feasible_share", front.feasible / max(front.complete, 1), global_step=step)
+        writer.add_scalar("search/failed", front.failed, global_step=step)
+        writer.add_scalar(PROGRESS_TAG, front.evaluations, global_step=step)
+        if self.hparams is not None and trial.state == TrialState.COMPLETE:
+            self.hparams.write(self.device, self.run, trial, self._session_metrics(trial))
+        self._next = trial.number + 1
+        if len(self.objectives) >= 2 and (trial.number + 1) % self.figure_every == 0:
+            self._figures(study, step)
+
+    def _session_metrics(self, trial: FrozenTrial) -> dict[str, float]:
+        values = {f"objective/{n}": v for n, v in zip(self.objectives, trial.values)}
+        values |= {f"metric/{m}": trial.user_attrs.get(METRIC_PREFIX + m) for m in self.metrics}
+        values |= {f"constraint/{c.name}": trial.constraints.get(c.name) for c in self.constraints}
+        return values | {"feasible": float(_feasible(trial))}
+
+    def _figures(self, study: optuna.Study, step: int) -> None:
+        if step <= self._figured:
+            return
+        self._figured = step
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number <= step]
+        for i, j in combinations(range(len(self.objectives)), 2):
+            figure = pareto_figure(self, trials, (i, j))
+            self._writer.add_figure(f"pareto/{self.objectives[i]}_vs_{self.objectives[j]}", figure, global_step=step)
 
 
-def pareto_figure(table: TrialsTable, front: Sequence[dict[str, Any]]):  # noqa: ANN201 - Figure
+def _axes(objectives: Sequence[str], directions: Sequence[str], pair: tuple[int, int]) -> tuple[int, int]:
+    """(x, y) of a pair: a minimised cost on x against a maximised score on y, the way a reader
+    asks "what does each millisecond buy"; else the pair's order."""
+    i, j = pair
+    if directions[i] == "maximize" and directions[j] == "minimize":
+        return j, i
+    return i, j
+
+
+def _front_2d(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """The non-dominated rows of a two-column array, sorted by the first column."""
+    if len(values) == 0:
+        return values
+    front = values[pareto.non_dominated_mask(values, directions)]
+    return front[np.argsort(front[:, 0], kind="stable")]
+
+
+def pareto_figure(board: SearchBoard, trials: Sequence[FrozenTrial], pair: tuple[int, int]) -> Any:
+    """The trials of one pair of objectives: feasible and infeasible ones, the found front, the
+    constraint bounds on these axes and the true front where a table gives it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # Plot latency-like objective on x when there is one: the reader's question is "what does
-    # each millisecond buy".
-    x_name = next((n for n in table.objectives if n.startswith("latency")), table.objectives[1])
-    y_name = next(n for n in table.objectives if n != x_name)
-    complete = [r for r in table.rows if r["state"] == "COMPLETE"]
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
-    for feasible, colour, label in ((False, "0.75", "infeasible"), (True, "tab:blue", "feasible")):
-        pts = [r for r in complete if r["feasible"] == feasible]
-        if pts:
-            ax.scatter([r[x_name] for r in pts], [r[y_name] for r in pts], s=12, c=colour, label=label)
-    if front:
-        ax.plot(
-            [r[x_name] for r in front],
-            [r[y_name] for r in front],
-            "o-",
-            c="tab:red",
-            ms=5,
-            drawstyle="steps-post",
-            label=f"Pareto set ({len(front)})",
-        )
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
+    x, y = _axes(board.objectives, board.directions, pair)
+    names = (board.objectives[x], board.objectives[y])
+    directions = (board.directions[x], board.directions[y])
+    evaluated = [t for t in trials if REUSED_KEY not in t.user_attrs]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    if board.true_values is not None and len(board.true_values):
+        true = _front_2d(board.true_values[:, [x, y]], directions)
+        ax.step(true[:, 0], true[:, 1], where="post", c="black", ls="--", lw=1, label=f"true front ({len(true)})")
+    for feasible, style in ((False, {"c": "0.6", "marker": "x"}), (True, {"c": "tab:blue", "marker": "o"})):
+        points = np.array([[t.values[x], t.values[y]] for t in evaluated if _feasible(t) == feasible])
+        if len(points):
+            label = "feasible" if feasible else "infeasible"
+            ax.scatter(points[:, 0], points[:, 1], s=12, label=f"{label} ({len(points)})", **style)
+    found = _front_2d(np.array([[t.values[x], t.values[y]] for t in evaluated if _feasible(t)]), directions)
+    if len(found):
+        ax.step(found[:, 0], found[:, 1], where="post", c="tab:red", marker="o", ms=4, label=f"found ({len(found)})")
+    for constraint in board.constraints:
+        for bound in (constraint.lower, constraint.upper):
+            if bound is None:
+                continue
+            if constraint.metric == names[0]:
+                ax.axvline(bound, c="tab:orange", ls=":", label=constraint.name)
+            elif constraint.metric == names[1]:
+                ax.axhline(bound, c="tab:orange", ls=":", label=constraint.name)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(f"{board.device} after trial {max((t.number for t in trials), default=0)}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def write_overlay(
+    logdir: Path, fronts: Mapping[str, np.ndarray], names: tuple[str, str], directions: tuple[str, str], step: int = 0
+) -> None:
+    """Every device's front (``fronts[device]``: its (cost, score) rows) on axes normalised per
+    device (0 = that device's best value on its front, 1 = its worst), as the run ``overlay``: how
+    the trade-off's shape differs between devices whose latencies differ by orders of magnitude."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    for device, values in fronts.items():
+        front = _front_2d(np.asarray(values, dtype=float).reshape(-1, 2), directions)
+        if len(front) == 0:
+            continue
+        low, high = front.min(axis=0), front.max(axis=0)
+        scaled = (front - low) / np.where(high > low, high - low, 1.0)
+        ax.step(scaled[:, 0], scaled[:, 1], where="post", marker="o", ms=3, label=f"{device} ({len(front)})")
+    ax.set_xlabel(f"{names[0]}, per device: 0 = its front's lowest, 1 = highest")
+    ax.set_ylabel(f"{names[1]}, per device: 0 = its front's lowest, 1 = highest")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    with SummaryWriter(log_dir=str(logdir)) as writer:
+        writer.add_figure(f"pareto/{names[0]}_vs_{names[1]}", fig, global_step=step)

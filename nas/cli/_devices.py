@@ -30,11 +30,12 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from nas import Candidate, Direction, Objective
-from nas.cli.search import RUN_FILE, build_search, search_run
+from nas.cli.search import RUN_FILE, build_search, hparams_log, search_run
 from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective
 from nas.results import write_csv, write_json
 from nas.search import ARCH_KEY, Search, SearchSetupError
+from nas.tensorboard import write_overlay
 from nas.truth import cost_objective
 
 log = logging.getLogger("hwnas.search")
@@ -62,11 +63,18 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
     claim_devices(run_dir, records)
     storage = instantiate(cfg.storage)
     searches = share_device_independent({n: build_search(c, storage=storage) for n, c in configs.items()}, storage)
+    hparams = (
+        hparams_log(run_dir / "hparams", list(configs.values()), list(searches.values())) if cfg.tensorboard else None
+    )
     summaries = {}
     for k, name in enumerate(names, 1):
         log.info("device %d of %d: %s", k, len(names), name)
-        summaries[name] = search_run(configs[name], run_dir / "devices" / name, searches[name])
+        summaries[name] = search_run(
+            configs[name], run_dir / "devices" / name, searches[name], board_root=run_dir, hparams=hparams
+        )
     cross = cross_device(searches, run_dir)
+    if cfg.tensorboard:
+        overlay(searches, run_dir)
     shared = {m.name: m for s in searches.values() for m in s.measures if isinstance(m, CachedObjective)}
     write_json(
         run_dir / "summary.json",
@@ -258,6 +266,21 @@ def cross_device(searches: dict[str, Search], run_dir: Path) -> dict[str, Any]:
     rows = result["robust_front"]
     write_csv(run_dir / "cross_device.csv", list(rows[0]) if rows else ["arch"], rows)
     return result
+
+
+def overlay(searches: dict[str, Search], run_dir: Path) -> None:
+    """TensorBoard's ``overlay`` run: every device's front (cost vs score) on axes normalised per
+    device, the cross-device view of a multi-device run."""
+    first = next(iter(searches.values()))
+    score = next((o for o in first.objectives if o.direction == Direction.MAXIMIZE), None)
+    cost = cost_objective(first.objectives)
+    if score is None or cost is None:
+        return
+    fronts = {}
+    for name in searches:
+        rows = json.loads((run_dir / "devices" / name / "pareto.json").read_text())["architectures"]
+        fronts[name] = [[r[cost.name], r[score.name]] for r in rows]
+    write_overlay(run_dir / "tensorboard" / "overlay", fronts, (cost.name, score.name), ("minimize", "maximize"))
 
 
 def _cost(search: Search) -> Objective:

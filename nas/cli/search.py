@@ -36,7 +36,6 @@ from nas.results import (
     Oracle,
     TrialsTable,
     column_descriptions,
-    hypervolume_history,
     hypervolume_summary,
     oracle_summary,
     pareto_rows,
@@ -46,7 +45,7 @@ from nas.results import (
     write_json,
 )
 from nas.search import Search, SearchSetupError, evaluations
-from nas.tensorboard import write_tensorboard
+from nas.tensorboard import HParamsLog, SearchBoard
 from nas.truth import measure_front, regret
 
 log = logging.getLogger("hwnas.search")
@@ -67,11 +66,18 @@ def main(cfg: DictConfig) -> float | dict[str, float | None] | None:
     return search_run(cfg, run_dir)["hypervolume"]
 
 
-def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> dict[str, Any]:
+def search_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    search: Search | None = None,
+    board_root: Path | None = None,
+    hparams: HParamsLog | None = None,
+) -> dict[str, Any]:
     """One search of a composed search config into ``run_dir``: what ``hwnas-search`` runs, for
     scripts that compose the same config (``hydra.compose``) and must take the same path.
-    ``search`` is the config's search already built (``build_search``). Returns summary.json's
-    content."""
+    ``search`` is the config's search already built (``build_search``); ``board_root`` holds the
+    run's ``tensorboard/`` and ``hparams/`` (default ``run_dir``; several devices of one run share
+    their run's), ``hparams`` its HParams experiment. Returns summary.json's content."""
     started = time.time()
     # PyTorch work between measurements (building, proxies, FLOPs) would otherwise spin threads
     # next to the latency measurement; one fixed setting also makes runs comparable.
@@ -81,8 +87,21 @@ def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> 
     claim_run_dir(run_dir, cfg, search)
     write_fitted(run_dir, search)
     warn_if_random_start_only(cfg)
-    study = search.run(n_trials=cfg.budget.n_trials, timeout_s=cfg.budget.timeout_s, show_progress=cfg.progress)
+    oracle = Oracle.of(search)
+    board = None
+    if cfg.tensorboard:
+        root = board_root or run_dir
+        hparams = hparams or hparams_log(root / "hparams", [cfg], [search])
+        board = search_board(cfg, root / "tensorboard" / cfg.device.name, search, oracle, hparams)
+    study = search.run(
+        n_trials=cfg.budget.n_trials,
+        timeout_s=cfg.budget.timeout_s,
+        show_progress=cfg.progress,
+        callbacks=[board] if board else (),
+    )
     if not search.writes_outputs(study):
+        if board:
+            board.close(study)
         # Workers of one study: the one that ran the last trial writes the outputs, once.
         summary = {
             "format_version": FORMAT_VERSION,
@@ -94,7 +113,7 @@ def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> 
         write_json(run_dir / "worker.json", summary)
         log.info("another worker ran the last trial of study %r and writes its outputs", cfg.study_name)
         return summary | {"hypervolume": None}
-    summary = write_outputs(cfg, run_dir, search, study)
+    summary = write_outputs(cfg, run_dir, search, study, oracle=oracle, board=board)
     summary["wall_time_s"] = time.time() - started
     write_json(run_dir / "summary.json", summary)
     log.info(
@@ -104,6 +123,57 @@ def search_run(cfg: DictConfig, run_dir: Path, search: Search | None = None) -> 
         run_dir,
     )
     return summary
+
+
+def hparams_log(root: Path, configs: list[DictConfig], searches: list[Search]) -> HParamsLog:
+    """The HParams experiment of a run of one or several devices (``configs``, ``searches``)."""
+    tags: dict[str, None] = {}
+    for search in searches:
+        tags |= dict.fromkeys(f"objective/{o.name}" for o in search.objectives)
+        tags |= dict.fromkeys(f"metric/{m.name}" for m in search.metrics)
+        tags |= dict.fromkeys(f"constraint/{c.name}" for c in search.constraints)
+    first = configs[0]
+    return HParamsLog(
+        root,
+        run={
+            "device": [c.device.name for c in configs],
+            "space": [first.space.name],
+            "sampler": [sampler_name(first)],
+            "seed": [int(first.seed)],
+        },
+        genes=searches[0].space.distributions(),
+        metrics=[*tags, "feasible", "on_front"],
+    )
+
+
+def search_board(
+    cfg: DictConfig, logdir: Path, search: Search, oracle: Oracle | None, hparams: HParamsLog | None
+) -> SearchBoard:
+    """The device's TensorBoard run; its hypervolume is live when the reference point is known
+    before the search (given, or the oracle's worst values, as summary.json then uses)."""
+    given = _list_or_none(cfg.reference_point)
+    reference = None
+    if given is not None or oracle is not None:
+        empty = TrialsTable((), (), tuple(o.name for o in search.objectives), tuple(search.directions))
+        reference, _ = reference_point(empty, given, oracle)
+    return SearchBoard(
+        logdir,
+        [o.name for o in search.objectives],
+        search.directions,
+        metrics=[m.name for m in search.metrics],
+        constraints=search.constraints,
+        reference=reference,
+        true_values=oracle.values if oracle is not None else None,
+        figure_every=cfg.get("tensorboard_figure_every", 25),
+        hparams=hparams,
+        device=cfg.device.name,
+        run={"device": cfg.device.name, "space": cfg.space.name, "sampler": sampler_name(cfg), "seed": int(cfg.seed)},
+    )
+
+
+def sampler_name(cfg: DictConfig) -> str:
+    """The sampler's class (``NSGAIISampler``, ``SurrogateSampler``): what the run searched with."""
+    return str(cfg.sampler._target_).rsplit(".", 1)[-1]
 
 
 def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = None) -> Search:
@@ -280,8 +350,16 @@ def unstable_trials(table: TrialsTable) -> list[str]:
     return [str(r["number"]) for r in table.rows if any(r.get(c) is True for c in flags)]
 
 
-def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.Study) -> dict[str, Any]:
-    """trials.csv, pareto.csv/json, ONNX files and TensorBoard; returns summary.json's content."""
+def write_outputs(
+    cfg: DictConfig,
+    run_dir: Path,
+    search: Search,
+    study: optuna.Study,
+    oracle: Oracle | None = None,
+    board: SearchBoard | None = None,
+) -> dict[str, Any]:
+    """trials.csv, pareto.csv/json, ONNX files and the TensorBoard run's last images (``board``);
+    returns summary.json's content. ``oracle``: ``Oracle.of(search)``, when already computed."""
     table = trials_table(search, study)
     front = pareto_rows(table)
     write_csv(run_dir / "trials.csv", table.columns, table.rows)
@@ -310,12 +388,11 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         },
     )
 
-    oracle = Oracle.of(search)
+    oracle = oracle or Oracle.of(search)
     reference, rule = reference_point(table, _list_or_none(cfg.reference_point), oracle)
-    if cfg.tensorboard:
-        history = hypervolume_history(table, reference) if reference is not None else []
-        params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
-        write_tensorboard(run_dir / "tensorboard", table, front, history, params_by_trial=params)
+    hypervolume = hypervolume_summary(table, reference, rule)
+    if board is not None:
+        board.close(study, [r["number"] for r in front], hypervolume["hypervolume"])
     states = [r["state"] for r in table.rows]
     unstable = unstable_trials(table)
     if unstable:
@@ -333,7 +410,7 @@ def write_outputs(cfg: DictConfig, run_dir: Path, search: Search, study: optuna.
         "device": cfg.device.name,
         "objectives": objectives,
         "constraints": [c.name for c in search.constraints],
-        **hypervolume_summary(table, reference, rule),
+        **hypervolume,
         "oracle": oracle and oracle_summary(table, oracle, reference),
         "measured": measured or None,
         "regret": regret(search, front, space_accuracy(cfg, search.space), _list_or_none(cfg.regret_budgets)),

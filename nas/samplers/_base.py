@@ -10,7 +10,8 @@ each proposal reads the study's trials again, so a resumed or shared study is si
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ class History:
     indices: np.ndarray  # (evaluated, genes) choice indices
     values: np.ndarray  # (evaluated, objectives), minimised
     violations: np.ndarray  # (evaluated, constraints)
-    taken: frozenset[str]  # dedup keys of every evaluated, running or failed architecture
+    taken: AbstractSet[str]  # dedup keys of every evaluated, running or failed architecture
     metric_names: tuple[str, ...] | None
     failed: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))  # (failed, genes)
 
@@ -63,6 +64,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
         self._distributions = space.distributions()
         self._rows: dict[int, tuple[str, np.ndarray] | None] = {}  # trial number -> (key, indices)
+        self._prefix: _Read | None = None
 
     @abstractmethod
     def propose(self, history: History, directions: Sequence[StudyDirection]) -> np.ndarray:
@@ -90,35 +92,37 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
         self._fallback.reseed_rng()
 
     def history(self, study: Study) -> History:
-        """The study's trials read as architectures (each trial's genes parsed once)."""
+        """The study's trials read as architectures. Finished trials never change, so the leading
+        run of them is read once and kept (:class:`_Read`); only the trials after it are read
+        again: a proposal at trial 10,000 costs about what one at trial 100 does."""
         trials = study.get_trials(deepcopy=False)
-        n_objectives = len(study.directions)
-        signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
-        constraint_names = sorted({k for t in trials if t.state == TrialState.COMPLETE for k in t.constraints})
-        taken, rows, values, violations, failed = set(), [], [], [], []
-        for trial in trials:
-            if trial.state in (TrialState.WAITING, TrialState.PRUNED):
-                continue
-            parsed = self._row(trial)
-            if parsed is None:
-                continue
-            key, row = parsed
-            taken.add(key)
-            if trial.state == TrialState.FAIL:
-                failed.append(row)
-            if trial.state != TrialState.COMPLETE or REUSED_KEY in trial.user_attrs:  # a repeat: not evaluated
-                continue
-            rows.append(row)
-            values.append(np.asarray(trial.values, dtype=float) * signs)
-            violations.append([trial.constraints.get(name, 0.0) for name in constraint_names])
-        genes = len(self._distributions)
+        signs = tuple(1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions)
+        prefix = self._prefix
+        names = {
+            k for t in trials[prefix.count if prefix else 0 :] if t.state == TrialState.COMPLETE for k in t.constraints
+        }
+        if (
+            prefix is None
+            or (prefix.study, prefix.signs) != (study.study_name, signs)
+            or not names <= set(prefix.constraint_names)
+        ):
+            # First read, or a constraint the trials read so far lack (their violation reads 0).
+            known = set(prefix.constraint_names) if prefix and prefix.study == study.study_name else set()
+            prefix = self._prefix = _Read(len(self._distributions), signs, tuple(sorted(known | names)))
+            prefix.study = study.study_name
+        while prefix.count < len(trials) and trials[prefix.count].state.is_finished():
+            prefix.add(trials[prefix.count], self._row(trials[prefix.count]))
+            prefix.count += 1
+        tail = _Read(len(self._distributions), signs, prefix.constraint_names)
+        for trial in trials[prefix.count :]:
+            tail.add(trial, self._row(trial))
         return History(
-            indices=np.array(rows, dtype=np.int64).reshape(len(rows), genes),
-            values=np.array(values, dtype=float).reshape(len(rows), n_objectives),
-            violations=np.array(violations, dtype=float).reshape(len(rows), len(constraint_names)),
-            taken=frozenset(taken),
+            indices=np.concatenate([prefix.column("indices"), tail.column("indices")]),
+            values=np.concatenate([prefix.column("values"), tail.column("values")]),
+            violations=np.concatenate([prefix.column("violations"), tail.column("violations")]),
+            taken=_Taken(prefix.taken, tail.taken),
             metric_names=tuple(study.metric_names) if study.metric_names else None,
-            failed=np.array(failed, dtype=np.int64).reshape(len(failed), genes),
+            failed=np.concatenate([prefix.column("failed"), tail.column("failed")]),
         )
 
     def _row(self, trial: FrozenTrial) -> tuple[str, np.ndarray] | None:
@@ -135,7 +139,7 @@ class ArchitectureSampler(optuna.samplers.BaseSampler):
             self._rows[trial.number] = parsed
         return self._rows[trial.number]
 
-    def random_new(self, taken: frozenset[str], tries: int = 1000) -> np.ndarray:
+    def random_new(self, taken: AbstractSet[str], tries: int = 1000) -> np.ndarray:
         """A uniformly drawn architecture not yet taken (and not disconnected); after ``tries``
         draws that all were, the last draw."""
         row = None
@@ -154,3 +158,58 @@ def usable(space: SearchSpace, indices: np.ndarray) -> np.ndarray:
     if isinstance(space, DisconnectedSpace):
         return ~space.disconnected_of(indices)
     return np.ones(len(indices), dtype=bool)
+
+
+class _Taken(AbstractSet[str]):
+    """The union of two sets of keys, without copying either (membership is all samplers ask)."""
+
+    def __init__(self, first: set[str], second: set[str]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first or key in self._second
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._first
+        yield from (k for k in self._second if k not in self._first)
+
+    def __len__(self) -> int:
+        return len(self._first) + sum(k not in self._first for k in self._second)
+
+
+class _Read:
+    """Trials read into :class:`History`'s columns, one at a time: rows appended since the last
+    :meth:`column` are stacked onto the block kept from before (a copy, not a Python loop, per
+    proposal)."""
+
+    def __init__(self, genes: int, signs: tuple[float, ...], constraint_names: tuple[str, ...]) -> None:
+        self.signs, self.constraint_names = signs, constraint_names
+        self.count = 0  # how many of the study's leading trials were read (a prefix's)
+        self.study = ""  # whose trials (a prefix's)
+        self.taken: set[str] = set()
+        widths = {"indices": genes, "values": len(signs), "violations": len(constraint_names), "failed": genes}
+        dtypes = {"indices": np.int64, "values": float, "violations": float, "failed": np.int64}
+        self._blocks = {c: np.empty((0, w), dtype=dtypes[c]) for c, w in widths.items()}
+        self._pending: dict[str, list[Any]] = {c: [] for c in widths}
+
+    def add(self, trial: FrozenTrial, parsed: tuple[str, np.ndarray] | None) -> None:
+        if trial.state in (TrialState.WAITING, TrialState.PRUNED) or parsed is None:
+            return
+        key, row = parsed
+        self.taken.add(key)
+        if trial.state == TrialState.FAIL:
+            self._pending["failed"].append(row)
+        if trial.state != TrialState.COMPLETE or REUSED_KEY in trial.user_attrs:  # a repeat: not evaluated
+            return
+        self._pending["indices"].append(row)
+        self._pending["values"].append([v * s for v, s in zip(trial.values, self.signs)])
+        self._pending["violations"].append([trial.constraints.get(n, 0.0) for n in self.constraint_names])
+
+    def column(self, name: str) -> np.ndarray:
+        pending = self._pending[name]
+        if pending:
+            block = self._blocks[name]
+            new = np.array(pending, dtype=block.dtype).reshape(len(pending), block.shape[1])
+            self._blocks[name] = np.concatenate([block, new])
+            pending.clear()
+        return self._blocks[name]

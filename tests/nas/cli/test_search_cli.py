@@ -86,7 +86,7 @@ def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir:
         onnx.checker.check_model(model, full_check=True)
         assert float(row["onnx_max_scaled_diff"]) < 1e-4 and row["onnx_error"] == ""
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "search.log").is_file()
-    _check_tensorboard(run_dir / "tensorboard", n_complete=sum(r["state"] == "COMPLETE" for r in trials))
+    _check_tensorboard(run_dir, trials, pareto, summary)
 
 
 def _check_regret(summary: dict, trials: list[dict], table: dict, lat: dict) -> None:
@@ -114,20 +114,29 @@ def summary_front(summary: dict) -> list[str]:
     return [a["arch"] for a in json.loads((Path(summary["run_dir"]) / "pareto.json").read_text())["architectures"]]
 
 
-def _check_tensorboard(logdir: Path, n_complete: int) -> None:
+def _check_tensorboard(run_dir: Path, trials: list[dict], pareto: list[dict], summary: dict) -> None:
+    """The device's TensorBoard run holds every trial as a step, its live hypervolume ends at
+    summary.json's (both against the table's reference point), and HParams has one session per
+    complete trial with the returned front marked."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    main = EventAccumulator(str(logdir))
-    main.Reload()
-    tags = main.Tags()
-    assert "pareto/scatter" in tags["images"]
-    hv = [e.value for e in main.Scalars("search/hypervolume")]
-    assert len(hv) == n_complete and hv == sorted(hv) and hv[-1] > 0  # never decreases
-    trial_runs = sorted(p for p in logdir.iterdir() if p.is_dir() and p.name.startswith("trial_"))
-    assert len(trial_runs) == n_complete
-    one = EventAccumulator(str(trial_runs[0]))
-    one.Reload()
-    assert "hparams" in one.PluginTagToContent("hparams") or one.PluginTagToContent("hparams")
+    board = EventAccumulator(str(run_dir / "tensorboard" / "raspi4"), size_guidance={"scalars": 0})
+    board.Reload()
+    assert [e.step for e in board.Scalars("search/evaluations")] == [int(r["number"]) for r in trials]
+    assert board.Scalars("search/hypervolume")[-1].value == pytest.approx(
+        summary["hypervolume"], rel=1e-6
+    )  # TensorBoard keeps float32
+    assert board.Scalars("search/front_size")[-1].value == len(pareto)
+    assert "pareto/accuracy_vs_latency_ms" in board.Tags()["images"]
+    complete = [r for r in trials if r["state"] == "COMPLETE"]
+    sessions = sorted((run_dir / "hparams" / "raspi4").iterdir())
+    assert [p.name for p in sessions] == [f"trial_{int(r['number']):05d}" for r in complete]
+    front = {r["number"] for r in pareto}
+    for row, session in list(zip(complete, sessions))[:5]:
+        events = EventAccumulator(str(session))
+        events.Reload()
+        assert events.Scalars("objective/accuracy")[0].value == pytest.approx(float(row["accuracy"]))
+        assert events.Scalars("on_front")[-1].value == float(row["number"] in front)
 
 
 def test_multirun_writes_one_front_per_device(tmp_path: Path, data_dir: Path) -> None:

@@ -15,14 +15,14 @@ from tests.nas.cli.test_search_predicted import table_column
 DEVICES = ["raspi4", "fpga", "pixel3"]
 
 
-def search_devices(run_dir: Path, data_dir: Path, *extra: str, devices: list[str] = DEVICES):
+def search_devices(run_dir: Path, data_dir: Path, *extra: str, devices: list[str] = DEVICES, tensorboard: bool = False):
     return run_search(
         f"devices=[{','.join(devices)}]",
         "objectives=synflow_latency",
         "metrics=none",
         "sampler.population_size=8",
         "export.onnx=false",
-        "tensorboard=false",
+        f"tensorboard={str(tensorboard).lower()}",
         f"data_dir={data_dir}",
         f"hydra.run.dir={run_dir}",
         *extra,
@@ -41,8 +41,9 @@ def complete_archs(run_dir: Path) -> set[str]:
 
 def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
-    result = search_devices(run_dir, data_dir, "budget.n_trials=24")
+    result = search_devices(run_dir, data_dir, "budget.n_trials=24", tensorboard=True)
     assert result.returncode == 0, result.stderr[-3000:]
+    _check_boards(run_dir)
     for device in DEVICES:
         summary = json.loads((run_dir / "devices" / device / "summary.json").read_text())
         assert summary["device"] == device and summary["trials"]["evaluated"] == 24
@@ -140,3 +141,29 @@ def test_an_option_with_settings_is_a_mapping_and_runs_as_its_command_line_would
     assert bare.returncode != 0 and "'fitted' needs settings" in bare.stderr and "{option:fitted" in bare.stderr
     twice = search_devices(tmp_path / "c", data_dir, devices=["pixel3", fitted])
     assert twice.returncode != 0 and "gives device names ['pixel3', 'pixel3']" in twice.stderr
+
+
+def _check_boards(run_dir: Path) -> None:
+    """One TensorBoard run per device and the overlay of their fronts in tensorboard/; in hparams/
+    one experiment whose device domain lists every device, one session per complete trial."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert sorted(p.name for p in (run_dir / "tensorboard").iterdir()) == sorted([*DEVICES, "overlay"])
+    for device in DEVICES:
+        board = EventAccumulator(str(run_dir / "tensorboard" / device))
+        board.Reload()
+        rows = read_csv(run_dir / "devices" / device / "trials.csv")
+        assert [e.step for e in board.Scalars("search/evaluations")] == [int(r["number"]) for r in rows]
+        assert "pareto/synflow_vs_latency_ms" in board.Tags()["images"]
+        sessions = list((run_dir / "hparams" / device).iterdir())
+        assert len(sessions) == sum(r["state"] == "COMPLETE" for r in rows)
+    overlay = EventAccumulator(str(run_dir / "tensorboard" / "overlay"))
+    overlay.Reload()
+    assert overlay.Tags()["images"] == ["pareto/latency_ms_vs_synflow"]
+    experiment = EventAccumulator(str(run_dir / "hparams"))
+    experiment.Reload()
+    content = experiment.PluginTagToContent("hparams")["_hparams_/experiment"]
+    infos = plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos
+    device = next(h for h in infos if h.name == "device")
+    assert sorted(v.string_value for v in device.domain_discrete.values) == sorted(DEVICES)
