@@ -29,7 +29,7 @@ from latency_predictors.measure import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
-from nas.export import check_parity, export_onnx
+from nas.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_deployable
 from nas.objectives import FittedMetric, TableMetric
 from nas.results import (
     FORMAT_VERSION,
@@ -367,7 +367,15 @@ def write_outputs(
     pareto_columns = (*table.columns, *measured_columns)
     onnx_failed = None
     if cfg.export.onnx:
-        onnx_failed = export_front(search.space, front, run_dir / "onnx", cfg.export, progress=cfg.progress)
+        onnx_failed = export_front(
+            search.space,
+            front,
+            run_dir / "onnx",
+            cfg.export,
+            progress=cfg.progress,
+            facts={"hwnas.device": cfg.device.name, "hwnas.study": cfg.study_name},
+            objectives=table.objectives,
+        )
         pareto_columns += ONNX_COLUMNS
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
     write_json(
@@ -437,10 +445,11 @@ MEASURED_DESCRIPTION = (
 #: ``onnx_error`` where the export or its parity check failed).
 ONNX_COLUMNS = ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff", "onnx_max_scaled_diff", "onnx_error")
 ONNX_DESCRIPTIONS = {
-    "onnx": "the architecture as an ONNX file (relative to the run directory), with the space's seeded "
-    "initial weights, untrained: for deployment tooling and latency, train it before use; empty if onnx_error",
-    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits, on the input closer to failing "
-    "(the space's example input, or zeros)",
+    "onnx": "the architecture as an ONNX file (relative to the run directory; opset and a dynamic batch axis, "
+    "what it is in its metadata_props), with the space's seeded initial weights, untrained: for deployment "
+    "tooling and latency, train it before use (hwnas-export takes a trained supernet); empty if onnx_error",
+    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits, at the batch (1 or 8) and on the "
+    "input (the space's example, or zeros) closer to failing",
     "onnx_max_rel_diff": "largest elementwise |onnxruntime - PyTorch| / |PyTorch| (large where a logit is near 0)",
     "onnx_max_scaled_diff": "onnx_max_abs_diff / largest |PyTorch logit|: parity passes when it is within "
     "export.parity_rtol (plus export.parity_atol)",
@@ -449,28 +458,48 @@ ONNX_DESCRIPTIONS = {
 
 
 def export_front(
-    space: SearchSpace, front: list[dict[str, Any]], directory: Path, cfg: DictConfig, progress: bool = False
+    space: SearchSpace,
+    front: list[dict[str, Any]],
+    directory: Path,
+    cfg: DictConfig,
+    progress: bool = False,
+    facts: dict[str, str] | None = None,
+    objectives: tuple[str, ...] = (),
 ) -> int:
-    """One ONNX file per Pareto architecture, checked by onnx.checker and against PyTorch; returns
-    how many failed. A failure is recorded on its row and the rest go on: a finished search's
-    results must not be lost to one export. The weights are the space's seeded initialisation,
-    untrained: the files carry the architecture, for deployment and latency, not a trained model."""
+    """One ONNX file per Pareto architecture (:func:`nas.export.export_deployable`: explicit opset,
+    dynamic batch axis, ``metadata_props``, onnx.checker, parity against PyTorch at batch 1 and
+    8); returns how many failed. A failure is recorded on its row and the rest go on: a finished
+    search's results must not be lost to one export. The weights are the space's seeded
+    initialisation, untrained: the files carry the architecture, for deployment and latency, not a
+    trained model (hwnas-export gives a trained supernet's). ``facts`` (the search's device, study)
+    and each row's ``objectives`` go into every file's metadata."""
     directory.mkdir(parents=True, exist_ok=True)
     failed = 0
     for rank, row in enumerate(tqdm(front, desc="onnx export", unit="model", disable=not progress)):
         row.update(dict.fromkeys(ONNX_COLUMNS))
         arch = space.parse(row["arch"])
         path = directory / f"{rank:03d}_{arch.id}.onnx"
+        metadata = onnx_facts(space, arch, SEEDED_WEIGHTS) | (facts or {})
+        metadata |= {f"hwnas.objective.{name}": repr(row[name]) for name in objectives if name in row}
         try:
             model = space.build(arch).eval()
-            example = space.example_input(1, arch=arch)
-            export_onnx(model, example, path, dynamo=cfg.dynamo)
-            report = check_parity(model, example, path, rtol=cfg.parity_rtol, atol=cfg.parity_atol)
+            examples = {b: space.example_input(b, arch=arch) for b in (1, 8)}
+            reports = export_deployable(
+                model,
+                examples,
+                path,
+                opset=cfg.get("opset", DEFAULT_OPSET),
+                metadata=metadata,
+                rtol=cfg.parity_rtol,
+                atol=cfg.parity_atol,
+                dynamo=cfg.dynamo,
+            )
         except Exception as error:  # noqa: BLE001 - one architecture's export must not lose the front
             row["onnx_error"] = f"{type(error).__name__}: {error}"[:2000]
             log.warning("ONNX export of Pareto row %d (%s) failed: %s", rank, arch.string, row["onnx_error"])
             failed += 1
             continue
+        batch, report = max(reports.items(), key=lambda item: (not item[1].passed, item[1].max_scaled_diff))
         row.update(  # JSON has no inf/NaN (shapes that differ, a non-finite output): null, and onnx_error says why
             onnx_max_abs_diff=_finite_or_none(report.max_abs_diff),
             onnx_max_rel_diff=_finite_or_none(report.max_rel_diff),
@@ -481,13 +510,32 @@ def export_front(
         else:
             # Keep the file for inspection, but do not offer it as this architecture's model.
             row["onnx_error"] = (
-                f"parity: max abs diff {report.max_abs_diff:.3g} > atol {report.atol:g} + rtol "
+                f"parity at batch {batch}: max abs diff {report.max_abs_diff:.3g} > atol {report.atol:g} + rtol "
                 f"{report.rtol:g} x output scale {report.output_scale:.3g} on the {report.input} input "
                 f"({path.name} kept)"
             )
             log.warning("ONNX file %s does not match PyTorch: %s", path, row["onnx_error"])
             failed += 1
     return failed
+
+
+SEEDED_WEIGHTS = (
+    "the space's seeded initial weights (seed 0), untrained: for deployment tooling and latency; train before use"
+)
+
+
+def onnx_facts(space: SearchSpace, arch: Any, weights: str) -> dict[str, str]:
+    """What a deployable ONNX file says about itself in its ``metadata_props``."""
+    channels, *size = space.input_shape_of(arch)
+    return {
+        "hwnas.arch": arch.string,
+        "hwnas.space": space.name,
+        "hwnas.space_settings": repr(space),
+        "hwnas.weights": weights,
+        "hwnas.input": f"{INPUT_NAME}: float32 [batch, {channels}, {', '.join(map(str, size))}]",
+        "hwnas.output": f"{OUTPUT_NAME}: float32 [batch, classes]",
+        "hwnas.version": _versions().get("hwnas", "unknown"),
+    }
 
 
 def _finite_or_none(value: float) -> float | None:
