@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
+from nas._architecture import Architecture
 from nas._capabilities import SupernetSpace
 from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
 from nas._supernet import Supernet
+from nas.training._bn import recalibrated_subnet
 from nas.training._data import ImageDataset
 from nas.training._trainer import CHECKPOINT_FILE, subnet_accuracy
 
@@ -92,3 +95,8 @@ class InheritedAccuracy(Objective):
     def __call__(self, candidate: Candidate) -> float:
         supernet = self.supernet(candidate.space)
         return subnet_accuracy(supernet, candidate.arch, self._calibration, self._val)
+
+    def subnet(self, space: SupernetSpace, arch: Architecture) -> nn.Module:
+        """``arch``'s subnet with the trained weights, in eval mode, BN statistics recomputed on
+        the same batches as its accuracy is (what hwnas-export deploys)."""
+        return recalibrated_subnet(self.supernet(space), arch, self._calibration).eval()
