@@ -425,3 +425,47 @@ def write_overlay(
     fig.tight_layout()
     with SummaryWriter(log_dir=str(logdir)) as writer:
         writer.add_figure(f"pareto/{names[0]}_vs_{names[1]}", fig, global_step=step)
+
+
+def write_parity(
+    logdir: Path,
+    measured: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    name: str,
+    scalars: Mapping[str, float | None] | None = None,
+    step: int = 0,
+) -> None:
+    """A predictor against measurements (hwnas-fit's test rows, a pipeline's re-measured front):
+    the image ``parity/<name>`` (predicted vs measured, the identity and +-10% lines), the
+    histogram ``error/<name>`` of predicted / measured - 1, and each of ``scalars`` (Spearman,
+    share within 10%, ...) as ``metrics/<key>``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
+
+    measured, predicted = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=100)
+    ax.scatter(measured, predicted, s=8, alpha=0.6)
+    low, high = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
+    line = np.array([low, high])
+    ax.plot(line, line, c="black", lw=1, label="predicted = measured")
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="within 10%")
+    if low > 0:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(f"measured {name}")
+    ax.set_ylabel(f"predicted {name}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    with SummaryWriter(log_dir=str(logdir)) as writer:
+        writer.add_figure(f"parity/{name}", fig, global_step=step)
+        positive = measured > 0
+        if positive.any():
+            writer.add_histogram(f"error/{name}", predicted[positive] / measured[positive] - 1.0, global_step=step)
+        for key, value in (scalars or {}).items():
+            if value is not None and math.isfinite(value):
+                writer.add_scalar(f"metrics/{key}", value, global_step=step)

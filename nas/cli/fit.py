@@ -27,6 +27,7 @@ from nas.cli import CONFIG_DIR
 from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
+from nas.tensorboard import write_parity
 
 log = logging.getLogger("hwnas.fit")
 
@@ -47,7 +48,8 @@ def main(cfg: DictConfig) -> float | None:
 
 def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:
     """predictor.npz, test_predictions.csv (test rows in table order; ``measured_on`` when the
-    column copied values per isomorphism class) and metrics.json."""
+    column copied values per isomorphism class), metrics.json, and TensorBoard's parity image,
+    error histogram and metrics (tensorboard/)."""
     result.predictor.save(run_dir / PREDICTOR_FILE)
     split, interval = result.split, result.interval
     copied = split.rows_copied > 0
@@ -67,6 +69,14 @@ def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:
     # The table too, so a search on this predictor (device=predicted) can score its front there.
     metrics = result.summary() | {"table_dir": str(Path(data.table.directory).resolve())}
     write_json(run_dir / "metrics.json", metrics)
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    write_parity(
+        run_dir / "tensorboard",
+        result.measured,
+        result.predicted,
+        name=f"{result.metric}[{result.device}]",
+        scalars=numbers,
+    )
     log.info(
         "%s on %s[%s]: %s",
         metrics["predictor"],

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from nas import Architecture, SupernetSpace
 from nas.cli import CONFIG_DIR
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
+from nas.tensorboard import last_steps
 from nas.training import OptimizerConfig, SupernetTrainer, TrainingResult, evaluate
 
 log = logging.getLogger("hwnas.train_supernet")
@@ -70,6 +72,7 @@ def main(cfg: DictConfig) -> float | None:
         device=cfg.torch_device,
         num_workers=cfg.num_workers,
         progress=cfg.progress,
+        on_epoch=training_board(run_dir / "tensorboard"),
     )
     training = trainer.fit()
 
@@ -114,6 +117,7 @@ def main(cfg: DictConfig) -> float | None:
         "wall_time_s": time.time() - started,
     }
     write_json(run_dir / "summary.json", summary)
+    write_evaluation_board(run_dir / "tensorboard", rows, summary, cfg.epochs)
     log.info(
         "inherited accuracy of %d architectures written to %s (Spearman vs published: %s)",
         len(archs),
@@ -121,6 +125,38 @@ def main(cfg: DictConfig) -> float | None:
         summary["spearman_vs_published"]["rho"],
     )
     return summary["evaluation"]["mean_accuracy"]
+
+
+def training_board(logdir: Path) -> Callable[[int, dict[str, float]], None]:
+    """TensorBoard curves of training, one point per epoch trained (``train/loss``, ``train/lr``,
+    ``train/images_per_s``): a resumed run continues them."""
+
+    def write(epoch: int, values: dict[str, float]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(log_dir=str(logdir)) as writer:
+            for key, value in values.items():
+                writer.add_scalar(f"train/{key}", value, global_step=epoch)
+
+    return write
+
+
+def write_evaluation_board(logdir: Path, rows: list[dict[str, Any]], summary: dict[str, Any], epoch: int) -> None:
+    """The inherited accuracies after training, at the last epoch's step: their histogram, mean,
+    smallest and largest network, and the Spearman against the published accuracies (once per
+    epoch: a rerun that trained nothing more adds nothing)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if logdir.is_dir() and last_steps(logdir).get("eval/mean_accuracy", -1) >= epoch:
+        return
+
+    evaluation, rho = summary["evaluation"], summary["spearman_vs_published"]["rho"]
+    with SummaryWriter(log_dir=str(logdir)) as writer:
+        writer.add_histogram("eval/inherited_accuracy", np.array([r["accuracy"] for r in rows]), global_step=epoch)
+        for key in ("mean_accuracy", "smallest_accuracy", "largest_accuracy"):
+            writer.add_scalar(f"eval/{key}", evaluation[key], global_step=epoch)
+        if rho is not None:
+            writer.add_scalar("eval/spearman_vs_published", rho, global_step=epoch)
 
 
 def evaluation_archs(space: SupernetSpace, count: int, seed: int) -> list[Architecture]:

@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ class SupernetTrainer:
         device: str | torch.device = "cpu",
         num_workers: int = 0,
         progress: bool = True,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"SupernetTrainer needs epochs >= 1 and batch_size >= 1, got {epochs}, {batch_size}")
@@ -100,6 +101,10 @@ class SupernetTrainer:
         self.device = torch.device(device)
         self.num_workers = num_workers
         self.progress = progress
+        #: Called after each epoch this call trains (not those resumed from a checkpoint) with the
+        #: epoch's number (from 1) and its loss, last learning rate and images/s: curves
+        #: (TensorBoard) that a resumed run continues without repeating an epoch.
+        self.on_epoch = on_epoch
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -140,15 +145,18 @@ class SupernetTrainer:
             seconds += time.perf_counter() - started
             images += seen
             losses.append(loss)
+            rate = seen / max(time.perf_counter() - started, 1e-9)
             log.info(
                 "epoch %d/%d: loss %.4f, lr %.4g, %.1f images/s",
                 epoch + 1,
                 self.epochs,
                 loss,
                 scheduler.get_last_lr()[0],
-                seen / max(time.perf_counter() - started, 1e-9),
+                rate,
             )
             self._save(epoch + 1, losses, optimizer, scheduler, arch_rng, shuffle_generator)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch + 1, {"loss": loss, "lr": scheduler.get_last_lr()[0], "images_per_s": rate})
         return TrainingResult(self.epochs, tuple(losses), done, images, seconds)
 
     def _loader(self, train: Dataset, generator: torch.Generator) -> DataLoader:

@@ -56,6 +56,15 @@ def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_pa
     )
     first = FBNetSpace().parse(rows[0]["arch"])
     assert loaded.predict([first])[0] == pytest.approx(predicted[0])
+    # TensorBoard: the parity image, the error histogram over every test row, the metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "tensorboard"))
+    board.Reload()
+    assert board.Tags()["images"] == ["parity/latency_ms[raspi4]"]
+    histogram = board.Histograms("error/latency_ms[raspi4]")[0].histogram_value
+    assert histogram.num == 4100 and histogram.sum == pytest.approx(np.sum(predicted / measured - 1), abs=1e-3)
+    assert board.Scalars("metrics/spearman")[0].value == pytest.approx(metrics["spearman"], rel=1e-6)
 
 
 def test_a_column_copied_per_class_is_fitted_and_predicted_on_the_measured_rows(tmp_path: Path, data_dir: Path) -> None:

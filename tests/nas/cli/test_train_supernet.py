@@ -67,6 +67,13 @@ def test_tiny_run_writes_checkpoint_accuracies_and_summary(tmp_path: Path) -> No
     assert summary["wall_time_s"] > 0
     checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run_dir / "tensorboard"))
+    board.Reload()
+    assert [(e.step, e.value) for e in board.Scalars("train/loss")] == [(1, pytest.approx(checkpoint["losses"][0]))]
+    assert board.Histograms("eval/inherited_accuracy")[0].histogram_value.num == len(rows)
+    assert board.Scalars("eval/mean_accuracy")[0].value == pytest.approx(summary["evaluation"]["mean_accuracy"])
 
 
 @pytest.mark.slow
@@ -86,3 +93,8 @@ def test_a_rerun_in_the_same_directory_resumes_and_reports_spearman(tmp_path: Pa
     assert resumed["training"]["resumed_from_epoch"] == 1 and resumed["training"]["images"] == 0
     with (run_dir / "inherited_accuracy.csv").open() as f:
         assert list(csv.DictReader(f)) == rows  # same weights, same seeded calibration batches
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run_dir / "tensorboard"))
+    board.Reload()  # the rerun trained and evaluated nothing new: no step twice
+    assert [e.step for e in board.Scalars("train/loss")] == [1] == [e.step for e in board.Scalars("eval/mean_accuracy")]
