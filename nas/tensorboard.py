@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas import pareto
 from nas._objective import Constraint
+from nas.plots import feasible, overlay_figure, pareto_figure, parity_figure
 from nas.search import METRIC_PREFIX, REUSED_KEY
 
 #: The tag whose last step says how far a device's run got (written for every finished trial).
@@ -79,7 +80,7 @@ class _Front:
         self.complete += 1
         if REUSED_KEY not in trial.user_attrs:
             self.evaluations += 1
-        if not _feasible(trial):
+        if not feasible(trial):
             return
         self.feasible += 1
         candidate = np.vstack([self.points, [trial.values]])
@@ -88,10 +89,6 @@ class _Front:
             self.points = candidate[mask]
             if self.reference is not None:
                 self.hypervolume = pareto.hypervolume(self.points, self.directions, self.reference)
-
-
-def _feasible(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
 
 
 class HParamsLog:
@@ -328,7 +325,7 @@ class SearchBoard:
         values = {f"objective/{n}": v for n, v in zip(self.objectives, trial.values)}
         values |= {f"metric/{m}": trial.user_attrs.get(METRIC_PREFIX + m) for m in self.metrics}
         values |= {f"constraint/{c.name}": trial.constraints.get(c.name) for c in self.constraints}
-        return values | {"feasible": float(_feasible(trial))}
+        return values | {"feasible": float(feasible(trial))}
 
     def _figures(self, study: optuna.Study, step: int) -> None:
         if step <= self._figured:
@@ -336,95 +333,28 @@ class SearchBoard:
         self._figured = step
         trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number <= step]
         for i, j in combinations(range(len(self.objectives)), 2):
-            figure = pareto_figure(self, trials, (i, j))
+            figure = pareto_figure(
+                trials,
+                self.objectives,
+                self.directions,
+                (i, j),
+                constraints=self.constraints,
+                true_values=self.true_values,
+                title=f"{self.device} after trial {step}",
+            )
             self._writer.add_figure(f"pareto/{self.objectives[i]}_vs_{self.objectives[j]}", figure, global_step=step)
-
-
-def _axes(objectives: Sequence[str], directions: Sequence[str], pair: tuple[int, int]) -> tuple[int, int]:
-    """(x, y) of a pair: a minimised cost on x against a maximised score on y, the way a reader
-    asks "what does each millisecond buy"; else the pair's order."""
-    i, j = pair
-    if directions[i] == "maximize" and directions[j] == "minimize":
-        return j, i
-    return i, j
-
-
-def _front_2d(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """The non-dominated rows of a two-column array, sorted by the first column."""
-    if len(values) == 0:
-        return values
-    front = values[pareto.non_dominated_mask(values, directions)]
-    return front[np.argsort(front[:, 0], kind="stable")]
-
-
-def pareto_figure(board: SearchBoard, trials: Sequence[FrozenTrial], pair: tuple[int, int]) -> Any:
-    """The trials of one pair of objectives: feasible and infeasible ones, the found front, the
-    constraint bounds on these axes and the true front where a table gives it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x, y = _axes(board.objectives, board.directions, pair)
-    names = (board.objectives[x], board.objectives[y])
-    directions = (board.directions[x], board.directions[y])
-    evaluated = [t for t in trials if REUSED_KEY not in t.user_attrs]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-    if board.true_values is not None and len(board.true_values):
-        true = _front_2d(board.true_values[:, [x, y]], directions)
-        ax.step(true[:, 0], true[:, 1], where="post", c="black", ls="--", lw=1, label=f"true front ({len(true)})")
-    for feasible, style in ((False, {"c": "0.6", "marker": "x"}), (True, {"c": "tab:blue", "marker": "o"})):
-        points = np.array([[t.values[x], t.values[y]] for t in evaluated if _feasible(t) == feasible])
-        if len(points):
-            label = "feasible" if feasible else "infeasible"
-            ax.scatter(points[:, 0], points[:, 1], s=12, label=f"{label} ({len(points)})", **style)
-    found = _front_2d(np.array([[t.values[x], t.values[y]] for t in evaluated if _feasible(t)]), directions)
-    if len(found):
-        ax.step(found[:, 0], found[:, 1], where="post", c="tab:red", marker="o", ms=4, label=f"found ({len(found)})")
-    for constraint in board.constraints:
-        for bound in (constraint.lower, constraint.upper):
-            if bound is None:
-                continue
-            if constraint.metric == names[0]:
-                ax.axvline(bound, c="tab:orange", ls=":", label=constraint.name)
-            elif constraint.metric == names[1]:
-                ax.axhline(bound, c="tab:orange", ls=":", label=constraint.name)
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
-    ax.set_title(f"{board.device} after trial {max((t.number for t in trials), default=0)}", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    return fig
 
 
 def write_overlay(
     logdir: Path, fronts: Mapping[str, np.ndarray], names: tuple[str, str], directions: tuple[str, str], step: int = 0
 ) -> None:
-    """Every device's front (``fronts[device]``: its (cost, score) rows) on axes normalised per
-    device (0 = that device's best value on its front, 1 = its worst), as the run ``overlay``: how
-    the trade-off's shape differs between devices whose latencies differ by orders of magnitude."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """:func:`overlay_figure` as the TensorBoard run ``overlay`` of a multi-device run."""
     from torch.utils.tensorboard import SummaryWriter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-    for device, values in fronts.items():
-        front = _front_2d(np.asarray(values, dtype=float).reshape(-1, 2), directions)
-        if len(front) == 0:
-            continue
-        low, high = front.min(axis=0), front.max(axis=0)
-        scaled = (front - low) / np.where(high > low, high - low, 1.0)
-        ax.step(scaled[:, 0], scaled[:, 1], where="post", marker="o", ms=3, label=f"{device} ({len(front)})")
-    ax.set_xlabel(f"{names[0]}, per device: 0 = its front's lowest, 1 = highest")
-    ax.set_ylabel(f"{names[1]}, per device: 0 = its front's lowest, 1 = highest")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
     with SummaryWriter(log_dir=str(logdir)) as writer:
-        writer.add_figure(f"pareto/{names[0]}_vs_{names[1]}", fig, global_step=step)
+        writer.add_figure(
+            f"pareto/{names[0]}_vs_{names[1]}", overlay_figure(fronts, names, directions), global_step=step
+        )
 
 
 def write_parity(
@@ -437,32 +367,14 @@ def write_parity(
     step: int = 0,
 ) -> None:
     """A predictor against measurements (hwnas-fit's test rows, a pipeline's re-measured front):
-    the image ``parity/<name>`` (predicted vs measured, the identity and +-10% lines), the
-    histogram ``error/<name>`` of predicted / measured - 1, and each of ``scalars`` (Spearman,
-    share within 10%, ...) as ``metrics/<key>``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    the image ``parity/<name>`` (:func:`parity_figure`), the histogram ``error/<name>`` of
+    predicted / measured - 1, and each of ``scalars`` (Spearman, share within 10%, ...) as
+    ``metrics/<key>``."""
     from torch.utils.tensorboard import SummaryWriter
 
     measured, predicted = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
-    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=100)
-    ax.scatter(measured, predicted, s=8, alpha=0.6)
-    low, high = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
-    line = np.array([low, high])
-    ax.plot(line, line, c="black", lw=1, label="predicted = measured")
-    ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="within 10%")
-    if low > 0:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    ax.set_xlabel(f"measured {name}")
-    ax.set_ylabel(f"predicted {name}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
     with SummaryWriter(log_dir=str(logdir)) as writer:
-        writer.add_figure(f"parity/{name}", fig, global_step=step)
+        writer.add_figure(f"parity/{name}", parity_figure(measured, predicted, name), global_step=step)
         positive = measured > 0
         if positive.any():
             writer.add_histogram(f"error/{name}", predicted[positive] / measured[positive] - 1.0, global_step=step)

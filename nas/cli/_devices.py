@@ -33,6 +33,7 @@ from nas import Candidate, Direction, Objective
 from nas.cli.search import RUN_FILE, build_search, hparams_log, search_run
 from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective
+from nas.report import write_devices_report
 from nas.results import write_csv, write_json
 from nas.search import ARCH_KEY, Search, SearchSetupError
 from nas.tensorboard import write_overlay
@@ -73,8 +74,11 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
             configs[name], run_dir / "devices" / name, searches[name], board_root=run_dir, hparams=hparams
         )
     cross = cross_device(searches, run_dir)
-    if cfg.tensorboard:
-        overlay(searches, run_dir)
+    fronts = overlay(searches, run_dir)
+    if cfg.tensorboard and fronts is not None:
+        write_overlay(run_dir / "tensorboard" / "overlay", **fronts)
+    if cfg.get("report", True):
+        write_devices_report(run_dir, summaries, fronts)
     shared = {m.name: m for s in searches.values() for m in s.measures if isinstance(m, CachedObjective)}
     write_json(
         run_dir / "summary.json",
@@ -268,19 +272,19 @@ def cross_device(searches: dict[str, Search], run_dir: Path) -> dict[str, Any]:
     return result
 
 
-def overlay(searches: dict[str, Search], run_dir: Path) -> None:
-    """TensorBoard's ``overlay`` run: every device's front (cost vs score) on axes normalised per
-    device, the cross-device view of a multi-device run."""
+def overlay(searches: dict[str, Search], run_dir: Path) -> dict[str, Any] | None:
+    """Every device's front as (cost, score) rows, for the overlay of fronts (TensorBoard's
+    ``overlay`` run, the report's figure); None without a maximised score and a cost."""
     first = next(iter(searches.values()))
     score = next((o for o in first.objectives if o.direction == Direction.MAXIMIZE), None)
     cost = cost_objective(first.objectives)
     if score is None or cost is None:
-        return
+        return None
     fronts = {}
     for name in searches:
         rows = json.loads((run_dir / "devices" / name / "pareto.json").read_text())["architectures"]
         fronts[name] = [[r[cost.name], r[score.name]] for r in rows]
-    write_overlay(run_dir / "tensorboard" / "overlay", fronts, (cost.name, score.name), ("minimize", "maximize"))
+    return {"fronts": fronts, "names": (cost.name, score.name), "directions": ("minimize", "maximize")}
 
 
 def _cost(search: Search) -> Objective:

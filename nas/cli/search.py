@@ -31,6 +31,7 @@ from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
 from nas.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_deployable
 from nas.objectives import FittedMetric, TableMetric
+from nas.report import write_report
 from nas.results import (
     FORMAT_VERSION,
     Oracle,
@@ -116,6 +117,17 @@ def search_run(
     summary = write_outputs(cfg, run_dir, search, study, oracle=oracle, board=board)
     summary["wall_time_s"] = time.time() - started
     write_json(run_dir / "summary.json", summary)
+    if cfg.get("report", True):
+        write_report(
+            run_dir,
+            study.get_trials(deepcopy=False),
+            summary,
+            json.loads((run_dir / "pareto.json").read_text())["architectures"],
+            constraints=search.constraints,
+            true_values=oracle.values if oracle is not None else None,
+            sampler=sampler_name(cfg),
+            seed=int(cfg.seed),
+        )
     log.info(
         "Pareto set of %d architectures (hypervolume %s) written to %s",
         summary["pareto_size"],

@@ -95,6 +95,10 @@ def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir:
             assert session.run(None, {"input": np.zeros((batch, 3, 32, 32), np.float32)})[0].shape == (batch, 10)
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "search.log").is_file()
     _check_tensorboard(run_dir, trials, pareto, summary)
+    report = (run_dir / "report.md").read_text()  # readable without TensorBoard
+    assert all(f"`{r['arch'].replace('|', chr(92) + '|')}`" in report for r in pareto)
+    for name in ("pareto_accuracy_vs_latency_ms.png", "hypervolume.png"):
+        assert f"(report/{name})" in report and (run_dir / "report" / name).stat().st_size > 1000
 
 
 def _check_regret(summary: dict, trials: list[dict], table: dict, lat: dict) -> None:

@@ -44,6 +44,11 @@ def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path
     result = search_devices(run_dir, data_dir, "budget.n_trials=24", tensorboard=True)
     assert result.returncode == 0, result.stderr[-3000:]
     _check_boards(run_dir)
+    report = (run_dir / "report.md").read_text()
+    assert "(report/overlay.png)" in report and (run_dir / "report" / "overlay.png").is_file()
+    assert all(
+        f"(devices/{d}/report.md)" in report and (run_dir / "devices" / d / "report.md").is_file() for d in DEVICES
+    )
     for device in DEVICES:
         summary = json.loads((run_dir / "devices" / device / "summary.json").read_text())
         assert summary["device"] == device and summary["trials"]["evaluated"] == 24
