@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline", "score", "export"]
+COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline", "score", "export", "compare"]
 ROOTS = ["nas", "search_spaces", "latency_predictors"]
 
 
@@ -86,11 +86,11 @@ def test_every_command_runs_from_the_wheel(command: str, installed: tuple[Path, 
     help_text = run_installed(target, tmp_path, str(target / "bin" / script), "--help")
     assert help_text.returncode == 0, help_text.stderr[-3000:]
     assert f"{script}:" in help_text.stdout
-    given = [f"run_dir={tmp_path}"] if command == "export" else []  # its one required value
+    given = {"export": [f"run_dir={tmp_path}"], "compare": [f"runs=[{tmp_path}]"]}.get(command, [])  # required values
     job = run_installed(
         target, tmp_path, sys.executable, "-m", f"nas.cli.{command}", *given, "--cfg", "job", "--resolve"
     )
     assert job.returncode == 0, job.stderr[-3000:]
-    if command != "export":  # the one command that reads no tables
+    if command not in ("export", "compare"):  # the commands that read no tables
         # Not a checkout: the tables default to ../shared/data beside the working directory.
         assert f"data_dir: {tmp_path.parent.resolve() / 'shared' / 'data'}" in job.stdout
