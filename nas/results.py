@@ -10,13 +10,13 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from nas import pareto
 from nas.search import ARCH_KEY, DETAIL_PREFIX, FAIL_KEY, METRIC_PREFIX, REUSED_KEY, Search
@@ -209,6 +209,52 @@ def hypervolume_summary(table: TrialsTable, reference: np.ndarray | None, rule: 
         "reference_point": dict(zip(table.objectives, map(float, reference))),
         "reference_rule": rule,
     }
+
+
+@dataclass
+class RunningFront:
+    """A search's front and counts, one finished trial at a time (values in the objectives' own
+    units): the progress bar's and the log's figures (``status``), and TensorBoard's. As an Optuna
+    callback it takes each trial the loop finishes."""
+
+    directions: Sequence[str]
+    reference: np.ndarray | None
+    points: np.ndarray = field(init=False)
+    hypervolume: float = 0.0
+    complete: int = 0
+    feasible: int = 0
+    failed: int = 0
+    evaluations: int = 0
+
+    def __post_init__(self) -> None:
+        self.points = np.empty((0, len(self.directions)))
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.add(trial)
+
+    def status(self) -> dict[str, object]:
+        shown: dict[str, object] = {"front": len(self.points)}
+        if self.reference is not None:
+            shown["hypervolume"] = self.hypervolume
+        return shown
+
+    def add(self, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.failed += 1
+        if trial.state != TrialState.COMPLETE:
+            return
+        self.complete += 1
+        if REUSED_KEY not in trial.user_attrs:
+            self.evaluations += 1
+        if not (all(v <= 0 for v in trial.constraints.values())):
+            return
+        self.feasible += 1
+        candidate = np.vstack([self.points, [trial.values]])
+        mask = pareto.non_dominated_mask(candidate, self.directions)
+        if mask[-1]:  # only a new non-dominated point moves the front
+            self.points = candidate[mask]
+            if self.reference is not None:
+                self.hypervolume = pareto.hypervolume(self.points, self.directions, self.reference)
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -19,8 +19,9 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -72,7 +73,12 @@ class Search:
     # A worker tags its trial milliseconds after asking for it; a RUNNING trial still untagged
     # after this long belongs to a worker that died in between.
     untagged_grace_s: float = 60.0
+    #: Trials between two info-level summaries in the log (every trial gets a debug line).
+    log_every: int = 25
     _ledger: _Ledger = field(default_factory=lambda: _Ledger(), init=False, repr=False)
+    #: Whether the last ``run`` stopped on Ctrl-C or SIGTERM (its finished trials are in the study).
+    interrupted: bool = field(default=False, init=False, repr=False)
+    _failed: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.storage is None:
@@ -152,10 +158,20 @@ class Search:
         timeout_s: float | None = None,
         show_progress: bool = True,
         callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+        status: Callable[[], Mapping[str, object]] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> optuna.Study:
         """Run until the study holds ``n_trials`` evaluations (finished trials that were not
-        answered from the storage, from any run or worker)."""
+        answered from the storage, from any run or worker).
+
+        ``status`` gives what the progress bar and the periodic log summary show beside the
+        counts (front size, hypervolume). ``should_stop`` is asked before each trial (a command's
+        SIGTERM or Ctrl-C sets it): the loop then ends after the trial in progress. A
+        KeyboardInterrupt inside a trial fails it with that reason and ends the loop too. Either
+        way ``interrupted`` is set and the study returned, so the caller writes what finished."""
         study = self.study()
+        self.interrupted = False
+        self._failed = 0
         self._recover_dead_workers(study)
         ledger = self._ledger = _Ledger()
         done = ledger.evaluations(study)
@@ -172,7 +188,17 @@ class Search:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 log.info("timeout of %.0f s reached after %d evaluations", timeout_s, done)
                 break
-            frozen = self._run_trial(study, n_trials)
+            if should_stop is not None and should_stop():
+                self.interrupted = True
+                log.warning("stopping after %d evaluations: the finished trials are kept", ledger.evaluations(study))
+                break
+            try:
+                frozen = self._run_trial(study, n_trials)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                log.warning("interrupted after %d evaluations: the finished trials are kept", ledger.evaluations(study))
+                break
+            self._report(frozen, progress, ledger.evaluations(study), status)
             failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
             if failures_in_a_row >= self.max_consecutive_failures:
                 raise RuntimeError(
@@ -193,6 +219,35 @@ class Search:
         progress.update(max(0, min(ledger.evaluations(study), n_trials) - min(done, n_trials)))
         progress.close()
         return study
+
+    def _report(
+        self,
+        trial: FrozenTrial,
+        progress: Any,
+        evaluated: int,
+        status: Callable[[], Mapping[str, object]] | None,
+    ) -> None:
+        """A debug line per trial; the progress bar's figures; an info summary every ``log_every``."""
+        values = trial.values if trial.state == TrialState.COMPLETE else None
+        log.debug(
+            "trial %d %s %s %s%s",
+            trial.number,
+            trial.state.name,
+            trial.user_attrs.get(ARCH_KEY, ""),
+            values,
+            f" ({trial.user_attrs[FAIL_KEY]})" if FAIL_KEY in trial.user_attrs else "",
+        )
+        if trial.state == TrialState.FAIL:
+            self._failed += 1
+        shown = {**(status() if status else {}), "failed": self._failed}
+        progress.set_postfix(shown, refresh=False)
+        if (trial.number + 1) % self.log_every == 0:
+            log.info(
+                "trial %d: %d evaluations, %s",
+                trial.number,
+                evaluated,
+                ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()),
+            )
 
     def writes_outputs(self, study: optuna.Study, wait_s: float = 600.0) -> bool:
         """Whether this worker writes the run's outputs, once its loop has ended: exactly one of
@@ -223,6 +278,10 @@ class Search:
                 if pruned is not None:
                     return pruned
             values = self._evaluate(Candidate(arch, self.space), trial, key)
+        except KeyboardInterrupt:
+            trial.set_user_attr(FAIL_KEY, "interrupted (Ctrl-C or SIGTERM) while evaluating")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
         except Exception as error:  # noqa: BLE001 - one bad architecture must not end the search
             reason = f"{type(error).__name__}: {error}"
             if not isinstance(error, ObjectiveError):

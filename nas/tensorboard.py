@@ -25,7 +25,6 @@ import fcntl
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import pareto
 from nas._objective import Constraint
 from nas.plots import feasible, overlay_figure, pareto_figure, parity_figure
+from nas.results import RunningFront
 from nas.search import METRIC_PREFIX, REUSED_KEY
 
 #: The tag whose last step says how far a device's run got (written for every finished trial).
@@ -54,41 +53,6 @@ def last_steps(run_dir: Path) -> dict[str, int]:
             for value in event.summary.value:
                 last[value.tag] = max(last.get(value.tag, -1), event.step)
     return last
-
-
-@dataclass
-class _Front:
-    """The running statistics of a search, one trial at a time (minimised values)."""
-
-    directions: Sequence[str]
-    reference: np.ndarray | None
-    points: np.ndarray = field(init=False)
-    hypervolume: float = 0.0
-    complete: int = 0
-    feasible: int = 0
-    failed: int = 0
-    evaluations: int = 0
-
-    def __post_init__(self) -> None:
-        self.points = np.empty((0, len(self.directions)))
-
-    def add(self, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL:
-            self.failed += 1
-        if trial.state != TrialState.COMPLETE:
-            return
-        self.complete += 1
-        if REUSED_KEY not in trial.user_attrs:
-            self.evaluations += 1
-        if not feasible(trial):
-            return
-        self.feasible += 1
-        candidate = np.vstack([self.points, [trial.values]])
-        mask = pareto.non_dominated_mask(candidate, self.directions)
-        if mask[-1]:  # only a new non-dominated point moves the front
-            self.points = candidate[mask]
-            if self.reference is not None:
-                self.hypervolume = pareto.hypervolume(self.points, self.directions, self.reference)
 
 
 class HParamsLog:
@@ -227,7 +191,7 @@ class SearchBoard:
         self.hparams = hparams
         self.device = device
         self.run = dict(run or {})
-        self._front = _Front(self.directions, reference)
+        self._front = RunningFront(self.directions, reference)
         self._next = 0  # the next trial number to log
         self._figured = -1  # the step of the last Pareto images
         self._writer: Any = None

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from nas import Candidate, Direction, Objective
-from nas.cli.search import RUN_FILE, build_search, hparams_log, search_run
+from nas.cli.search import INTERRUPTED_EXIT, RUN_FILE, build_search, hparams_log, search_run
 from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective
 from nas.report import write_devices_report
@@ -73,6 +74,9 @@ def search_devices(cfg: DictConfig, run_dir: Path) -> dict[str, float | None]:
         summaries[name] = search_run(
             configs[name], run_dir / "devices" / name, searches[name], board_root=run_dir, hparams=hparams
         )
+        if summaries[name].get("interrupted"):
+            log.warning("interrupted on device %s: devices after it were not searched; rerun to resume", name)
+            sys.exit(INTERRUPTED_EXIT)
     cross = cross_device(searches, run_dir)
     fronts = overlay(searches, run_dir)
     if cfg.tensorboard and fronts is not None:

@@ -12,6 +12,9 @@ import logging
 import math
 import os
 import platform
+import signal
+import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from latency_predictors.measure import MeasuredLatency, cpu_model_name
@@ -35,6 +39,7 @@ from nas.report import write_report
 from nas.results import (
     FORMAT_VERSION,
     Oracle,
+    RunningFront,
     TrialsTable,
     column_descriptions,
     hypervolume_summary,
@@ -64,7 +69,10 @@ def main(cfg: DictConfig) -> float | dict[str, float | None] | None:
     if cfg.get("devices"):
         return search_devices(cfg, run_dir)  # one study per device, shared accuracy
     refuse_devices_run_dir(run_dir)
-    return search_run(cfg, run_dir)["hypervolume"]
+    summary = search_run(cfg, run_dir)
+    if summary.get("interrupted"):
+        sys.exit(INTERRUPTED_EXIT)
+    return summary["hypervolume"]
 
 
 def search_run(
@@ -94,12 +102,16 @@ def search_run(
         root = board_root or run_dir
         hparams = hparams or hparams_log(root / "hparams", [cfg], [search])
         board = search_board(cfg, root / "tensorboard" / cfg.device.name, search, oracle, hparams)
-    study = search.run(
-        n_trials=cfg.budget.n_trials,
-        timeout_s=cfg.budget.timeout_s,
-        show_progress=cfg.progress,
-        callbacks=[board] if board else (),
-    )
+    front = running_front(search, oracle, cfg)
+    with StopOnSignal() as stop:
+        study = search.run(
+            n_trials=cfg.budget.n_trials,
+            timeout_s=cfg.budget.timeout_s,
+            show_progress=cfg.progress,
+            callbacks=[front, board] if board else [front],
+            status=front.status,
+            should_stop=stop,
+        )
     if not search.writes_outputs(study):
         if board:
             board.close(study)
@@ -116,6 +128,7 @@ def search_run(
         return summary | {"hypervolume": None}
     summary = write_outputs(cfg, run_dir, search, study, oracle=oracle, board=board)
     summary["wall_time_s"] = time.time() - started
+    summary["interrupted"] = search.interrupted
     write_json(run_dir / "summary.json", summary)
     if cfg.get("report", True):
         write_report(
@@ -134,6 +147,8 @@ def search_run(
         summary["hypervolume"],
         run_dir,
     )
+    if search.interrupted:
+        log.warning("interrupted: the outputs hold the finished trials; the same command resumes the search")
     return summary
 
 
@@ -163,11 +178,7 @@ def search_board(
 ) -> SearchBoard:
     """The device's TensorBoard run; its hypervolume is live when the reference point is known
     before the search (given, or the oracle's worst values, as summary.json then uses)."""
-    given = _list_or_none(cfg.reference_point)
-    reference = None
-    if given is not None or oracle is not None:
-        empty = TrialsTable((), (), tuple(o.name for o in search.objectives), tuple(search.directions))
-        reference, _ = reference_point(empty, given, oracle)
+    reference = fixed_reference(cfg, search, oracle)
     return SearchBoard(
         logdir,
         [o.name for o in search.objectives],
@@ -186,6 +197,63 @@ def search_board(
 def sampler_name(cfg: DictConfig) -> str:
     """The sampler's class (``NSGAIISampler``, ``SurrogateSampler``): what the run searched with."""
     return str(cfg.sampler._target_).rsplit(".", 1)[-1]
+
+
+#: The exit status of a search stopped by Ctrl-C or SIGTERM once its outputs are written (128 + SIGINT).
+INTERRUPTED_EXIT = 130
+
+
+class StopOnSignal:
+    """SIGTERM (a scheduler's or ``kill``'s stop) and a first Ctrl-C ask the search to stop after
+    the trial in progress (``Search.run(should_stop=...)``), so its outputs are written and the
+    command exits with INTERRUPTED_EXIT; a second Ctrl-C interrupts at once. Handlers are set on
+    entry and restored on exit (only from the main thread, where Python allows them)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning(
+            "%s: stopping after the trial in progress and writing what finished%s",
+            signal.Signals(signum).name,
+            " (Ctrl-C again to abort at once)" if signum == signal.SIGINT else "",
+        )
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def running_front(search: Search, oracle: Oracle | None, cfg: DictConfig) -> RunningFront:
+    """The front and counts the progress bar and the log show, from the study's finished trials on."""
+    reference = fixed_reference(cfg, search, oracle)
+    front = RunningFront(search.directions, reference)
+    for trial in search.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        front.add(trial)
+    return front
+
+
+def fixed_reference(cfg: DictConfig, search: Search, oracle: Oracle | None) -> Any:
+    """The hypervolume reference known before the search (given, or the oracle's worst values, as
+    summary.json then uses); None otherwise."""
+    given = _list_or_none(cfg.reference_point)
+    if given is None and oracle is None:
+        return None
+    empty = TrialsTable((), (), tuple(o.name for o in search.objectives), tuple(search.directions))
+    return reference_point(empty, given, oracle)[0]
 
 
 def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = None) -> Search:

@@ -453,3 +453,41 @@ def test_a_non_finite_parity_figure_is_written_as_null(tmp_path: Path) -> None:
     assert row["onnx"] is None and row["onnx_max_abs_diff"] is None and row["onnx_error"].startswith("parity")
     write_json(tmp_path / "pareto.json", {"architectures": front})
     assert json.loads((tmp_path / "pareto.json").read_text())["architectures"][0]["onnx_max_scaled_diff"] is None
+
+
+def test_sigterm_writes_what_finished_and_the_same_command_resumes(tmp_path: Path, data_dir: Path) -> None:
+    """A scheduler's SIGTERM mid-search: the finished trials are written out (trials.csv, the
+    front, summary.json saying it was interrupted), the exit status is 130, and rerunning the
+    command resumes the study."""
+    import signal
+    import time
+
+    import optuna
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "nas.cli.search", "device=raspi4", "objectives=synflow_latency", "metrics=none",
+        "export.onnx=false", f"data_dir={data_dir}", f"hydra.run.dir={run_dir}", "progress=false",
+    ]  # fmt: skip
+    process = subprocess.Popen([*command, "budget.n_trials=5000"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    complete = 0
+    while complete < 5 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}")
+            complete = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+        except Exception:  # noqa: BLE001 - the database is not created yet
+            continue
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-3000:]
+    trials = read_csv(run_dir / "trials.csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and len([r for r in trials if r["state"] == "COMPLETE"]) >= 5
+    assert not [r for r in trials if r["state"] == "RUNNING"]  # the trial in progress was finished first
+    evaluated = summary["trials"]["evaluated"]
+    resumed = subprocess.run([*command, f"budget.n_trials={evaluated + 3}"], cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is False and summary["trials"]["evaluated"] == evaluated + 3
