@@ -15,11 +15,15 @@ from tests.nas.cli.test_search_cli import read_csv, run_search
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_a_sweep_over_samplers_and_seeds_compares_by_sampler(tmp_path: Path, data_dir: Path) -> None:
+def test_a_sweep_over_devices_samplers_and_seeds_compares_by_setting(tmp_path: Path, data_dir: Path) -> None:
+    """A multirun through the joblib launcher (two jobs at once), its folders named by every swept
+    value, then hwnas-compare on the sweep's directory."""
     sweep = tmp_path / "sweep"
     result = run_search(
         "-m",
-        "device=raspi4",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "device=raspi4,fpga",
         "objectives=accuracy_latency",
         "metrics=none",
         "sampler=random,mutation",
@@ -40,21 +44,32 @@ def test_a_sweep_over_samplers_and_seeds_compares_by_sampler(tmp_path: Path, dat
         timeout=300,
     )
     assert compared.returncode == 0, compared.stderr[-3000:]
-    rows = {r["sampler"]: r for r in read_csv(out / "compare.csv")}
-    assert sorted(rows) == ["MutationSampler", "RandomSampler"]
-    for sampler, row in rows.items():
+    folders = sorted(p.name.split("_", 1)[1] for p in sweep.iterdir() if p.is_dir())
+    assert folders == sorted(
+        f"device={d},sampler={s},seed={n}" for d in ("raspi4", "fpga") for s in ("random", "mutation") for n in (0, 1)
+    )
+    rows = {(r["device"], r["sampler"]): r for r in read_csv(out / "compare.csv")}
+    assert len(rows) == 4
+    for (device, sampler), row in rows.items():
+        option = sampler.removesuffix("Sampler").lower()
         summaries = [
-            json.loads(p.read_text())
-            for p in sweep.glob("*/summary.json")
-            if sampler.lower().startswith(p.parent.name.split("sampler=")[1].split(",")[0])
+            json.loads(p.read_text()) for p in sweep.glob(f"*_device={device},sampler={option},seed=*/summary.json")
         ]
         assert len(summaries) == int(row["runs"]) == 2 and row["seeds"] == "0 1"
         regrets = [s["regret"]["mean"] for s in summaries]
         assert float(row["mean_regret_mean"]) == pytest.approx(statistics.fmean(regrets))
         assert float(row["mean_regret_std"]) == pytest.approx(statistics.stdev(regrets))
         assert float(row["hypervolume_max"]) == pytest.approx(max(s["hypervolume"] for s in summaries))
-    assert "(compare/fronts_raspi4.png)" in (out / "compare.md").read_text()
-    assert (out / "compare" / "fronts_raspi4.png").stat().st_size > 1000
+    for device in ("raspi4", "fpga"):
+        assert f"(compare/fronts_{device}.png)" in (out / "compare.md").read_text()
+        assert (out / "compare" / f"fronts_{device}.png").stat().st_size > 1000
+
+
+def test_the_slurm_launcher_config_extends_submitits(tmp_path: Path) -> None:
+    result = run_search("--cfg", "hydra", "hydra/launcher=slurm", "hydra.launcher.partition=cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in result.stdout
+    assert "partition: cpu" in result.stdout and "cpus_per_task: 2" in result.stdout
 
 
 def test_a_directory_without_searches_is_named(tmp_path: Path) -> None:
