@@ -53,6 +53,8 @@ from latency_predictors.measure import (
 from nas import Architecture, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.results import write_json
+from nas.tables import BenchmarkTable
+from nas.tensorboard import last_steps
 
 log = logging.getLogger("hwnas.profile")
 
@@ -201,6 +203,25 @@ def report_stability(out: Path, stability: RowStability, run: ProfileRun) -> Non
     write_json(out / SUMMARY_FILE, {**stability.to_dict(), "this_run": this_run})
 
 
+def write_profile_board(out: Path, device: str) -> None:
+    """TensorBoard (``out/tensorboard``): each profile row's latency (and energy) at its row index,
+    the rows a resumed profile added after those already logged; their histogram at the row count."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    table = BenchmarkTable.load(out)
+    logdir = out / "tensorboard"
+    logged = last_steps(logdir).get("profile/latency_ms", -1) if logdir.is_dir() else -1
+    with SummaryWriter(log_dir=str(logdir)) as board:
+        for metric in table.metrics():
+            values = table.column(metric, device)
+            for row in range(logged + 1, len(values)):
+                if np.isfinite(values[row]):
+                    board.add_scalar(f"profile/{metric}", values[row], global_step=row)
+            finite = values[np.isfinite(values)]
+            if len(values) > logged + 1 and len(finite):
+                board.add_histogram(f"profile/{metric}_histogram", finite, global_step=len(values))
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
 def main(cfg: DictConfig) -> None:
     settings = check_settings(cfg)
@@ -278,6 +299,7 @@ def main(cfg: DictConfig) -> None:
             len(writer),
         )
         report_stability(out, writer.stability(settings.unstable_iqr_ratio), run)
+        write_profile_board(out, device.name)
     if settings.layers:
         with LayerProfileWriter(out, device, **record) as layer_writer:
             layer_run = profile_layers(

@@ -86,6 +86,14 @@ def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: 
     grown = BenchmarkTable.load(out)
     assert len(grown) == 8 and grown.archs[:6] == table.archs
     np.testing.assert_array_equal(grown.column("latency_ms", DEVICE)[:6], latencies)  # not re-measured
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(out / "tensorboard"), size_guidance={"histograms": 0})
+    board.Reload()  # every row once, at its index, across the resume
+    logged = board.Scalars("profile/latency_ms")
+    assert [e.step for e in logged] == list(range(8))
+    np.testing.assert_allclose([e.value for e in logged], grown.column("latency_ms", DEVICE), rtol=1e-6)
+    assert [e.step for e in board.Histograms("profile/latency_ms_histogram")] == [6, 8]
 
 
 def live_device(*overrides: str):  # noqa: ANN201 - nas.Device
