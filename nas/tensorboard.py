@@ -22,6 +22,7 @@ later trials, so TensorBoard never sees a step twice; a trial's HParams session 
 from __future__ import annotations
 
 import fcntl
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,10 @@ class HParamsLog:
         run: the run's own hyperparameters and every value each takes in this run (device, space,
             sampler, seed), e.g. ``{"device": ["raspi4", "pixel3"], "seed": [0]}``.
         genes: the space's Optuna distributions (their choices become discrete domains).
-        metrics: the metric tags every session reports (``objective/accuracy``, ...).
+        metrics: the metric tags every session reports (``objective/accuracy``, ...); empty to
+            :meth:`declare` them later (once :meth:`tag` has named them).
+        shared: in a run of several devices, the names of the values every device shares; the
+            others are tagged per device (:meth:`tag`). None: one device.
     """
 
     def __init__(
@@ -74,9 +78,9 @@ class HParamsLog:
         run: Mapping[str, Sequence[Any]],
         genes: Mapping[str, optuna.distributions.BaseDistribution],
         metrics: Sequence[str],
+        shared: set[str] | None = None,
     ) -> None:
         from tensorboard.plugins.hparams import summary_v2 as hp
-        from torch.utils.tensorboard import SummaryWriter
 
         self.root = Path(root)
         self._hp = {name: hp.HParam(name, hp.Discrete([_plain(v) for v in values])) for name, values in run.items()}
@@ -84,6 +88,23 @@ class HParamsLog:
             self._hp[f"gene/{name}"] = hp.HParam(f"gene/{name}", _domain(distribution))
         self._hp["arch"] = hp.HParam("arch")  # a free string: no domain
         self._hp["trial"] = hp.HParam("trial")
+        self.shared = shared
+        self.metrics: tuple[str, ...] = ()
+        if metrics:
+            self.declare(metrics)
+
+    def tag(self, device: str, kind: str, name: str) -> str:
+        """A value's metric tag: ``<kind>/<name>``, or ``<kind>/<name>@<device>`` in a run of several
+        devices (``shared`` given) for what is the device's own (not in ``shared``)."""
+        if self.shared is None or name in self.shared:
+            return f"{kind}/{name}"
+        return f"{kind}/{name}@{device}"
+
+    def declare(self, metrics: Sequence[str]) -> None:
+        """Write the experiment: every hyperparameter with its domain, and ``metrics``."""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from torch.utils.tensorboard import SummaryWriter
+
         self.metrics = tuple(metrics)
         self.root.mkdir(parents=True, exist_ok=True)
         with SummaryWriter(log_dir=str(self.root)) as writer:
@@ -286,9 +307,11 @@ class SearchBoard:
             self._figures(study, step)
 
     def _session_metrics(self, trial: FrozenTrial) -> dict[str, float]:
-        values = {f"objective/{n}": v for n, v in zip(self.objectives, trial.values)}
-        values |= {f"metric/{m}": trial.user_attrs.get(METRIC_PREFIX + m) for m in self.metrics}
-        values |= {f"constraint/{c.name}": trial.constraints.get(c.name) for c in self.constraints}
+        assert self.hparams is not None
+        tag = functools.partial(self.hparams.tag, self.device)
+        values = {tag("objective", n): v for n, v in zip(self.objectives, trial.values)}
+        values |= {tag("metric", m): trial.user_attrs.get(METRIC_PREFIX + m) for m in self.metrics}
+        values |= {tag("constraint", c.name): trial.constraints.get(c.name) for c in self.constraints}
         return values | {"feasible": float(feasible(trial))}
 
     def _figures(self, study: optuna.Study, step: int) -> None:

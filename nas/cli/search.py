@@ -34,6 +34,7 @@ from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_on
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
 from nas.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_deployable
+from nas.objective_cache import CachedObjective
 from nas.objectives import FittedMetric, TableMetric
 from nas.report import write_report
 from nas.results import (
@@ -153,24 +154,31 @@ def search_run(
 
 
 def hparams_log(root: Path, configs: list[DictConfig], searches: list[Search]) -> HParamsLog:
-    """The HParams experiment of a run of one or several devices (``configs``, ``searches``)."""
-    tags: dict[str, None] = {}
-    for search in searches:
-        tags |= dict.fromkeys(f"objective/{o.name}" for o in search.objectives)
-        tags |= dict.fromkeys(f"metric/{m.name}" for m in search.metrics)
-        tags |= dict.fromkeys(f"constraint/{c.name}" for c in search.constraints)
-    first = configs[0]
-    return HParamsLog(
+    """The HParams experiment of a run of one or several devices (``configs``, ``searches``).
+    With several, a device's own values (its latency) are its own metric, ``objective/latency_ms@
+    raspi4``, so no axis mixes devices; what every device shares (accuracy, a proxy: evaluated
+    once, :class:`~nas.objective_cache.CachedObjective`) stays one metric."""
+    shared = {m.name for s in searches for m in s.measures if isinstance(m, CachedObjective)}
+    hparams = HParamsLog(
         root,
         run={
             "device": [c.device.name for c in configs],
-            "space": [first.space.name],
-            "sampler": [sampler_name(first)],
-            "seed": [int(first.seed)],
+            "space": [configs[0].space.name],
+            "sampler": [sampler_name(configs[0])],
+            "seed": [int(configs[0].seed)],
         },
         genes=searches[0].space.distributions(),
-        metrics=[*tags, "feasible", "on_front"],
+        metrics=[],
+        shared=shared if len(searches) > 1 else None,
     )
+    tags: dict[str, None] = {}
+    for cfg, search in zip(configs, searches):
+        device = cfg.device.name
+        tags |= dict.fromkeys(hparams.tag(device, "objective", o.name) for o in search.objectives)
+        tags |= dict.fromkeys(hparams.tag(device, "metric", m.name) for m in search.metrics)
+        tags |= dict.fromkeys(hparams.tag(device, "constraint", c.name) for c in search.constraints)
+    hparams.declare([*tags, "feasible", "on_front"])
+    return hparams
 
 
 def search_board(

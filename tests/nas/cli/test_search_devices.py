@@ -170,5 +170,13 @@ def _check_boards(run_dir: Path) -> None:
     experiment.Reload()
     content = experiment.PluginTagToContent("hparams")["_hparams_/experiment"]
     infos = plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos
+    metrics = {m.name.tag for m in plugin_data_pb2.HParamsPluginData.FromString(content).experiment.metric_infos}
+    # synflow is shared (one column); each device's latency is its own, so no axis mixes devices
+    assert {"objective/synflow", *(f"objective/latency_ms@{d}" for d in DEVICES)} <= metrics
+    assert "objective/latency_ms" not in metrics
+    session = sorted((run_dir / "hparams" / "fpga").iterdir())[0]
+    values = EventAccumulator(str(session))
+    values.Reload()
+    assert {"objective/synflow", "objective/latency_ms@fpga"} <= set(values.Tags()["scalars"])
     device = next(h for h in infos if h.name == "device")
     assert sorted(v.string_value for v in device.domain_discrete.values) == sorted(DEVICES)
