@@ -41,6 +41,8 @@ from nas.search import METRIC_PREFIX, REUSED_KEY
 
 #: The tag whose last step says how far a device's run got (written for every finished trial).
 PROGRESS_TAG = "search/evaluations"
+#: Written when a search ends (its value: the last trial's number), so a rerun knows what was marked.
+CLOSED_TAG = "search/closed_at_trial"
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -215,6 +217,7 @@ class SearchBoard:
         self._front = RunningFront(self.directions, reference)
         self._next = 0  # the next trial number to log
         self._figured = -1  # the step of the last Pareto images
+        self._closed = -1  # the step at which the run was last closed
         self._writer: Any = None
         self._lock: Any = None
 
@@ -240,11 +243,14 @@ class SearchBoard:
             step = max(self._next - 1, 0)
             if len(self.objectives) >= 2:
                 self._figures(study, step)
-            if self.reference is None and final_hypervolume is not None:
-                self._writer.add_scalar("search/final_hypervolume", final_hypervolume, global_step=step)
-            if self.hparams is not None and front_numbers is not None:
-                numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-                self.hparams.mark_front(self.device, front_numbers, numbers, step)
+            if step > self._closed:  # a rerun that added no trial has nothing new to mark
+                self._closed = step
+                self._writer.add_scalar(CLOSED_TAG, step, global_step=step)
+                if self.reference is None and final_hypervolume is not None:
+                    self._writer.add_scalar("search/final_hypervolume", final_hypervolume, global_step=step)
+                if self.hparams is not None and front_numbers is not None:
+                    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+                    self.hparams.mark_front(self.device, front_numbers, numbers, step)
         finally:
             self._writer.close()
             self._writer = None
@@ -266,6 +272,7 @@ class SearchBoard:
         steps = last_steps(self.logdir)
         logged = steps.get(PROGRESS_TAG, -1)
         self._figured = max((v for k, v in steps.items() if k.startswith("pareto/")), default=-1)
+        self._closed = steps.get(CLOSED_TAG, -1)
         # What earlier runs logged is replayed into the statistics only: their steps stay as written.
         for trial in study.get_trials(deepcopy=False, states=_FINISHED):
             if trial.number <= logged:

@@ -89,7 +89,7 @@ def test_every_trial_is_a_step_and_the_live_hypervolume_is_the_studys(tmp_path: 
 
 def test_a_resumed_search_appends_without_repeating_a_step(tmp_path: Path) -> None:
     storage = optuna.storages.InMemoryStorage()
-    for budget in (8, 15):
+    for budget in (8, 15, 15):  # the third run adds no trial: it must add no step either
         search = _search(storage)
         board = _board(tmp_path / "toydev", search)
         study = search.run(n_trials=budget, show_progress=False, callbacks=[board])
@@ -97,9 +97,11 @@ def test_a_resumed_search_appends_without_repeating_a_step(tmp_path: Path) -> No
     steps = [e.step for e in _events(tmp_path / "toydev").Scalars("search/evaluations")]
     assert steps == sorted(set(steps)) == [t.number for t in study.get_trials()]
     assert last_steps(tmp_path / "toydev")["search/evaluations"] == study.get_trials()[-1].number
-    assert len(list((tmp_path / "toydev").glob("events.out.tfevents.*"))) == 2
+    assert len(list((tmp_path / "toydev").glob("events.out.tfevents.*"))) == 3  # one per run
     images = [e.step for e in _events(tmp_path / "toydev").Images("pareto/capacity_vs_params")]
     assert images == sorted(set(images))
+    closed = [e.step for e in _events(tmp_path / "toydev").Scalars("search/closed_at_trial")]
+    assert closed == sorted(set(closed)) and len(closed) == 2
 
 
 def test_a_second_writer_of_the_same_run_writes_nothing(tmp_path: Path) -> None:
