@@ -14,13 +14,24 @@ from nas._objective import Constraint
 from nas.search import REUSED_KEY
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files, never a window
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def finish(fig: Any, ax: Any, xlabel: str, ylabel: str, legend: str | None = "best") -> Any:
+    """Labels, a light grid, a small legend, a tight layout: every figure's last lines."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(loc=legend, fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def feasible(trial: FrozenTrial) -> bool:
@@ -58,7 +69,7 @@ def pareto_figure(
     """The complete trials on one pair of objectives: feasible and infeasible ones, the found
     front, the constraint bounds on these axes and the true front where a table gives it (every
     architecture's values, ``true_values``)."""
-    plt = _pyplot()
+    plt = pyplot()
     x, y = _axes(objectives, directions, pair)
     names = (objectives[x], objectives[y])
     directions = (directions[x], directions[y])
@@ -92,20 +103,15 @@ def pareto_figure(
             ax.set_ylim(bottom=float(seen.min()) - 0.05 * span)
         else:
             ax.set_ylim(top=float(seen.max()) + 0.05 * span)
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
     ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, names[0], names[1])
 
 
 def overlay_figure(fronts: Mapping[str, np.ndarray], names: tuple[str, str], directions: tuple[str, str]) -> Any:
     """Every device's front (``fronts[device]``: its (cost, score) rows) on axes normalised per
     device (0 = that device's lowest value on its front, 1 = its highest): how the trade-off's
     shape differs between devices whose latencies differ by orders of magnitude."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     for device, values in fronts.items():
         front = _front_2d(np.asarray(values, dtype=float).reshape(-1, 2), directions)
@@ -114,17 +120,17 @@ def overlay_figure(fronts: Mapping[str, np.ndarray], names: tuple[str, str], dir
         low, high = front.min(axis=0), front.max(axis=0)
         scaled = (front - low) / np.where(high > low, high - low, 1.0)
         ax.step(scaled[:, 0], scaled[:, 1], where="post", marker="o", ms=3, label=f"{device} ({len(front)})")
-    ax.set_xlabel(f"{names[0]}, per device: 0 = its front's lowest, 1 = highest")
-    ax.set_ylabel(f"{names[1]}, per device: 0 = its front's lowest, 1 = highest")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish(
+        fig,
+        ax,
+        f"{names[0]}, per device: 0 = its front's lowest, 1 = highest",
+        f"{names[1]}, per device: 0 = its front's lowest, 1 = highest",
+    )
 
 
 def parity_figure(measured: np.ndarray, predicted: np.ndarray, name: str) -> Any:
     """Predicted against measured, with the identity and the +-10% band (log axes when positive)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=100)
     ax.scatter(measured, predicted, s=8, alpha=0.6)
     low, high = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
@@ -134,9 +140,4 @@ def parity_figure(measured: np.ndarray, predicted: np.ndarray, name: str) -> Any
     if low > 0:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel(f"measured {name}")
-    ax.set_ylabel(f"predicted {name}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, f"measured {name}", f"predicted {name}", legend="upper left")

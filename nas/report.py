@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas import pareto
 from nas._objective import Constraint
-from nas.plots import _pyplot, feasible, overlay_figure, pareto_figure, parity_figure
+from nas.plots import feasible, finish, overlay_figure, pareto_figure, parity_figure, pyplot
 from nas.search import REUSED_KEY
 
 REPORT = "report.md"
@@ -137,18 +137,14 @@ def write_devices_report(
 
 
 def _curve_figure(curve: list[tuple[int, float]], rule: str) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     ax.plot([n for n, _ in curve], [hv for _, hv in curve], drawstyle="steps-post")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"hypervolume ({rule})" if rule else "hypervolume")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "trial", f"hypervolume ({rule})" if rule else "hypervolume", legend=None)
 
 
 def _save(figure: Any, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure.savefig(path)
     plt.close(figure)
 

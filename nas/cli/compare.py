@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from nas.cli import CONFIG_DIR
-from nas.plots import _pyplot
+from nas.plots import finish, pyplot
 
 log = logging.getLogger("hwnas.compare")
 #: What a group's runs agree on by default: everything but the seed.
@@ -140,7 +140,7 @@ def overlays(runs: list[dict[str, Any]], group_by: list[str], directory: Path) -
     """Per device, every run's front (cost vs score, in the objectives' units: one device), coloured
     by group; the PNGs' names."""
     directory.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     names = []
     for device in sorted({r["device"] for r in runs}):
         mine = [r for r in runs if r["device"] == device]
@@ -161,12 +161,8 @@ def overlays(runs: list[dict[str, Any]], group_by: list[str], directory: Path) -
             line = ax.step(points[:, 0], points[:, 1], where="post", marker="o", ms=3, alpha=0.7, label=label,
                            color=colours.get(key))  # fmt: skip
             colours.setdefault(key, line[0].get_color())
-        ax.set_xlabel(cost)
-        ax.set_ylabel(score)
         ax.set_title(f"fronts on {device}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=7)
-        fig.tight_layout()
+        finish(fig, ax, cost, score)
         name = f"fronts_{device}.png"
         fig.savefig(directory / name)
         plt.close(fig)
