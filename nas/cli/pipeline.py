@@ -31,6 +31,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from scipy.stats import spearmanr
 
 from latency_predictors.measure import Bench, measure_into, open_profile
 from latency_predictors.predictors import PREDICTOR_FILE, load_predictor
@@ -38,11 +39,12 @@ from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpac
 from nas.cli import CONFIG_DIR
 from nas.cli.fit import write_run
 from nas.cli.search import ONNX_COLUMNS, export_front, write_outputs
-from nas.closed_loop import Front, LoopSettings, Progress, run_closed_loop, write_marker
+from nas.closed_loop import ROUNDS_DIR, Front, LoopSettings, Progress, read_marker, run_closed_loop, write_marker
 from nas.fitting import ParsedTable, fit_column
 from nas.results import FORMAT_VERSION, write_csv, write_json
 from nas.search import Search, SearchSetupError
 from nas.tables import METRICS, BenchmarkTable
+from nas.tensorboard import last_steps, write_parity
 
 log = logging.getLogger("hwnas.pipeline")
 
@@ -80,7 +82,46 @@ def run(cfg: DictConfig, run_dir: Path, progress: Progress | None = None) -> dic
         hv_tolerance=float(cfg.hv_tolerance),
         reference_point=None if cfg.reference_point is None else tuple(cfg.reference_point),
     )
-    return run_closed_loop(stages, run_dir, settings, stages.constraints, header, progress or (lambda *_: None))
+    summary = run_closed_loop(stages, run_dir, settings, stages.constraints, header, progress or (lambda *_: None))
+    if cfg.tensorboard:
+        write_round_boards(run_dir, summary)
+    return summary
+
+
+def write_round_boards(run_dir: Path, summary: dict[str, Any]) -> None:
+    """TensorBoard (``run_dir/tensorboard``), one step per round: the front's hypervolume as
+    predicted and as measured, and per measured objective the front's predictions against its
+    measurements (parity image, error histogram, Spearman). Rounds already logged are skipped, so
+    a resumed loop adds only its new rounds."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = run_dir / "tensorboard"
+    logged = last_steps(logdir).get("pipeline/hypervolume_measured", 0) if logdir.is_dir() else 0
+    for entry in summary["rounds"]:
+        k = int(entry["round"])
+        if k <= logged:
+            continue
+        with SummaryWriter(log_dir=str(logdir)) as writer:
+            for key in ("hypervolume_predicted", "hypervolume_measured"):
+                if entry.get(key) is not None:
+                    writer.add_scalar(f"pipeline/{key}", entry[key], global_step=k)
+        searched = read_marker(run_dir / ROUNDS_DIR / str(k) / "search.json")
+        measured_marker = read_marker(run_dir / ROUNDS_DIR / str(k) / "measure.json")
+        if searched is None or measured_marker is None:
+            continue
+        front, values = Front.from_dict(searched), measured_marker["values"]
+        for name in front.measured:
+            pairs = [
+                (values[r["arch"]][name], r[name])
+                for r in front.rows
+                if values.get(r["arch"], {}).get(name) is not None
+            ]
+            if len(pairs) >= 2:
+                measured, predicted = (np.array(side, dtype=float) for side in zip(*pairs))
+                rho = float(spearmanr(measured, predicted).statistic)
+                write_parity(
+                    logdir, measured, predicted, name=f"front {name}", scalars={f"front_spearman_{name}": rho}, step=k
+                )
 
 
 def build_bench(cfg: DictConfig) -> Bench:

@@ -145,6 +145,16 @@ def test_a_table_column_plays_the_device_through_the_whole_loop(reference_run: P
         assert len(searched["regret"]["regret"]) == 5 and searched["regret"]["mean"] >= 0
         for row in csv.DictReader((search_dir / "pareto.csv").open()):
             assert float(row["latency_ms.measured"]) == float(truth[table.lookup(row["arch"])])
+    # TensorBoard: per round the hypervolumes of summary.json and the front's parity
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(reference_run / "tensorboard"))
+    board.Reload()
+    measured = [(e.step, e.value) for e in board.Scalars("pipeline/hypervolume_measured")]
+    assert measured == [
+        (k, pytest.approx(e["hypervolume_measured"], rel=1e-6)) for k, e in enumerate(summary["rounds"], 1)
+    ]
+    assert [e.step for e in board.Images("parity/front latency_ms")] == [1, 2]
     # round 2 started from round 1's front
     first_front = json.loads((reference_run / "rounds" / "1" / "search.json").read_text())["rows"]
     round_two = list(csv.DictReader((reference_run / "rounds" / "2" / "search" / "trials.csv").open()))
@@ -161,6 +171,11 @@ def test_a_rerun_of_a_finished_run_redoes_nothing_and_other_settings_are_refused
         json.loads((reference_run / "summary.json").read_text())
     )
     assert "round 0: profile done before" in again.stdout + again.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(reference_run / "tensorboard"))
+    board.Reload()  # the rerun added no round: no step twice
+    assert [e.step for e in board.Scalars("pipeline/hypervolume_measured")] == [1, 2]
     refused = run_pipeline(reference_run, *SMALL, "n_profile=17")
     assert refused.returncode != 0 and "n_profile" in refused.stderr
 
