@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from tests.nas.cli.test_search_cli import read_csv, run_search
 from tests.nas.cli.test_search_predicted import table_column
 
 DEVICES = ["raspi4", "fpga", "pixel3"]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def search_devices(run_dir: Path, data_dir: Path, *extra: str, devices: list[str] = DEVICES, tensorboard: bool = False):
@@ -44,6 +47,15 @@ def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path
     result = search_devices(run_dir, data_dir, "budget.n_trials=24", tensorboard=True)
     assert result.returncode == 0, result.stderr[-3000:]
     _check_boards(run_dir)
+    # What TensorBoard's own server serves for it (scripts/check_tensorboard.py, run by hand too)
+    served = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_tensorboard.py"), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert served.returncode == 0 and served.stdout.rstrip().endswith("ok"), served.stdout + served.stderr[-3000:]
+    assert all(f"HParams filtered to {d}:" in served.stdout for d in DEVICES)
     report = (run_dir / "report.md").read_text()
     assert "(report/overlay.png)" in report and (run_dir / "report" / "overlay.png").is_file()
     assert all(
