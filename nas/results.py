@@ -236,7 +236,7 @@ class RunningFront:
         shown: dict[str, object] = {"front": len(self.points)}
         if self.reference is not None:
             shown["hypervolume"] = self.hypervolume
-        return shown
+        return shown | {"failed": self.failed}
 
     def add(self, trial: FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:

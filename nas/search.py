@@ -239,7 +239,7 @@ class Search:
         )
         if trial.state == TrialState.FAIL:
             self._failed += 1
-        shown = {**(status() if status else {}), "failed": self._failed}
+        shown = {"failed": self._failed, **(status() if status else {})}  # status may count resumed runs too
         progress.set_postfix(shown, refresh=False)
         if (trial.number + 1) % self.log_every == 0:
             log.info(
