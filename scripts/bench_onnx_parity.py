@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from nas.cli import CONFIG_DIR
-from nas.cli.search import export_front
+from nas.cli._onnx import export_front
 
 
 def main() -> None:

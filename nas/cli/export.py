@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from latency_predictors.measure import cpu_model_name, measure_latency_ms, quantize_int8
 from nas import Architecture, SearchSpace
 from nas.cli import CONFIG_DIR
-from nas.cli.search import SEEDED_WEIGHTS, _versions, onnx_facts
+from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
+from nas.cli.search import library_versions
 from nas.export import INPUT_NAME, OUTPUT_NAME, ParityReport, export_deployable, write_metadata
 from nas.results import write_json
 
@@ -223,7 +224,7 @@ def export_one(
         "parity": {str(b): _parity(r) for b, r in reports.items()},
         "latency_ms": {"estimated_by_search": estimated, "onnxruntime_here": latency},
         "files": files,
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     write_json(directory / "manifest.json", manifest)
     error = "; ".join(

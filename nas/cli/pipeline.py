@@ -37,8 +37,9 @@ from latency_predictors.measure import Bench, measure_into, open_profile
 from latency_predictors.predictors import PREDICTOR_FILE, load_predictor
 from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._onnx import ONNX_COLUMNS, export_front
 from nas.cli.fit import write_run
-from nas.cli.search import ONNX_COLUMNS, export_front, write_outputs
+from nas.cli.search import write_outputs
 from nas.closed_loop import ROUNDS_DIR, Front, LoopSettings, Progress, read_marker, run_closed_loop, write_marker
 from nas.fitting import ParsedTable, fit_column
 from nas.results import FORMAT_VERSION, write_csv, write_json

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
-import signal
 import sys
-import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -26,21 +23,18 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
-from tqdm.auto import tqdm
 
 from latency_predictors.measure import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
+from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
+from nas.cli._watch import INTERRUPTED_EXIT, StopOnSignal, hparams_log, running_front, sampler_name, search_board
 from nas.cli.fit import write_run
-from nas.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_deployable
-from nas.objective_cache import CachedObjective
 from nas.objectives import FittedMetric, TableMetric
 from nas.report import write_report
 from nas.results import (
     FORMAT_VERSION,
     Oracle,
-    RunningFront,
     TrialsTable,
     column_descriptions,
     hypervolume_summary,
@@ -151,117 +145,6 @@ def search_run(
     if search.interrupted:
         log.warning("interrupted: the outputs hold the finished trials; the same command resumes the search")
     return summary
-
-
-def hparams_log(root: Path, configs: list[DictConfig], searches: list[Search]) -> HParamsLog:
-    """The HParams experiment of a run of one or several devices (``configs``, ``searches``).
-    With several, a device's own values (its latency) are its own metric, ``objective/latency_ms@
-    raspi4``, so no axis mixes devices; what every device shares (accuracy, a proxy: evaluated
-    once, :class:`~nas.objective_cache.CachedObjective`) stays one metric."""
-    shared = {m.name for s in searches for m in s.measures if isinstance(m, CachedObjective)}
-    hparams = HParamsLog(
-        root,
-        run={
-            "device": [c.device.name for c in configs],
-            "space": [configs[0].space.name],
-            "sampler": [sampler_name(configs[0])],
-            "seed": [int(configs[0].seed)],
-        },
-        genes=searches[0].space.distributions(),
-        metrics=[],
-        shared=shared if len(searches) > 1 else None,
-    )
-    tags: dict[str, None] = {}
-    for cfg, search in zip(configs, searches):
-        device = cfg.device.name
-        tags |= dict.fromkeys(hparams.tag(device, "objective", o.name) for o in search.objectives)
-        tags |= dict.fromkeys(hparams.tag(device, "metric", m.name) for m in search.metrics)
-        tags |= dict.fromkeys(hparams.tag(device, "constraint", c.name) for c in search.constraints)
-    hparams.declare([*tags, "feasible", "on_front"])
-    return hparams
-
-
-def search_board(
-    cfg: DictConfig, logdir: Path, search: Search, oracle: Oracle | None, hparams: HParamsLog | None
-) -> SearchBoard:
-    """The device's TensorBoard run; its hypervolume is live when the reference point is known
-    before the search (given, or the oracle's worst values, as summary.json then uses)."""
-    reference = fixed_reference(cfg, search, oracle)
-    return SearchBoard(
-        logdir,
-        [o.name for o in search.objectives],
-        search.directions,
-        metrics=[m.name for m in search.metrics],
-        constraints=search.constraints,
-        reference=reference,
-        true_values=oracle.values if oracle is not None else None,
-        figure_every=cfg.get("tensorboard_figure_every", 25),
-        hparams=hparams,
-        device=cfg.device.name,
-        run={"device": cfg.device.name, "space": cfg.space.name, "sampler": sampler_name(cfg), "seed": int(cfg.seed)},
-    )
-
-
-def sampler_name(cfg: DictConfig) -> str:
-    """The sampler's class (``NSGAIISampler``, ``SurrogateSampler``): what the run searched with."""
-    return str(cfg.sampler._target_).rsplit(".", 1)[-1]
-
-
-#: The exit status of a search stopped by Ctrl-C or SIGTERM once its outputs are written (128 + SIGINT).
-INTERRUPTED_EXIT = 130
-
-
-class StopOnSignal:
-    """SIGTERM (a scheduler's or ``kill``'s stop) and a first Ctrl-C ask the search to stop after
-    the trial in progress (``Search.run(should_stop=...)``), so its outputs are written and the
-    command exits with INTERRUPTED_EXIT; a second Ctrl-C interrupts at once. Handlers are set on
-    entry and restored on exit (only from the main thread, where Python allows them)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning(
-            "%s: stopping after the trial in progress and writing what finished%s",
-            signal.Signals(signum).name,
-            " (Ctrl-C again to abort at once)" if signum == signal.SIGINT else "",
-        )
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-def running_front(search: Search, oracle: Oracle | None, cfg: DictConfig) -> RunningFront:
-    """The front and counts the progress bar and the log show, from the study's finished trials on."""
-    reference = fixed_reference(cfg, search, oracle)
-    front = RunningFront(search.directions, reference)
-    for trial in search.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        front.add(trial)
-    return front
-
-
-def fixed_reference(cfg: DictConfig, search: Search, oracle: Oracle | None) -> Any:
-    """The hypervolume reference known before the search (given, or the oracle's worst values, as
-    summary.json then uses); None otherwise."""
-    given = _list_or_none(cfg.reference_point)
-    if given is None and oracle is None:
-        return None
-    empty = TrialsTable((), (), tuple(o.name for o in search.objectives), tuple(search.directions))
-    return reference_point(empty, given, oracle)[0]
 
 
 def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = None) -> Search:
@@ -517,7 +400,7 @@ def write_outputs(
         "onnx_export_failures": onnx_failed,
         "unstable_measurements": len(unstable),
         "sampler_startup_trials": sampler_startup(cfg),
-        "versions": _versions(),
+        "versions": library_versions(),
         "host": {"cpu": cpu_model_name(), "logical_cores": os.cpu_count(), "torch_threads": cfg.torch_threads},
         "device_config": OmegaConf.to_container(cfg.device, resolve=True),
         "run_dir": str(run_dir),
@@ -528,106 +411,6 @@ MEASURED_DESCRIPTION = (
     "{0} of the returned architecture as measured by what the search estimated (its table column or "
     "device; see summary.json's measured block), read once the search ended"
 )
-
-#: pareto.csv's columns for the ONNX file of each row (empty ``onnx`` and a reason in
-#: ``onnx_error`` where the export or its parity check failed).
-ONNX_COLUMNS = ("onnx", "onnx_max_abs_diff", "onnx_max_rel_diff", "onnx_max_scaled_diff", "onnx_error")
-ONNX_DESCRIPTIONS = {
-    "onnx": "the architecture as an ONNX file (relative to the run directory; opset and a dynamic batch axis, "
-    "what it is in its metadata_props), with the space's seeded initial weights, untrained: for deployment "
-    "tooling and latency, train it before use (hwnas-export takes a trained supernet); empty if onnx_error",
-    "onnx_max_abs_diff": "largest |onnxruntime - PyTorch| over the logits, at the batch (1 or 8) and on the "
-    "input (the space's example, or zeros) closer to failing",
-    "onnx_max_rel_diff": "largest elementwise |onnxruntime - PyTorch| / |PyTorch| (large where a logit is near 0)",
-    "onnx_max_scaled_diff": "onnx_max_abs_diff / largest |PyTorch logit|: parity passes when it is within "
-    "export.parity_rtol (plus export.parity_atol)",
-    "onnx_error": "why no file is offered: the export or its parity check failed",
-}
-
-
-def export_front(
-    space: SearchSpace,
-    front: list[dict[str, Any]],
-    directory: Path,
-    cfg: DictConfig,
-    progress: bool = False,
-    facts: dict[str, str] | None = None,
-    objectives: tuple[str, ...] = (),
-) -> int:
-    """One ONNX file per Pareto architecture (:func:`nas.export.export_deployable`: explicit opset,
-    dynamic batch axis, ``metadata_props``, onnx.checker, parity against PyTorch at batch 1 and
-    8); returns how many failed. A failure is recorded on its row and the rest go on: a finished
-    search's results must not be lost to one export. The weights are the space's seeded
-    initialisation, untrained: the files carry the architecture, for deployment and latency, not a
-    trained model (hwnas-export gives a trained supernet's). ``facts`` (the search's device, study)
-    and each row's ``objectives`` go into every file's metadata."""
-    directory.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for rank, row in enumerate(tqdm(front, desc="onnx export", unit="model", disable=not progress)):
-        row.update(dict.fromkeys(ONNX_COLUMNS))
-        arch = space.parse(row["arch"])
-        path = directory / f"{rank:03d}_{arch.id}.onnx"
-        metadata = onnx_facts(space, arch, SEEDED_WEIGHTS) | (facts or {})
-        metadata |= {f"hwnas.objective.{name}": repr(row[name]) for name in objectives if name in row}
-        try:
-            model = space.build(arch).eval()
-            examples = {b: space.example_input(b, arch=arch) for b in (1, 8)}
-            reports = export_deployable(
-                model,
-                examples,
-                path,
-                opset=cfg.get("opset", DEFAULT_OPSET),
-                metadata=metadata,
-                rtol=cfg.parity_rtol,
-                atol=cfg.parity_atol,
-                dynamo=cfg.dynamo,
-            )
-        except Exception as error:  # noqa: BLE001 - one architecture's export must not lose the front
-            row["onnx_error"] = f"{type(error).__name__}: {error}"[:2000]
-            log.warning("ONNX export of Pareto row %d (%s) failed: %s", rank, arch.string, row["onnx_error"])
-            failed += 1
-            continue
-        batch, report = max(reports.items(), key=lambda item: (not item[1].passed, item[1].max_scaled_diff))
-        row.update(  # JSON has no inf/NaN (shapes that differ, a non-finite output): null, and onnx_error says why
-            onnx_max_abs_diff=_finite_or_none(report.max_abs_diff),
-            onnx_max_rel_diff=_finite_or_none(report.max_rel_diff),
-            onnx_max_scaled_diff=_finite_or_none(report.max_scaled_diff),
-        )
-        if report.passed:
-            row["onnx"] = str(path.relative_to(directory.parent))
-        else:
-            # Keep the file for inspection, but do not offer it as this architecture's model.
-            row["onnx_error"] = (
-                f"parity at batch {batch}: max abs diff {report.max_abs_diff:.3g} > atol {report.atol:g} + rtol "
-                f"{report.rtol:g} x output scale {report.output_scale:.3g} on the {report.input} input "
-                f"({path.name} kept)"
-            )
-            log.warning("ONNX file %s does not match PyTorch: %s", path, row["onnx_error"])
-            failed += 1
-    return failed
-
-
-SEEDED_WEIGHTS = (
-    "the space's seeded initial weights (seed 0), untrained: for deployment tooling and latency; train before use"
-)
-
-
-def onnx_facts(space: SearchSpace, arch: Any, weights: str) -> dict[str, str]:
-    """What a deployable ONNX file says about itself in its ``metadata_props``."""
-    channels, *size = space.input_shape_of(arch)
-    return {
-        "hwnas.arch": arch.string,
-        "hwnas.space": space.name,
-        "hwnas.space_settings": repr(space),
-        "hwnas.weights": weights,
-        "hwnas.input": f"{INPUT_NAME}: float32 [batch, {channels}, {', '.join(map(str, size))}]",
-        "hwnas.output": f"{OUTPUT_NAME}: float32 [batch, classes]",
-        "hwnas.version": _versions().get("hwnas", "unknown"),
-    }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _named(group: DictConfig, device: str) -> list[Objective]:
@@ -646,7 +429,7 @@ def _list_or_none(node: Any) -> list[float] | None:
     return None if node is None else list(node)
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "platform": platform.platform()}
     for dist in ("hwnas", "torch", "optuna", "numpy", "onnx", "onnxruntime", "hydra-core"):
         try:

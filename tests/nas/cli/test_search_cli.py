@@ -434,7 +434,7 @@ def test_a_non_finite_parity_figure_is_written_as_null(tmp_path: Path) -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from nas.cli.search import export_front
+    from nas.cli._onnx import export_front
     from nas.results import write_json
     from search_spaces import NB201Space
 
