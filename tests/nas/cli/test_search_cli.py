@@ -16,9 +16,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
+#: What tests that do not read TensorBoard or report.md leave out (about a second per run; the
+#: tests of those outputs ask for them).
+QUIET = ("tensorboard=false", "report=false")
+
+
 def run_search(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    given = {o.split("=", 1)[0] for o in overrides}
+    quiet = [o for o in QUIET if o.split("=", 1)[0] not in given]
     result = subprocess.run(
-        [sys.executable, "-m", "nas.cli.search", *overrides, "progress=false"],
+        [sys.executable, "-m", "nas.cli.search", *overrides, *quiet, "progress=false"],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -52,6 +59,8 @@ def brute_force_front(rows: list[dict[str, str]], objectives: dict[str, str]) ->
 def test_table_device_search_writes_a_consistent_front(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_search(
+        "tensorboard=true",
+        "report=true",
         "device=raspi4",
         "objectives=accuracy_latency",
         "metrics=none",

@@ -44,7 +44,7 @@ def complete_archs(run_dir: Path) -> set[str]:
 
 def test_three_devices_one_front_each_the_proxy_once_and_a_robust_front(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
-    result = search_devices(run_dir, data_dir, "budget.n_trials=24", tensorboard=True)
+    result = search_devices(run_dir, data_dir, "budget.n_trials=24", "report=true", tensorboard=True)
     assert result.returncode == 0, result.stderr[-3000:]
     _check_boards(run_dir)
     # What TensorBoard's own server serves for it (scripts/check_tensorboard.py, run by hand too)
