@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas import pareto
 from nas._objective import Constraint
+from nas.results import feasible
 from nas.search import REUSED_KEY
 
 
@@ -32,11 +33,6 @@ def finish(fig: Any, ax: Any, xlabel: str, ylabel: str, legend: str | None = "be
         ax.legend(loc=legend, fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def feasible(trial: FrozenTrial) -> bool:
-    """COMPLETE and within every constraint (Optuna's violations <= 0)."""
-    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
 
 
 def _axes(objectives: Sequence[str], directions: Sequence[str], pair: tuple[int, int]) -> tuple[int, int]:

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import pareto
 from nas._objective import Constraint
-from nas.plots import feasible, finish, overlay_figure, pareto_figure, parity_figure, pyplot
-from nas.search import REUSED_KEY
+from nas.plots import finish, overlay_figure, pareto_figure, parity_figure, pyplot
+from nas.results import RunningFront
 
 REPORT = "report.md"
 FIGURES = "report"
@@ -31,15 +30,11 @@ def hypervolume_curve(
     trials: Sequence[FrozenTrial], directions: Sequence[str], reference: Sequence[float]
 ) -> list[tuple[int, float]]:
     """(trial number, hypervolume of the feasible trials up to it), in number order."""
-    curve, points, hv = [], np.empty((0, len(directions))), 0.0
+    front = RunningFront(directions, np.asarray(reference, dtype=float))
+    curve = []
     for trial in sorted(trials, key=lambda t: t.number):
-        if feasible(trial) and REUSED_KEY not in trial.user_attrs:
-            candidate = np.vstack([points, [trial.values]])
-            mask = pareto.non_dominated_mask(candidate, directions)
-            if mask[-1]:
-                points = candidate[mask]
-                hv = pareto.hypervolume(points, directions, reference)
-        curve.append((trial.number, hv))
+        front.add(trial)
+        curve.append((trial.number, front.hypervolume))
     return curve
 
 

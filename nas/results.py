@@ -246,7 +246,7 @@ class RunningFront:
         self.complete += 1
         if REUSED_KEY not in trial.user_attrs:
             self.evaluations += 1
-        if not (all(v <= 0 for v in trial.constraints.values())):
+        if not feasible(trial):
             return
         self.feasible += 1
         candidate = np.vstack([self.points, [trial.values]])
@@ -255,6 +255,11 @@ class RunningFront:
             self.points = candidate[mask]
             if self.reference is not None:
                 self.hypervolume = pareto.hypervolume(self.points, self.directions, self.reference)
+
+
+def feasible(trial: FrozenTrial) -> bool:
+    """COMPLETE and within every constraint (Optuna's violations <= 0)."""
+    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -35,8 +35,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._objective import Constraint
-from nas.plots import feasible, overlay_figure, pareto_figure, parity_figure
-from nas.results import RunningFront
+from nas.plots import overlay_figure, pareto_figure, parity_figure
+from nas.results import RunningFront, feasible
 from nas.search import METRIC_PREFIX, REUSED_KEY
 
 #: The tag whose last step says how far a device's run got (written for every finished trial).
