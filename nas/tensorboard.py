@@ -127,7 +127,7 @@ class HParamsLog:
         chosen |= {self._hp["arch"]: str(trial.user_attrs.get("arch", "")), self._hp["trial"]: trial.number}
         partial = directory.with_name(directory.name + ".partial")
         with SummaryWriter(log_dir=str(partial)) as writer:
-            writer.file_writer.add_summary(hp.hparams_pb(chosen, trial_id=f"{device}/{trial.number}"))
+            writer.file_writer.add_summary(hp.hparams_pb(chosen, trial_id=f"{device}/{trial.number:05d}"))
             for tag, value in values.items():
                 if value is not None and math.isfinite(value):
                     writer.add_scalar(tag, value, global_step=0)
