@@ -1,20 +1,27 @@
 """The predictor file format: one ``.npz`` file, arrays plus a JSON header, no pickle anywhere.
 
-Layout (format_version 1): a numpy ``savez`` archive whose members are the predictor's arrays
+Layout (format_version 2): a numpy ``savez`` archive whose members are the predictor's arrays
 (numeric or fixed-width unicode dtypes only, never ``object``) plus one member ``__header__``: a
 uint8 array holding UTF-8 JSON (keys sorted)::
 
-    {"format_version": 1, "kind": "layer_sum", "space": "fbnet",
+    {"format_version": 2, "kind": "layer_sum", "space": "fbnet",
      "device_fingerprint": "0123abcd...", "feature_version": 1, "params": {...},
-     "arrays": {"costs": {"dtype": "<f8", "shape": [110]}, ...}}
+     "arrays": {"costs": {"dtype": "<f8", "shape": [110], "sha256": "9f86..."}, ...}}
 
 One file (rather than a folder of header.json + weights.npz) so a predictor is written atomically
-(temporary file, then ``os.replace``) and copied as one thing. It is read with
-``np.load(..., allow_pickle=False)``: a file holding pickled objects is refused, never executed.
+(temporary file, then ``os.replace``) and copied as one thing.
+
+A predictor file is data from elsewhere, so reading it cannot hurt: nothing is unpickled (an object
+array is refused before its bytes are read); the archive's directory is checked before anything is
+decompressed (at most :data:`MAX_MEMBERS` members, :data:`MAX_BYTES` in all once decompressed,
+only ``.npy`` members, each named in the header); each array's own header is checked against the
+JSON header's dtype and shape before it is allocated; and each array must match the sha256 the
+header records (format_version 2), so an edited array is refused rather than predicting other
+values. Format 1 files (no checksums) still load, with a warning to refit.
 
 Reading refuses a newer ``format_version`` than :data:`FORMAT_VERSION` (naming both), a file of
 another kind, space, device or feature version (:class:`nas.PredictorMismatchError`, showing both
-sides), and reads older versions through :data:`_UPGRADES` (empty while 1 is the only version).
+sides), and reads older versions through :data:`_UPGRADES`.
 
 This module is the only one that knows the layout: predictor families write and read through
 :func:`save_predictor` and :func:`load_predictor_file`, and :class:`nas.testing.PredictorContract`
@@ -23,7 +30,10 @@ inspects and edits files through :func:`read_predictor_file` and :func:`write_pr
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
 import zipfile
@@ -39,7 +49,9 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_FIELDS",
     "HEADER_KEY",
+    "MAX_BYTES",
     "PredictorFileError",
+    "array_sha256",
     "load_predictor_file",
     "read_header",
     "read_predictor_file",
@@ -48,7 +60,15 @@ __all__ = [
 ]
 
 #: The version this code writes; files up to it are read, newer ones refused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Limits checked from the archive's directory, before anything is decompressed: the largest
+#: predictor hwnas writes (an ensemble of boosters for OFA) is a few MB.
+MAX_MEMBERS = 10_000
+MAX_BYTES = 256 * 2**20
+MAX_HEADER_BYTES = 16 * 2**20
+_NPY = ".npy"
+
+log = logging.getLogger(__name__)
 #: The archive member holding the JSON header (as uint8 UTF-8 bytes).
 HEADER_KEY = "__header__"
 #: What every header holds (besides ``arrays``, the dtype and shape of each array).
@@ -57,8 +77,21 @@ HEADER_FIELDS = ("format_version", "kind", "space", "device_fingerprint", "featu
 Header = dict[str, Any]
 Arrays = dict[str, np.ndarray]
 
+
+def _upgrade_1(header: Header, arrays: Arrays) -> tuple[Header, Arrays]:
+    # Version 1 recorded no checksums: nothing to add (a checksum of what is read would vouch for
+    # nothing), so the file is read as it is and its user told.
+    log.warning(
+        "predictor file of kind %r for space %r was written before predictor files carried "
+        "checksums (format_version 1): an edit to it cannot be detected; refit it to protect it",
+        header.get("kind"),
+        header.get("space"),
+    )
+    return header, arrays
+
+
 #: Upgrades of older files: ``version -> f(header, arrays) -> (header, arrays)`` at ``version + 1``.
-_UPGRADES: dict[int, Callable[[Header, Arrays], tuple[Header, Arrays]]] = {}
+_UPGRADES: dict[int, Callable[[Header, Arrays], tuple[Header, Arrays]]] = {1: _upgrade_1}
 
 
 class PredictorFileError(ValueError):
@@ -107,14 +140,26 @@ def save_predictor(
     return write_predictor_file(path, header, checked)
 
 
+def array_sha256(array: np.ndarray) -> str:
+    """The checksum a header records for an array: sha256 of its bytes in C order."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
 def write_predictor_file(path: str | Path, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write ``header`` (as given: :func:`save_predictor` builds a complete one) and ``arrays`` to
-    ``path`` atomically; returns it. For tools and tests that edit a file read with
+    """Write ``header`` (as given: :func:`save_predictor` builds a complete one, but for the sha256
+    of each array it names, which is computed here from ``arrays``) and ``arrays`` to ``path``
+    atomically; returns it. For tools and tests that edit a file read with
     :func:`read_predictor_file`."""
     path = Path(path)
     checked = _check_arrays(arrays)
+    header = dict(header)
+    if isinstance(header.get("arrays"), Mapping) and header.get("format_version", 0) >= 2:
+        header["arrays"] = {
+            name: {**spec, "sha256": array_sha256(checked[name])} if name in checked else spec
+            for name, spec in header["arrays"].items()
+        }
     try:
-        text = json.dumps(dict(header), sort_keys=True, allow_nan=False)
+        text = json.dumps(header, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"predictor params must be JSON-serialisable and finite: {error}") from None
     members = {**checked, HEADER_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
@@ -131,35 +176,110 @@ def write_predictor_file(path: str | Path, header: Mapping[str, Any], arrays: Ma
 
 
 def read_predictor_file(path: str | Path) -> tuple[Header, Arrays]:
-    """The header and arrays of a predictor file, unchecked beyond being one (an archive with a
-    JSON header holding an integer ``format_version``, no pickled data)."""
+    """The header and arrays of a predictor file, checked as a file (see the module: limits, no
+    pickle, every member named in the header with its dtype, shape and sha256) but not as a
+    predictor (kind, space, device: :func:`load_predictor_file`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictor file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if HEADER_KEY not in names:
+        with zipfile.ZipFile(path) as archive:
+            members = _members(path, archive)
+            if HEADER_KEY not in members:
                 raise PredictorFileError(
-                    f"{path} has no {HEADER_KEY!r} member: not a hwnas predictor file (members: {sorted(names)[:10]})"
+                    f"{path} has no {HEADER_KEY!r} member: not a hwnas predictor file (members: {sorted(members)[:10]})"
                 )
-            raw = archive[HEADER_KEY]
-            arrays = {name: archive[name] for name in names if name != HEADER_KEY}
-    except PredictorFileError:
-        raise
-    except ValueError as error:  # numpy refuses object arrays when allow_pickle=False
-        raise PredictorFileError(
-            f"{path} cannot be read without unpickling ({error}); predictor files never hold pickled data"
-        ) from None
+            header = _parse_header(path, _read_array(path, archive, members[HEADER_KEY], None))
+            specs = header.get("arrays", {})
+            if not isinstance(specs, dict) or not all(isinstance(v, dict) for v in specs.values()):
+                raise PredictorFileError(f"{path}: its header's 'arrays' is not a mapping of name to dtype and shape")
+            unlisted = sorted(set(members) - set(specs) - {HEADER_KEY})
+            if unlisted:
+                raise PredictorFileError(f"{path} holds members its header does not name: {unlisted[:10]}")
+            arrays = {
+                name: _read_array(path, archive, info, specs.get(name))
+                for name, info in members.items()
+                if name != HEADER_KEY
+            }
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise PredictorFileError(f"{path} is not a predictor file (a numpy .npz archive): {error}") from None
-    try:
-        header = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PredictorFileError(f"{path}: its header is not UTF-8 JSON: {error}") from None
-    if not isinstance(header, dict) or not isinstance(header.get("format_version"), int):
-        raise PredictorFileError(f"{path}: its header has no integer 'format_version'")
     return header, arrays
+
+
+def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name, refused from its directory alone (nothing decompressed)."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise PredictorFileError(f"{path} has {len(infos)} members; a predictor file holds at most {MAX_MEMBERS}")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_BYTES:
+        raise PredictorFileError(
+            f"{path} would decompress to {total:,} bytes, above the {MAX_BYTES:,} a predictor file may hold; "
+            "refused before decompressing"
+        )
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename.removesuffix(_NPY)
+        if not info.filename.endswith(_NPY) or name in members:
+            raise PredictorFileError(f"{path}: member {info.filename!r} is not one .npy array")
+        members[name] = info
+    return members
+
+
+def _parse_header(path: Path, raw: np.ndarray) -> Header:
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+        raise PredictorFileError(f"{path}: its header is not UTF-8 bytes of at most {MAX_HEADER_BYTES:,}")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise PredictorFileError(f"{path}: its header is not UTF-8 JSON: {error}") from None
+    if not isinstance(header, dict) or type(header.get("format_version")) is not int:
+        raise PredictorFileError(f"{path}: its header has no integer 'format_version'")
+    return header
+
+
+def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, spec: Mapping | None) -> np.ndarray:
+    """One member, its .npy header checked (dtype, size, against ``spec`` where given) before its
+    data is allocated, and its sha256 where ``spec`` records one."""
+    name = info.filename.removesuffix(_NPY)
+    with archive.open(info) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read:
+                raise ValueError(f".npy version {version}")
+            shape, fortran, dtype = read[version](stream, max_header_size=10_000)
+        except ValueError as error:
+            # numpy names object dtypes it would need to unpickle here too
+            raise PredictorFileError(
+                f"{path}: array {name!r} cannot be read without unpickling or is not a .npy array ({error}); "
+                "predictor files never hold pickled data"
+            ) from None
+        if dtype.hasobject or dtype.kind not in "biufcU":
+            raise PredictorFileError(
+                f"{path}: array {name!r} has dtype {dtype}, which would mean unpickling; predictor files "
+                "never hold pickled data"
+            )
+        size = math.prod(shape) * dtype.itemsize
+        if size > info.file_size:
+            raise PredictorFileError(
+                f"{path}: array {name!r} claims {size:,} bytes in a {info.file_size:,}-byte member"
+            )
+        if spec is not None and (spec.get("dtype") != dtype.str or spec.get("shape") != list(shape)):
+            raise PredictorFileError(
+                f"{path}: array {name!r} is {dtype.str} {list(shape)}, header says "
+                f"{spec.get('dtype')} {spec.get('shape')}"
+            )
+        data = stream.read(size)
+    if len(data) != size:
+        raise PredictorFileError(f"{path}: array {name!r} is truncated ({len(data):,} of {size:,} bytes)")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+    if spec is not None and "sha256" in spec and array_sha256(array) != spec["sha256"]:
+        raise PredictorFileError(
+            f"{path}: array {name!r} does not match the sha256 its header records: the file was edited "
+            "or damaged; refit the predictor or restore the file"
+        )
+    return array
 
 
 def read_header(path: str | Path) -> Header:
@@ -184,7 +304,7 @@ def load_predictor_file(
     """
     path = Path(path)
     header, arrays = read_predictor_file(path)
-    version = header["format_version"]
+    version = written = header["format_version"]
     if version > FORMAT_VERSION:
         raise PredictorFileError(
             f"{path} has predictor format_version {version}, newer than this hwnas reads "
@@ -210,11 +330,11 @@ def load_predictor_file(
             f"{path}: predictor uses feature_version {header['feature_version']}; this code computes "
             f"feature_version {feature_version}; refit the predictor"
         )
-    for name, spec in header.get("arrays", {}).items():
+    for name in header.get("arrays", {}):
         if name not in arrays:
             raise PredictorFileError(f"{path}: array {name!r} named in its header is missing")
-        if list(arrays[name].shape) != spec["shape"]:
-            raise PredictorFileError(
-                f"{path}: array {name!r} has shape {list(arrays[name].shape)}, header says {spec['shape']}"
-            )
+    if written >= 2:
+        unchecked = [n for n, spec in header["arrays"].items() if "sha256" not in spec]
+        if unchecked:
+            raise PredictorFileError(f"{path}: its header records no sha256 for {unchecked[:5]}")
     return header, arrays

@@ -20,7 +20,9 @@ import numpy as np
 from latency_predictors.predictors._analytic import AnalyticCosts
 from latency_predictors.predictors._common import check_space
 from latency_predictors.predictors._features import feature_matrix
+from latency_predictors.predictors._lightgbm_text import check_model_text
 from nas import Architecture, IsomorphicSpace, SearchSpace
+from nas.predictor_file import PredictorFileError
 
 #: Batches of at least this many rows are predicted on every core.
 PARALLEL_ROWS = 4096
@@ -33,9 +35,17 @@ def model_array(booster: Any) -> np.ndarray:
 
 
 def model_from_array(array: np.ndarray) -> Any:
+    """The booster :func:`model_array` stored, checked before LightGBM parses it (an edited model
+    would otherwise abort the process: see :mod:`._lightgbm_text`); :class:`nas.PredictorFileError`
+    names what is wrong."""
     import lightgbm
 
-    return lightgbm.Booster(model_str=np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
+    try:
+        text = np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8")
+        check_model_text(text)
+        return lightgbm.Booster(model_str=text)
+    except (UnicodeDecodeError, ValueError, lightgbm.basic.LightGBMError) as error:
+        raise PredictorFileError(f"{error}; refit the predictor or restore the file") from None
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ def test_refuses_object_arrays_and_pickled_files(tmp_path: Path) -> None:
     with pickled.open("wb") as handle:
         np.savez(
             handle,
-            __header__=np.frombuffer(b'{"format_version": 1}', dtype=np.uint8),
+            __header__=np.frombuffer(b'{"format_version": 1, "arrays": {"w": {}}}', dtype=np.uint8),
             w=np.array([1, "a"], dtype=object),
         )
     with pytest.raises(PredictorFileError, match="unpickling"):
@@ -136,27 +136,105 @@ def test_refuses_object_arrays_and_pickled_files(tmp_path: Path) -> None:
         )
 
 
-def test_loads_with_allow_pickle_false(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+class _Planted:
+    """Unpickling this touches a file: the proof that a pickle ran."""
+
+    def __init__(self, witness: Path) -> None:
+        self.witness = witness
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.witness),))  # type: ignore[return-value]
+
+
+def test_a_pickled_member_is_refused_without_running_it(tmp_path: Path) -> None:
+    import io
+    import json
+
+    witness = tmp_path / "unpickled"
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array([_Planted(witness)], dtype=object), allow_pickle=True)
+    header = {"format_version": 2, "arrays": {"v": {"dtype": "|O", "shape": [1], "sha256": ""}}}
     path = tmp_path / "p.npz"
-    save_predictor(path, kind="k", space="s", device_fingerprint="d", feature_version=1, arrays={}, params={})
-    calls = []
-    original = np.load
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(kwargs.get("allow_pickle"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(np, "load", spy)
-    load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})
-    assert calls == [False]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__header__.npy", _npy(np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)))
+        archive.writestr("v.npy", buffer.getvalue())
+    with pytest.raises(PredictorFileError, match="unpickling"):
+        read_predictor_file(path)
+    assert not witness.exists()
+    np.load(path, allow_pickle=True)["v"]  # what the check stands between: numpy would run it
+    assert witness.exists()
 
 
-def test_a_file_written_before_the_move_loads() -> None:
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+def _saved(path: Path) -> Path:
+    return save_predictor(path, **GOLDEN_CONTENT)
+
+
+def _rewrite_member(path: Path, name: str, payload: bytes) -> None:
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members[name] = payload
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+
+def test_an_edited_array_is_refused_by_its_checksum(tmp_path: Path) -> None:
+    path = _saved(tmp_path / "p.npz")
+    edited = GOLDEN_CONTENT["arrays"]["w"] * 2  # same dtype and shape: only the checksum tells
+    _rewrite_member(path, "w.npy", _npy(edited))
+    with pytest.raises(PredictorFileError, match="'w' does not match the sha256"):
+        load_predictor_file(path, space="s", device_fingerprint="0123456789abcdef", kinds={"k"})
+
+
+def test_members_the_header_does_not_name_or_cannot_hold_are_refused(tmp_path: Path) -> None:
+    path = _saved(tmp_path / "p.npz")
+    _rewrite_member(path, "extra.npy", _npy(np.zeros(3)))
+    with pytest.raises(PredictorFileError, match=r"members its header does not name: \['extra'\]"):
+        read_predictor_file(path)
+    path = _saved(tmp_path / "q.npz")
+    claims = (
+        np.lib.format.magic(1, 0)
+        + b"\x76\x00"
+        + ("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }".ljust(117) + "\n").encode()
+    )
+    _rewrite_member(path, "w.npy", claims + b"\x00" * 64)  # 8 GB claimed, 64 bytes given
+    with pytest.raises(PredictorFileError, match="claims 8,000,000,000 bytes"):
+        read_predictor_file(path)
+
+
+def test_a_file_that_would_decompress_past_the_limit_is_refused_before_decompressing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.predictor_file as predictor_file
+
+    path = _saved(tmp_path / "p.npz")
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.npy", b"\x00" * 4_000_000)  # 4 MB of zeros, a few KB compressed
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(predictor_file, "MAX_BYTES", 1_000_000)
+    opened = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: opened.append(a) or pytest.fail("decompressed"))
+    with pytest.raises(PredictorFileError, match=r"would decompress to 4,00\d,\d{3} bytes, above the 1,000,000"):
+        read_predictor_file(path)
+    assert not opened
+
+
+def test_a_file_written_before_the_move_loads(caplog: pytest.LogCaptureFixture) -> None:
+    """Format 1 (no checksums) loads, upgraded, with a warning that an edit cannot be detected."""
     content = GOLDEN_CONTENT
     header, arrays = load_predictor_file(
         GOLDEN, space="s", device_fingerprint="0123456789abcdef", kinds={"k"}, feature_version=3
     )
-    assert header["format_version"] == 1
+    assert header["format_version"] == FORMAT_VERSION == 2
+    assert "before predictor files carried checksums" in caplog.text
     assert header["params"] == content["params"]
     assert sorted(arrays) == sorted(content["arrays"])
     for name, expected in content["arrays"].items():
@@ -165,10 +243,18 @@ def test_a_file_written_before_the_move_loads() -> None:
 
 
 def test_the_same_content_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:
-    """Every member of the archive (each array's .npy bytes and the JSON header's) is what the
-    format wrote before it moved: a file changes only when its content does."""
+    """Every array member of the archive is the .npy bytes the format wrote before it moved, and
+    the header says the same but for the version and the checksums it added: a file changes only
+    when its content does."""
     path = save_predictor(tmp_path / "p.npz", **GOLDEN_CONTENT)
     with zipfile.ZipFile(GOLDEN) as before, zipfile.ZipFile(path) as after:
         assert after.namelist() == before.namelist()
         for name in before.namelist():
-            assert after.read(name) == before.read(name), name
+            if name != "__header__.npy":
+                assert after.read(name) == before.read(name), name
+    old, new = read_header(GOLDEN), read_header(path)
+    assert new["format_version"] == 2 and old["format_version"] == 1
+    assert {n: {k: v for k, v in spec.items() if k != "sha256"} for n, spec in new["arrays"].items()} == old["arrays"]
+    assert {k: v for k, v in new.items() if k not in ("format_version", "arrays")} == {
+        k: v for k, v in old.items() if k not in ("format_version", "arrays")
+    }

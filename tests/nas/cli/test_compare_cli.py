@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.nas.cli.helpers import run_command
 from tests.nas.cli.test_search_cli import read_csv, run_search
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def test_a_sweep_over_devices_samplers_and_seeds_compares_by_setting(tmp_path: Path, data_dir: Path) -> None:
@@ -36,13 +33,7 @@ def test_a_sweep_over_devices_samplers_and_seeds_compares_by_setting(tmp_path: P
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "compare"
-    compared = subprocess.run(
-        [sys.executable, "-m", "nas.cli.compare", f"runs=[{sweep}]", f"hydra.run.dir={out}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    compared = run_command("compare", f"runs=[{sweep}]", f"hydra.run.dir={out}", timeout_s=300)
     assert compared.returncode == 0, compared.stderr[-3000:]
     folders = sorted(p.name.split("_", 1)[1] for p in sweep.iterdir() if p.is_dir())
     assert folders == sorted(
@@ -73,11 +64,5 @@ def test_the_slurm_launcher_config_extends_submitits(tmp_path: Path) -> None:
 
 
 def test_a_directory_without_searches_is_named(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "nas.cli.compare", f"runs=[{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_command("compare", f"runs=[{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}", timeout_s=300)
     assert result.returncode != 0 and str(tmp_path) in result.stderr and "no search run" in result.stderr

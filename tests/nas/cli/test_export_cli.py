@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from tests.nas.cli.helpers import run_command
 from tests.nas.cli.test_search_cli import read_csv, run_search
 
-REPO = Path(__file__).resolve().parents[3]
 QUICK = ("measure.warmup=1", "measure.repeats=3", "progress=false")
 
 
 def export(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.export", *QUICK, *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_command("export", *QUICK, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,11 @@ from scipy.stats import spearmanr
 
 from latency_predictors import LayerSumPredictor
 from search_spaces import FBNetSpace
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.nas.cli.helpers import REPO, run_command
 
 
 def run_fit(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return run_command("fit", *overrides, timeout_s=300)
 
 
 def test_fit_writes_predictor_predictions_for_every_other_row_and_metrics(tmp_path: Path, data_dir: Path) -> None:
@@ -153,25 +149,17 @@ def test_the_readme_profile_then_fit_path_runs_on_its_defaults(tmp_path: Path) -
     # hwnas-profile's default 100 networks (tiny ones, timed 3 times: 10 s), then the README's
     # hwnas-fit command as written: no n_train.
     profile = tmp_path / "profile"
-    measured = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nas.cli.profile",
-            "+space.instance.channels=4",
-            "+space.instance.cells_per_stage=1",
-            "warmup=1",
-            "repeats=3",
-            "max_repeats=3",
-            "selection.pool=120",
-            "progress=false",
-            f"hydra.run.dir={profile}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    measured = run_command(
+        "profile",
+        "+space.instance.channels=4",
+        "+space.instance.cells_per_stage=1",
+        "warmup=1",
+        "repeats=3",
+        "max_repeats=3",
+        "selection.pool=120",
+        "progress=false",
+        f"hydra.run.dir={profile}",
+        timeout_s=300,
     )
     assert measured.returncode == 0, measured.stderr[-3000:]
     result = run_fit(

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from nas.tables import cached_table
+from tests.nas.cli.helpers import REPO, run_command
 
-REPO = Path(__file__).resolve().parents[3]
 N_ROWS, N_SOURCE, SEED = 1500, 300, 0
 SOURCES = ("gold_6226", "pixel3", "titan_rtx_1")
 
@@ -50,9 +50,7 @@ def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
         f"seed={SEED}",
         f"hydra.run.dir={run_dir}",
     ]
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.fit", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return run_command("fit", *overrides, timeout_s=300)
 
 
 def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, data_dir: Path) -> None:
@@ -111,23 +109,16 @@ def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(tmp_path: P
     (record,) = few_shot_benchmark(data_dir, ["nb201:latency_ms"], [10], [0], ["raspi4"], log=lambda _: None)
     others = [d for d in cached_table(data_dir / "nb201").devices("latency_ms") if d != "raspi4"]
     assert record.sources == tuple(f"latency_ms:{d}" for d in others)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nas.cli.fit",
-            "predictor=few_shot",
-            "device=raspi4",
-            "n_train=10",
-            "seed=0",
-            f"source_devices=[{','.join(others)}]",
-            f"data_dir={data_dir}",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_command(
+        "fit",
+        "predictor=few_shot",
+        "device=raspi4",
+        "n_train=10",
+        "seed=0",
+        f"source_devices=[{','.join(others)}]",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path}",
+        timeout_s=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())

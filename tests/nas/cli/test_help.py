@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from nas.cli import CONFIG_DIR
+from tests.nas.cli.helpers import run_command
 
 COMMANDS = ["search", "fit", "profile", "train_supernet", "pipeline", "score", "export", "compare"]
 ALL_GROUPS = {p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")}
@@ -23,13 +22,7 @@ def own_groups(command: str) -> set[str]:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_describes_the_command_and_lists_only_its_groups(command: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", f"nas.cli.{command}", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_command(command, "--help", cwd=tmp_path, timeout_s=300)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     name = f"hwnas-{command.replace('_', '-')}"

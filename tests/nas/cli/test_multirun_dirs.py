@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -11,37 +9,29 @@ import pytest
 from omegaconf import OmegaConf
 
 from nas.cli import redact_passwords, sweep_subdir
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.nas.cli.helpers import run_command
 
 
 @pytest.mark.slow
 def test_a_seed_and_sampler_sweep_names_each_folder_by_its_values(tmp_path: Path, data_dir: Path) -> None:
     database = f"sqlite:///{tmp_path / 'shared.db'}"  # one database for the whole sweep
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nas.cli.search",
-            "-m",
-            "seed=0,1",
-            "sampler=random,tpe",
-            "budget.n_trials=2",
-            "storage=url",
-            f"storage.url={database}",
-            "device=raspi4",
-            "objectives=accuracy_latency",
-            "metrics=none",
-            "export.onnx=false",
-            "tensorboard=false",
-            "progress=false",
-            f"data_dir={data_dir}",
-            f"hydra.sweep.dir={tmp_path}",
-        ],
+    result = run_command(
+        "search",
+        "-m",
+        "seed=0,1",
+        "sampler=random,tpe",
+        "budget.n_trials=2",
+        "storage=url",
+        f"storage.url={database}",
+        "device=raspi4",
+        "objectives=accuracy_latency",
+        "metrics=none",
+        "export.onnx=false",
+        "tensorboard=false",
+        "progress=false",
+        f"data_dir={data_dir}",
+        f"hydra.sweep.dir={tmp_path}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     folders = {p.parent.name: p.parent for p in tmp_path.glob("*/summary.json")}

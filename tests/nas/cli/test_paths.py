@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 from nas.cli import CONFIG_DIR
+from tests.nas.cli.helpers import REPO, run_command
 
-REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 COMMANDS = ["search", "fit", "profile", "train_supernet"]
 TABLE_SEARCH = (
@@ -35,14 +34,7 @@ def without_data_env() -> dict[str, str]:
 
 
 def run(command: str, *overrides: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"nas.cli.{command}", *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_command(command, *overrides, cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.nas.cli.helpers import REPO, run_command
+
 # Table accuracy (a lookup) keeps trials cheap; the device's latency is fitted, searched on,
 # re-measured (looked up, counted) and refitted as on real hardware.
 SMALL = (
@@ -53,14 +54,7 @@ KILLER = textwrap.dedent(
 
 
 def run_pipeline(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.pipeline", *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_command("pipeline", *overrides, f"hydra.run.dir={run_dir}")
 
 
 def killed_at(run_dir: Path, stage: str, round_: int, count: int, *overrides: str) -> None:

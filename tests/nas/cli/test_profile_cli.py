@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ from omegaconf import DictConfig
 from nas.cli import CONFIG_DIR
 from nas.cli.profile import check_settings
 from nas.tables import BenchmarkTable
+from tests.nas.cli.helpers import run_command
 
-REPO = Path(__file__).resolve().parents[3]
 DEVICE = "cpu_onnxruntime_t1_b1_fp32"
 # NB201 strings do not encode channels: the space config goes into the profile's fingerprint.
 TINY = (
@@ -31,14 +30,7 @@ TINY = (
 
 
 def run_profile(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.profile", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_command("profile", *overrides, timeout_s=300)
 
 
 def test_profile_writes_a_table_and_a_rerun_measures_only_the_missing(tmp_path: Path) -> None:

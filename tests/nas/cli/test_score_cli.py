@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,11 @@ from hydra import compose, initialize_config_dir
 
 from nas.cli import CONFIG_DIR, config_options
 from nas.cli.score import check_proxy_overrides, score_run
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.nas.cli.helpers import run_command
 
 
 def run_score(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.score", "progress=false", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command("score", "progress=false", *overrides, timeout_s=300)
 
 
 def read(path: Path) -> list[dict[str, str]]:

@@ -13,8 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-
+from tests.nas.cli.helpers import REPO, run_command
 
 #: What tests that do not read TensorBoard or report.md leave out (about a second per run; the
 #: tests of those outputs ask for them).
@@ -24,14 +23,7 @@ QUIET = ("tensorboard=false", "report=false")
 def run_search(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     given = {o.split("=", 1)[0] for o in overrides}
     quiet = [o for o in QUIET if o.split("=", 1)[0] not in given]
-    result = subprocess.run(
-        [sys.executable, "-m", "nas.cli.search", *overrides, *quiet, "progress=false"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return result
+    return run_command("search", *overrides, *quiet, "progress=false", cwd=cwd)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -149,6 +149,7 @@ def test_a_bound_on_the_upper_interval_holds_when_measured_more_often(tmp_path: 
             "+constraints.latency_ms.upper=12",
             f"+constraints.latency_ms.bound={bound}",
             "budget.n_trials=60",
+            "sampler=nsga2",  # the bound, not the sampler, is under test
             *QUICK,
             f"data_dir={data_dir}",
             f"hydra.run.dir={run_dir}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ from hydra.utils import instantiate
 
 from nas.cli import CONFIG_DIR
 from nas.training import ImageDataset, SamplingStrategy
+from tests.nas.cli.helpers import run_command
 
-REPO = Path(__file__).resolve().parents[3]
 TINY = (
     "++space.instance.channels=4",
     "++space.instance.cells_per_stage=1",
@@ -28,13 +27,7 @@ TINY = (
 
 
 def train(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli.train_supernet", *TINY, *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_command("train_supernet", *TINY, *overrides)
 
 
 @pytest.mark.parametrize(
