@@ -42,6 +42,7 @@ from nas._predictor import (
 )
 from nas._space import Gene, SearchSpace
 from nas._supernet import Supernet
+from nas.errors import USER_ERROR_EXIT, HwnasError, MissingFileError
 from nas.predictor_file import PredictorFileError
 
 __all__ = [
@@ -83,7 +84,10 @@ __all__ = [
     "ObjectiveError",
     "PredictedObjective",
     "Predictor",
+    "HwnasError",
+    "MissingFileError",
     "PredictorFileError",
+    "USER_ERROR_EXIT",
     "PredictorMismatchError",
     "SearchSpace",
     "read_device_record",

@@ -11,10 +11,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from nas.errors import HwnasError
+
 log = logging.getLogger("hwnas")
 
 
-class CsvFileError(ValueError):
+class CsvFileError(HwnasError, ValueError):
     """A row file that a crash cannot explain (edited by hand, or written by another tool)."""
 
 

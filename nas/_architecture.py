@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.errors import HwnasError
+
 GeneValue = int | float | str
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(HwnasError, ValueError):
     """An architecture string or gene value that the space does not accept."""
 
 

@@ -20,10 +20,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Self
 
+from nas.errors import HwnasError
+
 DEVICE_FILE = "device.json"
 
 
-class DeviceFileError(ValueError):
+class DeviceFileError(HwnasError, ValueError):
     """A ``device.json`` that cannot be read back as a device (not JSON, or a missing, unknown or
     mistyped field); the message names the file and the field."""
 

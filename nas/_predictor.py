@@ -11,9 +11,10 @@ import numpy as np
 from nas._architecture import Architecture
 from nas._objective import Candidate, Cost, Direction, Objective
 from nas._space import SearchSpace
+from nas.errors import HwnasError
 
 
-class PredictorMismatchError(ValueError):
+class PredictorMismatchError(HwnasError, ValueError):
     """A predictor used for a space or device it was not trained for."""
 
 

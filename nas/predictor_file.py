@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from nas._predictor import PredictorMismatchError
+from nas.errors import HwnasError, MissingFileError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -94,7 +95,7 @@ def _upgrade_1(header: Header, arrays: Arrays) -> tuple[Header, Arrays]:
 _UPGRADES: dict[int, Callable[[Header, Arrays], tuple[Header, Arrays]]] = {1: _upgrade_1}
 
 
-class PredictorFileError(ValueError):
+class PredictorFileError(HwnasError, ValueError):
     """A predictor file that cannot be read: not an archive, no header, a newer format, pickled data."""
 
 
@@ -181,7 +182,7 @@ def read_predictor_file(path: str | Path) -> tuple[Header, Arrays]:
     predictor (kind, space, device: :func:`load_predictor_file`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predictor file {path} does not exist")
+        raise MissingFileError(f"predictor file {path} does not exist")
     try:
         with zipfile.ZipFile(path) as archive:
             members = _members(path, archive)

@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas._capabilities import dedup_key
 from nas._objective import Candidate, Constraint, Objective, ObjectiveError
 from nas._space import SearchSpace
+from nas.errors import HwnasError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ BUSY_KEY = "evaluated_by_trial"
 IDENTITY_KEY = "hwnas"  # the study's user attribute holding Search.identity()
 
 
-class SearchSetupError(ValueError):
+class SearchSetupError(HwnasError, ValueError):
     """A search that cannot start: conflicting names, unknown constraint metrics, a resumed study
     with other objectives."""
 

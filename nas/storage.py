@@ -18,6 +18,8 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
+from nas.errors import HwnasError
+
 #: What to do when a driver module cannot be imported, by module name.
 DRIVER_FIXES: dict[str, str] = {
     "psycopg": "pip install 'hwnas[postgres]' (psycopg[binary], psycopg 3); or, if psycopg2 is "
@@ -32,15 +34,15 @@ DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 URL_FORM = "dialect[+driver]://user:password@host[:port]/database, e.g. postgresql://user:pw@host/hwnas"
 
 
-class StorageURLError(ValueError):
+class StorageURLError(HwnasError, ValueError):
     """A storage URL that SQLAlchemy cannot parse, or whose dialect or driver it does not know."""
 
 
-class StorageDriverError(ImportError):
+class StorageDriverError(HwnasError, ImportError):
     """A storage URL whose database driver module cannot be imported."""
 
 
-class StorageConnectionError(ConnectionError):
+class StorageConnectionError(HwnasError, ConnectionError):
     """A storage database that cannot be reached or opened (server down, wrong login, no database)."""
 
 

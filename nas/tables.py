@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nas._device import DEVICE_FILE, Device
+from nas.errors import HwnasError, MissingFileError
 from nas.fit_data import usable_mask
 
 __all__ = ["METRICS", "BenchmarkTable", "TableFormatError", "UnknownDeviceError", "cached_table"]
@@ -32,11 +33,11 @@ ARCHS_FILE = "archs.csv"
 log = logging.getLogger(__name__)
 
 
-class UnknownDeviceError(ValueError):
+class UnknownDeviceError(HwnasError, ValueError):
     """A device that a table has no column for (the message lists the ones it has)."""
 
 
-class TableFormatError(ValueError):
+class TableFormatError(HwnasError, ValueError):
     """A table file that does not follow the format (the message names file, line and value)."""
 
 
@@ -125,7 +126,7 @@ class BenchmarkTable:
         ``canonicalise`` keys :meth:`lookup` (see the class)."""
         path = Path(directory).expanduser().resolve()
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"benchmark table folder {path} does not exist; expected a folder with {ARCHS_FILE} "
                 f"and {' / '.join(f + '.csv' for f in METRICS)} (see the shared data README); the hwnas "
                 "commands look for the tables in <data_dir>/<space>: point them at the folder holding "
@@ -134,7 +135,7 @@ class BenchmarkTable:
             )
         archs_path = path / ARCHS_FILE
         if not archs_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{archs_path} not found; a benchmark table folder needs {ARCHS_FILE} with the "
                 "columns index,arch[,accuracy columns...]"
             )
@@ -266,7 +267,7 @@ class BenchmarkTable:
         if metric not in self._headers:
             path = self._metric_path(metric)
             if not path.is_file():
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"{path} not found; this table has no {metric} measurements (it has "
                     f"{list(self.metrics()) or 'none'}). Expected index,<device>,... in {METRICS[metric]}"
                 )

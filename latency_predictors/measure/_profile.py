@@ -54,6 +54,7 @@ from nas import (
     SearchSpace,
     read_device_record,
 )
+from nas.errors import HwnasError
 from nas.tables import METRICS
 
 log = logging.getLogger("hwnas.profile")
@@ -75,7 +76,7 @@ NO_ENERGY_METER = "none: no energy meter configured"
 Measure = Callable[[Callable[[], None]], LatencyStats]
 
 
-class ProfileMismatchError(ValueError):
+class ProfileMismatchError(HwnasError, ValueError):
     """A profile directory measured on another device, space or with other settings."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nas import Architecture, Candidate, FlopsSpace, SearchSpace
+from nas.errors import HwnasError
 from nas.objectives import Flops
 
 log = logging.getLogger("hwnas.profile")
@@ -24,7 +25,7 @@ log = logging.getLogger("hwnas.profile")
 Selection = Callable[[SearchSpace, int, np.random.Generator], list[Architecture]]
 
 
-class SelectionError(ValueError):
+class SelectionError(HwnasError, ValueError):
     """A selection that cannot be made (bad list line, too few distinct architectures)."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from latency_predictors.predictors._format import StoredPredictor
 from nas import Direction, PredictedObjective, PredictorMismatchError, SearchSpace
+from nas.errors import MissingFileError
 from nas.objectives import TableMetric
 from nas.predictor_file import PredictorFileError, read_header
 
@@ -42,7 +43,7 @@ def predictor_file(path: str | Path) -> Path:
     path = Path(path).expanduser()
     file = path / PREDICTOR_FILE if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no predictor at {path}: give an hwnas-fit run directory (it holds {PREDICTOR_FILE}) or a "
             "predictor file (hwnas-fit writes one per run: outputs/fit/<run>/predictor.npz)"
         )

@@ -28,6 +28,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from nas.cli import CONFIG_DIR
+from nas.cli._explain import explained
+from nas.errors import MissingFileError
 from nas.plots import finish, pyplot
 
 log = logging.getLogger("hwnas.compare")
@@ -37,6 +39,7 @@ FIGURES = ("hypervolume", "hypervolume_ratio", "mean_regret", "pareto_size")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
+@explained
 def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     groups = compare(find_runs([Path(p).expanduser() for p in cfg.runs]), list(cfg.group_by), out)
@@ -48,7 +51,7 @@ def find_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
     runs = []
     for root in roots:
         if not root.is_dir():
-            raise FileNotFoundError(f"runs: {root} is not a directory (give search run or sweep directories)")
+            raise MissingFileError(f"runs: {root} is not a directory (give search run or sweep directories)")
         for summary_path in sorted(root.rglob("summary.json")):
             directory = summary_path.parent
             summary = json.loads(summary_path.read_text())
@@ -67,7 +70,7 @@ def find_runs(roots: Sequence[Path]) -> list[dict[str, Any]]:
                 }
             )
     if not runs:
-        raise FileNotFoundError(f"no search run (summary.json beside pareto.json) under {[str(r) for r in roots]}")
+        raise MissingFileError(f"no search run (summary.json beside pareto.json) under {[str(r) for r in roots]}")
     return runs
 
 

@@ -39,8 +39,10 @@ from tqdm.auto import tqdm
 from latency_predictors.measure import cpu_model_name, measure_latency_ms, quantize_int8
 from nas import Architecture, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._explain import explained
 from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
 from nas.cli.search import library_versions
+from nas.errors import MissingFileError
 from nas.export import INPUT_NAME, OUTPUT_NAME, ParityReport, export_deployable, write_metadata
 from nas.results import write_json
 
@@ -50,6 +52,7 @@ MANIFEST_VERSION = 1
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@explained
 def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     rows = export_run(cfg, out)
@@ -99,7 +102,7 @@ def search_config(search_dir: Path) -> DictConfig:
             if config.parent.parent != search_dir:  # devices/<name>: the run's config, this device
                 cfg.device.name = search_dir.name
             return cfg
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"run_dir={search_dir} holds no .hydra/config.yaml: give an hwnas-search run directory "
         "(for several devices, its devices/<name>)"
     )
@@ -137,7 +140,7 @@ def select_rows(
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the search has not written its outputs (resume it first)")
+        raise MissingFileError(f"{path} is missing: the search has not written its outputs (resume it first)")
     with path.open() as f:
         return list(csv.DictReader(f))
 

@@ -37,6 +37,7 @@ from latency_predictors.measure import Bench, measure_into, open_profile
 from latency_predictors.predictors import PREDICTOR_FILE, load_predictor
 from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._explain import explained
 from nas.cli._onnx import ONNX_COLUMNS, export_front
 from nas.cli.fit import write_run
 from nas.cli.search import write_outputs
@@ -55,6 +56,7 @@ JOURNAL_FILE = "journal.log"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
+@explained
 def main(cfg: DictConfig) -> float | None:
     summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     return summary["rounds"][-1]["hypervolume_measured"]

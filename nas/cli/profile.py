@@ -52,6 +52,7 @@ from latency_predictors.measure import (
 )
 from nas import Architecture, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._explain import explained
 from nas.results import write_json
 from nas.tables import BenchmarkTable
 from nas.tensorboard import last_steps
@@ -223,6 +224,7 @@ def write_profile_board(out: Path, device: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
+@explained
 def main(cfg: DictConfig) -> None:
     settings = check_settings(cfg)
     torch.set_num_threads(cfg.torch_threads)

@@ -20,12 +20,14 @@ from omegaconf import DictConfig
 
 from nas import Objective, SearchSpace
 from nas.cli import CONFIG_DIR, config_options
+from nas.cli._explain import explained
 from nas.scoring import ScoreRow, score_architectures
 
 log = logging.getLogger("hwnas.score")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="score")
+@explained
 def _run(cfg: DictConfig) -> None:
     score_run(cfg, Path(HydraConfig.get().runtime.output_dir))
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from latency_predictors.measure import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
+from nas.cli._explain import explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
 from nas.cli._watch import INTERRUPTED_EXIT, StopOnSignal, hparams_log, running_front, sampler_name, search_board
 from nas.cli.fit import write_run
@@ -53,6 +54,7 @@ log = logging.getLogger("hwnas.search")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
+@explained
 def main(cfg: DictConfig) -> float | dict[str, float | None] | None:
     # Optuna logs through its own stderr handler; send it to Hydra's run-directory log instead.
     optuna.logging.disable_default_handler()

@@ -18,6 +18,7 @@ import numpy as np
 
 from nas._capabilities import BatchFlopsSpace, FlopsSpace, dedup_keys
 from nas._space import SearchSpace
+from nas.errors import MissingFileError
 from nas.features import feature_matrix
 from nas.samplers._base import usable
 from nas.scoring import SCORES_FILE, read_scores
@@ -125,7 +126,7 @@ class Priors:
         for directory in directories:
             path = Path(directory) / SCORES_FILE
             if not path.is_file():
-                raise FileNotFoundError(f"prior {directory}: no {SCORES_FILE} (write one with hwnas-score out_dir=...)")
+                raise MissingFileError(f"prior {directory}: no {SCORES_FILE} (write one with hwnas-score out_dir=...)")
             with path.open() as f:
                 header = next(csv.reader(f))
             columns = header[1:-1]  # arch, <scores...>, seconds

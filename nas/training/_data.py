@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from nas.errors import MissingFileError
+
 #: Per-channel statistics used to normalise natural images (ImageNet's, the torchvision default).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -222,7 +224,7 @@ class ImageFolderData(ImageDataset):
     def _train_root(self) -> Path:
         root = Path(self.root).expanduser()
         if not root.is_dir():
-            raise FileNotFoundError(f"image folder {root} does not exist (expected root/<class>/<image>)")
+            raise MissingFileError(f"image folder {root} does not exist (expected root/<class>/<image>)")
         split = root / "train"
         return split if split.is_dir() and (root / "val").is_dir() else root
 
@@ -231,7 +233,7 @@ class ImageFolderData(ImageDataset):
 
         train_root = self._train_root()
         if not _class_folders(train_root):
-            raise FileNotFoundError(f"image folder {train_root} has no class folders")
+            raise MissingFileError(f"image folder {train_root} has no class folders")
         transform = _transform(self.image_size, IMAGENET_MEAN, IMAGENET_STD, resize=True)
         if train_root != Path(self.root).expanduser():
             return ImageFolder(str(train_root), transform), ImageFolder(str(train_root.parent / "val"), transform)
@@ -269,7 +271,7 @@ class CIFARData(ImageDataset):
         dataset = CIFAR10 if self.which == 10 else CIFAR100
         folder = Path(self.root).expanduser() / dataset.base_folder
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"CIFAR-{self.which} not found: expected the python-format folder {folder} "
                 f"(extract cifar-{self.which}-python.tar.gz into {folder.parent}); nothing is downloaded"
             )

@@ -14,6 +14,7 @@ from nas._architecture import Architecture
 from nas._capabilities import SupernetSpace
 from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
 from nas._supernet import Supernet
+from nas.errors import MissingFileError
 from nas.training._bn import recalibrated_subnet
 from nas.training._data import ImageDataset
 from nas.training._trainer import CHECKPOINT_FILE, subnet_accuracy
@@ -48,7 +49,7 @@ class InheritedAccuracy(Objective):
         path = Path(checkpoint).expanduser()
         self.path = path / CHECKPOINT_FILE if path.is_dir() else path
         if not self.path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no supernet checkpoint at {self.path}: give hwnas-train-supernet's run directory or its {CHECKPOINT_FILE}"
             )
         self.data = data

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from nas._architecture import Architecture
 from nas._supernet import Supernet
+from nas.errors import HwnasError
 from nas.training._bn import recalibrated_subnet
 from nas.training._data import ImageDataset
 from nas.training._sampling import SamplingStrategy, fit_input
@@ -62,7 +63,7 @@ class TrainingResult:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(HwnasError, ValueError):
     """A checkpoint written by a run with other settings than the one asked to resume it."""
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nas import Candidate, Cost, Direction, Objective, ObjectiveError
+from nas.errors import MissingFileError
 from search_spaces.ofa._layers import lut_keys
 from search_spaces.ofa._model import NUM_LAYERS, NetworkSpec, OFAConfig
 from search_spaces.ofa._space import OFASpace, config_of
@@ -130,7 +131,7 @@ class Note10LatencyLUT(Objective):
         self.directory = Path(directory).expanduser().resolve()
         paths = sorted(self.directory.glob(f"*{self.SUFFIX}")) if self.directory.is_dir() else []
         if not paths:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no <resolution>{self.SUFFIX} files in {self.directory}; expected OFA's note10_lut folder"
             )
         self._paths = {int(p.name.removesuffix(self.SUFFIX)): p for p in paths}

@@ -1,0 +1,60 @@
+"""How every command ends on an error it can explain, and on Ctrl-C or SIGTERM: one message in
+the console and the run's log, no traceback. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig
+
+from nas.cli._watch import INTERRUPTED_EXIT
+from nas.errors import USER_ERROR_EXIT, user_error
+
+log = logging.getLogger("hwnas")
+
+T = TypeVar("T")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised where the command is as Ctrl-C would be, so the same cleanup runs."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def explained(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """``task`` (a Hydra task function), ending with exit status 2 and the message of a
+    :class:`nas.HwnasError` (also one raised while Hydra resolved a setting), or 130 on Ctrl-C or
+    SIGTERM (what was written so far stays: every command writes as it goes)."""
+
+    @functools.wraps(task)
+    def run(cfg: DictConfig) -> T:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+        try:
+            return task(cfg)
+        except KeyboardInterrupt as interrupt:
+            name = str(interrupt) or "SIGINT"
+            log.warning(
+                "%s: stopped; what was written before it is kept, and the same command goes on from there", name
+            )
+            sys.exit(INTERRUPTED_EXIT)
+        except Exception as error:
+            explained = user_error(error)
+            if explained is None:
+                raise
+            log.error("%s: %s", type(explained).__name__, explained)
+            sys.exit(USER_ERROR_EXIT)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return run
