@@ -11,6 +11,7 @@ entry point (and every test that composes a config) sees the same paths:
 - ``${hwnas.predicted_device:<path>}``: the device an hwnas-fit predictor file models.
 - ``${hwnas.study_name:}``: a search's default study name, from everything a sweep varies.
 - ``${hwnas.worker_seed:<seed>,<worker>}``: the sampler seed of one worker of a shared study.
+- ``${hwnas.safe_name:<value>}``: a name made safe as a folder name (the command refuses unsafe ones).
 """
 
 from __future__ import annotations
@@ -170,6 +171,17 @@ def _predicted_device(path: str) -> str:
 
 
 OmegaConf.register_new_resolver("hwnas.predicted_device", _predicted_device, replace=True)
+
+
+def _safe_name(value: Any) -> str:
+    """``${hwnas.safe_name:<value>}``: ``value`` as a folder name that stays where it is put.
+    Run directories are named by space and device before the command starts; an unsafe name
+    (``../../x``) is made harmless here, and the command itself then refuses it with a message
+    (its run directory holding that message's log)."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value)).replace("..", "__") or "_"
+
+
+OmegaConf.register_new_resolver("hwnas.safe_name", _safe_name, replace=True)
 
 
 class LogRunDir(Callback):

@@ -30,6 +30,16 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _say(level: int, message: str) -> None:
+    """``message`` on stderr, where a shell and a scheduler look for errors, and in the run's log
+    file (not again on the console, where Hydra's handler writes to stdout)."""
+    print(message, file=sys.stderr)
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def explained(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """``task`` (a Hydra task function), ending with exit status 2 and the message of a
     :class:`nas.HwnasError` (also one raised while Hydra resolved a setting), or 130 on Ctrl-C or
@@ -43,15 +53,13 @@ def explained(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
             return task(cfg)
         except KeyboardInterrupt as interrupt:
             name = str(interrupt) or "SIGINT"
-            log.warning(
-                "%s: stopped; what was written before it is kept, and the same command goes on from there", name
-            )
+            _say(logging.WARNING, f"{name}: stopped; what was written is kept, and the same command goes on from there")
             sys.exit(INTERRUPTED_EXIT)
         except Exception as error:
             explained = user_error(error)
             if explained is None:
                 raise
-            log.error("%s: %s", type(explained).__name__, explained)
+            _say(logging.ERROR, f"{type(explained).__name__}: {explained}")
             sys.exit(USER_ERROR_EXIT)
         finally:
             if previous is not None:

@@ -41,6 +41,7 @@ from nas import Architecture, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
+from nas.cli._options import EXPORT, check_options
 from nas.cli.search import library_versions
 from nas.errors import MissingFileError
 from nas.export import INPUT_NAME, OUTPUT_NAME, ParityReport, export_deployable, write_metadata
@@ -54,6 +55,7 @@ MANIFEST_VERSION = 1
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 @explained
 def main(cfg: DictConfig) -> None:
+    check_options(cfg, EXPORT)
     out = Path(HydraConfig.get().runtime.output_dir)
     rows = export_run(cfg, out)
     failed = [r for r in rows if r["error"]]

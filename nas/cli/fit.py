@@ -25,6 +25,7 @@ from latency_predictors.predictors import PREDICTOR_FILE
 from nas import SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
+from nas.cli._options import FIT, check_options
 from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
@@ -36,6 +37,7 @@ log = logging.getLogger("hwnas.fit")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="fit")
 @explained
 def main(cfg: DictConfig) -> float | None:
+    check_options(cfg, FIT)
     torch.set_num_threads(cfg.torch_threads)
     space: SearchSpace = instantiate(cfg.space.instance)
     data = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))

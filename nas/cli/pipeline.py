@@ -39,6 +39,7 @@ from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpac
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._onnx import ONNX_COLUMNS, export_front
+from nas.cli._options import PIPELINE, check_constraints, check_options
 from nas.cli.fit import write_run
 from nas.cli.search import write_outputs
 from nas.closed_loop import ROUNDS_DIR, Front, LoopSettings, Progress, read_marker, run_closed_loop, write_marker
@@ -65,6 +66,8 @@ def main(cfg: DictConfig) -> float | None:
 def run(cfg: DictConfig, run_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """The whole loop in ``run_dir`` (resumed when it holds one); ``progress`` is told of every
     durable write (see :data:`nas.closed_loop.Progress`)."""
+    check_options(cfg, PIPELINE)
+    check_constraints(cfg.constraints)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     torch.set_num_threads(cfg.torch_threads)

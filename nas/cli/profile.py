@@ -53,6 +53,7 @@ from latency_predictors.measure import (
 from nas import Architecture, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
+from nas.cli._options import OptionError, safe_name
 from nas.results import write_json
 from nas.tables import BenchmarkTable
 from nas.tensorboard import last_steps
@@ -83,7 +84,19 @@ class Settings:
 
 
 def check_settings(cfg: DictConfig) -> Settings:
-    """Every scalar option checked, naming the bad value, before anything is built or measured."""
+    """Every scalar option checked, naming the bad value, before anything is built or measured
+    (:class:`nas.cli._options.OptionError`)."""
+    try:
+        return _check_settings(cfg)
+    except OptionError:
+        raise
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+
+
+def _check_settings(cfg: DictConfig) -> Settings:
+    if cfg.device_name is not None:
+        safe_name("device_name", cfg.device_name)
     for name in ("n_archs", "threads", "batch_size"):
         value = cfg[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

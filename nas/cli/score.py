@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from nas import Objective, SearchSpace
 from nas.cli import CONFIG_DIR, config_options
 from nas.cli._explain import explained
+from nas.cli._options import SCORE, check_options
 from nas.scoring import ScoreRow, score_architectures
 
 log = logging.getLogger("hwnas.score")
@@ -34,6 +35,7 @@ def _run(cfg: DictConfig) -> None:
 
 def score_run(cfg: DictConfig, out_dir: Path) -> tuple[SearchSpace, list[ScoreRow]]:
     """What ``hwnas-score`` does with a composed config, into ``out_dir`` (benchmarks call this)."""
+    check_options(cfg, SCORE)
     torch.set_num_threads(cfg.torch_threads)
     space: SearchSpace = instantiate(cfg.space.instance)
     archs = instantiate(cfg.selection)(space, cfg.n_archs, np.random.default_rng(cfg.seed))

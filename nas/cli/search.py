@@ -29,6 +29,7 @@ from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_on
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
+from nas.cli._options import SEARCH, check_constraints, check_options
 from nas.cli._watch import INTERRUPTED_EXIT, StopOnSignal, hparams_log, running_front, sampler_name, search_board
 from nas.cli.fit import write_run
 from nas.objectives import FittedMetric, TableMetric
@@ -85,6 +86,8 @@ def search_run(
     run's ``tensorboard/`` and ``hparams/`` (default ``run_dir``; several devices of one run share
     their run's), ``hparams`` its HParams experiment. Returns summary.json's content."""
     started = time.time()
+    check_options(cfg, SEARCH)
+    check_constraints(cfg.constraints)
     # PyTorch work between measurements (building, proxies, FLOPs) would otherwise spin threads
     # next to the latency measurement; one fixed setting also makes runs comparable.
     torch.set_num_threads(cfg.torch_threads)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from nas import Architecture, SupernetSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
+from nas.cli._options import TRAIN_SUPERNET, check_options
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
 from nas.tensorboard import last_steps
@@ -38,6 +39,7 @@ log = logging.getLogger("hwnas.train_supernet")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train_supernet")
 @explained
 def main(cfg: DictConfig) -> float | None:
+    check_options(cfg, TRAIN_SUPERNET)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     started = time.time()
     torch.set_num_threads(cfg.torch_threads)
