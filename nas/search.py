@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # what study.optimize uses
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._capabilities import dedup_key
@@ -44,6 +45,7 @@ DEDUP_KEY = "dedup_key"  # equal for repeats: the canonical string, or the isomo
 #: A trial pruned because another worker was evaluating the same architecture (not evaluated).
 BUSY_KEY = "evaluated_by_trial"
 IDENTITY_KEY = "hwnas"  # the study's user attribute holding Search.identity()
+RECOVERED_KEY = "recovered"  # a dead worker's trial, failed by another: not an evaluation
 
 
 class SearchSetupError(HwnasError, ValueError):
@@ -73,7 +75,10 @@ class Search:
     max_consecutive_repeats: int = 500
     # A worker tags its trial milliseconds after asking for it; a RUNNING trial still untagged
     # after this long belongs to a worker that died in between.
-    untagged_grace_s: float = 60.0
+    untagged_grace_s: float = 30.0
+    #: How long the end of a run waits for trials still running (other workers' finish, a dead
+    #: worker's is recovered meanwhile) before the budget counts as spent.
+    settle_s: float = 600.0
     #: Trials between two info-level summaries in the log (every trial gets a debug line).
     log_every: int = 25
     _ledger: _Ledger = field(default_factory=lambda: _Ledger(), init=False, repr=False)
@@ -179,35 +184,47 @@ class Search:
         if done:
             log.info("study %r resumes with %d evaluations", self.study_name, done)
         progress = _progress(total=n_trials, initial=min(done, n_trials), enabled=show_progress)
-        started = time.monotonic()
+        loop = _Loop(n_trials, timeout_s, time.monotonic(), progress, callbacks, status, should_stop)
+        # The budget is reached counting running trials; wait for them (a dead worker's is
+        # recovered and asked again, to be run here) before calling it spent.
+        while self._loop(study, loop):
+            self._settle(study)
+            if ledger.evaluations(study, running=True) >= n_trials:
+                break
+        _advance(progress, ledger.evaluations(study), n_trials)
+        progress.close()
+        return study
+
+    def _loop(self, study: optuna.Study, loop: _Loop) -> bool:
+        """Run trials until the budget is reached counting running ones (True), or the search
+        stops for another reason: a timeout, a signal, a sampler with nothing new (False)."""
+        ledger, n_trials = self._ledger, loop.n_trials
         failures_in_a_row = repeats_in_a_row = 0
         # Count trials other workers are running too, so that workers sharing a storage stop at
         # n_trials together.
         while (now_done := ledger.evaluations(study, running=True)) < n_trials:
-            progress.update(max(0, min(now_done, n_trials) - min(done, n_trials)))
-            done = now_done
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                log.info("timeout of %.0f s reached after %d evaluations", timeout_s, done)
-                break
-            if should_stop is not None and should_stop():
+            _advance(loop.progress, now_done, n_trials)
+            if loop.timeout_s is not None and time.monotonic() - loop.started > loop.timeout_s:
+                log.info("timeout of %.0f s reached after %d evaluations", loop.timeout_s, now_done)
+                return False
+            if loop.should_stop is not None and loop.should_stop():
                 self.interrupted = True
                 log.warning("stopping after %d evaluations: the finished trials are kept", ledger.evaluations(study))
-                break
+                return False
             try:
                 frozen = self._run_trial(study, n_trials)
             except KeyboardInterrupt:
                 self.interrupted = True
                 log.warning("interrupted after %d evaluations: the finished trials are kept", ledger.evaluations(study))
-                break
-            self._report(frozen, progress, ledger.evaluations(study), status)
+                return False
+            self._report(frozen, loop.progress, ledger.evaluations(study), loop.status)
             failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
             if failures_in_a_row >= self.max_consecutive_failures:
                 raise RuntimeError(
                     f"{failures_in_a_row} trials failed in a row; last reason: {frozen.user_attrs.get(FAIL_KEY)}"
                 )
-            repeated = not _evaluated(frozen)
-            repeats_in_a_row = repeats_in_a_row + 1 if repeated else 0
-            for callback in callbacks:
+            repeats_in_a_row = repeats_in_a_row + 1 if not _evaluated(frozen) else 0
+            for callback in loop.callbacks:
                 callback(study, frozen)
             if repeats_in_a_row >= self.max_consecutive_repeats:
                 log.warning(
@@ -216,10 +233,16 @@ class Search:
                     repeats_in_a_row,
                     ledger.evaluations(study),
                 )
-                break
-        progress.update(max(0, min(ledger.evaluations(study), n_trials) - min(done, n_trials)))
-        progress.close()
-        return study
+                return False
+        return True
+
+    def _settle(self, study: optuna.Study, wait_s: float | None = None) -> None:
+        """Wait until no trial of the study runs: other workers' finish, dead workers' are
+        recovered (``settle_s`` at most)."""
+        deadline = time.monotonic() + (self.settle_s if wait_s is None else wait_s)
+        while _count_running(study) and time.monotonic() < deadline:
+            time.sleep(1.0)
+            self._recover_dead_workers(study)
 
     def _report(
         self,
@@ -259,16 +282,22 @@ class Search:
         me = _worker_id()
         if not any(t.user_attrs.get(WORKER_KEY) == me for t in study.get_trials(deepcopy=False)):
             return True
-        deadline = time.monotonic() + wait_s
-        while _count_running(study) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        self._settle(study, wait_s)
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         last = max(finished, key=lambda t: t.number, default=None)
         return last is None or last.user_attrs.get(WORKER_KEY) == me
 
     def _run_trial(self, study: optuna.Study, n_trials: int) -> optuna.trial.FrozenTrial:
-        trial = study.ask(self.space.distributions())
+        with warnings.catch_warnings():  # hwnas runs the heartbeat thread study.optimize would
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask(self.space.distributions())
         trial.set_user_attr(WORKER_KEY, _worker_id())
+        # Where the storage keeps heartbeats, a thread records this trial's while it runs, so a
+        # worker that dies anywhere (another host, a reused pid) is found by its silence.
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            return self._evaluate_trial(study, trial, n_trials)
+
+    def _evaluate_trial(self, study: optuna.Study, trial: optuna.Trial, n_trials: int) -> FrozenTrial:
         try:
             arch = self.space.architecture(trial.params)
             key = dedup_key(self.space, arch)
@@ -344,8 +373,19 @@ class Search:
         return values
 
     def _recover_dead_workers(self, study: optuna.Study) -> None:
-        """Fail trials left RUNNING by a dead process of this host, or untagged for longer than
-        ``untagged_grace_s``, and ask their genes again."""
+        """Fail the trials of workers that died, and ask their genes again; a recovered trial is
+        not an evaluation (its retry is).
+
+        Where the storage keeps heartbeats (the RDB storages as configs/storage sets them up),
+        Optuna's own check fails a trial whose heartbeat stopped, and the storage's
+        ``RetryHeartbeatStaleTrialCallback`` asks it again. Otherwise (journal, in-memory) a trial is
+        recovered when its worker was a process of this host that is gone. Either way a trial
+        still untagged ``untagged_grace_s`` after it was asked lost its worker between ask and tag."""
+        heartbeat = is_heartbeat_enabled(study._storage)
+        if heartbeat:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
         host = socket.gethostname()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get(WORKER_KEY)
@@ -355,13 +395,30 @@ class Search:
                 worker = "(untagged)"
             else:
                 worker_host, pid, token = (worker.split(":") + ["", "", ""])[:3]
-                if worker_host != host or not pid.isdigit() or _alive(int(pid), token):
+                if heartbeat or worker_host != host or not pid.isdigit() or _alive(int(pid), token):
                     continue
-            optuna.Trial(study, trial._trial_id).set_user_attr(FAIL_KEY, f"worker {worker} died")
+            optuna.Trial(study, trial._trial_id).set_user_attr(RECOVERED_KEY, f"worker {worker} died")
             study.tell(trial.number, state=TrialState.FAIL)
             # skip_if_exists would find the dead trial's own params and skip.
             study.enqueue_trial(trial.params)
             log.warning("trial %d was left running by dead worker %s: failed and re-queued", trial.number, worker)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What one ``Search.run`` loop is asked to do."""
+
+    n_trials: int
+    timeout_s: float | None
+    started: float
+    progress: Any
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]]
+    status: Callable[[], Mapping[str, object]] | None
+    should_stop: Callable[[], bool] | None
+
+
+def _advance(progress: Any, evaluations: int, n_trials: int) -> None:
+    progress.update(max(0, min(evaluations, n_trials) - progress.n))
 
 
 @dataclass
@@ -421,8 +478,15 @@ def evaluations(study: optuna.Study, running: bool = False) -> int:
 
 def _evaluated(trial: FrozenTrial) -> bool:
     """Whether ``trial`` is (or was) an evaluation: not a repeat answered from the storage, not
-    a trial pruned before evaluating."""
-    return REUSED_KEY not in trial.user_attrs and trial.state != TrialState.PRUNED
+    a trial pruned before evaluating, not a dead worker's (hwnas tells every failure it sees with
+    its reason, so a failed trial without one was failed by a heartbeat check): its retry is."""
+    if trial.state == TrialState.FAIL and FAIL_KEY not in trial.user_attrs:
+        return False
+    return (
+        REUSED_KEY not in trial.user_attrs
+        and RECOVERED_KEY not in trial.user_attrs
+        and trial.state != TrialState.PRUNED
+    )
 
 
 def _key_of(trial: FrozenTrial) -> str:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nas import Constraint
 from nas.pareto import non_dominated_mask
 from nas.results import pareto_rows, trials_table
-from nas.search import FAIL_KEY, WORKER_KEY, Search, SearchSetupError, evaluations
+from nas.search import FAIL_KEY, RECOVERED_KEY, WORKER_KEY, Search, SearchSetupError, evaluations
 from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -205,9 +205,11 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
     study = ok.run(n_trials=len(study.get_trials()) + 2, show_progress=False)
     trials = study.get_trials()
     dead = trials[running[0].number]
-    assert dead.state == TrialState.FAIL and "died" in dead.user_attrs[FAIL_KEY]
+    assert dead.state == TrialState.FAIL and "died" in dead.user_attrs[RECOVERED_KEY]
     assert {n: v for n, v in ((t.number, t.values) for t in trials) if n in finished} == finished
-    assert trials[-2].params == running[0].params  # the lost trial's genes were asked again
+    retried = [t for t in trials[dead.number + 1 :] if t.params == running[0].params]
+    assert retried and retried[0].state == TrialState.COMPLETE  # the lost trial's genes were asked again
+    assert evaluations(study) == len(finished) + 3  # the dead trial is not one: its retry is
 
 
 @pytest.mark.parametrize("grace_s, recovered", [(0.0, True), (3600.0, False)])
@@ -224,14 +226,59 @@ def test_trial_of_worker_killed_before_tagging_is_recovered_after_the_grace(
         storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
     search = make_search(storage=storage, objectives=[Capacity("capacity"), _Fast("slow")])
     search.untagged_grace_s = grace_s
+    search.settle_s = 2.0
     orphan = search.study().ask(search.space.distributions())  # asked, never tagged nor told
     study = search.run(n_trials=4, show_progress=False)
     left = study.get_trials()[orphan.number]
-    if recovered:
-        assert left.state == TrialState.FAIL and "(untagged) died" in left.user_attrs[FAIL_KEY]
+    if recovered:  # not an evaluation: its retry is, and the budget counts exactly four
+        assert left.state == TrialState.FAIL and "(untagged) died" in left.user_attrs[RECOVERED_KEY]
         assert any(t.params == left.params for t in study.get_trials()[orphan.number + 1 :])
-    else:  # young enough to be a live worker elsewhere, busy between ask and tag
+        assert evaluations(study) == 4 and _unfinished(study) == []
+    else:  # young enough to be a live worker elsewhere, busy between ask and tag: waited for
         assert left.state == TrialState.RUNNING
+
+
+def _unfinished(study: optuna.Study) -> list[int]:
+    return [t.number for t in study.get_trials() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_a_resume_right_after_a_kill_inside_ask_runs_the_budget_exactly(tmp_path: Path) -> None:
+    """A worker killed inside ``study.ask`` leaves an untagged RUNNING trial; resuming at once
+    waits out the grace, recovers it and still runs exactly the budget, nothing left running."""
+    search = make_search(storage=f"sqlite:///{tmp_path / 'study.db'}", objectives=[Capacity("capacity"), _Fast("slow")])
+    search.run(n_trials=3, show_progress=False)
+    search.untagged_grace_s = 2.0
+    search.study().ask(search.space.distributions())
+    started = time.monotonic()
+    study = search.run(n_trials=5, show_progress=False)
+    assert evaluations(study) == 5 and _unfinished(study) == []
+    assert time.monotonic() - started < 30
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_retried_and_not_counted(tmp_path: Path) -> None:
+    """A worker on another host (no pid to look at) stops beating: Optuna's heartbeat check
+    fails its trial, the storage's RetryHeartbeatStaleTrialCallback asks it again, and the budget counts
+    the retry, not the dead trial."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    storage = RDBStorage(
+        f"sqlite:///{tmp_path / 'study.db'}",
+        heartbeat_interval=1,
+        grace_period=1,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+    )
+    search = make_search(storage=storage, objectives=[Capacity("capacity"), _Fast("slow")])
+    search.run(n_trials=2, show_progress=False)
+    orphan = search.study().ask(search.space.distributions())
+    orphan.set_user_attr(WORKER_KEY, "another-host:4242:deadbeef")
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)
+    study = search.run(n_trials=4, show_progress=False)
+    trials = study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL and FAIL_KEY not in trials[orphan.number].user_attrs
+    (retry,) = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == orphan.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == orphan.params
+    assert evaluations(study) == 4 and _unfinished(study) == []
 
 
 class _Fast(ParamCount):
