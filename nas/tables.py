@@ -53,7 +53,11 @@ def _read_header(path: Path) -> list[str]:
         raise TableFormatError(f"{path} is empty; expected a header line starting with 'index'")
     if header[0].strip() != "index":
         raise TableFormatError(f"{path} line 1: first column is {header[0]!r}; expected 'index'")
-    return [name.strip() for name in header]
+    names = [name.strip() for name in header]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise TableFormatError(f"{path} line 1: columns {repeated} appear more than once; each column must be unique")
+    return names
 
 
 def _read_archs_header(path: Path) -> list[str]:
@@ -156,11 +160,25 @@ class BenchmarkTable:
         self._archs = [row[1] for row in body]
         accuracy_columns = header[2:]
         matrix = _parse_floats(path, [row[2:] for row in body], accuracy_columns, first_line=2)
+        _blank_infinite(path, accuracy_columns, matrix)
         matrix.flags.writeable = False  # shared by every user of a cached table
         self._accuracies = {name: matrix[:, i] for i, name in enumerate(accuracy_columns)}
 
     @staticmethod
     def _parse_index(path: Path, cells: list[str]) -> np.ndarray:
+        index = BenchmarkTable._parse_ints(path, cells)
+        if len(np.unique(index)) != len(index):
+            first: dict[int, int] = {}
+            for line, value in enumerate(index.tolist(), start=2):
+                if value in first:
+                    raise TableFormatError(
+                        f"{path} lines {first[value]} and {line} both have index {value}; each row's index must be unique"
+                    )
+                first[value] = line
+        return index
+
+    @staticmethod
+    def _parse_ints(path: Path, cells: list[str]) -> np.ndarray:
         try:
             return np.array([int(cell) for cell in cells], dtype=np.int64)
         except ValueError:
@@ -384,3 +402,18 @@ def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> d
         blanked[devices[column]] = rows
     values[bad] = np.nan
     return blanked
+
+
+def _blank_infinite(path: Path, columns: Sequence[str], values: np.ndarray) -> None:
+    """An infinite accuracy is corrupt: read as missing (NaN) in place, warning with its lines."""
+    bad = np.isinf(values)
+    for column in np.flatnonzero(bad.any(axis=0)):
+        rows = np.flatnonzero(bad[:, column])
+        log.warning(
+            "%s column %r: %d infinite cell(s) (lines %s) are read as missing; fix or empty them",
+            path,
+            columns[column],
+            len(rows),
+            ", ".join(str(r + 2) for r in rows[:5]) + (", ..." if len(rows) > 5 else ""),
+        )
+    values[bad] = np.nan

@@ -151,8 +151,16 @@ class ProfileCsv(AppendOnlyCsv):
 
 
 def open_row_files(primary: ProfileCsv, others: Sequence[ProfileCsv]) -> None:
-    """Align files written in one row set: ``primary`` (written last) holds the complete rows."""
+    """Align files written in one row set: ``primary`` (written last) holds the complete rows,
+    and every file's index column counts 0, 1, 2, ... (a row repeated or missing is refused)."""
     count = len(primary.rows)
+    for file in (primary, *others):
+        for line, row in enumerate(file.rows, start=2):
+            if row[0] != str(line - 2):
+                raise ProfileCorruptError(
+                    f"{file.path} line {line}: index {row[0]!r} where {line - 2} belongs (rows are numbered "
+                    "in the order they were measured); restore the file or measure into a new directory"
+                )
     for other in others:
         if len(other.rows) > count:
             log.warning(

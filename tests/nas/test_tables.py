@@ -190,6 +190,26 @@ def test_row_count_and_cell_count_mismatches_are_named(tmp_path):
         _ = BenchmarkTable.load(bad_index).archs
 
 
+def test_repeated_columns_and_indices_are_refused_naming_them(tmp_path):
+    """Two columns of one device, or two rows of one index: either would be read silently as the
+    first one, so both are refused where the file is read."""
+    columns = write_table(
+        tmp_path / "columns", {"archs.csv": ARCHS, "latency_ms.csv": "index,d,d\n0,1,9\n1,2,9\n2,3,9\n"}
+    )
+    with pytest.raises(TableFormatError, match=r"latency_ms.csv line 1: columns \['d'\] appear more than once"):
+        BenchmarkTable.load(columns).column("latency_ms", "d")
+    indices = write_table(tmp_path / "indices", {"archs.csv": "index,arch\n0,a\n1,b\n1,c\n"})
+    with pytest.raises(TableFormatError, match="archs.csv lines 3 and 4 both have index 1"):
+        _ = BenchmarkTable.load(indices).archs
+
+
+def test_an_infinite_accuracy_is_read_as_missing_with_a_warning(tmp_path, caplog):
+    folder = write_table(tmp_path / "t", {"archs.csv": "index,arch,top1\n0,a,70.5\n1,b,inf\n2,c,-inf\n"})
+    accuracy = BenchmarkTable.load(folder).accuracy("top1")
+    assert accuracy[0] == 70.5 and np.isnan(accuracy[1:]).all()
+    assert "column 'top1': 2 infinite cell(s) (lines 3, 4)" in caplog.text
+
+
 def test_relative_paths_use_the_working_directory_and_the_cache_shares_tables(tmp_path, monkeypatch):
     write_table(tmp_path / "rel", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,2\n2,3\n"})
     monkeypatch.chdir(tmp_path)

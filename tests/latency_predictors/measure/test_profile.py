@@ -174,6 +174,14 @@ def test_hand_edited_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "latency_ms.csv").write_text("index,cpu_test_t1_b1_fp32\n")  # fewer rows than archs.csv
     with pytest.raises(ProfileCorruptError, match="latency_ms.csv has 0 rows"):
         writer(tmp_path)
+    # a row repeated by hand (or by two writers before they were locked out): refused, not read twice
+    with writer(tmp_path / "twice") as w:
+        w.append("4-8-1-3", stats(1.0))
+        w.append("8-8-3-3", stats(2.0))
+    archs = tmp_path / "twice" / "archs.csv"
+    archs.write_text(archs.read_text().replace("1,8-8-3-3", "0,8-8-3-3"))
+    with pytest.raises(ProfileCorruptError, match="archs.csv line 3: index '0' where 1 belongs"):
+        writer(tmp_path / "twice")
 
 
 def test_drop_tail_removes_only_the_last_rows(tmp_path: Path) -> None:
