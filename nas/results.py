@@ -7,8 +7,10 @@ re-derived from the storage at any time, including from a search that is still r
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,15 +265,25 @@ def feasible(trial: FrozenTrial) -> bool:
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+    """``rows`` as CSV, written whole or not at all (a killed write leaves the previous file)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+    _replace(path, buffer.getvalue())
 
 
 def write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
+    """``payload`` as JSON (no NaN), written whole or not at all."""
+    _replace(path, json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    with temporary.open("w", newline="") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 def _csv_value(value: Any) -> Any:

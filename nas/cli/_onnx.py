@@ -53,10 +53,12 @@ def export_front(
     and each row's ``objectives`` go into every file's metadata."""
     directory.mkdir(parents=True, exist_ok=True)
     failed = 0
+    written = set()
     for rank, row in enumerate(tqdm(front, desc="onnx export", unit="model", disable=not progress)):
         row.update(dict.fromkeys(ONNX_COLUMNS))
         arch = space.parse(row["arch"])
         path = directory / f"{rank:03d}_{arch.id}.onnx"
+        written.add(path)
         metadata = onnx_facts(space, arch, SEEDED_WEIGHTS) | (facts or {})
         metadata |= {f"hwnas.objective.{name}": repr(row[name]) for name in objectives if name in row}
         try:
@@ -94,6 +96,10 @@ def export_front(
             )
             log.warning("ONNX file %s does not match PyTorch: %s", path, row["onnx_error"])
             failed += 1
+    # A resumed search's front changes: files of architectures no longer on it would pass for its members.
+    for stale in sorted(set(directory.glob("[0-9][0-9][0-9]_*.onnx")) - written):
+        stale.unlink()
+        log.info("removed %s: its architecture is no longer on the front", stale)
     return failed
 
 

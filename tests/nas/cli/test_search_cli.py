@@ -456,6 +456,26 @@ def test_a_non_finite_parity_figure_is_written_as_null(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "pareto.json").read_text())["architectures"][0]["onnx_max_scaled_diff"] is None
 
 
+def test_a_resumed_front_leaves_no_onnx_file_of_an_architecture_it_dropped(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from nas.cli._onnx import export_front
+    from search_spaces import NB201Space
+
+    space = NB201Space(num_classes=10, channels=4, cells_per_stage=1)
+    rng = np.random.default_rng(0)
+    first, second = [space.sample(rng).string for _ in range(2)], space.sample(rng).string
+    cfg = OmegaConf.create({"dynamo": False, "parity_rtol": 1e-4, "parity_atol": 1e-5})
+    assert export_front(space, [{"arch": a} for a in first], tmp_path / "onnx", cfg) == 0
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
+    (tmp_path / "onnx" / "notes.onnx").write_text("a user's file")  # not one of the front's: kept
+    front = [{"arch": second}]
+    assert export_front(space, front, tmp_path / "onnx", cfg) == 0
+    assert sorted(p.name for p in (tmp_path / "onnx").glob("*.onnx")) == sorted(
+        ["notes.onnx", Path(front[0]["onnx"]).name]
+    )
+
+
 def test_sigterm_writes_what_finished_and_the_same_command_resumes(tmp_path: Path, data_dir: Path) -> None:
     """A scheduler's SIGTERM mid-search: the finished trials are written out (trials.csv, the
     front, summary.json saying it was interrupted), the exit status is 130, and rerunning the
