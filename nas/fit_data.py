@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.errors import HwnasError
+
 __all__ = [
     "AUTO_N_TRAIN_MAX",
     "AUTO_TRAIN_SHARE",
@@ -75,13 +77,17 @@ def measured_rows(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
     return rows
 
 
+class FitSizeError(HwnasError, ValueError):
+    """A fit asked for more (or fewer) rows than the column has usable."""
+
+
 def choose_n_train(requested: int | None, n_usable: int, rows_note: str = "") -> int:
     """The number of training rows: ``requested``, checked to leave at least one test row, or for
     ``None`` ``min(AUTO_N_TRAIN_MAX, AUTO_TRAIN_SHARE * n_usable)`` (at least 1, at most
     ``n_usable - 1``). ``rows_note`` says where the usable rows come from, for the error."""
     note = rows_note or f"{n_usable} usable rows"
     if n_usable < 2:
-        raise ValueError(
+        raise FitSizeError(
             f"{note}: a fit needs at least 2 (one to train on, one to test); "
             "measure more rows (hwnas-profile n_archs=...) or pick another column"
         )
@@ -89,7 +95,7 @@ def choose_n_train(requested: int | None, n_usable: int, rows_note: str = "") ->
         return min(AUTO_N_TRAIN_MAX, max(1, int(AUTO_TRAIN_SHARE * n_usable)), n_usable - 1)
     if isinstance(requested, bool) or not isinstance(requested, int) or not 0 < requested < n_usable:
         auto = choose_n_train(None, n_usable)
-        raise ValueError(
+        raise FitSizeError(
             f"n_train={requested!r} does not fit: {note}, so n_train must be an integer between 1 "
             f"and {n_usable - 1} (the rest are the test set); n_train=null picks {auto} "
             f"(min({AUTO_N_TRAIN_MAX}, {AUTO_TRAIN_SHARE:.0%} of the usable rows))"
@@ -101,7 +107,7 @@ def source_pool(n_rows: int, n_source: int, seed: int) -> np.ndarray:
     """The few-shot pretraining pool: ``n_source`` of ``n_rows`` rows drawn with
     ``default_rng([seed, 1])``, sorted."""
     if not 0 < n_source < n_rows:
-        raise ValueError(f"n_source={n_source} must be between 1 and {n_rows - 1} (the table's rows)")
+        raise FitSizeError(f"n_source={n_source} must be between 1 and {n_rows - 1} (the table's rows)")
     return np.sort(np.random.default_rng([seed, 1]).permutation(n_rows)[:n_source])
 
 

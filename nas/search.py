@@ -291,6 +291,8 @@ class Search:
         with warnings.catch_warnings():  # hwnas runs the heartbeat thread study.optimize would
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
             trial = study.ask(self.space.distributions())
+        if is_heartbeat_enabled(study._storage):  # beating before tagged: a tagged trial is always found stale
+            study._storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr(WORKER_KEY, _worker_id())
         # Where the storage keeps heartbeats, a thread records this trial's while it runs, so a
         # worker that dies anywhere (another host, a reused pid) is found by its silence.

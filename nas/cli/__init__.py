@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import textwrap
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+# configs/storage turns on Optuna's heartbeat on purpose; its "experimental" notice would open
+# every run's console output.
+warnings.filterwarnings(
+    "ignore", message=r"(RetryHeartbeatStaleTrialCallback is experimental|Argument ``heartbeat_interval`` is)"
+)
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 _SOURCE_CONFIGS = _SOURCE_ROOT / "configs"

@@ -136,11 +136,11 @@ PIPELINE: dict[str, Rule] = {
     "n_profile": whole(2),
     "max_rounds": whole(1),
     "hv_tolerance": number(minimum=0),
-    "fit.n_train": optional(whole(2)),
+    "fit.n_train": optional(whole(1)),
 }
 FIT: dict[str, Rule] = {
     **_COMMON,
-    "n_train": optional(whole(2)),
+    "n_train": optional(whole(1)),
     "n_source": whole(1),
     "space.name": name,
     "device.name": name,

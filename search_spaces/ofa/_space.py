@@ -341,10 +341,16 @@ def parse_config(string: Any) -> dict[str, GeneValue]:
     """
     if not isinstance(string, str):
         raise ArchitectureError(f"an OFA architecture must be a JSON string, got {type(string).__name__}")
+    if len(string) > MAX_STRING_CHARS:
+        raise ArchitectureError(f"an OFA architecture string of {len(string)} characters; at most {MAX_STRING_CHARS}")
     try:
-        document = json.loads(string)
-    except json.JSONDecodeError as error:
-        raise ArchitectureError(f"{string!r} is not JSON ({error}); expected {STRING_FORMAT}") from None
+        document = json.loads(string, object_pairs_hook=_unique_keys, parse_int=_small_int)
+    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        # ValueError: a repeated key or an integer of thousands of digits; RecursionError: deep nesting
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ArchitectureError(
+            f"{string[:200]!r} is not JSON of an OFA architecture ({reason}); expected {STRING_FORMAT}"
+        ) from None
     if not isinstance(document, dict):
         raise ArchitectureError(f"{string!r} is not a JSON object; expected {STRING_FORMAT}")
     expected = ("ks", "e", "d", "r")
@@ -362,6 +368,24 @@ def parse_config(string: Any) -> dict[str, GeneValue]:
     return genes
 
 
+#: Longer than any OFA string by far (the canonical one is about 170 characters).
+MAX_STRING_CHARS = 10_000
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"key(s) {repeated} given more than once")
+    return dict(pairs)
+
+
+def _small_int(text: str) -> int:
+    if len(text.lstrip("-")) > 6:
+        raise ValueError(f"integer {text[:20]}... has {len(text)} digits")
+    return int(text)
+
+
 def _parse_list(string: str, key: str, values: Any, length: int, choices: tuple[int, ...]) -> list[int]:
     if not isinstance(values, list) or len(values) != length:
         size = f"a list of {len(values)}" if isinstance(values, list) else f"{type(values).__name__}"
@@ -371,7 +395,7 @@ def _parse_list(string: str, key: str, values: Any, length: int, choices: tuple[
 
 def _check_value(string: str, where: str, value: Any, choices: Sequence[int]) -> int:
     # bool is an int in Python; JSON true is never a kernel size.
-    if isinstance(value, bool) or not isinstance(value, int | float) or value not in choices:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in choices:  # 3.0 is not a kernel size
         raise ArchitectureError(f"{where} of {string!r} is {value!r}; allowed values: {_describe(choices)}")
     return int(value)
 

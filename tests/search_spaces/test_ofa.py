@@ -143,7 +143,9 @@ def test_parse_errors_name_key_index_value_and_choices(space: OFASpace, edit, me
 
 
 def test_non_json_is_rejected_with_the_expected_form(space: OFASpace) -> None:
-    with pytest.raises(ArchitectureError, match=r"not JSON .*expected \{\"ks\":\[20 kernel sizes\]"):
+    with pytest.raises(
+        ArchitectureError, match=r"not JSON of an OFA architecture .*expected \{\"ks\":\[20 kernel sizes\]"
+    ):
         space.parse("ks=3")
     with pytest.raises(ArchitectureError, match="not a JSON object"):
         space.parse("[3, 5]")

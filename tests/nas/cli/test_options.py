@@ -77,7 +77,7 @@ def test_other_commands_refuse_their_bad_counts() -> None:
     cases = [
         ("pipeline", "max_rounds=0", "max_rounds=0"),
         ("pipeline", "hv_tolerance=-0.1", "hv_tolerance=-0.1"),
-        ("fit", "n_train=1", "n_train=1"),
+        ("fit", "n_train=0", "n_train=0"),
         ("score", "n_archs=0", "n_archs=0"),
         ("train_supernet", "optimizer.lr=0", "optimizer.lr=0"),
         ("train_supernet", "epochs=1.5", "epochs=1.5"),
