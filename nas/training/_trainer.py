@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,10 @@ class TrainingResult:
 
 class CheckpointMismatchError(HwnasError, ValueError):
     """A checkpoint written by a run with other settings than the one asked to resume it."""
+
+
+class TrainingDivergedError(HwnasError, ValueError):
+    """A training loss that is no longer finite: the run stops at once, not after its epochs."""
 
 
 class SupernetTrainer:
@@ -182,12 +187,19 @@ class SupernetTrainer:
         self.supernet.train()
         total, seen = 0.0, 0
         batches = tqdm(loader, desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress, leave=False)
-        for images, labels in batches:
+        for batch, (images, labels) in enumerate(batches, start=1):
             images, labels = images.to(self.device), labels.to(self.device)
             # set_to_none: ops a step did not run keep grad None, and SGD then leaves them alone
             # (no weight decay or momentum on weights the sampled architectures did not use).
             optimizer.zero_grad(set_to_none=True)
             loss = self.strategy.step(self.supernet, images, labels, rng)
+            if not math.isfinite(loss):  # before the step: the weights stay those of the last finite loss
+                kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "no epoch had finished"
+                raise TrainingDivergedError(
+                    f"epoch {epoch + 1}, batch {batch}: the training loss is {loss}; the learning rate "
+                    f"(optimizer.lr={self.optimizer_config.lr:g}) is likely too high for this data ({kept}): "
+                    "lower optimizer.lr and train into a new directory"
+                )
             optimizer.step()
             scheduler.step()
             total += loss * len(labels)

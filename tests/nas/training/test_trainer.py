@@ -115,3 +115,14 @@ def test_evaluate_gives_deterministic_percentages(tmp_path: Path) -> None:
     # All-none cells give one output for every image: at best the share of the commonest class.
     labels = DigitsSubset().splits()[1].tensors[1]
     assert first[space.smallest().string] <= 100.0 * torch.bincount(labels).max().item() / len(labels)
+
+
+def test_a_diverging_loss_stops_the_run_at_once(tmp_path: Path) -> None:
+    """A loss that is no longer finite ends the run where it happens, naming epoch, batch and the
+    learning rate, not after every epoch has trained on NaN weights."""
+    from nas.training import OptimizerConfig, TrainingDivergedError
+
+    diverging = trainer(tmp_path, epochs=3)
+    diverging.optimizer_config = OptimizerConfig(lr=1e12)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, batch \d+: the training loss is (nan|inf).*lr=1e\+?12"):
+        diverging.fit()
