@@ -35,8 +35,10 @@ import json
 import logging
 import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -202,9 +204,27 @@ def read_predictor_file(path: str | Path) -> tuple[Header, Arrays]:
                 for name, info in members.items()
                 if name != HEADER_KEY
             }
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise PredictorFileError(f"{path} is not a predictor file (a numpy .npz archive): {error}") from None
+    except PredictorFileError:
+        raise
+    except _DAMAGED as error:  # what zipfile, zlib and numpy raise on damaged bytes
+        raise PredictorFileError(
+            f"{path} is not a readable predictor file (a numpy .npz archive): {type(error).__name__}: {error}"
+        ) from None
     return header, arrays
+
+
+_DAMAGED = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OverflowError,
+    UnicodeDecodeError,
+)
 
 
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -220,6 +240,10 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
         )
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+            raise PredictorFileError(
+                f"{path}: member {info.filename!r} is encrypted or compressed as numpy never writes"
+            )
         name = info.filename.removesuffix(_NPY)
         if not info.filename.endswith(_NPY) or name in members:
             raise PredictorFileError(f"{path}: member {info.filename!r} is not one .npy array")
@@ -319,6 +343,10 @@ def load_predictor_file(
     missing = [field for field in HEADER_FIELDS if field not in header]
     if missing:
         raise PredictorFileError(f"{path}: its header lacks {missing}")
+    types = {"kind": str, "space": str, "device_fingerprint": str, "feature_version": int, "params": dict}
+    wrong = [f"{k} is {type(header[k]).__name__}" for k, kind in types.items() if type(header[k]) is not kind]
+    if wrong:
+        raise PredictorFileError(f"{path}: its header's {', '.join(wrong)}; expected {types}")
     if header["kind"] not in kinds:
         raise PredictorMismatchError(f"{path} holds a {header['kind']!r} predictor; expected one of {sorted(kinds)}")
     if (header["space"], header["device_fingerprint"]) != (space, device_fingerprint):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nas import PredictorFileError, PredictorMismatchError
 from nas.predictor_file import (
@@ -258,3 +261,64 @@ def test_the_same_content_is_written_byte_for_byte_as_before(tmp_path: Path) -> 
     assert {k: v for k, v in new.items() if k not in ("format_version", "arrays")} == {
         k: v for k, v in old.items() if k not in ("format_version", "arrays")
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_damage_to_a_file_is_read_or_refused_as_a_predictor_file_error(
+    data: st.DataObject, tmp_path_factory
+) -> None:
+    """Bytes flipped, cut, inserted or a member recompressed: the reader returns checked content or
+    raises PredictorFileError, never another exception (zlib, struct, unicode, numpy...)."""
+    import io
+
+    path = tmp_path_factory.mktemp("damaged") / "p.npz"
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(
+            buffer, "w", compression=data.draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+        ) as archive,
+        zipfile.ZipFile(_saved(path)) as original,
+    ):
+        for name in original.namelist():
+            archive.writestr(name, original.read(name))
+    raw = bytearray(buffer.getvalue())
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            raw[at] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del raw[at : at + data.draw(st.integers(1, 64))]
+        else:
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    path.write_bytes(bytes(raw))
+    try:
+        header, arrays = read_predictor_file(path)
+    except PredictorFileError:
+        return
+    assert isinstance(header, dict) and all(isinstance(a, np.ndarray) for a in arrays.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.dictionaries(
+        st.sampled_from([*HEADER_FIELDS, "arrays"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+            max_leaves=8,
+        ),
+    )
+)
+def test_any_header_content_loads_or_is_refused_as_a_file_error(header: dict, tmp_path_factory) -> None:
+    """Any JSON in the header (wrong types, missing fields, odd array specs): PredictorFileError
+    or PredictorMismatchError, never another exception."""
+    import json
+
+    path = tmp_path_factory.mktemp("header") / "p.npz"
+    raw = np.frombuffer(json.dumps({"format_version": 2, **header}).encode(), dtype=np.uint8)
+    with path.open("wb") as handle:
+        np.savez(handle, __header__=raw, w=np.arange(3.0))
+    with contextlib.suppress(PredictorFileError, PredictorMismatchError):  # anything else fails
+        load_predictor_file(path, space="s", device_fingerprint="d", kinds={"k"})

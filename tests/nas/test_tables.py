@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nas.tables import (
     METRICS,
@@ -260,3 +262,35 @@ def test_cache_key_includes_canonicalise(tmp_path):
     lowered = cached_table(tmp_path / "c", str.lower)
     assert lowered is not plain and lowered is cached_table(tmp_path / "c", str.lower)
     assert lowered.canonicalise is str.lower and plain.canonicalise is None
+
+
+CELLS = st.sampled_from(
+    ["0", "1", "2", "-1", "1.5", "inf", "nan", "", "x", '"a,b"', "1e400", " 3 ", "index", "arch", "d"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    archs_header=st.sampled_from(["index,arch", "index,arch,top1", "index,arch,top1,top1", "arch,index", ""]),
+    archs=st.lists(st.lists(CELLS, min_size=0, max_size=4), max_size=6),
+    latency_header=st.sampled_from(["index,d", "index,d,e", "index,d,d", "d,index", ""]),
+    latency=st.lists(st.lists(CELLS, min_size=0, max_size=4), max_size=6),
+)
+def test_any_csv_content_reads_or_raises_the_projects_own_error(
+    archs_header, archs, latency_header, latency, tmp_path_factory
+) -> None:
+    """Whatever the files hold, a table reads or raises an HwnasError naming the file."""
+    from nas import HwnasError
+
+    folder = tmp_path_factory.mktemp("fuzzed")
+    (folder / "archs.csv").write_text("\n".join([archs_header, *(",".join(r) for r in archs)]))
+    (folder / "latency_ms.csv").write_text("\n".join([latency_header, *(",".join(r) for r in latency)]))
+    try:
+        table = BenchmarkTable.load(folder)
+        table.archs  # noqa: B018
+        for device in table.devices("latency_ms"):
+            table.column("latency_ms", device)
+        for column in table.accuracy_columns:
+            table.accuracy(column)
+    except HwnasError as error:
+        assert str(folder) in str(error)
