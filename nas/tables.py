@@ -86,7 +86,20 @@ def _parse_floats(path: Path, cells: list[list[str]], columns: list[str], first_
                         "number; cells must be numbers or empty (a missing measurement)"
                     ) from None
         raise
-    return np.array(values, dtype=np.float64).reshape(len(cells), len(columns))
+    matrix = np.array(values, dtype=np.float64).reshape(len(cells), len(columns))
+    written = np.isnan(matrix) & np.array([[bool(c.strip()) for c in row] for row in cells], dtype=bool).reshape(
+        matrix.shape
+    )
+    for column in np.flatnonzero(written.any(axis=0)):  # "nan" says what an empty cell says: let it be seen
+        rows = np.flatnonzero(written[:, column])
+        log.warning(
+            "%s column %r: %d cell(s) written as NaN (lines %s) are read as missing, as an empty cell is",
+            path,
+            columns[column],
+            len(rows),
+            ", ".join(str(first_line + r) for r in rows[:5]) + (", ..." if len(rows) > 5 else ""),
+        )
+    return matrix
 
 
 def _check_shape(path: Path, header: list[str], rows: list[list[str]]) -> None:

@@ -205,6 +205,12 @@ def test_repeated_columns_and_indices_are_refused_naming_them(tmp_path):
         _ = BenchmarkTable.load(indices).archs
 
 
+def test_a_cell_written_as_nan_is_missing_with_a_warning(tmp_path, caplog):
+    folder = write_table(tmp_path / "t", {"archs.csv": ARCHS, "latency_ms.csv": "index,d\n0,1\n1,NaN\n2,\n"})
+    assert np.isnan(BenchmarkTable.load(folder).column("latency_ms", "d")[1:]).all()
+    assert "column 'd': 1 cell(s) written as NaN (lines 3) are read as missing" in caplog.text
+
+
 def test_an_infinite_accuracy_is_read_as_missing_with_a_warning(tmp_path, caplog):
     folder = write_table(tmp_path / "t", {"archs.csv": "index,arch,top1\n0,a,70.5\n1,b,inf\n2,c,-inf\n"})
     accuracy = BenchmarkTable.load(folder).accuracy("top1")
