@@ -251,6 +251,8 @@ class RunningFront:
         if not feasible(trial):
             return
         self.feasible += 1
+        if REUSED_KEY in trial.user_attrs:  # a repeat answered from the storage: its point is there
+            return
         candidate = np.vstack([self.points, [trial.values]])
         mask = pareto.non_dominated_mask(candidate, self.directions)
         if mask[-1]:  # only a new non-dominated point moves the front
