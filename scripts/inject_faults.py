@@ -18,6 +18,9 @@ end. Checked after the rerun, per command:
 - ``fit``: ``metrics.json`` equal to the reference's (timings aside).
 - ``train_supernet``: the losses of every epoch equal to the reference's: a resume from a
   checkpoint continues exactly.
+- ``pipeline`` (a table column as the device): rows measured before a kill stay, in front,
+  numbered 0..n-1; every round runs; each device answer is counted once. (A kill inside a round's
+  search restarts its sampler, so the rounds after it may differ from the reference's.)
 
 Prints one line per kill and per check; exits 1 if any check failed. The kills land anywhere:
 inside ``study.ask``, between a row's files, while outputs are written.
@@ -142,6 +145,24 @@ def _check_training(run: Path, before: list[Any], reference: Path, n: int) -> li
     return [] if losses(run) == losses(reference) else [f"losses {losses(run)} != {losses(reference)}"]
 
 
+def _pipeline_rows(run: Path) -> list[tuple[str, str]]:
+    return [(r["index"], r["arch"]) for r in _rows(run / "profile" / "archs.csv")]
+
+
+def _check_pipeline(run: Path, before: list[Any], reference: Path, rounds: int) -> list[str]:
+    rows, summary = _pipeline_rows(run), json.loads((run / "summary.json").read_text())
+    problems = [
+        f"{len(b)} measured rows before a kill are not the first rows after" for b in before if rows[: len(b)] != b
+    ]
+    if [r[0] for r in rows] != [str(i) for i in range(len(rows))]:
+        problems.append("the profile's indices are not 0..n-1")
+    if summary["rounds_run"] != rounds:
+        problems.append(f"{summary['rounds_run']} rounds run of {rounds}")
+    if summary["device_answers"] != len(rows):
+        problems.append(f"{summary['device_answers']} device answers counted for {len(rows)} measured rows")
+    return problems
+
+
 @dataclass(frozen=True)
 class Case:
     command: str
@@ -192,6 +213,25 @@ def cases(data_dir: Path) -> dict[str, Case]:
             0,
             lambda run: None,
             _check_fit,
+        ),  # fmt: skip
+        "pipeline": Case(
+            "pipeline",
+            (
+                "device=raspi4",
+                "objectives=accuracy_latency",
+                "n_profile=16",
+                "budget.n_trials=20",
+                "sampler=nsga2",
+                "sampler.population_size=8",
+                "predictor=layer_sum",
+                "max_rounds=2",
+                "hv_tolerance=0",
+                f"data_dir={data_dir}",
+                *quiet,
+            ),
+            2,
+            _pipeline_rows,
+            _check_pipeline,
         ),  # fmt: skip
         "train_supernet": Case(
             "train_supernet",
@@ -245,7 +285,9 @@ def inject(case: Case, workdir: Path, kills: int, rng: np.random.Generator, log:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commands", nargs="+", default=["search", "profile", "score", "fit", "train_supernet"])
+    parser.add_argument(
+        "--commands", nargs="+", default=["search", "profile", "score", "fit", "train_supernet", "pipeline"]
+    )
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
