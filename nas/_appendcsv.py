@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from nas._files import replace_text
 from nas.errors import HwnasError
 
 log = logging.getLogger("hwnas")
@@ -118,12 +119,7 @@ def read_rows(
 def rewrite_rows(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Replace ``path`` by ``header`` and ``rows`` at once (a temporary file renamed over it), for
     the rare repair that must drop rows from the middle of a row file."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="", encoding="utf-8") as handle:
-        handle.writelines(_line(list(row)) for row in [header, *rows])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    replace_text(path, "".join(_line(list(row)) for row in [header, *rows]))
 
 
 def _parse(

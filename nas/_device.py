@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Self
 
+from nas._files import replace_text
 from nas.errors import HwnasError
 
 DEVICE_FILE = "device.json"
@@ -66,12 +65,7 @@ class Device:
             raise ValueError(f"record must not hold a 'device' member (the device writes its own), got {record}")
         path = Path(directory) / DEVICE_FILE
         content = {**record, "device": self.to_dict()}
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".device.", suffix=".json", delete=False) as tmp:
-            json.dump(content, tmp, indent=2, sort_keys=True, default=str)
-            tmp.write("\n")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, path)
+        replace_text(path, json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
         return path
 
     @classmethod

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nas import pareto
+from nas._files import replace_text
 from nas._objective import Constraint
 from nas.predictor_metrics import prediction_metrics
 
@@ -61,13 +61,7 @@ def write_marker(path: Path, payload: Mapping[str, Any]) -> None:
     """Write ``payload`` as JSON to ``path`` atomically (fsynced temporary file, then rename):
     a kill leaves the old marker or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, allow_nan=False, default=_plain)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    replace_text(path, json.dumps(payload, indent=2, allow_nan=False, default=_plain) + "\n")
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:

