@@ -185,7 +185,9 @@ def _safe_name(value: Any) -> str:
     Run directories are named by space and device before the command starts; an unsafe name
     (``../../x``) is made harmless here, and the command itself then refuses it with a message
     (its run directory holding that message's log)."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value)).replace("..", "__") or "_"
+    from nas.cli._options import SAFE_CHARACTERS
+
+    return re.sub(rf"[^{SAFE_CHARACTERS}]", "_", str(value)).replace("..", "__") or "_"
 
 
 OmegaConf.register_new_resolver("hwnas.safe_name", _safe_name, replace=True)

@@ -31,7 +31,8 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 
 from nas import Candidate, Direction, Objective
-from nas.cli._watch import INTERRUPTED_EXIT, hparams_log
+from nas.cli._explain import INTERRUPTED_EXIT
+from nas.cli._watch import hparams_log
 from nas.cli.search import RUN_FILE, build_search, search_run
 from nas.cross_device import on_several_fronts, robust_front
 from nas.objective_cache import CachedObjective

@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig
 
-from nas.cli._watch import INTERRUPTED_EXIT
 from nas.errors import USER_ERROR_EXIT, user_error
 
 log = logging.getLogger("hwnas")
 
 T = TypeVar("T")
+
+#: The exit status of a command stopped by Ctrl-C or SIGTERM, what finished written (128 + SIGINT).
+INTERRUPTED_EXIT = 130
 
 
 class Interrupted(KeyboardInterrupt):

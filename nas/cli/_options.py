@@ -69,8 +69,10 @@ def each(inner: Rule) -> Rule:
     return rule
 
 
-#: Names that become folder names: no separators, no '..', nothing a shell or a URL mangles.
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+#: The characters of a name that becomes a folder name: no separators, nothing a shell or a URL
+#: mangles (and no '..'); ``${hwnas.safe_name:}`` replaces every other one.
+SAFE_CHARACTERS = "A-Za-z0-9._+-"
+_SAFE = re.compile(rf"[A-Za-z0-9][{SAFE_CHARACTERS}]{{0,99}}")
 
 
 def name(value: Any) -> str | None:

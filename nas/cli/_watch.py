@@ -75,10 +75,6 @@ def sampler_name(cfg: DictConfig) -> str:
     return str(cfg.sampler._target_).rsplit(".", 1)[-1]
 
 
-#: The exit status of a search stopped by Ctrl-C or SIGTERM once its outputs are written (128 + SIGINT).
-INTERRUPTED_EXIT = 130
-
-
 class StopOnSignal:
     """SIGTERM (a scheduler's or ``kill``'s stop) and a first Ctrl-C ask the search to stop after
     the trial in progress (``Search.run(should_stop=...)``), so its outputs are written and the

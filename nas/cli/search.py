@@ -27,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from latency_predictors.measure import MeasuredLatency, cpu_model_name
 from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
-from nas.cli._explain import explained
+from nas.cli._explain import INTERRUPTED_EXIT, explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
 from nas.cli._options import SEARCH, check_constraints, check_options
-from nas.cli._watch import INTERRUPTED_EXIT, StopOnSignal, hparams_log, running_front, sampler_name, search_board
+from nas.cli._watch import StopOnSignal, hparams_log, running_front, sampler_name, search_board
 from nas.cli.fit import write_run
 from nas.objectives import FittedMetric, TableMetric
 from nas.report import write_report
