@@ -90,16 +90,26 @@ def _parse_floats(path: Path, cells: list[list[str]], columns: list[str], first_
     written = np.isnan(matrix) & np.array([[bool(c.strip()) for c in row] for row in cells], dtype=bool).reshape(
         matrix.shape
     )
-    for column in np.flatnonzero(written.any(axis=0)):  # "nan" says what an empty cell says: let it be seen
-        rows = np.flatnonzero(written[:, column])
+    for column, rows in _bad_columns(written):  # "nan" says what an empty cell says: let it be seen
         log.warning(
             "%s column %r: %d cell(s) written as NaN (lines %s) are read as missing, as an empty cell is",
             path,
             columns[column],
             len(rows),
-            ", ".join(str(first_line + r) for r in rows[:5]) + (", ..." if len(rows) > 5 else ""),
+            _listed([str(first_line + r) for r in rows]),
         )
     return matrix
+
+
+def _bad_columns(bad: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Each column holding a bad cell, with the rows of its bad cells."""
+    for column in np.flatnonzero(bad.any(axis=0)):
+        yield int(column), np.flatnonzero(bad[:, column])
+
+
+def _listed(items: Sequence[str]) -> str:
+    """The first five of ``items`` for a warning, and "..." for more."""
+    return ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
 
 
 def _check_shape(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -400,17 +410,14 @@ def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> d
     with the lines and values; returns the rows blanked, by device (only columns that had any)."""
     bad = ~usable_mask(values) & ~np.isnan(values)
     blanked: dict[str, np.ndarray] = {}
-    for column in np.flatnonzero(bad.any(axis=0)):
-        rows = np.flatnonzero(bad[:, column])
-        shown = ", ".join(f"line {r + 2}: {float(values[r, column])!r}" for r in rows[:5])
+    for column, rows in _bad_columns(bad):
         log.warning(
-            "%s column %r: %d cell(s) <= 0 or infinite (%s%s) are read as missing; a latency or energy "
+            "%s column %r: %d cell(s) <= 0 or infinite (%s) are read as missing; a latency or energy "
             "must be a positive finite number: fix or empty those cells",
             path,
             devices[column],
             len(rows),
-            shown,
-            ", ..." if len(rows) > 5 else "",
+            _listed([f"line {r + 2}: {float(values[r, column])!r}" for r in rows]),
         )
         blanked[devices[column]] = rows
     values[bad] = np.nan
@@ -420,13 +427,12 @@ def _blank_unusable(path: Path, devices: Sequence[str], values: np.ndarray) -> d
 def _blank_infinite(path: Path, columns: Sequence[str], values: np.ndarray) -> None:
     """An infinite accuracy is corrupt: read as missing (NaN) in place, warning with its lines."""
     bad = np.isinf(values)
-    for column in np.flatnonzero(bad.any(axis=0)):
-        rows = np.flatnonzero(bad[:, column])
+    for column, rows in _bad_columns(bad):
         log.warning(
             "%s column %r: %d infinite cell(s) (lines %s) are read as missing; fix or empty them",
             path,
             columns[column],
             len(rows),
-            ", ".join(str(r + 2) for r in rows[:5]) + (", ..." if len(rows) > 5 else ""),
+            _listed([str(r + 2) for r in rows]),
         )
     values[bad] = np.nan
