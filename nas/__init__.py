@@ -29,7 +29,7 @@ from nas._capabilities import (
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
-from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError
+from nas._objective import Candidate, Constraint, Cost, Direction, Objective, ObjectiveError, UnavailableError
 from nas._paths import inner_labels, label_subsets, path_features
 from nas._predictor import (
     IntervalBound,
@@ -82,6 +82,7 @@ __all__ = [
     "LayeredSpace",
     "Objective",
     "ObjectiveError",
+    "UnavailableError",
     "PredictedObjective",
     "Predictor",
     "HwnasError",

@@ -35,6 +35,12 @@ class ObjectiveError(RuntimeError):
     """An objective could not produce a value for this architecture (the trial fails, not the run)."""
 
 
+class UnavailableError(ObjectiveError):
+    """The objective holds no value for this architecture and cannot produce one (a table without
+    its row, or with an empty cell): nothing was measured, so the trial is not an evaluation and
+    the search asks for another architecture."""
+
+
 class Candidate:
     """What an objective sees: one architecture of one space, with its module built at most once.
 

@@ -4,7 +4,8 @@ One trial: ask Optuna for genes -> validate them into an Architecture -> evaluat
 and recorded metric, cheapest first -> set constraint values -> tell. A repeat (the same canonical
 architecture, or an isomorph of one, as :func:`nas.dedup_key` says) is answered from the storage
 and does not count against the budget: the budget counts evaluations. An objective that fails or
-returns NaN fails only its trial (the reason is kept in the trial's user attributes); a worker that
+returns NaN fails only its trial (the reason is kept in the trial's user attributes); one that holds
+no value for the architecture (a table without its row) prunes it, spending nothing; a worker that
 dies leaves a RUNNING trial, which the next run on the same host marks failed and asks again (a
 trial that never got its worker's tag, because the worker died right after asking, is recognised
 by its age instead, from any host).
@@ -28,7 +29,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._capabilities import dedup_key
-from nas._objective import Candidate, Constraint, Objective, ObjectiveError
+from nas._objective import Candidate, Constraint, Objective, ObjectiveError, UnavailableError
 from nas._space import SearchSpace
 from nas.errors import HwnasError
 
@@ -46,11 +47,18 @@ DEDUP_KEY = "dedup_key"  # equal for repeats: the canonical string, or the isomo
 BUSY_KEY = "evaluated_by_trial"
 IDENTITY_KEY = "hwnas"  # the study's user attribute holding Search.identity()
 RECOVERED_KEY = "recovered"  # a dead worker's trial, failed by another: not an evaluation
+#: A trial pruned because an objective holds no value for its architecture (not evaluated).
+UNAVAILABLE_KEY = "unavailable"
 
 
 class SearchSetupError(HwnasError, ValueError):
     """A search that cannot start: conflicting names, unknown constraint metrics, a resumed study
-    with other objectives."""
+    with other objectives, a table that holds too little of the space to search."""
+
+
+class SearchAbortedError(HwnasError, RuntimeError):
+    """A search that cannot go on: every trial fails, or every proposed architecture lacks a
+    value. What finished is in the study; the message says what to fix."""
 
 
 @dataclass
@@ -70,6 +78,12 @@ class Search:
     constraints: Sequence[Constraint] = ()
     metrics: Sequence[Objective] = ()
     max_consecutive_failures: int = 20
+    # Architectures a table lacks are skipped, not evaluated; this many in a row means the
+    # sampler keeps proposing outside what the table holds.
+    max_consecutive_unavailable: int = 200
+    #: A measure that knows its values up front (a table) must know at least this share of the
+    #: space's architectures: on a sampled table a search would seldom propose one it knows.
+    min_table_coverage: float = 0.5
     # A sampler that proposes only architectures already evaluated has exhausted what it can
     # find (a small space, a converged population): stop after this many repeats in a row.
     max_consecutive_repeats: int = 500
@@ -101,6 +115,19 @@ class Search:
                 raise SearchSetupError(
                     f"constraint {constraint.name!r} bounds {constraint.metric!r}, which is neither an "
                     f"objective nor a recorded metric; available: {names}"
+                )
+        self._check_coverage()
+
+    def _check_coverage(self) -> None:
+        size = self.space.size()
+        for measure in self.measures:
+            known = measure.oracle()
+            if known is not None and len(known) < self.min_table_coverage * size:
+                raise SearchSetupError(
+                    f"{measure.name!r} ({measure.source()}) has values for {len(known):,} of the {size:.3g} "
+                    f"architectures of {self.space.name}: a search would seldom propose one it holds. "
+                    "Search a predictor fitted to its rows instead (hwnas-search device=fitted "
+                    "device.name=<its column>), or a table that covers the space"
                 )
 
     @property
@@ -199,7 +226,7 @@ class Search:
         """Run trials until the budget is reached counting running ones (True), or the search
         stops for another reason: a timeout, a signal, a sampler with nothing new (False)."""
         ledger, n_trials = self._ledger, loop.n_trials
-        failures_in_a_row = repeats_in_a_row = 0
+        failures_in_a_row = repeats_in_a_row = unavailable_in_a_row = 0
         # Count trials other workers are running too, so that workers sharing a storage stop at
         # n_trials together.
         while (now_done := ledger.evaluations(study, running=True)) < n_trials:
@@ -220,8 +247,15 @@ class Search:
             self._report(frozen, loop.progress, ledger.evaluations(study), loop.status)
             failures_in_a_row = failures_in_a_row + 1 if frozen.state == TrialState.FAIL else 0
             if failures_in_a_row >= self.max_consecutive_failures:
-                raise RuntimeError(
-                    f"{failures_in_a_row} trials failed in a row; last reason: {frozen.user_attrs.get(FAIL_KEY)}"
+                raise SearchAbortedError(
+                    f"{failures_in_a_row} trials failed in a row, so the search stopped (its finished trials "
+                    f"are kept); last reason: {frozen.user_attrs.get(FAIL_KEY)}"
+                )
+            unavailable_in_a_row = unavailable_in_a_row + 1 if UNAVAILABLE_KEY in frozen.user_attrs else 0
+            if unavailable_in_a_row >= self.max_consecutive_unavailable:
+                raise SearchAbortedError(
+                    f"{unavailable_in_a_row} architectures in a row had no value to look up, so the search "
+                    f"stopped (its finished trials are kept); last: {frozen.user_attrs.get(FAIL_KEY)}"
                 )
             repeats_in_a_row = repeats_in_a_row + 1 if not _evaluated(frozen) else 0
             for callback in loop.callbacks:
@@ -310,6 +344,13 @@ class Search:
                 if pruned is not None:
                     return pruned
             values = self._evaluate(Candidate(arch, self.space), trial, key)
+        except UnavailableError as error:
+            # Nothing was measured: a table's missing row or empty cell must not spend the budget
+            # (a bad row would otherwise fail every trial proposing it).
+            log.debug("trial %d skipped: %s", trial.number, error)
+            trial.set_user_attr(UNAVAILABLE_KEY, True)
+            trial.set_user_attr(FAIL_KEY, f"{type(error).__name__}: {error}"[:2000])
+            return study.tell(trial, state=TrialState.PRUNED)
         except KeyboardInterrupt:
             trial.set_user_attr(FAIL_KEY, "interrupted (Ctrl-C or SIGTERM) while evaluating")
             study.tell(trial, state=TrialState.FAIL)

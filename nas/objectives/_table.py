@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nas._objective import Candidate, Cost, Direction, Objective, ObjectiveError
+from nas._objective import Candidate, Cost, Direction, Objective, UnavailableError
 from nas._space import SearchSpace
 from nas.tables import METRICS, BenchmarkTable, cached_table
 
@@ -99,9 +99,9 @@ class TableMetric(Objective):
             value = self.table.value(self.metric, self.device, arch)
         except KeyError as error:
             # A sampled table lacks most of its space: that fails the trial, not the search.
-            raise ObjectiveError(f"objective {self.name!r}: {error.args[0]}") from None
+            raise UnavailableError(f"objective {self.name!r}: {error.args[0]}") from None
         if math.isnan(value):
-            raise ObjectiveError(
+            raise UnavailableError(
                 f"objective {self.name!r}: {self.table.directory} has no usable {self.column_name} value "
                 f"for {arch} (an empty cell, or one <= 0 or infinite, which the table's loading warned of)"
             )

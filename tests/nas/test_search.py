@@ -14,9 +14,19 @@ import pytest
 from optuna.trial import TrialState
 
 from nas import Constraint
+from nas.objectives import TableMetric
 from nas.pareto import non_dominated_mask
 from nas.results import pareto_rows, trials_table
-from nas.search import FAIL_KEY, RECOVERED_KEY, WORKER_KEY, Search, SearchSetupError, evaluations
+from nas.search import (
+    FAIL_KEY,
+    RECOVERED_KEY,
+    UNAVAILABLE_KEY,
+    WORKER_KEY,
+    Search,
+    SearchAbortedError,
+    SearchSetupError,
+    evaluations,
+)
 from tests.nas.toy import Capacity, NanFor, ParamCount, ToySpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -411,3 +421,53 @@ def test_the_incremental_ledger_counts_what_a_full_scan_counts() -> None:
         if REUSED_KEY not in t.user_attrs
     }
     assert evaluated_complete == set(ledger.reuse)
+
+
+def _toy_table(folder: Path, rows: int, empty: set[int] = frozenset()) -> Path:
+    """A table in the shared format over the first ``rows`` toy architectures; the latency cells
+    of ``empty`` rows are left empty (a missing measurement)."""
+    folder.mkdir()
+    archs = list(ToySpace().enumerate())[:rows]
+    (folder / "archs.csv").write_text("index,arch\n" + "".join(f"{i},{a.string}\n" for i, a in enumerate(archs)))
+    cells = ["" if i in empty else f"{1.0 + i}" for i in range(len(archs))]
+    (folder / "latency_ms.csv").write_text("index,npu\n" + "".join(f"{i},{c}\n" for i, c in enumerate(cells)))
+    return folder
+
+
+def test_an_architecture_without_a_table_value_is_skipped_not_evaluated(tmp_path: Path) -> None:
+    """A missing cell prunes its trial, spending nothing: 20 trials on a bad row used to fail and
+    count against the budget (and 20 in a row stopped the search)."""
+    space = ToySpace()
+    empty = set(range(0, 64, 3))  # a third of the space has no value
+    latency = TableMetric("latency", _toy_table(tmp_path / "t", 64, empty), "latency_ms", "npu", space=space)
+    search = make_search(objectives=[Capacity("capacity"), latency], max_consecutive_failures=2)
+    study = search.run(n_trials=30, show_progress=False)
+    trials = study.get_trials()
+    skipped = [t for t in trials if UNAVAILABLE_KEY in t.user_attrs]
+    assert skipped and all(t.state == TrialState.PRUNED and "no usable" in t.user_attrs[FAIL_KEY] for t in skipped)
+    missing = {a.string for i, a in enumerate(space.enumerate()) if i in empty}
+    assert {t.user_attrs["arch"] for t in skipped} <= missing
+    assert evaluations(study) == 30
+    assert all(t.state == TrialState.COMPLETE for t in trials if UNAVAILABLE_KEY not in t.user_attrs)
+
+
+def test_a_sampler_stuck_outside_the_table_stops_with_a_message(tmp_path: Path) -> None:
+    latency = TableMetric("latency", _toy_table(tmp_path / "t", 64, set(range(1, 64))), "latency_ms", "npu")
+    search = make_search(
+        objectives=[Capacity("capacity"), latency], max_consecutive_unavailable=15, min_table_coverage=0.0
+    )
+    with pytest.raises(SearchAbortedError, match="15 architectures in a row had no value"):
+        search.run(n_trials=20, show_progress=False)
+
+
+def test_a_table_holding_a_small_share_of_the_space_is_refused_before_searching(tmp_path: Path) -> None:
+    latency = TableMetric("latency", _toy_table(tmp_path / "t", 20), "latency_ms", "npu", space=ToySpace())
+    with pytest.raises(SearchSetupError, match=r"values for 20 of the 64 architectures of toy.*device=fitted"):
+        make_search(objectives=[Capacity("capacity"), latency])
+    assert make_search(objectives=[Capacity("capacity"), latency], min_table_coverage=0.25)
+
+
+def test_trials_failing_in_a_row_stop_the_search_with_a_message() -> None:
+    search = make_search(objectives=[Capacity("capacity"), NanFor("broken", width=8)], max_consecutive_failures=1)
+    with pytest.raises(SearchAbortedError, match="1 trials failed in a row.*finished trials are kept"):
+        search.run(n_trials=64, show_progress=False)

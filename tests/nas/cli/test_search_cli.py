@@ -512,3 +512,15 @@ def test_sigterm_writes_what_finished_and_the_same_command_resumes(tmp_path: Pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is False and summary["trials"]["evaluated"] == evaluated + 3
+
+
+def test_a_sampled_table_is_refused_before_searching_naming_the_way_to_search_it(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """FBNet's table holds 5,000 of ~1e21 networks: every trial used to fail, 20 in a row ended
+    the search with a traceback."""
+    result = run_search("space=fbnet", "device=pixel3", f"data_dir={data_dir}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "values for 5,000 of the" in result.stderr and "device=fitted" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "trials.csv").exists()
