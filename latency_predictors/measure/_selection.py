@@ -154,7 +154,14 @@ def read_architecture_list(space: SearchSpace, path: str | Path) -> list[Archite
     path = Path(path).expanduser()
     if not path.is_file():
         raise SelectionError(f"architecture list {path} does not exist")
-    lines = _csv_arch_lines(path) if path.suffix.lower() == ".csv" else _text_arch_lines(path)
+    try:
+        lines = _csv_arch_lines(path) if path.suffix.lower() == ".csv" else _text_arch_lines(path)
+    except UnicodeDecodeError as error:
+        raise SelectionError(
+            f"{path}: byte {error.start} is not UTF-8 ({error.reason}); save the list as UTF-8 text"
+        ) from None
+    except csv.Error as error:
+        raise SelectionError(f"{path}: not a readable CSV file ({error})") from None
     archs: dict[str, Architecture] = {}
     for line, string in lines:
         try:

@@ -104,6 +104,13 @@ def check_options(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
 def check_constraints(constraints: Mapping[str, Any] | None) -> None:
     """Each constraint's bounds: finite numbers, at least one, ``lower <= upper``."""
     for metric, bounds in (constraints or {}).items():
+        if not isinstance(bounds, Mapping | DictConfig):
+            raise OptionError(f"constraints.{metric}={bounds!r}: expected upper=<x> or lower=<x> (or both)")
+        unknown = sorted(str(k) for k in bounds if k not in ("lower", "upper", "bound"))
+        if unknown:
+            raise OptionError(
+                f"constraints.{metric}: unknown setting(s) {unknown}; a constraint has lower, upper and bound"
+            )
         given = {side: bounds.get(side) for side in ("lower", "upper") if bounds.get(side) is not None}
         if not given:
             raise OptionError(f"constraints.{metric}: give upper=<x> or lower=<x> (or both)")

@@ -157,7 +157,8 @@ def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = 
     of one run share one storage)."""
     space = instantiate(cfg.space.instance)
     objectives = _named(cfg.objectives, cfg.device.name)
-    metrics = _named(cfg.metrics, cfg.device.name)
+    # A recorded metric that is also an objective (params in synflow_params) is recorded as one.
+    metrics = [m for m in _named(cfg.metrics, cfg.device.name) if m.name not in {o.name for o in objectives}]
     constraints, bounds = build_constraints(cfg.constraints, [*objectives, *metrics])
     metrics += bounds
     check_device_name(cfg.device.name, [*objectives, *metrics])
@@ -197,7 +198,7 @@ def build_constraints(group: DictConfig, measures: list[Objective]) -> tuple[lis
             continue
         measure = by_name.get(str(name))
         if not isinstance(measure, PredictedObjective):
-            raise ValueError(
+            raise SearchSetupError(
                 f"constraints.{name}.bound={level}: {name!r} is "
                 + ("not an objective or metric of this search" if measure is None else f"{type(measure).__name__}")
                 + ", not a predicted one; interval bounds need a predictor (device=predicted or device=fitted), "
@@ -421,7 +422,7 @@ def _named(group: DictConfig, device: str) -> list[Objective]:
     for name, node in group.items():
         if node is None:
             # e.g. energy_mj: ${device.energy_mj} on a device with no energy meter
-            raise ValueError(
+            raise SearchSetupError(
                 f"objective {name!r} has no source on device {device!r} (its config is null); "
                 "choose a device that provides it or other objectives"
             )

@@ -524,3 +524,14 @@ def test_a_sampled_table_is_refused_before_searching_naming_the_way_to_search_it
     assert "values for 5,000 of the" in result.stderr and "device=fitted" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "trials.csv").exists()
+
+
+def test_an_objective_among_the_recorded_metrics_is_recorded_once(tmp_path: Path) -> None:
+    """synflow_params optimises params, which metrics=params_flops records too: it used to be
+    refused as a repeated name."""
+    result = run_search(
+        "objectives=synflow_params", "budget.n_trials=3", "export.onnx=false", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
+    assert header.count("params") == 1 and "flops" in header
