@@ -117,8 +117,7 @@ def part_search(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_table(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from nas import Candidate
-    from nas.predictor_file import load_predictor
+    from latency_predictors.predictors import load_predictor
     from search_spaces import FBNetSpace
 
     predictor_dir = fit(args.out_dir, args.device)
@@ -130,8 +129,7 @@ def part_table(args: argparse.Namespace) -> dict[str, Any]:
         while len(strings) < args.rows:
             strings.setdefault(space.sample(rng).string)
         archs = [space.parse(s) for s in strings]
-        predictor = load_predictor(predictor_dir / "predictor.npz")
-        latency = predictor.predict([Candidate(a, space) for a in archs])
+        latency = load_predictor(predictor_dir, space).predict(archs)
         with (table / "archs.csv").open("w") as handle:
             handle.write("index,arch\n" + "".join(f"{i},{s}\n" for i, s in enumerate(strings)))
         with (table / "latency_ms.csv").open("w") as handle:
@@ -214,6 +212,11 @@ def part_workers(args: argparse.Namespace) -> dict[str, Any]:
 
 
 PARTS = {"search": part_search, "table": part_table, "workers": part_workers}
+PART_ARGS = {
+    "search": ("device", "trials", "storage"),
+    "table": ("device", "rows"),
+    "workers": ("storage", "workers", "seconds"),
+}
 
 
 def main() -> None:
@@ -229,7 +232,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=600)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    result = {"part": args.part, **{k: v for k, v in vars(args).items() if k not in ("out_dir", "part", "url")}}
+    result = {"part": args.part, **{k: getattr(args, k) for k in PART_ARGS[args.part]}}
     result.update(PARTS[args.part](args))
     print(json.dumps(result, indent=1))
     with (args.out_dir / "results.jsonl").open("a") as handle:

@@ -31,6 +31,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from nas.cli import _lock
+
 # configs/storage turns on Optuna's heartbeat on purpose; its "experimental" notice would open
 # every run's console output.
 warnings.filterwarnings(
@@ -194,11 +196,22 @@ OmegaConf.register_new_resolver("hwnas.safe_name", _safe_name, replace=True)
 
 
 class LogRunDir(Callback):
-    """Logs each job's absolute run directory first, so a user always learns where outputs went;
-    and takes every password in a URL (a database's, given as ``storage.url=``) out of the
-    configs Hydra saved there (.hydra/, and a multirun's multirun.yaml) before the job runs."""
+    """Holds the run directory for this process (``nas.cli._lock``: a second process with the same
+    ``worker`` is refused); logs each job's absolute run directory first, so a user always learns
+    where outputs went; and takes every password in a URL (a database's, given as
+    ``storage.url=``) out of the configs Hydra saved there (.hydra/, and a multirun's
+    multirun.yaml) before the job runs."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Before Hydra writes .hydra/ into the directory: a refused second process changes nothing.
+        _lock.claim(Path(config.hydra.run.dir).absolute(), _worker(config), config.hydra.job.name)
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _lock.release(Path(config.hydra.runtime.output_dir), _worker(config))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode is not None and config.hydra.mode.name == "MULTIRUN":
+            _lock.claim(Path(config.hydra.runtime.output_dir), _worker(config), config.hydra.job.name)
         logging.getLogger(f"hwnas.{config.hydra.job.name}").info("run directory: %s", config.hydra.runtime.output_dir)
         saved = []
         if config.hydra.output_subdir is not None:
@@ -211,6 +224,11 @@ class LogRunDir(Callback):
                 hidden = redact_passwords(text)
                 if hidden != text:
                     path.write_text(hidden)
+
+
+def _worker(config: DictConfig) -> int:
+    worker = config.get("worker", 0)
+    return worker if isinstance(worker, int) else 0  # a bad index is refused by the command's options
 
 
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s'\"]+:)[^@\s'\"]+@")
