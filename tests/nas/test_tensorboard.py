@@ -148,3 +148,19 @@ def test_overlay_writes_one_image_of_every_devices_front(tmp_path: Path) -> None
     fronts = {"fast": np.array([[1.0, 70.0], [2.0, 80.0]]), "slow": np.array([[100.0, 71.0], [300.0, 85.0]])}
     write_overlay(tmp_path / "overlay", fronts, ("latency_ms", "accuracy"), ("minimize", "maximize"))
     assert _events(tmp_path / "overlay").Tags()["images"] == ["pareto/latency_ms_vs_accuracy"]
+
+
+def test_pareto_images_thin_out_as_the_study_grows(tmp_path: Path) -> None:
+    """Every figure_every trials for the first 20 images, then every 5% of the trials so far: an
+    image plots every trial, so a fixed pace would make a long study's trials ever slower."""
+    board = SearchBoard(tmp_path, ["a", "b"], ["maximize", "minimize"], figure_every=25)
+    drawn = []
+    for number in range(100_000):
+        if board._figure_due(number):
+            drawn.append(number)
+            board._figured = number
+    assert drawn[:20] == [25 * k - 1 for k in range(1, 21)]
+    gaps = [b - a for a, b in zip(drawn, drawn[1:])]
+    assert all(gap % 25 == 0 for gap in gaps)
+    assert all(gap >= (a + 1) // 20 for gap, a in zip(gaps, drawn))
+    assert len(drawn) < 120  # 4,000 at the fixed pace
