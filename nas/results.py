@@ -96,7 +96,9 @@ def column_descriptions(search: Search, table: TrialsTable) -> dict[str, str]:
     directions = dict(zip(table.objectives, table.directions))
     described = {
         "number": "Optuna's trial number",
-        "state": "COMPLETE, FAIL (see fail_reason), RUNNING (a live worker, or one that died) or PRUNED",
+        "state": "COMPLETE, FAIL (see fail_reason), RUNNING (a live worker, or one that died) or PRUNED (not "
+        "evaluated, see fail_reason: another worker had the architecture, the budget was full, or a table "
+        "holds no value for it)",
         "arch": "the architecture's canonical string (space.parse reads it back)",
     }
     for name in table.objectives:

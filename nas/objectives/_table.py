@@ -98,7 +98,7 @@ class TableMetric(Objective):
         try:
             value = self.table.value(self.metric, self.device, arch)
         except KeyError as error:
-            # A sampled table lacks most of its space: that fails the trial, not the search.
+            # Nothing to look up, nothing measured: the search skips the trial without spending budget.
             raise UnavailableError(f"objective {self.name!r}: {error.args[0]}") from None
         if math.isnan(value):
             raise UnavailableError(
