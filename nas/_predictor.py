@@ -76,6 +76,12 @@ class TransferPredictor(Predictor):
 
     sources: Mapping[str, Predictor]
 
+    def leaned_on(self) -> dict[str, float]:
+        """Which inputs the fitted predictor leans on: each source's (and any other input's) share
+        of the prediction, summing to 1, largest first; empty before fitting. A user onboarding a
+        device reads which known devices it resembles."""
+        return {}
+
 
 class PredictedObjective(Objective):
     """An objective answered by a fitted predictor (a lookup-cost call per architecture).

@@ -156,6 +156,7 @@ class FitResult:
             "device_fingerprint": self.device_fingerprint,
             "seed": self.seed,
             **(self.sources.report() if self.sources is not None else {}),
+            **({"leaned_on": self.predictor.leaned_on()} if isinstance(self.predictor, TransferPredictor) else {}),
         }
 
 

@@ -51,7 +51,7 @@ from nas.fitting import ParsedTable, fit_column, fit_sources, fit_split
 from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
-TASKS = ("nb201:latency_ms", "fbnet:latency_ms", "nb201:energy_mj")
+TASKS = ("nb201:latency_ms", "fbnet:latency_ms", "nb201:energy_mj", "fbnet:energy_mj")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class FewShotRecord:
     within_10pct: float
     coverage: float
     baseline_spearman: float
+    #: The adapted predictor's shares of its inputs (FewShotPredictor.leaned_on), largest first.
+    leaned_on: dict[str, float]
 
 
 def few_shot_overrides(source_family: str | None, blend: str, analytic: bool, own_layer_sum: bool | None) -> list[str]:
@@ -142,14 +144,26 @@ def few_shot_benchmark(
                             float(scores["within_10pct"]),
                             float(scores["coverage"]),
                             float(plain["spearman"]),
+                            {name: round(share, 4) for name, share in result.predictor.leaned_on().items()},
                         )
                     )
                     log(
                         f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
                         f"within10={scores['within_10pct']:.3f} cover={scores['coverage']:.2f} "
-                        f"alone={plain['spearman']:.3f}"
+                        f"alone={plain['spearman']:.3f} leaned on {_top(records[-1].leaned_on)}"
                     )
     return records
+
+
+def _top(shares: dict[str, float], n: int = 3) -> str:
+    return ", ".join(f"{name} {share:.2f}" for name, share in list(shares.items())[:n])
+
+
+def mean_shares(records: Sequence[FewShotRecord]) -> dict[str, float]:
+    """Each input's share averaged over ``records`` (0 where a record did not use it)."""
+    names = {name for r in records for name in r.leaned_on}
+    shares = {name: statistics.mean(r.leaned_on.get(name, 0.0) for r in records) for name in names}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))
 
 
 def summary_markdown(records: Sequence[FewShotRecord]) -> str:
@@ -179,9 +193,13 @@ def summary_markdown(records: Sequence[FewShotRecord]) -> str:
             f"**mean over {len(devices)} devices: Spearman {means[0]:.3f}**, within_10pct {means[1]:.3f}, "
             f"90% interval coverage {means[2]:.2f}, gbdt on the k points alone {means[3]:.3f}",
             "",
-            "| device | spearman | within_10pct | coverage | gbdt alone |",
-            "|---|---|---|---|---|",
-            *(f"| {d} | {s:.3f} | {w:.3f} | {c:.2f} | {b:.3f} |" for d, s, w, c, b in rows),
+            "| device | spearman | within_10pct | coverage | gbdt alone | leaned on (mean share) |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {d} | {s:.3f} | {w:.3f} | {c:.2f} | {b:.3f} | "
+                f"{_top(mean_shares([r for r in mine if r.device == d]))} |"
+                for d, s, w, c, b in rows
+            ),
             "",
         ]
     return "\n".join(lines)

@@ -218,6 +218,21 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         """The blend's non-negative weights (the linear blend's intercept first)."""
         return self.fitted.weights if self.fitted is not None else np.zeros(0)
 
+    def leaned_on(self) -> dict[str, float]:
+        """Each blended column's share of the blend's weights (the linear blend's columns are
+        scaled to their mean over the fitted points, so a weight is that column's share of a
+        typical prediction; the log blend's are exponents): the sources, then the analytic costs
+        and the target's own layer sum; columns of weight 0 left out."""
+        if self.fitted is None:
+            return {}
+        weights = self.fitted.weights[1:] if isinstance(self.fitted, LinearBlend) else self.fitted.weights
+        names = [*self.sources, *self.analytic_costs, *(["own_layer_sum"] if self.own is not None else [])]
+        total = float(weights.sum())
+        if total <= 0:
+            return {}
+        shares = {name: float(w) / total for name, w in zip(names, weights) if w > 0}
+        return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
     def source_features(self, archs: Sequence[Architecture]) -> np.ndarray:
         """``(len(archs), columns)``: each source predictor's prediction, then the analytic costs."""
         check_space(self.search_space, archs)

@@ -156,3 +156,22 @@ class TestFewShotContract(PredictorContract):
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
         return table_rows(data_dir, NB201Space(), split()[1], TARGET)
+
+
+@pytest.mark.parametrize("blend", ["linear", "log"])
+def test_a_device_that_is_a_known_one_scaled_leans_on_that_one(
+    data_dir: Path, sources: dict[str, Predictor], blend: str
+) -> None:
+    """A target whose 10 measurements are gold_6226's source predictions times 1.7 is fitted
+    exactly by that source alone: the blend's shares say so, and sum to 1 over known inputs.
+    (Scaling gold_6226's measured column instead, titan_rtx_1's source takes 62% of the linear
+    blend at k = 10: the shares tell which source predicts the points, not which device is kin.)"""
+    space = NB201Space()
+    _, train, _ = split()
+    archs, _ = table_rows(data_dir, space, train, "gold_6226")
+    y = 1.7 * np.asarray(sources["gold_6226"].predict(archs))
+    few = FewShotPredictor(space, "target", sources, blend=blend, analytic=False).fit(archs, y)
+    shares = few.leaned_on()
+    assert next(iter(shares)) == "gold_6226" and shares["gold_6226"] > 0.95, shares
+    assert set(shares) <= set(SOURCES) and abs(sum(shares.values()) - 1) < 1e-9
+    assert FewShotPredictor(space, "target", sources).leaned_on() == {}

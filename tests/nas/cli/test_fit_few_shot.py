@@ -128,3 +128,8 @@ def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(tmp_path: P
         record.coverage,
         record.n_test,
     )
+    # which sources the adapted predictor leaned on: reported by hwnas-fit (sources by device name),
+    # the same in the benchmark (by metric:device)
+    benchmark = {name.removeprefix("latency_ms:"): share for name, share in record.leaned_on.items()}
+    assert {name: round(share, 4) for name, share in metrics["leaned_on"].items()} == benchmark
+    assert abs(sum(metrics["leaned_on"].values()) - 1) < 1e-9
