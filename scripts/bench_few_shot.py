@@ -140,19 +140,25 @@ def few_shot_benchmark(
                             n_source,
                             len(result.split.test),
                             tuple(mine.predictors),
-                            float(scores["spearman"]),
-                            float(scores["within_10pct"]),
-                            float(scores["coverage"]),
-                            float(plain["spearman"]),
+                            _number(scores["spearman"]),
+                            _number(scores["within_10pct"]),
+                            _number(scores["coverage"]),
+                            _number(plain["spearman"]),
                             {name: round(share, 4) for name, share in result.predictor.leaned_on().items()},
                         )
                     )
+                    last = records[-1]
                     log(
-                        f"  {device:16s} k={k:3d} spearman={scores['spearman']:.3f} "
-                        f"within10={scores['within_10pct']:.3f} cover={scores['coverage']:.2f} "
-                        f"alone={plain['spearman']:.3f} leaned on {_top(records[-1].leaned_on)}"
+                        f"  {device:16s} k={k:3d} spearman={last.spearman:.3f} "
+                        f"within10={last.within_10pct:.3f} cover={last.coverage:.2f} "
+                        f"alone={last.baseline_spearman:.3f} leaned on {_top(last.leaned_on)}"
                     )
     return records
+
+
+def _number(value: float | None) -> float:
+    """A score, NaN where there is none (a gbdt on 5 points predicts one value: no ranking)."""
+    return float("nan") if value is None else float(value)
 
 
 def _top(shares: dict[str, float], n: int = 3) -> str:

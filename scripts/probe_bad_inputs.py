@@ -118,6 +118,20 @@ def _list_file(content: bytes) -> Callable[[Path, Path], None]:
 
 
 T = "{scratch}"  # replaced by the scratch folder
+
+
+def table_case(name: str, expect: str, names: str, edit: Callable[[list[str], list[str]], None]) -> Case:
+    """A search on raspi4's column of a copy of NB201's table, ``edit``ed (archs, latency lines)."""
+    overrides = ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}")
+    return Case(name, "search", overrides, expect, names, table(edit))
+
+
+def predictor_case(name: str, names: str, edit: Callable[[Path], None]) -> Case:
+    """A device=predicted search on a predictor hwnas-fit wrote, ``edit``ed after."""
+    overrides = ("device=predicted", f"device.latency={T}/fit/predictor.npz")
+    return Case(name, "search", overrides, "refused", names, predictor(edit))
+
+
 CASES = [
     # hwnas-search options
     Case("search n_trials negative", "search", ("budget.n_trials=-5",), "refused", "budget.n_trials=-5"),
@@ -148,62 +162,23 @@ CASES = [
     Case("search unknown device group", "search", ("device=raspi5",), "hydra", "raspi5"),
     Case("search opset too old", "search", ("export.opset=3",), "refused", "export.opset=3"),
     # tables (a copy of NB201's, one thing broken), searched on raspi4's column
-    Case(
-        "table text cell",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
-        "refused",
-        "'fast'",
-        table(lambda a, lat: _cell(lat, 5, 10, "fast")),
-    ),
-    Case(
+    table_case("table text cell", "refused", "'fast'", lambda a, lat: _cell(lat, 5, 10, "fast")),
+    table_case(
         "table repeated column",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
         "refused",
         "raspi4",
-        table(lambda a, lat: lat.__setitem__(0, lat[0].replace("fpga", "raspi4"))),
+        lambda a, lat: lat.__setitem__(0, lat[0].replace("fpga", "raspi4")),
     ),
-    Case(
+    table_case(
         "table repeated architecture",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
         "refused",
         "both hold",
-        table(lambda a, lat: a.__setitem__(3, a[3].split(",")[0] + "," + ",".join(a[2].split(",")[1:]))),
+        lambda a, lat: a.__setitem__(3, a[3].split(",")[0] + "," + ",".join(a[2].split(",")[1:])),
     ),
-    Case(
-        "table index out of order",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
-        "refused",
-        "index",
-        table(lambda a, lat: _cell(lat, 7, 0, "70")),
-    ),
-    Case(
-        "table rows missing",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
-        "refused",
-        "rows",
-        table(lambda a, lat: lat.__delitem__(slice(100, 200))),
-    ),
-    Case(
-        "table infinite accuracy",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
-        "warned",
-        "infinite",
-        table(lambda a, lat: _cell(a, 2, 2, "inf")),
-    ),
-    Case(
-        "table negative latency",
-        "search",
-        ("device=raspi4", "objectives=accuracy_latency", f"data_dir={T}"),
-        "warned",
-        "<= 0 or infinite",
-        table(lambda a, lat: _cell(lat, 2, 10, "-3")),
-    ),
+    table_case("table index out of order", "refused", "index", lambda a, lat: _cell(lat, 7, 0, "70")),
+    table_case("table rows missing", "refused", "rows", lambda a, lat: lat.__delitem__(slice(100, 200))),
+    table_case("table infinite accuracy", "warned", "infinite", lambda a, lat: _cell(a, 2, 2, "inf")),
+    table_case("table negative latency", "warned", "<= 0 or infinite", lambda a, lat: _cell(lat, 2, 10, "-3")),
     # hwnas-fit
     Case("fit n_train zero", "fit", ("device=raspi4", "n_train=0"), "refused", "n_train=0"),
     Case("fit unknown device", "fit", ("device=table", "device.name=nope"), "refused", "nope"),
@@ -215,30 +190,11 @@ CASES = [
         "refused",
         "absent.npz",
     ),
-    Case(
-        "predictor truncated",
-        "search",
-        ("device=predicted", f"device.latency={T}/fit/predictor.npz"),
-        "refused",
-        "predictor.npz",
-        predictor(lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])),
+    predictor_case(
+        "predictor truncated", "predictor.npz", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
     ),
-    Case(
-        "predictor array edited",
-        "search",
-        ("device=predicted", f"device.latency={T}/fit/predictor.npz"),
-        "refused",
-        "sha256",
-        predictor(_flip_array_byte),
-    ),
-    Case(
-        "predictor inflates",
-        "search",
-        ("device=predicted", f"device.latency={T}/fit/predictor.npz"),
-        "refused",
-        "predictor.npz",
-        predictor(_bomb),
-    ),
+    predictor_case("predictor array edited", "sha256", _flip_array_byte),
+    predictor_case("predictor inflates", "predictor.npz", _bomb),
     # hwnas-profile, hwnas-score, hwnas-train-supernet, hwnas-pipeline, hwnas-export
     Case(
         "profile list not utf-8",
