@@ -60,6 +60,10 @@ def run(command: str, *overrides: str, log: Path) -> dict[str, Any]:
     return {"wall_s": round(time.monotonic() - started, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
+def storage_overrides(args: argparse.Namespace) -> list[str]:
+    return [f"storage={args.storage}", *([f"storage.url={args.url}"] if args.storage == "url" else [])]
+
+
 def fit(out: Path, device: str) -> Path:
     run_dir = out / f"fit_{device}"
     if not (run_dir / "predictor.npz").exists():
@@ -96,7 +100,7 @@ def part_search(args: argparse.Namespace) -> dict[str, Any]:
         f"device.latency={predictor}",
         "objectives=params_latency",
         f"budget.n_trials={args.trials}",
-        f"storage={args.storage}",
+        *storage_overrides(args),
         "progress=false",
         f"data_dir={DATA}",
         f"hydra.run.dir={run_dir}",
@@ -150,12 +154,11 @@ def part_workers(args: argparse.Namespace) -> dict[str, Any]:
     import optuna
 
     run_dir = args.out_dir / f"workers_{args.storage}_{int(time.time())}"
-    storage = ["storage=journal"] if args.storage == "journal" else ["storage=url", f"storage.url={args.url}"]
     common = [
         "device=raspi4",
         "budget.n_trials=1000000",
         f"budget.timeout_s={args.seconds}",
-        *storage,
+        *storage_overrides(args),
         f"study_name=load_{run_dir.name}",
         "progress=false",
         "hydra.verbose=nas.search",  # a line per finished trial, counted below
@@ -173,11 +176,10 @@ def part_workers(args: argparse.Namespace) -> dict[str, Any]:
         _, status, usage = os.wait4(process.pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, f"a worker exited {status}"
         peaks.append(round(usage.ru_maxrss / 1024, 1))
-    url = f"{args.url}" if args.storage == "url" else None
-    if url is None:
+    if args.storage == "journal":
         store = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "journal.log")))
     else:
-        store = optuna.storages.RDBStorage(url)
+        store = optuna.storages.RDBStorage(args.url)
     study = optuna.load_study(study_name=f"load_{run_dir.name}", storage=store)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
@@ -231,6 +233,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=600)
     args = parser.parse_args()
+    if args.part == "workers" and args.storage not in ("journal", "url"):
+        parser.error("--part workers shares a study: --storage journal, or --storage url with --url")
+    if args.storage == "url" and not args.url:
+        parser.error("--storage url needs --url (e.g. postgresql://user@host/db)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     result = {"part": args.part, **{k: getattr(args, k) for k in PART_ARGS[args.part]}}
     result.update(PARTS[args.part](args))
