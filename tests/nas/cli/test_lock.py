@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,6 @@ def test_a_second_search_on_a_run_directory_in_use_is_refused_before_writing(tmp
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    time.sleep(0.1)
     again = run_command("search", "budget.n_trials=2", "export.onnx=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (run_dir / "trials.csv").is_file()
