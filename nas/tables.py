@@ -87,9 +87,10 @@ def _parse_floats(path: Path, cells: list[list[str]], columns: list[str], first_
                     ) from None
         raise
     matrix = np.array(values, dtype=np.float64).reshape(len(cells), len(columns))
-    written = np.isnan(matrix) & np.array([[bool(c.strip()) for c in row] for row in cells], dtype=bool).reshape(
-        matrix.shape
-    )
+    # Only the NaN cells are looked at again: empty (missing) or written as "nan".
+    written = np.isnan(matrix)
+    for r, c in zip(*np.nonzero(written)):
+        written[r, c] = bool(cells[r][c].strip())
     for column, rows in _bad_columns(written):  # "nan" says what an empty cell says: let it be seen
         log.warning(
             "%s column %r: %d cell(s) written as NaN (lines %s) are read as missing, as an empty cell is",
