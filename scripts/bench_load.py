@@ -121,21 +121,23 @@ def part_search(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_table(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
+    from hydra.utils import instantiate
+
     from latency_predictors.predictors import load_predictor
-    from search_spaces import FBNetSpace
+    from nas.cli.fit import compose_fit
 
     predictor_dir = fit(args.out_dir, args.device)
     table = args.out_dir / f"table_{args.rows}"
     if not (table / "latency_ms.csv").exists():
         table.mkdir(exist_ok=True)
-        space, rng = FBNetSpace(), np.random.default_rng(0)
-        strings: dict[str, None] = {}
-        while len(strings) < args.rows:
-            strings.setdefault(space.sample(rng).string)
-        archs = [space.parse(s) for s in strings]
-        latency = load_predictor(predictor_dir, space).predict(archs)
+        space, rng = instantiate(compose_fit("space=fbnet").space.instance), np.random.default_rng(0)
+        sampled: dict[str, Any] = {}  # canonical string -> architecture, each network once
+        while len(sampled) < args.rows:
+            arch = space.sample(rng)
+            sampled.setdefault(arch.string, arch)
+        latency = load_predictor(predictor_dir, space).predict(list(sampled.values()))
         with (table / "archs.csv").open("w") as handle:
-            handle.write("index,arch\n" + "".join(f"{i},{s}\n" for i, s in enumerate(strings)))
+            handle.write("index,arch\n" + "".join(f"{i},{s}\n" for i, s in enumerate(sampled)))
         with (table / "latency_ms.csv").open("w") as handle:
             handle.write("index,synthetic\n" + "".join(f"{i},{v!r}\n" for i, v in enumerate(map(float, latency))))
     return run(
