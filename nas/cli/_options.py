@@ -104,7 +104,7 @@ def check_options(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
 def check_constraints(constraints: Mapping[str, Any] | None) -> None:
     """Each constraint's bounds: finite numbers, at least one, ``lower <= upper``."""
     for metric, bounds in (constraints or {}).items():
-        if not isinstance(bounds, Mapping | DictConfig):
+        if not isinstance(bounds, Mapping):  # a DictConfig is one too
             raise OptionError(f"constraints.{metric}={bounds!r}: expected upper=<x> or lower=<x> (or both)")
         unknown = sorted(str(k) for k in bounds if k not in ("lower", "upper", "bound"))
         if unknown:
