@@ -201,24 +201,27 @@ class FitSplit:
         classes: np.ndarray | None,
         n_train: int | None,
         seed: int,
-        pool: FewShotPool | None = None,
+        seen: np.ndarray | None = None,
         label: str = "the column",
     ) -> FitSplit:
         """Draw ``n_train`` training rows (None: :func:`choose_n_train`'s share) with
         ``default_rng(seed)`` among the candidates; every other candidate is a test row.
-        ``label`` names the column in errors (e.g. ``latency_ms[raspi4]``)."""
+        ``seen``: for a few-shot fit, the rows whose architecture a source was fitted on
+        (:attr:`FewShotPool.seen`, or the rows sharing a network with another table's pool); they
+        leave the candidates, as does every row measured on one of them. ``label`` names the
+        column in errors (e.g. ``latency_ms[raspi4]``)."""
         usable = np.flatnonzero(usable_mask(values))
         measured_on = measured_rows(values, classes)
         note = f"{label} has {len(usable)} usable rows"
-        if pool is None:
+        if seen is None:
             candidates = usable
         else:
             outside = np.ones(len(values), dtype=bool)
-            outside[pool.seen] = False
+            outside[np.asarray(seen, dtype=np.int64)] = False
             candidates = np.flatnonzero(usable_mask(values) & outside & outside[measured_on])
             note += (
-                f", {len(candidates)} of them outside the few-shot pool (n_source={len(pool.rows)} "
-                "took the others' architectures)"
+                f", {len(candidates)} of them outside the few-shot pool (the sources were fitted on the "
+                f"architectures of {len(seen)} rows)"
             )
         size = choose_n_train(n_train, len(candidates), note)
         order = np.random.default_rng(seed).permutation(candidates)

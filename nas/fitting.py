@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,15 +68,33 @@ class ParsedTable:
 
 @dataclass(frozen=True, eq=False)
 class FewShotSources:
-    """Source predictors of a few-shot fit, by name, and the pool they were fitted on."""
+    """Source predictors of a few-shot fit, by name, the pool they were fitted on, and the table
+    that pool's rows index (the target's own, or another one: a profile measured here can take
+    the published devices as sources)."""
 
     pool: FewShotPool
     predictors: Mapping[str, Predictor]
+    data: ParsedTable
 
     def without_device(self, device: str) -> FewShotSources:
         """These sources less every column of ``device`` (leave one device out)."""
         names = [name for name, rows in self.pool.sources.items() if rows.device != device]
-        return FewShotSources(self.pool.select(names), {name: self.predictors[name] for name in names})
+        return FewShotSources(self.pool.select(names), {name: self.predictors[name] for name in names}, self.data)
+
+    def seen_rows(self, target: ParsedTable) -> np.ndarray:
+        """The rows of ``target`` whose architecture a source was fitted on: the pool's rows in
+        the sources' own table; in another table of the same space, the rows holding one of those
+        architectures (by canonical string, the rule within one table, where every row is a
+        distinct architecture)."""
+        if target is self.data:
+            return self.pool.seen
+        if target.space.name != self.data.space.name:
+            raise ValueError(
+                f"the source table {self.data.table.directory} holds {self.data.space.name} networks and the "
+                f"target table {target.table.directory} holds {target.space.name} ones: sources must be of one space"
+            )
+        seen = {self.data.archs[i].string for i in self.pool.seen}
+        return np.flatnonzero([arch.string in seen for arch in target.archs])
 
     def report(self) -> dict[str, Any]:
         """What metrics.json records of them."""
@@ -83,6 +102,7 @@ class FewShotSources:
         return {
             "source_devices": list(self.predictors),
             "source_metric": metrics[0] if len(metrics) == 1 else metrics,
+            "source_table_dir": str(Path(self.data.table.directory).resolve()),
             "n_source": len(self.pool.rows),
             "source_rows_skipped": {name: rows.skipped for name, rows in self.pool.sources.items()},
         }
@@ -118,7 +138,7 @@ def fit_sources(
             )
         source = predictor(space=data.space, device_fingerprint=data.fingerprint(rows.device))
         fitted[name] = source.fit([data.archs[i] for i in rows.measured_on], values[name][rows.rows])
-    return FewShotSources(pool, fitted)
+    return FewShotSources(pool, fitted, data)
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,7 +262,8 @@ def fit_column(
     other such row (:func:`fit_split`)."""
     label = f"{metric}[{device}]"
     values = data.table.column(metric, device)  # an unknown device is named with the known ones
-    split = FitSplit.draw(values, data.classes, n_train, seed, sources.pool if sources else None, label)
+    seen = sources.seen_rows(data) if sources is not None else None
+    split = FitSplit.draw(values, data.classes, n_train, seed, seen, label)
     if split.rows_skipped:
         log.warning("%d of %d rows have no usable %s value and are skipped", split.rows_skipped, len(values), label)
     if split.rows_copied:

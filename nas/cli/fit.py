@@ -44,10 +44,20 @@ def main(cfg: DictConfig) -> float | None:
     sources = None
     if cfg.source_devices:
         columns = {name: (cfg.source_metric, name) for name in cfg.source_devices}
-        sources = fit_sources(data, columns, instantiate(cfg.few_shot.source), cfg.n_source, cfg.seed)
+        source_data = _source_table(cfg, space, data)
+        sources = fit_sources(source_data, columns, instantiate(cfg.few_shot.source), cfg.n_source, cfg.seed)
     result = fit_column(data, cfg.metric, cfg.device.name, instantiate(cfg.predictor), cfg.n_train, cfg.seed, sources)
     write_run(Path(HydraConfig.get().runtime.output_dir), result, data)
     return result.metrics["spearman"]
+
+
+def _source_table(cfg: DictConfig, space: SearchSpace, data: ParsedTable) -> ParsedTable:
+    """The table the source columns are read from: the target's own unless ``source_table_dir``
+    names another (a profile of this machine taking the published devices as sources)."""
+    if Path(cfg.source_table_dir).resolve() == Path(data.table.directory).resolve():
+        return data
+    log.info("source devices from %s, the target %s from %s", cfg.source_table_dir, cfg.device.name, cfg.table_dir)
+    return ParsedTable.parse(space, BenchmarkTable.load(cfg.source_table_dir))
 
 
 def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:

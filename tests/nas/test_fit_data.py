@@ -110,11 +110,11 @@ def test_few_shot_rows_never_reach_an_architecture_a_source_saw() -> None:
     pool = FewShotPool(np.array([1, 3, 4]), {"a": rows})
     # the pool saw rows 1, 3 and 4, the source's values came from rows 0 and 2: rows 5 and 6 are left
     assert pool.seen.tolist() == [0, 1, 2, 3, 4]
-    split = FitSplit.draw(target, classes, 1, seed=0, pool=pool)
+    split = FitSplit.draw(target, classes, 1, seed=0, seen=pool.seen)
     assert split.candidates.tolist() == [5, 6] and sorted([*split.train, *split.test]) == [5, 6]
     # a pool of row 0 alone still rules out row 1, measured on it
     alone = FewShotPool(np.array([0]), {})
-    assert FitSplit.draw(target, classes, 1, seed=0, pool=alone).candidates.tolist() == [2, 3, 4, 5, 6]
+    assert FitSplit.draw(target, classes, 1, seed=0, seen=alone.seen).candidates.tolist() == [2, 3, 4, 5, 6]
 
 
 def test_a_few_shot_split_keeps_every_source_architecture_out(data_dir: Path, nb201_classes: np.ndarray) -> None:
@@ -123,7 +123,7 @@ def test_a_few_shot_split_keeps_every_source_architecture_out(data_dir: Path, nb
     pool = FewShotPool.draw(columns, nb201_classes, 15625, 900, seed=0)
     assert pool.rows.tolist() == source_pool(15625, 900, 0).tolist() and pool.rows[:4].tolist() == [16, 24, 34, 61]
     values = table.column("latency_ms", "pi5_onnx")
-    split = FitSplit.draw(values, nb201_classes, 10, seed=0, pool=pool)
+    split = FitSplit.draw(values, nb201_classes, 10, seed=0, seen=pool.seen)
     used = np.concatenate([split.train, split.test])
     fitted = np.concatenate([pool.rows, *(s.measured_on for s in pool.sources.values())])
     # no row the target uses, nor the row its value was measured on, is an architecture a source saw

@@ -13,7 +13,7 @@ from nas import TransferPredictor
 from nas.fit_data import FitSplit
 from nas.fitting import ParsedTable, fit_column, fit_sources, fit_split
 from nas.tables import BenchmarkTable, UnknownDeviceError, cached_table
-from search_spaces import NB201Space
+from search_spaces import FBNetSpace, NB201Space
 
 ROWS = 2000
 DEVICES = ("raspi4", "pixel3", "gold_6226", "pi5_onnx")
@@ -86,3 +86,29 @@ def test_sources_and_predictor_must_fit_together(small: ParsedTable) -> None:
         fit_sources(small, {"raspi5": ("latency_ms", "raspi5")}, layer_sum, 300, seed=0)
     with pytest.raises(ValueError, match=f"n_source={ROWS} must be between 1 and {ROWS - 1}"):
         fit_sources(small, {"pixel3": ("latency_ms", "pixel3")}, layer_sum, ROWS, seed=0)
+
+
+def test_sources_from_another_table_leave_out_the_target_rows_holding_their_architectures(
+    small: ParsedTable, data_dir: Path, tmp_path: Path
+) -> None:
+    # a "profile" of 1,000 rows, half of them architectures of `small` (rows 1000-1999), in another order
+    table = cached_table(data_dir / "nb201")
+    rows = np.random.default_rng(3).permutation(np.arange(1000, 3000))[:1000]
+    (tmp_path / "archs.csv").write_text("index,arch\n" + "".join(f"{i},{table.archs[r]}\n" for i, r in enumerate(rows)))
+    values = table.column("latency_ms", "raspi4")[rows] * 1.7
+    (tmp_path / "latency_ms.csv").write_text(
+        "index,here\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(values))
+    )
+    profile = ParsedTable.parse(NB201Space(), BenchmarkTable.load(tmp_path))
+    sources = fit_sources(small, {d: ("latency_ms", d) for d in ("pixel3", "pi5_onnx")}, layer_sum, 300, seed=0)
+    seen = {small.archs[i].string for i in sources.pool.seen}
+    expected = [i for i, arch in enumerate(profile.archs) if arch.string in seen]
+    assert expected and sources.seen_rows(profile).tolist() == expected
+    result = fit_column(profile, "latency_ms", "here", FewShotPredictor, 10, seed=0, sources=sources)
+    used = np.concatenate([result.split.train, result.split.test])
+    assert sorted(used.tolist()) == sorted(set(range(1000)) - set(expected))
+    summary = result.summary()
+    assert summary["source_table_dir"] == str(small.table.directory.resolve()) and summary["spearman"] > 0.9
+    fbnet = ParsedTable.parse(FBNetSpace(), cached_table(data_dir / "fbnet"))
+    with pytest.raises(ValueError, match="sources must be of one space"):
+        sources.seen_rows(fbnet)

@@ -38,7 +38,7 @@ def write_table(directory: Path, data_dir: Path, blank_outside_pool: bool) -> Pa
     return directory
 
 
-def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
+def run_few_shot(table: Path, run_dir: Path, *more: str) -> subprocess.CompletedProcess:
     overrides = [
         f"table_dir={table}",
         "device=table",
@@ -49,8 +49,29 @@ def run_few_shot(table: Path, run_dir: Path) -> subprocess.CompletedProcess:
         f"n_source={N_SOURCE}",
         f"seed={SEED}",
         f"hydra.run.dir={run_dir}",
+        *more,
     ]
     return run_command("fit", *overrides, timeout_s=300)
+
+
+def test_sources_from_another_table_fit_as_from_the_targets_own(tmp_path: Path, data_dir: Path) -> None:
+    """The target column alone in a table of its own (a profile measured here) with
+    source_table_dir naming the sources' table gives the predictions of one shared table."""
+    shared = write_table(tmp_path / "shared", data_dir, blank_outside_pool=False)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "archs.csv").write_text((shared / "archs.csv").read_text())
+    with (shared / "latency_ms.csv").open() as f:
+        rows = list(csv.reader(f))
+    column = rows[0].index("raspi4")
+    (alone / "latency_ms.csv").write_text("".join(f"{row[0]},{row[column]}\n" for row in rows))
+    assert run_few_shot(shared, tmp_path / "one").returncode == 0
+    split = run_few_shot(alone, tmp_path / "two", f"source_table_dir={shared}")
+    assert split.returncode == 0, split.stderr[-3000:]
+    one, two = ((tmp_path / run / "test_predictions.csv").read_text() for run in ("one", "two"))
+    assert one == two
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["source_table_dir"] == str(shared.resolve()) and metrics["table_dir"] == str(alone.resolve())
 
 
 def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, data_dir: Path) -> None:
