@@ -44,9 +44,10 @@ apart; hwnas-fit and the benchmark do).
 
 Intervals (:meth:`FewShotPredictor.predict_interval`): split-free conformal on leave-one-out
 residuals of the adaptation (each of the ``k`` points refitted without itself, the source
-predictors fixed): ``factor`` = the ``ceil((k + 1) q) / k`` empirical quantile of ``|log y -
-log loo prediction|``, interval ``centre * exp(-/+ factor)``. With ``k = 10`` and ``q = 0.9``
-that is the largest residual. Measured coverage is in scripts/bench_few_shot.py's output (it is a
+predictors fixed; beyond :data:`CALIBRATION_FOLDS` points, without its fold, cross-conformal):
+``factor`` = the ``ceil((k + 1) q) / k`` empirical quantile of ``|log y - log held-out
+prediction|``, interval ``centre * exp(-/+ factor)``. With ``k = 10`` and ``q = 0.9`` that is
+the largest residual. Measured coverage is in scripts/bench_few_shot.py's output (it is a
 statement about k exchangeable points, so it varies a lot from one draw of 10 to another).
 
 Saving embeds each source predictor's own saved file (its bytes as a uint8 array) in this file,
@@ -80,6 +81,9 @@ MIN_TARGETS = 2
 MIN_CALIBRATION = 3
 #: Folds of the own layer sum's cross-fitted column (leave-one-out below this many points).
 OWN_FOLDS = 10
+#: Folds of the intervals' held-out residuals (leave-one-out below this many points): beyond it,
+#: leave-one-out would refit the whole procedure once per point (a minute at k = 900).
+CALIBRATION_FOLDS = 20
 
 
 def _stored_families() -> dict[str, type[StoredPredictor]]:
@@ -310,23 +314,28 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         design = x if self.own is None else np.column_stack([x, own_column])
         self.fitted = blend.fit(design, y, self.ridge)
         if k >= MIN_CALIBRATION:
-            loo = np.empty(k)
-            for i in range(k):
-                keep = np.arange(k) != i
-                kept, held = design[keep], design[i : i + 1]
-                if self.own is not None:  # the whole procedure without point i, own column included
+            # Each point predicted by the whole procedure refitted without its fold (the own
+            # column included): leave-one-out up to CALIBRATION_FOLDS points, that many folds beyond.
+            held_out = np.empty(k)
+            folds = np.arange(k) % min(k, CALIBRATION_FOLDS)
+            for fold in np.unique(folds):
+                keep = folds != fold
+                kept, held = design[keep], design[~keep]
+                if self.own is not None:
                     assert archs is not None
-                    kept_archs = [a for j, a in enumerate(archs) if j != i]
+                    kept_archs = [a for j, a in enumerate(archs) if keep[j]]
                     inner = self._own_cross(kept_archs, y[keep])
                     try:
-                        own_i = self._own_fit(kept_archs, y[keep]).predict([archs[i]])[0]
-                    except UnseenLayerError:  # a kind only point i has: keep the outer column
+                        own_held = self._own_fit(kept_archs, y[keep]).predict(
+                            [a for j, a in enumerate(archs) if not keep[j]]
+                        )
+                    except UnseenLayerError:  # a kind only the held points have: keep the outer column
                         inner = None
                     if inner is not None:
                         kept = np.column_stack([x[keep], inner])
-                        held = np.column_stack([x[i : i + 1], [own_i]])
-                loo[i] = blend.fit(kept, y[keep], self.ridge).log_predict(held)[0]
-            residuals, self.calibrated = np.abs(t - loo), True
+                        held = np.column_stack([x[~keep], own_held])
+                held_out[~keep] = blend.fit(kept, y[keep], self.ridge).log_predict(held)
+            residuals, self.calibrated = np.abs(t - held_out), True
         else:
             residuals, self.calibrated = np.abs(t - self.fitted.log_predict(design)), False
         self.factor = conformal_factor(residuals, self.quantile)
