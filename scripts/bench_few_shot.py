@@ -16,9 +16,9 @@ own); the candidate rows are the target's rows whose architecture, and the one i
 measured on (``nas.fit_data.measured_rows``), none of its sources was fitted on; ``k`` of them
 are drawn as hwnas-fit draws (``default_rng(seed).permutation``, the first k) and every other
 candidate is tested, so no source measurement of a test architecture is ever used. Scores:
-Spearman, within_10pct and interval coverage on the test rows; also a gbdt (configs/predictor/
-gbdt.yaml with ``--n-estimators`` rounds) trained on the same k target rows alone (the
-no-transfer baseline). ``--blend``, ``--no-analytic`` and ``--own-layer-sum`` /
+Spearman, within_10pct and interval coverage on the test rows; also a no-transfer baseline
+trained on the same k target rows alone: ``--baseline`` (a configs/predictor option; gbdt by
+default, with ``--n-estimators`` rounds; at k = 900 boosted_layer_sum, hwnas-fit's default). ``--blend``, ``--no-analytic`` and ``--own-layer-sum`` /
 ``--no-own-layer-sum`` override configs/predictor/few_shot.yaml and the space's own-layer-sum
 choice.
 
@@ -47,7 +47,7 @@ from hydra.utils import instantiate
 
 from nas.cli import config_options
 from nas.cli.fit import compose_fit
-from nas.fitting import ParsedTable, fit_column, fit_sources, fit_split
+from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources, fit_split
 from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +69,8 @@ class FewShotRecord:
     spearman: float
     within_10pct: float
     coverage: float
+    #: The no-transfer baseline (a configs/predictor option) fitted on the same k rows alone.
+    baseline: str
     baseline_spearman: float
     #: The adapted predictor's shares of its inputs (FewShotPredictor.leaned_on), largest first.
     leaned_on: dict[str, float]
@@ -97,6 +99,7 @@ def few_shot_benchmark(
     blend: str = "linear",
     analytic: bool = True,
     own_layer_sum: bool | None = None,
+    baseline: str = "gbdt",
 ) -> list[FewShotRecord]:
     """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
     records = []
@@ -116,44 +119,53 @@ def few_shot_benchmark(
             cfg = compose_fit(*base, f"seed={seed}", *few_shot_overrides(source_family, blend, analytic, own_layer_sum))
             if "n_estimators" in cfg.few_shot.source:  # --n-estimators sets a gbdt source's rounds
                 cfg.few_shot.source.n_estimators = n_estimators
-            alone = compose_fit(*base, f"seed={seed}", "predictor=gbdt", f"predictor.n_estimators={n_estimators}")
+            alone = compose_fit(*base, f"seed={seed}", f"predictor={baseline}")
+            if "n_estimators" in alone.predictor:
+                alone.predictor.n_estimators = n_estimators
             sources = fit_sources(
                 data, {f"{m}:{d}": (m, d) for m, d in columns}, instantiate(cfg.few_shot.source), n_source, seed
             )
             log(f"{task} seed {seed}: {len(columns)} source predictors fitted")
-            few_shot, baseline = instantiate(cfg.predictor), instantiate(alone.predictor)
+            few_shot, plain = instantiate(cfg.predictor), instantiate(alone.predictor)
             for device in data.table.devices(metric):
                 if devices and device not in devices:
                     continue
                 mine = sources.without_device(device)  # never the target device's own columns
                 for k in ks:
                     result = fit_column(data, metric, device, few_shot, k, seed, mine)
-                    scores = result.metrics
-                    plain = fit_split(data, metric, device, baseline, result.split, seed).metrics
-                    records.append(
-                        FewShotRecord(
-                            space_name,
-                            metric,
-                            device,
-                            k,
-                            seed,
-                            n_source,
-                            len(result.split.test),
-                            tuple(mine.predictors),
-                            _number(scores["spearman"]),
-                            _number(scores["within_10pct"]),
-                            _number(scores["coverage"]),
-                            _number(plain["spearman"]),
-                            {name: round(share, 4) for name, share in result.predictor.leaned_on().items()},
-                        )
-                    )
-                    last = records[-1]
-                    log(
-                        f"  {device:16s} k={k:3d} spearman={last.spearman:.3f} "
-                        f"within10={last.within_10pct:.3f} cover={last.coverage:.2f} "
-                        f"alone={last.baseline_spearman:.3f} leaned on {_top(last.leaned_on)}"
-                    )
+                    alone_result = fit_split(data, metric, device, plain, result.split, seed)
+                    records.append(_record(result, k, n_source, baseline, alone_result, log))
     return records
+
+
+def _record(
+    result: FitResult, k: int, n_source: int, baseline: str, alone: FitResult, log: Callable[[str], None]
+) -> FewShotRecord:
+    """One cell's record, logged."""
+    scores = result.metrics
+    assert result.sources is not None
+    record = FewShotRecord(
+        result.space,
+        result.metric,
+        result.device,
+        k,
+        result.seed,
+        n_source,
+        len(result.split.test),
+        tuple(result.sources.predictors),
+        _number(scores["spearman"]),
+        _number(scores["within_10pct"]),
+        _number(scores["coverage"]),
+        baseline,
+        _number(alone.metrics["spearman"]),
+        {name: round(share, 4) for name, share in result.predictor.leaned_on().items()},
+    )
+    log(
+        f"  {record.device:16s} k={k:3d} spearman={record.spearman:.3f} "
+        f"within10={record.within_10pct:.3f} cover={record.coverage:.2f} "
+        f"{baseline} alone={record.baseline_spearman:.3f} leaned on {_top(record.leaned_on)}"
+    )
+    return record
 
 
 def _number(value: float | None) -> float:
@@ -193,13 +205,14 @@ def summary_markdown(records: Sequence[FewShotRecord]) -> str:
             )
         means = [statistics.mean(row[i] for row in rows) for i in range(1, 5)]
         seeds = sorted({r.seed for r in mine})
+        baseline = mine[0].baseline
         lines += [
             f"### {space} {metric}, k={k}, n_source={mine[0].n_source}, seeds {seeds}",
             "",
             f"**mean over {len(devices)} devices: Spearman {means[0]:.3f}**, within_10pct {means[1]:.3f}, "
-            f"90% interval coverage {means[2]:.2f}, gbdt on the k points alone {means[3]:.3f}",
+            f"90% interval coverage {means[2]:.2f}, {baseline} on the k points alone {means[3]:.3f}",
             "",
-            "| device | spearman | within_10pct | coverage | gbdt alone | leaned on (mean share) |",
+            f"| device | spearman | within_10pct | coverage | {baseline} alone | leaned on (mean share) |",
             "|---|---|---|---|---|---|",
             *(
                 f"| {d} | {s:.3f} | {w:.3f} | {c:.2f} | {b:.3f} | "
@@ -231,6 +244,12 @@ def main() -> None:
         choices=config_options("predictor"),
         help="the sources' configs/predictor option (default: the space's own, configs/few_shot/)",
     )
+    parser.add_argument(
+        "--baseline",
+        default="gbdt",
+        choices=config_options("predictor"),
+        help="the no-transfer baseline fitted on the k rows alone (at k = 900: boosted_layer_sum, hwnas-fit's default)",
+    )
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
     parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")
     parser.add_argument(
@@ -255,6 +274,7 @@ def main() -> None:
         args.blend,
         not args.no_analytic,
         args.own_layer_sum,
+        args.baseline,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
