@@ -100,8 +100,10 @@ def few_shot_benchmark(
     analytic: bool = True,
     own_layer_sum: bool | None = None,
     baseline: str = "gbdt",
+    overrides: Sequence[str] = (),
 ) -> list[FewShotRecord]:
-    """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets)."""
+    """Every record of the leave-one-device-out protocol above (``devices`` narrows the targets;
+    ``overrides`` are more hwnas-fit overrides of the few-shot fit, e.g. ``predictor.ridge=0.1``)."""
     records = []
     parsed: dict[str, ParsedTable] = {}  # each space's table, parsed once
     for task in tasks:
@@ -116,7 +118,8 @@ def few_shot_benchmark(
         if metric != "latency_ms":
             columns += [("latency_ms", d) for d in data.table.devices("latency_ms")]
         for seed in seeds:
-            cfg = compose_fit(*base, f"seed={seed}", *few_shot_overrides(source_family, blend, analytic, own_layer_sum))
+            settings = few_shot_overrides(source_family, blend, analytic, own_layer_sum)
+            cfg = compose_fit(*base, f"seed={seed}", *settings, *overrides)
             if "n_estimators" in cfg.few_shot.source:  # --n-estimators sets a gbdt source's rounds
                 cfg.few_shot.source.n_estimators = n_estimators
             alone = compose_fit(*base, f"seed={seed}", f"predictor={baseline}")
@@ -134,6 +137,44 @@ def few_shot_benchmark(
                 for k in ks:
                     result = fit_column(data, metric, device, few_shot, k, seed, mine)
                     alone_result = fit_split(data, metric, device, plain, result.split, seed)
+                    records.append(_record(result, k, n_source, baseline, alone_result, log))
+    return records
+
+
+def new_device_benchmark(
+    data_dir: Path,
+    profiles: Sequence[Path],
+    space_name: str = "nb201",
+    metric: str = "latency_ms",
+    ks: Sequence[int] = (5, 10, 20, 50),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    n_source: int = 900,
+    baseline: str = "boosted_layer_sum",
+    log: Callable[[str], None] = print,
+) -> list[FewShotRecord]:
+    """A device measured here (each column of each ``profiles`` table, hwnas-profile's output) as
+    the target, every ``metric`` column of the space's published table as a source: each cell is
+    ``hwnas-fit device=table device.name=<column> table_dir=<profile> predictor=few_shot
+    n_train=<k> seed=<seed> source_table_dir=<published table> 'source_devices=[<all>]'``, and
+    ``baseline`` (hwnas-fit's default) is fitted on the same k rows of the profile alone."""
+    base = [f"space={space_name}", f"data_dir={data_dir}"]
+    cfg = compose_fit(*base)
+    space = instantiate(cfg.space.instance)
+    shared = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))
+    targets = [ParsedTable.parse(space, BenchmarkTable.load(profile)) for profile in profiles]
+    columns = {device: (metric, device) for device in shared.table.devices(metric)}
+    records = []
+    for seed in seeds:
+        cfg = compose_fit(*base, f"seed={seed}", "predictor=few_shot")
+        alone = compose_fit(*base, f"seed={seed}", f"predictor={baseline}")
+        sources = fit_sources(shared, columns, instantiate(cfg.few_shot.source), n_source, seed)
+        log(f"{space_name}:{metric} seed {seed}: {len(columns)} source predictors fitted on {cfg.table_dir}")
+        few_shot, plain = instantiate(cfg.predictor), instantiate(alone.predictor)
+        for target in targets:
+            for device in target.table.devices(metric):
+                for k in ks:
+                    result = fit_column(target, metric, device, few_shot, k, seed, sources)
+                    alone_result = fit_split(target, metric, device, plain, result.split, seed)
                     records.append(_record(result, k, n_source, baseline, alone_result, log))
     return records
 
@@ -246,9 +287,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--baseline",
-        default="gbdt",
+        default=None,
         choices=config_options("predictor"),
-        help="the no-transfer baseline fitted on the k rows alone (at k = 900: boosted_layer_sum, hwnas-fit's default)",
+        help="the no-transfer baseline fitted on the k rows alone (default: gbdt; with --profiles, and "
+        "worth giving at k = 900, boosted_layer_sum, hwnas-fit's default)",
     )
     parser.add_argument("--blend", default="linear", choices=["linear", "log"])
     parser.add_argument("--no-analytic", action="store_true", help="no FLOPs/params/traffic sources in the blend")
@@ -258,24 +300,53 @@ def main() -> None:
         default=None,
         help="stack the target's own layer sum (default: the space's choice, configs/few_shot/)",
     )
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="hwnas-profile tables of this machine: their columns are the targets, every published "
+        "column of --space the sources (a new device; --tasks and --devices are then unused)",
+    )
+    parser.add_argument("--space", default="nb201", help="with --profiles: the profiles' space")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDE",
+        help="more hwnas-fit overrides of the few-shot fit (leave-one-device-out), e.g. predictor.ridge=0.1",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
     torch.set_num_threads(compose_fit().torch_threads)  # as hwnas-fit runs (fit.yaml: 1)
-    records = few_shot_benchmark(
-        args.data_dir,
-        args.tasks,
-        args.ks,
-        args.seeds,
-        args.devices,
-        args.n_source,
-        args.n_estimators,
-        print,
-        args.source_family,
-        args.blend,
-        not args.no_analytic,
-        args.own_layer_sum,
-        args.baseline,
-    )
+    if args.profiles:
+        records = new_device_benchmark(
+            args.data_dir,
+            args.profiles,
+            args.space,
+            "latency_ms",
+            args.ks,
+            args.seeds,
+            args.n_source,
+            args.baseline or "boosted_layer_sum",
+        )
+    else:
+        records = few_shot_benchmark(
+            args.data_dir,
+            args.tasks,
+            args.ks,
+            args.seeds,
+            args.devices,
+            args.n_source,
+            args.n_estimators,
+            print,
+            args.source_family,
+            args.blend,
+            not args.no_analytic,
+            args.own_layer_sum,
+            args.baseline or "gbdt",
+            args.set,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_shot.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     markdown = summary_markdown(records)

@@ -68,9 +68,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
+from latency_predictors.predictors._boosted import ROUNDS
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
+from latency_predictors.predictors._correction import TreeCorrection
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
+from latency_predictors.predictors._trees import SpaceTrees
 from nas import Architecture, IntervalPredictor, Predictor, SearchSpace, TransferPredictor
 
 #: Predictions are floored here before a log (a layer-sum model can predict 0).
@@ -184,6 +187,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         own_layer_sum: bool = False,
         ridge: float = 0.0,
         quantile: float = 0.9,
+        correct: bool = False,
+        seed: int = 0,
     ) -> None:
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {sorted(BLENDS)}, got {blend!r}")
@@ -210,9 +215,13 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         self.own_layer_sum = bool(own_layer_sum)
         self.ridge = float(ridge)
         self.quantile = float(quantile)
+        self.correct, self.seed = bool(correct), int(seed)
+        # the correcting trees' settings: boosted_layer_sum's (ten folds, LightGBM's defaults there)
+        self.trees = SpaceTrees(space, n_estimators=max(ROUNDS), seed=self.seed, folds=10)
         # fitted state
         self.fitted: LogBlend | LinearBlend | None = None
         self.own: LayerSumPredictor | None = None  # the target's own layer sum, when it earned a column
+        self.correction = TreeCorrection()  # trees on the blend's log predictions, when they earned rounds
         self.factor = 0.0
         self.calibrated = False
         self.n_fit = 0
@@ -293,8 +302,10 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         """:meth:`fit` on precomputed :meth:`source_features` (a benchmark reuses them across
         targets); ``archs`` too when :attr:`own_layer_sum`."""
         self._check_sources()
-        if self.own_layer_sum and archs is None:
-            raise ValueError("own_layer_sum=True fits a layer sum on the target's architectures: pass archs")
+        if (self.own_layer_sum or self.correct) and archs is None:
+            raise ValueError(
+                "own_layer_sum=True and correct=True fit the target's architectures: pass archs with the features"
+            )
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if len(y) < MIN_TARGETS:
             raise ValueError(f"a few-shot fit needs at least {MIN_TARGETS} target measurements, got {len(y)}")
@@ -306,6 +317,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         # The target's own layer sum is stacked: its column holds cross-fitted predictions, so the
         # blend weighs it by how it predicts points it did not see (and not at all if it cannot).
         self.own, own_column = None, None
+        self.correction = TreeCorrection()
         if self.own_layer_sum and k >= MIN_CALIBRATION:
             assert archs is not None
             own, own_column = self._own_fit(archs, y), self._own_cross(archs, y)
@@ -335,6 +347,10 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                         kept = np.column_stack([x[keep], inner])
                         held = np.column_stack([x[~keep], own_held])
                 held_out[~keep] = blend.fit(kept, y[keep], self.ridge).log_predict(held)
+            self.correction = TreeCorrection()
+            if self.correct:  # the blend's held-out predictions are the trees' out-of-fold base
+                assert archs is not None
+                self.correction, held_out = TreeCorrection.fit(self.trees, archs, t, held_out)
             residuals, self.calibrated = np.abs(t - held_out), True
         else:
             residuals, self.calibrated = np.abs(t - self.fitted.log_predict(design)), False
@@ -342,27 +358,32 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         self.n_fit = k
         return self
 
-    def _centre(self, x: np.ndarray) -> np.ndarray:
+    def _centre(self, x: np.ndarray, archs: Sequence[Architecture] | None) -> np.ndarray:
+        """Log predictions: the blend of ``x`` (and the own layer sum), plus the trees' correction."""
         if self.fitted is None:
             raise RuntimeError("FewShotPredictor used before fit (or load)")
-        return self.fitted.log_predict(np.asarray(x, dtype=np.float64))
-
-    def _design(self, x: np.ndarray, archs: Sequence[Architecture] | None) -> np.ndarray:
-        if self.own is None:
-            return x
-        if archs is None:
-            raise ValueError("this predictor stacks its own layer sum: pass the architectures too")
-        return np.column_stack([x, self.own.predict(archs)])
+        x = np.asarray(x, dtype=np.float64)
+        if (self.own is not None or self.correction.booster is not None) and archs is None:
+            raise ValueError("this predictor stacks its own layer sum or corrects by trees: pass the architectures too")
+        if self.own is not None:
+            assert archs is not None
+            x = np.column_stack([x, self.own.predict(archs)])
+        centre = self.fitted.log_predict(x)
+        if self.correction.booster is not None:
+            assert archs is not None
+            centre = centre + self.correction.log_correction(self.trees, archs)
+        return centre
 
     def predict_features(self, x: np.ndarray, archs: Sequence[Architecture] | None = None) -> np.ndarray:
-        """:meth:`predict` on precomputed :meth:`source_features` (and ``archs`` for the own layer sum)."""
-        return np.exp(self._centre(self._design(x, archs)))
+        """:meth:`predict` on precomputed :meth:`source_features` (and ``archs`` for the own layer
+        sum and the trees)."""
+        return np.exp(self._centre(x, archs))
 
     def interval_features(
         self, x: np.ndarray, archs: Sequence[Architecture] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict_interval` on precomputed :meth:`source_features` (and ``archs``)."""
-        centre = self._centre(self._design(x, archs))
+        centre = self._centre(x, archs)
         return np.exp(centre - self.factor), np.exp(centre + self.factor)
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -398,6 +419,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
             if self.own is not None:
                 arrays["own_layer_sum"] = embedded(self.own, Path(scratch) / "own.npz")
+        arrays.update(self.correction.arrays())
         self._write(
             path,
             arrays=arrays,
@@ -408,6 +430,9 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                 "own_layer_sum": self.own_layer_sum,
                 "ridge": self.ridge,
                 "quantile": self.quantile,
+                "correct": self.correct,
+                "seed": self.seed,
+                "correction_rounds": self.correction.rounds,
                 **blend_params,
                 "factor": self.factor,
                 "calibrated": self.calibrated,
@@ -457,8 +482,11 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
             own_layer_sum=p.get("own_layer_sum", False),
             ridge=p["ridge"],
             quantile=p["quantile"],
+            correct=p.get("correct", False),  # files written before the trees had none
+            seed=p.get("seed", 0),
         )
         predictor.own = own
+        predictor.correction = TreeCorrection.from_arrays(arrays, int(p.get("correction_rounds", 0)))
         check_recorded(path, space, recorded, predictor.analytic_costs)
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])

@@ -175,3 +175,27 @@ def test_a_device_that_is_a_known_one_scaled_leans_on_that_one(
     assert next(iter(shares)) == "gold_6226" and shares["gold_6226"] > 0.95, shares
     assert set(shares) <= set(SOURCES) and abs(sum(shares.values()) - 1) < 1e-9
     assert FewShotPredictor(space, "target", sources).leaned_on() == {}
+
+
+def test_trees_correct_the_blend_only_where_held_out_rows_say_they_help(
+    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
+) -> None:
+    space = NB201Space()
+    archs, y, test_archs, test_y = target_rows(data_dir, n_test=1000)
+    plain, corrected = (FewShotPredictor(space, "target", sources, correct=c).fit(archs, y) for c in (False, True))
+    assert corrected.correction.rounds == 0  # 10 points: no folds, the blend alone
+    np.testing.assert_array_equal(corrected.predict(test_archs), plain.predict(test_archs))
+    # 900 more raspi4 rows (outside the pool and the test rows): raspi4 is the column where
+    # boosted_layer_sum keeps 50-300 rounds over its layer sum
+    many = np.random.default_rng(0).permutation(N_ROWS)[2310:3210]
+    archs, y = table_rows(data_dir, space, np.sort(many), TARGET)
+    plain, corrected = (FewShotPredictor(space, "target", sources, correct=c).fit(archs, y) for c in (False, True))
+    rho = {f.correct: spearmanr(f.predict(test_archs), test_y).statistic for f in (plain, corrected)}
+    assert corrected.correction.rounds > 0 and rho[True] > rho[False] + 0.005, (corrected.correction.rounds, rho)
+    corrected.save(tmp_path / "few.npz")
+    loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
+    assert loaded.correction.rounds == corrected.correction.rounds
+    np.testing.assert_array_equal(loaded.predict(test_archs), corrected.predict(test_archs))
+    np.testing.assert_array_equal(loaded.predict_interval(test_archs)[0], corrected.predict_interval(test_archs)[0])
+    with pytest.raises(ValueError, match="corrects by trees: pass the architectures"):
+        corrected.predict_features(corrected.source_features(test_archs[:3]))
