@@ -25,7 +25,7 @@ from latency_predictors.predictors import PREDICTOR_FILE
 from nas import SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
-from nas.cli._options import FIT, check_options
+from nas.cli._options import FIT, OptionError, check_options
 from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
@@ -43,8 +43,8 @@ def main(cfg: DictConfig) -> float | None:
     data = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))
     sources = None
     if cfg.source_devices:
-        columns = {name: (cfg.source_metric, name) for name in cfg.source_devices}
         source_data = _source_table(cfg, space, data)
+        columns = _source_columns(cfg, source_data)
         sources = fit_sources(source_data, columns, instantiate(cfg.few_shot.source), cfg.n_source, cfg.seed)
     result = fit_column(data, cfg.metric, cfg.device.name, instantiate(cfg.predictor), cfg.n_train, cfg.seed, sources)
     write_run(Path(HydraConfig.get().runtime.output_dir), result, data)
@@ -58,6 +58,20 @@ def _source_table(cfg: DictConfig, space: SearchSpace, data: ParsedTable) -> Par
         return data
     log.info("source devices from %s, the target %s from %s", cfg.source_table_dir, cfg.device.name, cfg.table_dir)
     return ParsedTable.parse(space, BenchmarkTable.load(cfg.source_table_dir))
+
+
+def _source_columns(cfg: DictConfig, source_data: ParsedTable) -> dict[str, tuple[str, str]]:
+    """``source_devices`` as ``name -> (metric, device)``: the names given, or for ``all`` every
+    ``source_metric`` column of the source table but one named like the target device (in the
+    target's own table, its own column; in another, the same device measured there)."""
+    names = cfg.source_devices
+    if isinstance(names, str):
+        if names != "all":
+            raise OptionError(
+                f"source_devices={names!r}: give a list of device columns ('source_devices=[{names}]') or all"
+            )
+        names = [device for device in source_data.table.devices(cfg.source_metric) if device != cfg.device.name]
+    return {str(name): (cfg.source_metric, str(name)) for name in names}
 
 
 def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:

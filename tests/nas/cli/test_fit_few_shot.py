@@ -66,12 +66,15 @@ def test_sources_from_another_table_fit_as_from_the_targets_own(tmp_path: Path, 
     column = rows[0].index("raspi4")
     (alone / "latency_ms.csv").write_text("".join(f"{row[0]},{row[column]}\n" for row in rows))
     assert run_few_shot(shared, tmp_path / "one").returncode == 0
-    split = run_few_shot(alone, tmp_path / "two", f"source_table_dir={shared}")
+    split = run_few_shot(alone, tmp_path / "two", f"source_table_dir={shared}", "source_devices=all")
     assert split.returncode == 0, split.stderr[-3000:]
     one, two = ((tmp_path / run / "test_predictions.csv").read_text() for run in ("one", "two"))
     assert one == two
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["source_table_dir"] == str(shared.resolve()) and metrics["table_dir"] == str(alone.resolve())
+    assert metrics["source_devices"] == list(SOURCES)  # all: every column of the source table but raspi4
+    wrong = run_few_shot(alone, tmp_path / "three", f"source_table_dir={shared}", "source_devices=pixel3")
+    assert wrong.returncode == 2 and "source_devices='pixel3': give a list" in wrong.stderr
 
 
 def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, data_dir: Path) -> None:
