@@ -9,7 +9,7 @@ configuration composed with those overrides (configs/fit.yaml, the space's confi
 and the same library calls (``nas.fitting.fit_sources``, ``nas.fitting.fit_column``). For each
 task (space and metric) and seed: a pretraining pool of ``n_source`` rows is drawn with
 ``numpy.random.default_rng([seed, 1])`` and one source predictor (the space's few_shot.source, a
-layer sum for nb201 and fbnet; ``--source-family`` names another configs/predictor option) is
+boosted_layer_sum for nb201 and fbnet; ``--source-family`` names another configs/predictor option) is
 fitted per device column on that column's pool rows only. For each device as target: its sources
 are every other column (for an energy task also the latency columns, except the target device's
 own); the candidate rows are the target's rows whose architecture, and the one its value was

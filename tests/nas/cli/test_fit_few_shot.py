@@ -98,8 +98,8 @@ def test_source_measurements_outside_the_pool_are_never_read(tmp_path: Path, dat
 @pytest.mark.parametrize(
     ("space_name", "family", "own_layer_sum"),
     [
-        ("nb201", "LayerSumPredictor", True),
-        ("fbnet", "LayerSumPredictor", True),
+        ("nb201", "BoostedLayerSumPredictor", True),
+        ("fbnet", "BoostedLayerSumPredictor", True),
         ("ofa", "GradientBoostingPredictor", False),
     ],
 )
