@@ -151,6 +151,7 @@ def new_device_benchmark(
     n_source: int = 900,
     baseline: str = "boosted_layer_sum",
     log: Callable[[str], None] = print,
+    overrides: Sequence[str] = (),
 ) -> list[FewShotRecord]:
     """A device measured here (each column of each ``profiles`` table, hwnas-profile's output) as
     the target, every ``metric`` column of the space's published table as a source: each cell is
@@ -165,7 +166,7 @@ def new_device_benchmark(
     columns = {device: (metric, device) for device in shared.table.devices(metric)}
     records = []
     for seed in seeds:
-        cfg = compose_fit(*base, f"seed={seed}", "predictor=few_shot")
+        cfg = compose_fit(*base, f"seed={seed}", "predictor=few_shot", *overrides)
         alone = compose_fit(*base, f"seed={seed}", f"predictor={baseline}")
         sources = fit_sources(shared, columns, instantiate(cfg.few_shot.source), n_source, seed)
         log(f"{space_name}:{metric} seed {seed}: {len(columns)} source predictors fitted on {cfg.table_dir}")
@@ -314,7 +315,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="OVERRIDE",
-        help="more hwnas-fit overrides of the few-shot fit (leave-one-device-out), e.g. predictor.ridge=0.1",
+        help="more hwnas-fit overrides of the few-shot fit, e.g. predictor.ridge=0.1",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "few_shot")
     args = parser.parse_args()
@@ -329,6 +330,8 @@ def main() -> None:
             args.seeds,
             args.n_source,
             args.baseline or "boosted_layer_sum",
+            print,
+            args.set,
         )
     else:
         records = few_shot_benchmark(
