@@ -189,7 +189,6 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         quantile: float = 0.9,
         correct: bool = False,
         seed: int = 0,
-        choose: bool = False,
     ) -> None:
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {sorted(BLENDS)}, got {blend!r}")
@@ -216,14 +215,13 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         self.own_layer_sum = bool(own_layer_sum)
         self.ridge = float(ridge)
         self.quantile = float(quantile)
-        self.correct, self.seed, self.choose = bool(correct), int(seed), bool(choose)
+        self.correct, self.seed = bool(correct), int(seed)
         # the correcting trees' settings: boosted_layer_sum's (ten folds, LightGBM's defaults there)
         self.trees = SpaceTrees(space, n_estimators=max(ROUNDS), seed=self.seed, folds=10)
         # fitted state
         self.fitted: LogBlend | LinearBlend | None = None
         self.own: LayerSumPredictor | None = None  # the target's own layer sum, when it earned a column
         self.correction = TreeCorrection()  # trees on the blend's log predictions, when they earned rounds
-        self.own_alone = False  # choose=True found the own layer sum alone better on held-out points
         self.factor = 0.0
         self.calibrated = False
         self.n_fit = 0
@@ -240,8 +238,6 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         and the target's own layer sum; columns of weight 0 left out."""
         if self.fitted is None:
             return {}
-        if self.own_alone:
-            return {"own_layer_sum": 1.0}
         weights = self.fitted.weights[1:] if isinstance(self.fitted, LinearBlend) else self.fitted.weights
         names = [*self.sources, *self.analytic_costs, *(["own_layer_sum"] if self.own is not None else [])]
         total = float(weights.sum())
@@ -321,7 +317,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         # The target's own layer sum is stacked: its column holds cross-fitted predictions, so the
         # blend weighs it by how it predicts points it did not see (and not at all if it cannot).
         self.own, own_column = None, None
-        self.correction, self.own_alone = TreeCorrection(), False
+        self.correction = TreeCorrection()
         if self.own_layer_sum and k >= MIN_CALIBRATION:
             assert archs is not None
             own, own_column = self._own_fit(archs, y), self._own_cross(archs, y)
@@ -351,11 +347,6 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                         kept = np.column_stack([x[keep], inner])
                         held = np.column_stack([x[~keep], own_held])
                 held_out[~keep] = blend.fit(kept, y[keep], self.ridge).log_predict(held)
-            if self.choose and self.own is not None and own_column is not None:
-                # the own layer sum alone, where its cross-fitted predictions beat the blend's
-                own_held = np.log(np.maximum(own_column, _FLOOR))
-                if np.mean((t - own_held) ** 2) < np.mean((t - held_out) ** 2):
-                    self.own_alone, held_out = True, own_held
             self.correction = TreeCorrection()
             if self.correct:  # the blend's held-out predictions are the trees' out-of-fold base
                 assert archs is not None
@@ -377,7 +368,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         if self.own is not None:
             assert archs is not None
             x = np.column_stack([x, self.own.predict(archs)])
-        centre = np.log(np.maximum(x[:, -1], _FLOOR)) if self.own_alone else self.fitted.log_predict(x)
+        centre = self.fitted.log_predict(x)
         if self.correction.booster is not None:
             assert archs is not None
             centre = centre + self.correction.log_correction(self.trees, archs)
@@ -442,8 +433,6 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                 "correct": self.correct,
                 "seed": self.seed,
                 "correction_rounds": self.correction.rounds,
-                "choose": self.choose,
-                "own_alone": self.own_alone,
                 **blend_params,
                 "factor": self.factor,
                 "calibrated": self.calibrated,
@@ -495,9 +484,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
             quantile=p["quantile"],
             correct=p.get("correct", False),  # files written before the trees had none
             seed=p.get("seed", 0),
-            choose=p.get("choose", False),
         )
-        predictor.own_alone = bool(p.get("own_alone", False))
         predictor.own = own
         predictor.correction = TreeCorrection.from_arrays(arrays, int(p.get("correction_rounds", 0)))
         check_recorded(path, space, recorded, predictor.analytic_costs)
