@@ -43,8 +43,8 @@ sources whose predictions rank the k points best (fbnet 0.938 -> 0.914 / 0.926),
 (linear or log) chosen per target by leave-one-out error, the own layer sum alone where its
 cross-fitted error beat the blend's (nb201 k = 5: 0.964 -> 0.936; it gained on this CPU's own
 profiles, 0.905 -> 0.930 at k = 10, which is why it was tried), roofline columns (sum over layers
-of max(FLOPs, c * traffic)) and a ridge layer sum fitted to the blend's residuals (fbnet
-titan_rtx_64 0.81 -> 0.83, samsung_a50 worse). With ``k = 10`` the adaptation can only
+of max(FLOPs, c * traffic): no change) and a ridge layer sum fitted to the blend's residuals (fbnet
+titan_rtx_64 0.808 -> 0.823 at k = 10 without the own layer sum, samsung_a50 worse). With ``k = 10`` the adaptation can only
 afford a handful of effective parameters; non-negativity is the regulariser that lets NNLS pick a
 sparse subset of sources by itself. Also measured and rejected: the best-correlated single source,
 the mean source, free-sign ridge, leave-one-out selection among blends and analytic models (picks
