@@ -127,7 +127,7 @@ def fit_sources(
         seed,
     )
     fitted = {}
-    for name, rows in pool.sources.items():
+    for n, (name, rows) in enumerate(pool.sources.items(), 1):
         if rows.skipped:
             log.warning(
                 "source %s: %d of %d pool rows have no usable %s value and are skipped",
@@ -138,6 +138,14 @@ def fit_sources(
             )
         source = predictor(space=data.space, device_fingerprint=data.fingerprint(rows.device))
         fitted[name] = source.fit([data.archs[i] for i in rows.measured_on], values[name][rows.rows])
+        log.info(
+            "source %d of %d fitted: %s (%s, %d rows)",
+            n,
+            len(pool.sources),
+            name,
+            type(source).__name__,
+            len(rows.rows),
+        )
     return FewShotSources(pool, fitted, data)
 
 
