@@ -207,7 +207,7 @@ class FitSplit:
         """Draw ``n_train`` training rows (None: :func:`choose_n_train`'s share) with
         ``default_rng(seed)`` among the candidates; every other candidate is a test row.
         ``seen``: for a few-shot fit, the rows whose architecture a source was fitted on
-        (:attr:`FewShotPool.seen`, or the rows sharing a network with another table's pool); they
+        (:attr:`FewShotPool.seen`, or the rows holding an architecture of another table's pool); they
         leave the candidates, as does every row measured on one of them. ``label`` names the
         column in errors (e.g. ``latency_ms[raspi4]``)."""
         usable = np.flatnonzero(usable_mask(values))
