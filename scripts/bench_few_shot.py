@@ -1,34 +1,43 @@
 """Few-shot benchmark: leave one device out, pretrain on the others, adapt from k measurements.
 
-    python scripts/bench_few_shot.py --ks 10 --seeds 0 1 2 --out bench_out/few_shot
+    python scripts/bench_few_shot.py --ks 5 10 --seeds 0 1 2 --baseline boosted_layer_sum
+    python scripts/bench_few_shot.py --ks 20 50 900 --seeds 0 1 2
     python scripts/bench_few_shot.py --tasks nb201:latency_ms --devices raspi4 --ks 10 20 50
+    python scripts/bench_few_shot.py --profiles profiles/nb201/<run> ... --ks 5 10 20 50
 
 Every cell is fitted exactly as ``hwnas-fit space=<space> metric=<metric> device=<target>
-predictor=few_shot n_train=<k> seed=<seed> 'source_devices=[...]'`` fits it: hwnas-fit's own
-configuration composed with those overrides (configs/fit.yaml, the space's configs/few_shot/)
-and the same library calls (``nas.fitting.fit_sources``, ``nas.fitting.fit_column``). For each
-task (space and metric) and seed: a pretraining pool of ``n_source`` rows is drawn with
-``numpy.random.default_rng([seed, 1])`` and one source predictor (the space's few_shot.source, a
-boosted_layer_sum for nb201 and fbnet; ``--source-family`` names another configs/predictor option) is
-fitted per device column on that column's pool rows only. For each device as target: its sources
-are every other column (for an energy task also the latency columns, except the target device's
-own); the candidate rows are the target's rows whose architecture, and the one its value was
-measured on (``nas.fit_data.measured_rows``), none of its sources was fitted on; ``k`` of them
-are drawn as hwnas-fit draws (``default_rng(seed).permutation``, the first k) and every other
-candidate is tested, so no source measurement of a test architecture is ever used. Scores:
-Spearman, within_10pct and interval coverage on the test rows; also a no-transfer baseline
-trained on the same k target rows alone: ``--baseline`` (a configs/predictor option; gbdt by
-default, with ``--n-estimators`` rounds; at k = 900 boosted_layer_sum, hwnas-fit's default). ``--blend``, ``--no-analytic`` and ``--own-layer-sum`` /
-``--no-own-layer-sum`` override configs/predictor/few_shot.yaml and the space's own-layer-sum
-choice.
+predictor=few_shot n_train=<k> seed=<seed> source_devices=all`` (for an energy task with
+``source_metric=[energy_mj,latency_ms]``) fits it: hwnas-fit's own configuration composed with
+those overrides (configs/fit.yaml, the space's configs/few_shot/) and the same library calls
+(``nas.fitting.fit_sources``, ``nas.fitting.fit_column``). For each task (space and metric) and
+seed: a pretraining pool of ``n_source`` rows is drawn with ``numpy.random.default_rng([seed,
+1])`` and one source predictor (the space's few_shot.source, boosted_layer_sum for nb201 and
+fbnet; ``--source-family`` names another configs/predictor option) is fitted per device column
+on that column's pool rows only. For each device as target: its sources are every other column
+(for an energy task also the latency columns, except the target device's own); the candidate
+rows are the target's rows whose architecture, and the one its value was measured on
+(``nas.fit_data.measured_rows``), none of its sources was fitted on; ``k`` of them are drawn as
+hwnas-fit draws (``default_rng(seed).permutation``, the first k) and every other candidate is
+tested, so no source measurement of a test architecture is ever used. Scores: Spearman,
+within_10pct and interval coverage on the test rows; also a no-transfer baseline trained on the
+same k target rows alone: ``--baseline`` (a configs/predictor option; gbdt by default, with
+``--n-estimators`` rounds; boosted_layer_sum, hwnas-fit's default, is the fairer one). ``--blend``,
+``--no-analytic``, ``--own-layer-sum`` / ``--no-own-layer-sum`` and ``--set <override>...``
+override configs/predictor/few_shot.yaml and the space's few-shot settings.
 
-The same cell from hwnas-fit gives the same Spearman to the last digit, e.g. (nb201 latency,
+``--profiles``: a new device measured here. Every column of each hwnas-profile table is a target
+and every published column of ``--space`` a source (:func:`new_device_benchmark`); each cell is
+``hwnas-fit device=table device.name=<column> table_dir=<profile> predictor=few_shot n_train=<k>
+seed=<seed> source_table_dir=<published table> source_devices=all``.
+
+The same cell from hwnas-fit gives the same scores to the last digit, e.g. (nb201 latency,
 target raspi4, k=10, seed 0; the sources are every other latency column, in table order)::
 
-    hwnas-fit predictor=few_shot device=raspi4 n_train=10 seed=0 \\
-        'source_devices=[<every nb201 latency column but raspi4>]'
+    hwnas-fit predictor=few_shot device=raspi4 n_train=10 seed=0 source_devices=all
+    hwnas-fit predictor=few_shot metric=energy_mj device=pi5_onnx n_train=10 seed=0 \\
+        source_devices=all 'source_metric=[energy_mj,latency_ms]'
 
-(tests/nas/cli/test_fit_few_shot.py checks it.)
+(tests/nas/cli/test_fit_few_shot.py checks both.)
 
 :func:`few_shot_benchmark` is the importable entry point (scripts/bench_predictors.py can call it).
 """

@@ -61,17 +61,32 @@ def _source_table(cfg: DictConfig, space: SearchSpace, data: ParsedTable) -> Par
 
 
 def _source_columns(cfg: DictConfig, source_data: ParsedTable) -> dict[str, tuple[str, str]]:
-    """``source_devices`` as ``name -> (metric, device)``: the names given, or for ``all`` every
-    ``source_metric`` column of the source table but one named like the target device (in the
-    target's own table, its own column; in another, the same device measured there)."""
+    """``source_devices`` x ``source_metric`` as ``name -> (metric, device)``. Devices: the names
+    given, or for ``all`` every column of the source table but one named like the target device
+    (in the target's own table, its own column; in another, the same device measured there).
+    Metrics: one (sources named by device), or a list (``[energy_mj,latency_ms]``: every such
+    column that exists, named ``metric:device``, as scripts/bench_few_shot.py names them)."""
+    metrics = [cfg.source_metric] if isinstance(cfg.source_metric, str) else [str(m) for m in cfg.source_metric]
     names = cfg.source_devices
     if isinstance(names, str):
         if names != "all":
             raise OptionError(
                 f"source_devices={names!r}: give a list of device columns ('source_devices=[{names}]') or all"
             )
-        names = [device for device in source_data.table.devices(cfg.source_metric) if device != cfg.device.name]
-    return {str(name): (cfg.source_metric, str(name)) for name in names}
+        each = {m: [d for d in source_data.table.devices(m) if d != cfg.device.name] for m in metrics}
+    else:
+        names = [str(name) for name in names]
+        if len(metrics) == 1:  # an unknown name is named by fit_sources, with the known ones
+            return {name: (metrics[0], name) for name in names}
+        each = {m: [d for d in names if d in source_data.table.devices(m)] for m in metrics}
+        missing = [d for d in names if not any(d in devices for devices in each.values())]
+        if missing:
+            raise OptionError(
+                f"source_devices {missing} have no {' or '.join(metrics)} column in {source_data.table.directory}"
+            )
+    if len(metrics) == 1:
+        return {name: (metrics[0], name) for name in each[metrics[0]]}
+    return {f"{m}:{d}": (m, d) for m in metrics for d in each[m]}
 
 
 def write_run(run_dir: Path, result: FitResult, data: ParsedTable) -> None:

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from nas.cli._options import OptionError
+from nas.cli.fit import _source_columns
+from nas.fitting import ParsedTable
 from nas.tables import cached_table
+from search_spaces import NB201Space
 from tests.nas.cli.helpers import REPO, run_command
 
 N_ROWS, N_SOURCE, SEED = 1500, 300, 0
@@ -122,24 +127,38 @@ def test_each_space_names_a_source_predictor_that_builds(
 
 
 @pytest.mark.slow
-def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(tmp_path: Path, data_dir: Path) -> None:
-    # scripts/bench_few_shot.py's nb201 latency cell for target raspi4, k=10, seed 0, and the
-    # hwnas-fit command its docstring names: every other latency column as a source, table order
+@pytest.mark.parametrize(
+    ("metric", "target", "source_options"),
+    [
+        ("latency_ms", "raspi4", ()),
+        # an energy target learns from the latency columns too, as the benchmark's energy cells do
+        ("energy_mj", "pi5_onnx", ("source_metric=[energy_mj,latency_ms]",)),
+    ],
+)
+def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(
+    tmp_path: Path, data_dir: Path, metric: str, target: str, source_options: tuple[str, ...]
+) -> None:
+    # scripts/bench_few_shot.py's nb201 cell for the target, k=10, seed 0, and the hwnas-fit
+    # command its docstring names: every other column as a source, table order
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from bench_few_shot import few_shot_benchmark
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    (record,) = few_shot_benchmark(data_dir, ["nb201:latency_ms"], [10], [0], ["raspi4"], log=lambda _: None)
-    others = [d for d in cached_table(data_dir / "nb201").devices("latency_ms") if d != "raspi4"]
-    assert record.sources == tuple(f"latency_ms:{d}" for d in others)
+    (record,) = few_shot_benchmark(data_dir, [f"nb201:{metric}"], [10], [0], [target], log=lambda _: None)
+    table = cached_table(data_dir / "nb201")
+    metrics_read = [metric] if metric == "latency_ms" else [metric, "latency_ms"]
+    expected = [f"{m}:{d}" for m in metrics_read for d in table.devices(m) if d != target]
+    assert record.sources == tuple(expected)
     result = run_command(
         "fit",
         "predictor=few_shot",
-        "device=raspi4",
+        f"metric={metric}",
+        f"device={target}",
         "n_train=10",
         "seed=0",
-        f"source_devices=[{','.join(others)}]",
+        "source_devices=all",
+        *source_options,
         f"data_dir={data_dir}",
         f"hydra.run.dir={tmp_path}",
         timeout_s=300,
@@ -152,8 +171,35 @@ def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(tmp_path: P
         record.coverage,
         record.n_test,
     )
-    # which sources the adapted predictor leaned on: reported by hwnas-fit (sources by device name),
-    # the same in the benchmark (by metric:device)
-    benchmark = {name.removeprefix("latency_ms:"): share for name, share in record.leaned_on.items()}
+    # which sources the adapted predictor leaned on: reported by hwnas-fit (by device name for one
+    # source metric, metric:device for several), the same in the benchmark (by metric:device)
+    benchmark = {
+        (name.removeprefix(f"{metric}:") if len(metrics_read) == 1 else name): share
+        for name, share in record.leaned_on.items()
+    }
     assert {name: round(share, 4) for name, share in metrics["leaned_on"].items()} == benchmark
     assert abs(sum(metrics["leaned_on"].values()) - 1) < 1e-9
+
+
+def test_source_columns_of_one_metric_or_several(data_dir: Path) -> None:
+    data = ParsedTable.parse(NB201Space(), cached_table(data_dir / "nb201"))
+    table = data.table
+
+    def columns(devices: object, metric: object) -> dict[str, tuple[str, str]]:
+        cfg = OmegaConf.create({"source_devices": devices, "source_metric": metric, "device": {"name": "pi5_onnx"}})
+        return _source_columns(cfg, data)
+
+    assert columns("all", "latency_ms") == {
+        d: ("latency_ms", d) for d in table.devices("latency_ms") if d != "pi5_onnx"
+    }
+    both = columns("all", ["energy_mj", "latency_ms"])
+    assert list(both) == [f"{m}:{d}" for m in ("energy_mj", "latency_ms") for d in table.devices(m) if d != "pi5_onnx"]
+    assert columns(["fpga", "raspi4"], ["energy_mj", "latency_ms"]) == {
+        "energy_mj:fpga": ("energy_mj", "fpga"),
+        "latency_ms:fpga": ("latency_ms", "fpga"),
+        "latency_ms:raspi4": ("latency_ms", "raspi4"),
+    }
+    with pytest.raises(OptionError, match=r"source_devices \['raspi5'\] have no energy_mj or latency_ms column"):
+        columns(["raspi4", "raspi5"], ["energy_mj", "latency_ms"])
+    with pytest.raises(OptionError, match="source_devices='raspi4': give a list"):
+        columns("raspi4", "latency_ms")
