@@ -182,6 +182,14 @@ CASES = [
     # hwnas-fit
     Case("fit n_train zero", "fit", ("device=raspi4", "n_train=0"), "refused", "n_train=0"),
     Case("fit unknown device", "fit", ("device=table", "device.name=nope"), "refused", "nope"),
+    Case("fit unknown metric", "fit", ("device=raspi4", "metric=power"), "refused", "metric='power'"),
+    Case(
+        "fit one source device not in a list",
+        "fit",
+        ("device=raspi4", "predictor=few_shot", "n_train=10", "source_devices=pixel3"),
+        "refused",
+        "source_devices='pixel3'",
+    ),
     # predictor files edited after hwnas-fit wrote them, searched with device=predicted
     Case(
         "predictor missing",

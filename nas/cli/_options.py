@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas.errors import HwnasError
+from nas.tables import METRICS
 
 __all__ = ["OptionError", "check_constraints", "check_options", "safe_name"]
 
@@ -65,6 +66,24 @@ def each(inner: Rule) -> Rule:
             return f"a list, each {inner(object())}"
         broken = next((inner(v) for v in value if inner(v) is not None), None)
         return None if broken is None else f"a list, each {broken}"
+
+    return rule
+
+
+def one_of(*choices: str) -> Rule:
+    def rule(value: Any) -> str | None:
+        return None if isinstance(value, str) and value in choices else f"one of {', '.join(choices)}"
+
+    return rule
+
+
+def one_or_list(inner: Rule) -> Rule:
+    """``inner``'s value, or a non-empty list of such values."""
+
+    def rule(value: Any) -> str | None:
+        values = list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+        ok = values and all(inner(v) is None for v in values)
+        return None if ok else f"{inner(object())}, or a list of them"
 
     return rule
 
@@ -149,6 +168,8 @@ PIPELINE: dict[str, Rule] = {
 }
 FIT: dict[str, Rule] = {
     **_COMMON,
+    "metric": one_of(*METRICS),
+    "source_metric": one_or_list(one_of(*METRICS)),
     "n_train": optional(whole(1)),
     "n_source": whole(1),
     "space.name": name,

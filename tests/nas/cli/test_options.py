@@ -78,6 +78,9 @@ def test_other_commands_refuse_their_bad_counts() -> None:
         ("pipeline", "max_rounds=0", "max_rounds=0"),
         ("pipeline", "hv_tolerance=-0.1", "hv_tolerance=-0.1"),
         ("fit", "n_train=0", "n_train=0"),
+        ("fit", "metric=power", "metric='power': expected one of latency_ms, energy_mj"),
+        ("fit", "source_metric=[energy_mj,power]", "expected one of latency_ms, energy_mj, or a list of them"),
+        ("fit", "source_metric=[]", r"source_metric=\[\]: expected one of"),
         ("score", "n_archs=0", "n_archs=0"),
         ("train_supernet", "optimizer.lr=0", "optimizer.lr=0"),
         ("train_supernet", "epochs=1.5", "epochs=1.5"),
@@ -85,6 +88,7 @@ def test_other_commands_refuse_their_bad_counts() -> None:
     for command, override, message in cases:
         with pytest.raises(OptionError, match=message):
             check_options(composed(command, override), RULES[command])
+    check_options(composed("fit", "metric=energy_mj", "source_metric=[energy_mj,latency_ms]"), FIT)
 
 
 def test_a_device_name_that_would_leave_the_run_directory_is_refused(tmp_path: Path) -> None:
