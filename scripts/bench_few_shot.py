@@ -165,7 +165,7 @@ def new_device_benchmark(
     """A device measured here (each column of each ``profiles`` table, hwnas-profile's output) as
     the target, every ``metric`` column of the space's published table as a source: each cell is
     ``hwnas-fit device=table device.name=<column> table_dir=<profile> predictor=few_shot
-    n_train=<k> seed=<seed> source_table_dir=<published table> 'source_devices=[<all>]'``, and
+    n_train=<k> seed=<seed> source_table_dir=<published table> source_devices=all``, and
     ``baseline`` (hwnas-fit's default) is fitted on the same k rows of the profile alone."""
     base = [f"space={space_name}", f"data_dir={data_dir}"]
     cfg = compose_fit(*base)
