@@ -56,7 +56,7 @@ from hydra.utils import instantiate
 
 from nas.cli import config_options
 from nas.cli.fit import compose_fit
-from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources, fit_split
+from nas.fitting import FewShotSources, ParsedTable, PredictorFactory, fit_column, fit_sources, fit_split
 from nas.tables import BenchmarkTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,9 +144,7 @@ def few_shot_benchmark(
                     continue
                 mine = sources.without_device(device)  # never the target device's own columns
                 for k in ks:
-                    result = fit_column(data, metric, device, few_shot, k, seed, mine)
-                    alone_result = fit_split(data, metric, device, plain, result.split, seed)
-                    records.append(_record(result, k, n_source, baseline, alone_result, log))
+                    records.append(_cell(data, metric, device, k, seed, mine, few_shot, (baseline, plain), log))
     return records
 
 
@@ -183,38 +181,46 @@ def new_device_benchmark(
         for target in targets:
             for device in target.table.devices(metric):
                 for k in ks:
-                    result = fit_column(target, metric, device, few_shot, k, seed, sources)
-                    alone_result = fit_split(target, metric, device, plain, result.split, seed)
-                    records.append(_record(result, k, n_source, baseline, alone_result, log))
+                    records.append(_cell(target, metric, device, k, seed, sources, few_shot, (baseline, plain), log))
     return records
 
 
-def _record(
-    result: FitResult, k: int, n_source: int, baseline: str, alone: FitResult, log: Callable[[str], None]
+def _cell(
+    data: ParsedTable,
+    metric: str,
+    device: str,
+    k: int,
+    seed: int,
+    sources: FewShotSources,
+    few_shot: PredictorFactory,
+    baseline: tuple[str, PredictorFactory],
+    log: Callable[[str], None],
 ) -> FewShotRecord:
-    """One cell's record, logged."""
+    """One cell, logged: the few-shot fit on k drawn rows, and ``baseline`` (its configs/predictor
+    option and factory) fitted on the same k rows alone and scored on the same test rows."""
+    result = fit_column(data, metric, device, few_shot, k, seed, sources)
+    alone = fit_split(data, metric, device, baseline[1], result.split, seed)
     scores = result.metrics
-    assert result.sources is not None
     record = FewShotRecord(
         result.space,
         result.metric,
         result.device,
         k,
         result.seed,
-        n_source,
+        len(sources.pool.rows),
         len(result.split.test),
-        tuple(result.sources.predictors),
+        tuple(sources.predictors),
         _number(scores["spearman"]),
         _number(scores["within_10pct"]),
         _number(scores["coverage"]),
-        baseline,
+        baseline[0],
         _number(alone.metrics["spearman"]),
         {name: round(share, 4) for name, share in result.predictor.leaned_on().items()},
     )
     log(
         f"  {record.device:16s} k={k:3d} spearman={record.spearman:.3f} "
         f"within10={record.within_10pct:.3f} cover={record.coverage:.2f} "
-        f"{baseline} alone={record.baseline_spearman:.3f} leaned on {_top(record.leaned_on)}"
+        f"{baseline[0]} alone={record.baseline_spearman:.3f} leaned on {_top(record.leaned_on)}"
     )
     return record
 
