@@ -58,15 +58,11 @@ import numpy as np
 
 from latency_predictors.predictors._analytic import check_recorded
 from latency_predictors.predictors._common import check_targets, conformal_factor
+from latency_predictors.predictors._correction import MIN_BOOSTED_FIT, ROUNDS, out_of_fold_rounds
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError, check_layered
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture, IntervalPredictor, SearchSpace
-
-#: Correction rounds compared out of fold (cumulative: one booster per fold predicts them all).
-ROUNDS = (0, 10, 25, 50, 100, 150, 200, 300)
-#: Fewest rows for folds; below it the layer sum is used alone.
-MIN_BOOSTED_FIT = 20
 
 
 class BoostedLayerSumPredictor(StoredPredictor, IntervalPredictor):
@@ -172,13 +168,8 @@ class BoostedLayerSumPredictor(StoredPredictor, IntervalPredictor):
         if not covers or n <= len(self.layer_sum.keys):  # more layer costs than networks
             names.append("mean")
         bases = self._out_of_fold_bases(archs, y, t, fold_designs, names)
-        out_of_fold = np.empty((len(bases), len(ROUNDS), n))  # (base, rounds, row)
-        for b, base in enumerate(bases.values()):
-            for held, kept, kept_x, held_x in fold_designs:
-                booster = self.trees.train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
-                for k, rounds in enumerate(ROUNDS):
-                    correction = self.trees.predict(booster, held_x, rounds) if rounds else 0.0
-                    out_of_fold[b, k, held] = base[held] + correction
+        # (base, rounds, row)
+        out_of_fold = np.stack([out_of_fold_rounds(self.trees, fold_designs, t, base) for base in bases.values()])
         errors = ((out_of_fold - t) ** 2).sum(axis=2)
         b, best = np.unravel_index(int(np.argmin(errors)), errors.shape)  # first minimum: layer sum, fewest rounds
         self.base, self.rounds = list(bases)[b], ROUNDS[best]

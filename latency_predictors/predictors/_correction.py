@@ -20,12 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from latency_predictors.predictors._boosted import MIN_BOOSTED_FIT, ROUNDS
 from latency_predictors.predictors._trees import ClassMemory, SpaceTrees, model_array, model_from_array
 from nas import Architecture
 
+#: Correction rounds compared out of fold (cumulative: one booster per fold predicts them all).
+ROUNDS = (0, 10, 25, 50, 100, 150, 200, 300)
+#: Fewest rows for folds; below it the base is used alone.
+MIN_BOOSTED_FIT = 20
 #: The key of the trees in a predictor file's arrays.
 MODEL_KEY = "correction_model"
+
+#: One fold of :meth:`._trees.SpaceTrees.fold_designs`: held and kept masks, their model inputs.
+FoldDesign = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def out_of_fold_rounds(trees: SpaceTrees, folds: Sequence[FoldDesign], t: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``(len(ROUNDS), rows)``: each row's log prediction by ``base`` (out of fold) plus the trees
+    boosted from it on the other folds, after each count of :data:`ROUNDS`."""
+    out_of_fold = np.empty((len(ROUNDS), len(t)))
+    for held, kept, kept_x, held_x in folds:
+        booster = trees.train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
+        for k, rounds in enumerate(ROUNDS):
+            out_of_fold[k, held] = base[held] + (trees.predict(booster, held_x, rounds) if rounds else 0.0)
+    return out_of_fold
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +62,7 @@ class TreeCorrection:
         if len(t) < MIN_BOOSTED_FIT:
             return cls(), base
         x, classes = trees.features_and_classes(archs)
-        out_of_fold = np.empty((len(ROUNDS), len(t)))
-        for held, kept, kept_x, held_x in trees.fold_designs(x, classes, t):
-            booster = trees.train(kept_x, t[kept], init=base[kept], rounds=max(ROUNDS))
-            for k, rounds in enumerate(ROUNDS):
-                out_of_fold[k, held] = base[held] + (trees.predict(booster, held_x, rounds) if rounds else 0.0)
+        out_of_fold = out_of_fold_rounds(trees, list(trees.fold_designs(x, classes, t)), t, base)
         best = int(np.argmin(((out_of_fold - t) ** 2).sum(axis=1)))  # first minimum: fewest rounds
         if ROUNDS[best] == 0:
             return cls(), base

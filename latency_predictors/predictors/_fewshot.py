@@ -82,9 +82,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
-from latency_predictors.predictors._boosted import ROUNDS
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
-from latency_predictors.predictors._correction import TreeCorrection
+from latency_predictors.predictors._correction import ROUNDS, TreeCorrection
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._trees import SpaceTrees
