@@ -11,8 +11,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -42,12 +42,28 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """One built layer's parameters, memory traffic (elements of its input, output and weights)
-    and FLOPs at batch 1 (as ``nas.objectives.Flops`` counts a network's: 2 x MACs)."""
+    """One built layer's parameters, memory traffic (elements of its input, output and weights),
+    FLOPs (as ``nas.objectives.Flops`` counts a network's: 2 x MACs) and activation traffic
+    (elements every op of the layer reads and writes: each leaf module's inputs and output, so
+    the tensors inside a block count too), all at batch 1.
+
+    Activation traffic is what a device bound by moving activations pays for (a GPU at batch 64
+    runs FBNet's wide early blocks at the speed their expanded tensors stream through memory),
+    and what ``traffic`` misses: an expansion-6 block's inner tensors are six times its input.
+    """
 
     params: int
     traffic: int
     flops: int
+    activation_traffic: int
+
+
+def _count_moved(moved: list[int], module: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    """Forward hook of a leaf module: add the elements it read and wrote to ``moved[0]``."""
+    import torch
+
+    tensors = [*inputs, *(output if isinstance(output, tuple | list) else (output,))]
+    moved[0] += sum(t.numel() for t in tensors if isinstance(t, torch.Tensor))
 
 
 class LayeredSpace(SearchSpace):
@@ -85,11 +101,19 @@ class LayeredSpace(SearchSpace):
                 for key, layer in missing.items():
                     module = self.build_layer(layer).eval()
                     inputs = torch.zeros(1, *layer.input_shape)
+                    moved = [0]
+                    hooks = [
+                        m.register_forward_hook(partial(_count_moved, moved))
+                        for m in module.modules()
+                        if next(m.children(), None) is None
+                    ]
                     with FlopCounterMode(display=False) as counter:
                         outputs = module(inputs)
+                    for hook in hooks:
+                        hook.remove()
                     params = sum(p.numel() for p in module.parameters())
                     traffic = inputs.numel() + outputs.numel() + params
-                    known[key] = LayerStats(params, traffic, int(counter.get_total_flops()))
+                    known[key] = LayerStats(params, traffic, int(counter.get_total_flops()), moved[0])
         return [known[layer.key] for layer in layers]
 
     @cached_property

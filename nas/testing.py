@@ -69,6 +69,24 @@ def _with_extremes(space: SearchSpace, archs: list[Architecture]) -> list[Archit
     return [*archs, space.smallest(), space.largest()] if isinstance(space, BoundedSpace) else archs
 
 
+def _leaf_activations(model: torch.nn.Module, example: torch.Tensor) -> int:
+    """Elements every leaf module of ``model`` reads and writes on ``example``: the whole
+    network's activation traffic, counted apart from the space's per-layer statistics."""
+    moved = 0
+
+    def count(module: torch.nn.Module, inputs: tuple[object, ...], output: object) -> None:
+        nonlocal moved
+        outputs = output if isinstance(output, tuple | list) else (output,)
+        moved += sum(t.numel() for t in (*inputs, *outputs) if isinstance(t, torch.Tensor))
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model(example)
+    for hook in hooks:
+        hook.remove()
+    return moved
+
+
 def _require(space: SearchSpace, ability: type[_Ability]) -> _Ability:
     """``space`` as an instance of ``ability``; the test is skipped for a space without it."""
     if not isinstance(space, ability):
@@ -559,6 +577,10 @@ class LayerContract:
             )
             assert float(sum(s.flops for s in stats)) == float(counted), arch.string
             assert all(s.traffic > s.params for s in stats), arch.string
+            # A layer may build as a module what the network does functionally (NB201's node
+            # additions), which no hook on the network sees: the layers' count is never below it.
+            moved = _leaf_activations(model, space.example_input(1, arch=arch))
+            assert sum(s.activation_traffic for s in stats) >= moved > 0, arch.string
 
     def test_additive_layers_are_a_constant_plus_one_term_per_gene(
         self, space: LayeredSpace, layer_archs: list[Architecture]

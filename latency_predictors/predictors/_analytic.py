@@ -3,9 +3,17 @@
 Each is a sum over the network's layers, which a tree or an MLP on one-hot genes would otherwise
 have to piece together. :class:`AnalyticCosts` gives what a space lets it compute for a whole
 batch cheaply: FLOPs where the space counts them (:class:`nas.FlopsSpace`: NB201, FBNet, OFA),
-parameters and memory traffic where its networks add up over genes (:class:`nas.AdditiveSpace`:
-NB201, FBNet). Predictors record the names they used and refuse a file whose names the space no
-longer gives.
+parameters, memory traffic and activation traffic where its networks add up over genes
+(:class:`nas.AdditiveSpace`: NB201, FBNet). Predictors record the names they used and refuse a
+file whose names the space no longer gives.
+
+Activation traffic (every op's inputs and output, so a block's inner tensors count) is offered to
+whoever asks (``ALL_COSTS``); the few-shot blend does. It is what a device bound by moving
+activations pays: FBNet's titan_rtx_64 (batch 64) costs each layer about its batch-1 overhead
+plus a term that follows the expanded tensors of the wide early blocks, which FLOPs and the
+layer-boundary traffic miss. Added to the few-shot blend it lifted titan_rtx_64 at k = 10 from
+Spearman 0.808 to 0.928 (leave one device out; figures in _fewshot.py). gbdt, the MLP and the
+trees keep :data:`BASIC_COSTS`, what they were measured with.
 
 OFA's FLOPs (one gather per batch) lifted gbdt on its batch-64 GPU columns from Spearman 0.990 /
 0.988 to 0.999 / 0.999 and within +/-10% from 92% to 99.5-99.8% (titan_rtx_64, v100_64; 900 rows,
@@ -21,22 +29,34 @@ from functools import cached_property
 
 import numpy as np
 
-from latency_predictors.predictors._features import params_and_traffic, per_choice
+from latency_predictors.predictors._features import layer_sums, per_choice
 from nas import AdditiveSpace, Architecture, BatchFlopsSpace, FlopsSpace, SearchSpace
+
+#: The costs a predictor reads unless it asks for others: what gbdt, the MLP and the trees were
+#: measured with (and what their files record).
+BASIC_COSTS = ("flops", "params", "memory_traffic")
+#: Every cost this module computes, in this order.
+ALL_COSTS = (*BASIC_COSTS, "activation_traffic")
 
 
 class AnalyticCosts:
-    """A space's analytic costs of whole batches, by name (``flops``, ``params``,
-    ``memory_traffic``). In an additive space each is one gather of per-choice costs, computed
-    once per object from the space's ``flops`` and layer statistics."""
+    """A space's analytic costs of whole batches, by name: ``flops``, ``params``,
+    ``memory_traffic`` and ``activation_traffic`` (the elements every op of the network reads and
+    writes; :class:`nas.LayerStats`). In an additive space each is one gather of per-choice costs,
+    computed once per object from the space's ``flops`` and layer statistics. ``wanted`` names
+    the costs to give (:data:`BASIC_COSTS` by default), of which :attr:`names` keeps those the
+    space has."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, wanted: Sequence[str] = BASIC_COSTS) -> None:
         self.space = space
-        names = ["flops"] if isinstance(space, FlopsSpace) else []
+        given = ["flops"] if isinstance(space, FlopsSpace) else []
         if isinstance(space, AdditiveSpace):
-            names += ["params", "memory_traffic"]
-        #: The costs this space gives, in the order :meth:`of` gives them.
-        self.names: tuple[str, ...] = tuple(names)
+            given += ["params", "memory_traffic", "activation_traffic"]
+        unknown = sorted(set(wanted) - set(ALL_COSTS))
+        if unknown:
+            raise ValueError(f"unknown analytic cost(s) {unknown}; known: {list(ALL_COSTS)}")
+        #: The costs this object gives, in the order :meth:`of` gives them.
+        self.names: tuple[str, ...] = tuple(name for name in ALL_COSTS if name in wanted and name in given)
 
     def flops(self, archs: Sequence[Architecture], gene_indices: np.ndarray | None = None) -> np.ndarray | None:
         """FLOPs of each architecture (float64), or ``None`` when the space does not count them:
@@ -53,13 +73,13 @@ class AnalyticCosts:
         constant, costs = self._flops_per_choice
         return constant + space.encoding.sum_per_choice(indices, costs)
 
-    def params_and_traffic(self, gene_indices: np.ndarray) -> np.ndarray | None:
-        """Parameters and memory traffic of each network, ``(n, 2)`` float64, as one gather of
-        per-choice costs; ``None`` unless the space is additive (a per-network sum over layers
-        would cost a predictor more than its model does)."""
+    def layer_sums(self, gene_indices: np.ndarray) -> np.ndarray | None:
+        """Parameters, memory traffic and activation traffic of each network, ``(n, 3)``
+        float64, as one gather of per-choice costs; ``None`` unless the space is additive (a
+        per-network sum over layers would cost a predictor more than its model does)."""
         if not isinstance(self.space, AdditiveSpace):
             return None
-        constant, costs = self._params_and_traffic_per_choice
+        constant, costs = self._layer_sums_per_choice
         return constant + self.space.encoding.sum_per_choice(gene_indices, costs)
 
     @cached_property
@@ -67,20 +87,24 @@ class AnalyticCosts:
         return per_choice(self.space, self.space.flops)  # type: ignore[attr-defined]
 
     @cached_property
-    def _params_and_traffic_per_choice(self) -> tuple[np.ndarray, np.ndarray]:
+    def _layer_sums_per_choice(self) -> tuple[np.ndarray, np.ndarray]:
         space = self.space
-        columns = [per_choice(space, lambda a, k=k: params_and_traffic(space, a)[k]) for k in (0, 1)]  # type: ignore[arg-type]
+        columns = [per_choice(space, lambda a, k=k: layer_sums(space, a)[k]) for k in (0, 1, 2)]  # type: ignore[arg-type]
         return np.array([c for c, _ in columns]), np.column_stack([costs for _, costs in columns])
 
     def of(self, archs: Sequence[Architecture], gene_indices: np.ndarray) -> dict[str, np.ndarray]:
         """The costs of ``archs`` by name (:attr:`names`)."""
         costs: dict[str, np.ndarray] = {}
-        flops = self.flops(archs, gene_indices)
-        if flops is not None:
+        if "flops" in self.names:
+            flops = self.flops(archs, gene_indices)
+            assert flops is not None
             costs["flops"] = flops
-        stats = self.params_and_traffic(gene_indices)
-        if stats is not None:
-            costs["params"], costs["memory_traffic"] = stats[:, 0], stats[:, 1]
+        if set(self.names) & {"params", "memory_traffic", "activation_traffic"}:
+            sums = self.layer_sums(gene_indices)
+            assert sums is not None
+            for column, name in enumerate(("params", "memory_traffic", "activation_traffic")):
+                if name in self.names:
+                    costs[name] = sums[:, column]
         return costs
 
     def matrix(self, archs: Sequence[Architecture], gene_indices: np.ndarray, names: Sequence[str]) -> np.ndarray:

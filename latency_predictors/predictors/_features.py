@@ -17,7 +17,7 @@ __all__ = [
     "features",
     "features_version",
     "flops_of_layers",
-    "params_and_traffic",
+    "layer_sums",
     "per_choice",
 ]
 
@@ -33,11 +33,15 @@ def per_choice(space: SearchSpace, cost: Callable[[Architecture], float]) -> tup
     return constant, np.array(costs)
 
 
-def params_and_traffic(space: LayeredSpace, arch: Architecture) -> tuple[float, float]:
-    """``arch``'s parameters and memory traffic (elements its layers read and write: each
-    layer's input, output and weights), summed over its layers (each built once per space)."""
+def layer_sums(space: LayeredSpace, arch: Architecture) -> tuple[float, float, float]:
+    """``arch``'s parameters, memory traffic and activation traffic (:class:`nas.LayerStats`),
+    each summed over its layers."""
     stats = space.layer_stats(space.layers(arch))
-    return float(sum(s.params for s in stats)), float(sum(s.traffic for s in stats))
+    return (
+        float(sum(s.params for s in stats)),
+        float(sum(s.traffic for s in stats)),
+        float(sum(s.activation_traffic for s in stats)),
+    )
 
 
 def flops_of_layers(space: LayeredSpace, arch: Architecture) -> float:

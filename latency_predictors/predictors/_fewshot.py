@@ -11,12 +11,12 @@ Two blends (``blend``):
 
       y(a) ~ b + sum_s w_s * source_s(a) + sum_c v_c * cost_c(a),      b, w, v >= 0
 
-  where the ``cost_c`` (``analytic=True``) are the space's analytic costs: FLOPs, parameters and
-  memory traffic, where the space gives them (:class:`._analytic.AnalyticCosts`). Why
-  linear: a network's latency is a sum over its layers, and a non-negative mix of per-layer cost
-  models is again one, so a target device whose layer costs are a mix of the sources' (compute-
-  bound like one, memory-bound like another) is represented exactly; the analytic costs add pure
-  compute- and memory-cost sources.
+  where the ``cost_c`` (``analytic=True``) are the space's analytic costs: FLOPs, parameters,
+  memory traffic and activation traffic, where the space gives them
+  (:class:`._analytic.AnalyticCosts`, ``ALL_COSTS``). Why linear: a network's latency is a sum
+  over its layers, and a non-negative mix of per-layer cost models is again one, so a target
+  device whose layer costs are a mix of the sources' (compute-bound like one, memory-bound like
+  another) is represented exactly; the analytic costs add pure compute- and memory-cost sources.
 * with ``own_layer_sum=True``, one more column: the target's own :class:`LayerSumPredictor`
   fitted on the ``k`` points. It is *stacked*: the blend is fitted on its cross-fitted
   predictions (each point predicted by a layer sum that did not see it), so it earns weight only
@@ -81,7 +81,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latency_predictors.predictors._analytic import AnalyticCosts, check_recorded
+from latency_predictors.predictors._analytic import ALL_COSTS, AnalyticCosts, check_recorded
 from latency_predictors.predictors._common import check_space, check_targets, conformal_factor
 from latency_predictors.predictors._correction import ROUNDS, TreeCorrection
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
@@ -223,7 +223,7 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         self.device_fingerprint = device_fingerprint
         self.sources: dict[str, Predictor] = dict(sources)
         self.blend = blend
-        self._costs = AnalyticCosts(space)
+        self._costs = AnalyticCosts(space, ALL_COSTS)
         self.analytic_costs: tuple[str, ...] = self._costs.names if analytic else ()
         self.own_layer_sum = bool(own_layer_sum)
         self.ridge = float(ridge)
@@ -499,7 +499,9 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         )
         predictor.own = own
         predictor.correction = TreeCorrection.from_arrays(arrays, int(p.get("correction_rounds", 0)))
-        check_recorded(path, space, recorded, predictor.analytic_costs)
+        # Files written before activation traffic was a column name fewer costs: read them so.
+        check_recorded(path, space, recorded, tuple(n for n in predictor.analytic_costs if n in recorded))
+        predictor.analytic_costs = recorded
         predictor.fitted = BLENDS[blend].from_stored(arrays, p)
         predictor.factor = float(p["factor"])
         predictor.calibrated = bool(p["calibrated"])

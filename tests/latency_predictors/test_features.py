@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latency_predictors.predictors._analytic import AnalyticCosts
+from latency_predictors.predictors._analytic import ALL_COSTS, AnalyticCosts
 from latency_predictors.predictors._features import (
     count_feature_names,
     feature_matrix,
     features,
     features_version,
-    params_and_traffic,
+    layer_sums,
     per_choice,
 )
 from nas import AdditiveSpace, Architecture, DerivedFeaturesSpace, SearchSpace
@@ -61,14 +61,25 @@ def test_analytic_costs_equal_the_per_network_counts(space: SearchSpace) -> None
     assert flops is not None and flops.dtype == np.float64
     np.testing.assert_array_equal(flops, [float(space.flops(a)) for a in archs])
     np.testing.assert_array_equal(costs.flops(archs, indices), flops)
-    stats = costs.params_and_traffic(indices[-5:])
+    stats = costs.layer_sums(indices[-5:])
     if not isinstance(space, AdditiveSpace):
-        assert stats is None
+        assert stats is None and AnalyticCosts(space, ALL_COSTS).names == ("flops",)
         return
     assert stats is not None
-    np.testing.assert_allclose(stats, [params_and_traffic(space, a) for a in archs[-5:]], rtol=1e-12)
+    np.testing.assert_allclose(stats, [layer_sums(space, a) for a in archs[-5:]], rtol=1e-12)
     matrix = costs.matrix(archs, indices, costs.names)
-    np.testing.assert_array_equal(matrix, np.column_stack([flops, costs.params_and_traffic(indices)]))
+    np.testing.assert_array_equal(matrix, np.column_stack([flops, costs.layer_sums(indices)[:, :2]]))
+    every = AnalyticCosts(space, ALL_COSTS)
+    assert every.names == ALL_COSTS
+    np.testing.assert_array_equal(every.matrix(archs, indices, every.names)[:, :3], matrix)
+    np.testing.assert_array_equal(
+        every.matrix(archs, indices, ["activation_traffic"])[:, 0], costs.layer_sums(indices)[:, 2]
+    )
+
+
+def test_unknown_analytic_costs_are_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown analytic cost\(s\) \['power'\]"):
+        AnalyticCosts(FBNetSpace(), ["flops", "power"])
 
 
 def test_per_choice_costs_add_up_in_an_additive_space() -> None:

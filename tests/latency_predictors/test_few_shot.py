@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from latency_predictors import FewShotPredictor, GradientBoostingPredictor
-from latency_predictors.predictors._features import params_and_traffic
+from latency_predictors.predictors._features import layer_sums
 from nas import Architecture, Predictor, SearchSpace
 from nas.predictor_file import read_header
 from nas.testing import PredictorContract, rewrite_predictor_header
@@ -83,11 +83,12 @@ def test_both_blends_adapt_and_analytic_costs_are_sources(
     few = FewShotPredictor(space, "target", sources, blend=blend, analytic=blend == "linear").fit(archs, y)
     assert spearmanr(few.predict(test_archs), test_y).statistic > 0.85
     features = few.source_features(test_archs[:3])
-    assert few.analytic_costs == (("flops", "params", "memory_traffic") if blend == "linear" else ())
+    every = ("flops", "params", "memory_traffic", "activation_traffic")
+    assert few.analytic_costs == (every if blend == "linear" else ())
     assert features.shape == (3, len(SOURCES) + len(few.analytic_costs))
-    if blend == "linear":  # the space's own FLOPs, parameters and traffic, one architecture at a time
-        np.testing.assert_array_equal(features[:, -3], [space.flops(a) for a in test_archs[:3]])
-        np.testing.assert_allclose(features[:, -2:], [params_and_traffic(space, a) for a in test_archs[:3]], rtol=1e-12)
+    if blend == "linear":  # the space's own FLOPs and layer sums, one architecture at a time
+        np.testing.assert_array_equal(features[:, -4], [space.flops(a) for a in test_archs[:3]])
+        np.testing.assert_allclose(features[:, -3:], [layer_sums(space, a) for a in test_archs[:3]], rtol=1e-12)
 
 
 def test_a_file_that_names_no_blend_reads_as_the_log_blend(
@@ -104,6 +105,25 @@ def test_a_file_that_names_no_blend_reads_as_the_log_blend(
     loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
     assert loaded.blend == "log" and loaded.analytic_costs == ()
     np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
+
+
+def test_a_file_fitted_before_activation_traffic_reads_with_its_own_costs(
+    data_dir: Path, sources: dict[str, Predictor], tmp_path: Path
+) -> None:
+    """Files written before activation traffic was a column name three costs: they load with
+    those three and predict as saved; a file naming a cost the space does not give is refused."""
+    space = NB201Space()
+    archs, y, test_archs, _ = target_rows(data_dir, n_test=100)
+    few = FewShotPredictor(space, "target", sources)
+    few.analytic_costs = ("flops", "params", "memory_traffic")  # as the predictor was before
+    few.fit(archs, y).save(tmp_path / "few.npz")
+    loaded = FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
+    assert loaded.analytic_costs == ("flops", "params", "memory_traffic")
+    np.testing.assert_array_equal(loaded.predict(test_archs), few.predict(test_archs))
+    params = read_header(tmp_path / "few.npz")["params"]
+    rewrite_predictor_header(tmp_path / "few.npz", params={**params, "analytic_costs": ["flops", "power"]})
+    with pytest.raises(ValueError, match="refit the predictor"):
+        FewShotPredictor.load(tmp_path / "few.npz", space=space, device_fingerprint="target")
 
 
 def test_own_layer_sum_is_stacked_where_it_predicts_and_saved(

@@ -263,6 +263,22 @@ def test_parameter_counts_match_hand_count(space: FBNetSpace) -> None:
     assert param_count(imagenet.build(arch)) == hand_param_count(arch, head=1984, classes=1000)
 
 
+def test_activation_traffic_of_every_inverted_residual_is_the_hand_count(space: FBNetSpace) -> None:
+    # Elements read and written per op, batch 1: the 1x1 expansion reads in*H^2 and writes m*H^2;
+    # its BN, ReLU and the shuffle (an Identity without groups) each read and write m*H^2; the
+    # depthwise conv reads m*H^2 and writes m*h^2 (h after the stride); its BN and ReLU 2*m*h^2
+    # each; the projection reads m*h^2 and writes out*h^2; its BN 2*out*h^2. The residual addition
+    # is no module, so it is not counted.
+    sizes = space.macro.input_sizes()
+    for op in OPS[:-1]:
+        layers = space.layers(space.parse(uniform(op)))[1:23]
+        stats = space.layer_stats(layers)
+        for shape, size, after, stat in zip(space.macro.layers, sizes, sizes[1:], stats):
+            mid = shape.in_channels * BLOCKS[op].expansion
+            expected = size**2 * (shape.in_channels + 8 * mid) + after**2 * (6 * mid + 3 * shape.out_channels)
+            assert stat.activation_traffic == expected, (op, shape, size)
+
+
 @pytest.mark.slow
 def test_layer_flops_match_flop_counter_for_every_layer_shape() -> None:
     # Every (position shape, input size) that occurs in either macro, each with all nine blocks.
