@@ -26,6 +26,7 @@ from nas._capabilities import (
     features_version,
     isomorphism_classes,
 )
+from nas._deployment import DeployedSpace, Deployment, DeploymentGenes
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
@@ -62,6 +63,9 @@ __all__ = [
     "Constraint",
     "Cost",
     "DEVICE_FILE",
+    "DeployedSpace",
+    "Deployment",
+    "DeploymentGenes",
     "DerivedFeaturesSpace",
     "Device",
     "DisconnectedSpace",

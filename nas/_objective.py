@@ -53,6 +53,13 @@ class Candidate:
         self.space = space
 
     @cached_property
+    def network(self) -> Architecture:
+        """The network the candidate runs (``space.network_of``): ``arch`` itself, unless its
+        space adds a deployment to it. Objectives that look networks up in a table read this. A
+        candidate made without a space (a table lookup needs none) is its own network."""
+        return self.arch if self.space is None else self.space.network_of(self.arch)
+
+    @cached_property
     def model(self) -> nn.Module:
         return self.fresh_model()
 

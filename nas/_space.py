@@ -85,6 +85,12 @@ class SearchSpace(ABC):
         """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""
         return genes
 
+    def network_of(self, arch: Architecture) -> Architecture:
+        """The network ``arch`` names, as an architecture of the space whose tables list it:
+        ``arch`` itself, except in a space that adds more to a candidate than its network
+        (:class:`nas.DeployedSpace`: how it is deployed)."""
+        return arch
+
     # Everything below derives from the methods above.
 
     @cached_property

@@ -21,6 +21,7 @@ from latency_predictors.measure._bench import (
     measure_into,
     open_profile,
 )
+from latency_predictors.measure._deployed import DeployedLatency
 from latency_predictors.measure._drift import (
     DriftError,
     DriftMonitor,
@@ -77,6 +78,7 @@ from latency_predictors.measure._runtimes import (
     CudaEventRun,
     OnnxRuntimeCPU,
     Runtime,
+    TorchCompileCPU,
     TorchCUDA,
     TorchEagerCPU,
     quantize_int8,
@@ -121,6 +123,7 @@ __all__ = [
     "LayerProfileWriter",
     "Measure",
     "MeasuredLatency",
+    "DeployedLatency",
     "NvmlMeter",
     "OnnxRuntimeCPU",
     "ProfileCorruptError",
@@ -133,6 +136,7 @@ __all__ = [
     "Selection",
     "SelectionError",
     "TorchCUDA",
+    "TorchCompileCPU",
     "TorchEagerCPU",
     "all_layers",
     "check_iqr_ratio",

@@ -66,6 +66,8 @@ class LatencyStats:
     outliers: int = 0
     ci_rel: float = math.inf
     stable: bool | None = None
+    #: 95th percentile of the kept calls: what an application's "p95 latency <= X ms" bounds.
+    p95_ms: float = math.nan
 
     @property
     def iqr_ratio(self) -> float:
@@ -148,7 +150,7 @@ def tukey_keep(samples_ms: np.ndarray) -> np.ndarray:
 
 
 def _summarise(samples_ms: np.ndarray, kept_ms: np.ndarray, stable: bool | None) -> LatencyStats:
-    q1, median, q3 = np.percentile(kept_ms, [25.0, 50.0, 75.0])
+    q1, median, q3, p95 = np.percentile(kept_ms, [25.0, 50.0, 75.0, 95.0])
     return LatencyStats(
         median_ms=float(median),
         iqr_ms=float(q3 - q1),
@@ -158,6 +160,7 @@ def _summarise(samples_ms: np.ndarray, kept_ms: np.ndarray, stable: bool | None)
         outliers=len(samples_ms) - len(kept_ms),
         ci_rel=median_ci_rel(kept_ms),
         stable=stable,
+        p95_ms=float(p95),
     )
 
 

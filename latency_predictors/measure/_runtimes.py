@@ -237,6 +237,47 @@ class TorchEagerCPU(Runtime):
         }
 
 
+class TorchCompileCPU(Runtime):
+    """The ``nn.Module`` compiled by ``torch.compile`` (inductor, static shapes) for the CPU and
+    run under ``inference_mode``.
+
+    Compiling is setup, not inference: ``prepare`` compiles and runs the example once (10-40 s
+    for an NB201 network on one core of this machine, which needs a C++ compiler), so the timed
+    calls run the generated kernels. Each ``prepare`` first resets dynamo: networks of one space
+    share their ``forward`` code, and past dynamo's recompile limit a new network would silently
+    run eagerly. Inductor fixes its kernels' thread count when it compiles, so it compiles under
+    ``threads``.
+    """
+
+    name = "torch_compile"
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = _check_threads(threads)
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, workdir: Path) -> Callable[[], None]:
+        net = copy.deepcopy(model).eval()
+        x = example.detach().cpu()
+        threads = self.threads
+        torch._dynamo.reset()
+        with torch_threads(threads), torch.inference_mode():
+            compiled = torch.compile(net, dynamic=False, fullgraph=True)
+            compiled(x)
+
+        def run() -> None:
+            with torch_threads(threads), torch.inference_mode():
+                compiled(x)
+
+        return run
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "runtime": self.name,
+            "version": torch.__version__,
+            "threads": self.threads,
+            "execution_provider": "cpu (inductor)",
+        }
+
+
 class CudaEventRun(DeviceTimedRun):
     """One inference on the GPU, timed by CUDA events recorded on the current stream around it."""
 

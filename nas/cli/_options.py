@@ -157,6 +157,7 @@ SEARCH: dict[str, Rule] = {
     "tensorboard_figure_every": whole(1),
     "space.name": name,
     "device.name": name,
+    "deployment.name": name,
     "export.opset": whole(7),
 }
 PIPELINE: dict[str, Rule] = {

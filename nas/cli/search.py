@@ -155,7 +155,7 @@ def search_run(
 def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = None) -> Search:
     """The search a composed config describes; ``storage`` replaces the config's (several devices
     of one run share one storage)."""
-    space = instantiate(cfg.space.instance)
+    space = search_space(cfg)
     objectives = _named(cfg.objectives, cfg.device.name)
     # A recorded metric that is also an objective (params in synflow_params) is recorded as one.
     metrics = [m for m in _named(cfg.metrics, cfg.device.name) if m.name not in {o.name for o in objectives}]
@@ -180,6 +180,15 @@ def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = 
         storage=storage if storage is not None else instantiate(cfg.storage),
         study_name=cfg.study_name,
     )
+
+
+def search_space(cfg: DictConfig) -> SearchSpace:
+    """The space a search config's candidates come from: ``space``'s, each network with a
+    deployment where ``deployment`` names one (a :class:`nas.DeployedSpace`)."""
+    space = instantiate(cfg.space.instance)
+    if cfg.get("deployment") is not None:
+        space = instantiate(cfg.deployment, space=space)
+    return space
 
 
 def build_constraints(group: DictConfig, measures: list[Objective]) -> tuple[list[Constraint], list[Objective]]:

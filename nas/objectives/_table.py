@@ -94,7 +94,7 @@ class TableMetric(Objective):
         return self.metric if self.device is None else f"{self.metric}[{self.device}]"
 
     def __call__(self, candidate: Candidate) -> float:
-        arch = candidate.arch.string
+        arch = candidate.network.string
         try:
             value = self.table.value(self.metric, self.device, arch)
         except KeyError as error:

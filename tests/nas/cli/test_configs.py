@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from latency_predictors import Bench, Runtime
-from nas import Architecture, Constraint, Objective, Predictor, SearchSpace
+from nas import Architecture, Constraint, DeployedSpace, Objective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.training import ImageDataset, SamplingStrategy
 
@@ -172,6 +172,15 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         assert isinstance(instantiate(node), ImageDataset)
     elif group == "strategy":
         assert isinstance(instantiate(node), SamplingStrategy)
+    elif group == "deployment" and node is None:
+        assert option == "none"
+    elif group == "deployment":  # the space it wraps, and a device that runs every runtime it names
+        space = instantiate(node, space=instantiate(cfg.space.instance))
+        assert isinstance(space, DeployedSpace)
+        latency = instantiate(cfg.device.latency_ms, name="latency_ms")
+        assert sorted(latency.runtimes) == sorted(map(str, space.deployment.selector.choices))
+        arch = space.sample(np.random.default_rng(0))
+        assert space.parse(arch.string) == arch
     else:
         pytest.fail(f"config group {group!r} has no composition test: add a branch here")
 

@@ -1,0 +1,198 @@
+"""Deployment genes: how a network is run, searched beside the network itself.
+
+Latency and energy belong to a network *as deployed*: the runtime, its graph optimisations, the
+precision, the threads and the batch change them as much as the architecture does. A
+:class:`DeployedSpace` makes the deployment part of the candidate: its genes are the network's
+space's genes followed by the deployment's (:class:`DeploymentGenes`, declared as data in
+``configs/deployment/``), and its canonical string is ``<network string>@<deployment string>``,
+e.g. ``|nor_conv_3x3~0|+...|@runtime=onnxruntime,graph_optimization=all,precision=int8,threads=2,
+batch_size=1``. So storages, resume, de-duplication and the Pareto files carry the deployment
+with no change: a candidate is one :class:`~nas.Architecture` of one space, as before.
+
+The first deployment gene decides which of the others apply (``takes``): onnxruntime reads a
+graph-optimisation level and a precision, PyTorch eager reads neither. A gene the chosen value does
+not take is normalised to its first choice and left out of the string, as a skipped layer's genes
+are, so one deployment has one string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nas._architecture import Architecture, ArchitectureError, GeneValue
+from nas._space import Gene, SearchSpace
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: Between the network's string and the deployment's (no space's strings contain it).
+SEPARATOR = "@"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How one network is deployed: the values of the genes its runtime takes, in declared order
+    (the first is the runtime gene's)."""
+
+    settings: tuple[tuple[str, GeneValue], ...]
+
+    @property
+    def params(self) -> dict[str, GeneValue]:
+        return dict(self.settings)
+
+    def __getitem__(self, gene: str) -> GeneValue:
+        return self.params[gene]
+
+    def get(self, gene: str, default: GeneValue | None = None) -> GeneValue | None:
+        return self.params.get(gene, default)
+
+    @property
+    def string(self) -> str:
+        return ",".join(f"{name}={value}" for name, value in self.settings)
+
+    def __str__(self) -> str:
+        return self.string
+
+
+class DeploymentGenes:
+    """The deployment decisions of a search, as data: ``genes`` maps each gene to its choices
+    (the first gene selects the runtime), ``takes`` maps each value of the first gene to the other
+    genes that runtime reads (all of them when it is not listed)."""
+
+    def __init__(
+        self, genes: Mapping[str, Sequence[GeneValue]], takes: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        if not genes:
+            raise ValueError("deployment genes must name at least one gene (the runtime)")
+        self.genes = tuple(Gene(str(name), tuple(choices)) for name, choices in genes.items())
+        for gene in self.genes:
+            if not gene.choices:
+                raise ValueError(f"deployment gene {gene.name!r} has no choices")
+        self.selector = self.genes[0]
+        others = [g.name for g in self.genes[1:]]
+        takes = dict(takes or {})
+        unknown_values = sorted(set(takes) - {str(c) for c in self.selector.choices})
+        if unknown_values:
+            raise ValueError(
+                f"deployment takes names {unknown_values}, which are not choices of the {self.selector.name!r} "
+                f"gene ({list(self.selector.choices)}): add them to its choices or drop their entries "
+                f"(on the command line: ~deployment.deployment.takes.{unknown_values[0]})"
+            )
+        self.takes: dict[GeneValue, tuple[str, ...]] = {}
+        for value in self.selector.choices:
+            taken = [str(g) for g in takes.get(str(value), others)]
+            unknown = sorted(set(taken) - set(others))
+            if unknown:
+                raise ValueError(f"deployment takes.{value} names unknown gene(s) {unknown}; the genes are {others}")
+            self.takes[value] = tuple(g for g in others if g in taken)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.genes)
+
+    def normalise(self, values: Mapping[str, GeneValue]) -> dict[str, GeneValue]:
+        """Genes the runtime does not take set to their first choice."""
+        taken = self.takes[values[self.selector.name]]
+        return {g.name: values[g.name] if g is self.selector or g.name in taken else g.choices[0] for g in self.genes}
+
+    def deployment(self, values: Mapping[str, GeneValue]) -> Deployment:
+        selected = values[self.selector.name]
+        names = (self.selector.name, *self.takes[selected])
+        return Deployment(tuple((name, values[name]) for name in names))
+
+    def parse(self, string: str) -> dict[str, GeneValue]:
+        """Gene values of a deployment string (``name=value,...``); the genes its runtime does not
+        take are at their first choice. Values are matched to the declared choices as text."""
+        values: dict[str, GeneValue] = {}
+        for part in string.split(","):
+            name, equals, text = part.partition("=")
+            gene = next((g for g in self.genes if g.name == name.strip()), None)
+            if not equals or gene is None:
+                raise ArchitectureError(
+                    f"deployment {string!r}: {part!r} is not <gene>=<value> of a deployment gene "
+                    f"({', '.join(self.names)})"
+                )
+            match = [c for c in gene.choices if str(c) == text.strip()]
+            if not match:
+                raise ArchitectureError(
+                    f"deployment gene {gene.name!r} has value {text.strip()!r}; allowed values: "
+                    + ", ".join(repr(c) for c in gene.choices)
+                )
+            values[gene.name] = match[0]
+        if self.selector.name not in values:
+            raise ArchitectureError(f"deployment {string!r} names no {self.selector.name!r}")
+        defaults = {g.name: g.choices[0] for g in self.genes}
+        return self.normalise({**defaults, **values})
+
+    def __repr__(self) -> str:
+        genes = {g.name: list(g.choices) for g in self.genes}
+        return f"DeploymentGenes({genes}, takes={ {k: list(v) for k, v in self.takes.items()} })"
+
+
+class DeployedSpace(SearchSpace):
+    """``space``'s networks, each with a deployment: the candidate a deployment search hands out.
+
+    Builds exactly ``space``'s network (a deployment changes how it runs, not what it computes);
+    :meth:`network_of` and :meth:`deployment_of` split a candidate into the two.
+    """
+
+    def __init__(self, space: SearchSpace, deployment: DeploymentGenes, name: str = "deployed") -> None:
+        clash = sorted({g.name for g in space.genes()} & set(deployment.names))
+        if clash:
+            raise ValueError(f"deployment gene(s) {clash} have the names of {space.name} genes; rename them")
+        self.space = space
+        self.deployment = deployment
+        self.name = f"{space.name}{SEPARATOR}{name}"
+        self.num_classes = space.num_classes
+        self.input_shape = space.input_shape
+        self._network_genes = tuple(g.name for g in space.genes())
+
+    def genes(self) -> tuple[Gene, ...]:
+        return (*self.space.genes(), *self.deployment.genes)
+
+    def _split(self, genes: Mapping[str, GeneValue]) -> tuple[dict[str, GeneValue], dict[str, GeneValue]]:
+        network = {name: genes[name] for name in self._network_genes}
+        return network, {name: genes[name] for name in self.deployment.names}
+
+    def format(self, genes: Mapping[str, GeneValue]) -> str:
+        network, deployment = self._split(genes)
+        return f"{self.space.format(network)}{SEPARATOR}{self.deployment.deployment(deployment).string}"
+
+    def parse_genes(self, string: str) -> dict[str, GeneValue]:
+        network, separator, deployment = str(string).rpartition(SEPARATOR)
+        if not separator:
+            raise ArchitectureError(
+                f"{string!r} names no deployment: a {self.name} candidate is <{self.space.name} string>"
+                f"{SEPARATOR}<deployment>, e.g. <network>{SEPARATOR}{self._example_deployment()}"
+            )
+        return {**self.space.parse_genes(network), **self.deployment.parse(deployment)}
+
+    def _example_deployment(self) -> str:
+        return self.deployment.deployment({g.name: g.choices[0] for g in self.deployment.genes}).string
+
+    def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
+        network, deployment = self._split(genes)
+        return {**self.space.normalise(network), **self.deployment.normalise(deployment)}
+
+    def network_of(self, arch: Architecture) -> Architecture:
+        """The network of a candidate, an architecture of :attr:`space`."""
+        return self.space.architecture({name: arch[name] for name in self._network_genes})
+
+    def deployment_of(self, arch: Architecture) -> Deployment:
+        """How the candidate's network is deployed."""
+        return self.deployment.deployment({name: arch[name] for name in self.deployment.names})
+
+    def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
+        return self.space.build(self.network_of(arch), seed=seed)
+
+    def input_shape_of(self, arch: Architecture) -> tuple[int, ...]:
+        return self.space.input_shape_of(self.network_of(arch))
+
+    def example_input(self, batch_size: int = 1, seed: int = 0, arch: Architecture | None = None) -> Any:
+        network = None if arch is None else self.network_of(arch)
+        return self.space.example_input(batch_size, seed=seed, arch=network)
+
+    def __repr__(self) -> str:
+        return f"DeployedSpace({self.space!r}, {self.deployment!r})"

@@ -1,0 +1,56 @@
+"""hwnas-search deployment=cpu_stack: candidates are (network, deployment), measured as deployed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nas import DeployedSpace, DeploymentGenes
+from search_spaces import NB201Space
+from tests.nas.cli.test_search_cli import read_csv, run_search
+
+#: PyTorch eager and onnxruntime only: torch.compile takes 10-40 s per network (its own slow test).
+FAST = (
+    "deployment.deployment.genes.runtime=[onnxruntime,torch_eager]",
+    "~deployment.deployment.takes.torch_compile",
+    "budget.n_trials=8",
+)
+
+
+def test_a_deployment_search_measures_each_candidate_as_deployed_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = run_search("deployment=cpu_stack", *FAST, f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["space"] == "nb201@cpu_stack" and summary["device"] == "cpu_stack"
+    trials = read_csv(run_dir / "trials.csv")
+    genes = DeploymentGenes(
+        {"runtime": ["onnxruntime", "torch_eager"], "graph_optimization": ["all", "basic", "disable"]}
+        | {"precision": ["fp32", "int8"], "threads": [1, 2], "batch_size": [1, 8]},
+        {"torch_eager": ["threads", "batch_size"]},
+    )
+    space = DeployedSpace(NB201Space(), genes, "cpu_stack")
+    complete = [r for r in trials if r["state"] == "COMPLETE"]
+    assert len([r for r in trials if not r["reused_from_trial"]]) == 8 and complete
+    for row in complete:
+        arch = space.parse(row["arch"])  # every candidate names its network and its deployment
+        assert arch.string == row["arch"]
+        deployment = space.deployment_of(arch)
+        assert float(row["latency_ms.batch_size"]) == deployment.get("batch_size", 1)
+        assert 0 < float(row["latency_ms"]) <= float(row["latency_ms.p95_ms"])
+    front = read_csv(run_dir / "pareto.csv")
+    assert front and all("@runtime=" in row["arch"] for row in front)
+    again = run_search("deployment=cpu_stack", *FAST[:2], "budget.n_trials=10", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = read_csv(run_dir / "trials.csv")
+    keep = ("number", "arch", "synflow", "latency_ms")
+    assert len([r for r in after if not r["reused_from_trial"]]) == 10  # the sampler's replays are answered
+    assert [{k: r[k] for k in keep} for r in after[:8]] == [{k: r[k] for k in keep} for r in trials]
+
+
+def test_a_malformed_deployment_declaration_is_named(tmp_path: Path) -> None:
+    result = run_search(
+        "deployment=cpu_stack", "deployment.deployment.takes.torch_eager=[cores]", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode != 0
+    assert "takes.torch_eager names unknown gene(s) ['cores']" in result.stderr
