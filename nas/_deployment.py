@@ -176,6 +176,10 @@ class DeployedSpace(SearchSpace):
         network, deployment = self._split(genes)
         return {**self.space.normalise(network), **self.deployment.normalise(deployment)}
 
+    @property
+    def networks(self) -> SearchSpace:
+        return self.space
+
     def network_of(self, arch: Architecture) -> Architecture:
         """The network of a candidate, an architecture of :attr:`space`."""
         return self.space.architecture({name: arch[name] for name in self._network_genes})

@@ -85,6 +85,12 @@ class SearchSpace(ABC):
         """Rewrite genes that do not change the network (e.g. of skipped layers) to one value."""
         return genes
 
+    @property
+    def networks(self) -> SearchSpace:
+        """The space of the networks :meth:`network_of` gives: this one, unless candidates carry
+        more than a network (a :class:`nas.DeployedSpace`'s networks are its inner space's)."""
+        return self
+
     def network_of(self, arch: Architecture) -> Architecture:
         """The network ``arch`` names, as an architecture of the space whose tables list it:
         ``arch`` itself, except in a space that adds more to a candidate than its network

@@ -119,13 +119,15 @@ class Search:
         self._check_coverage()
 
     def _check_coverage(self) -> None:
-        size = self.space.size()
+        # Tables list networks: a deployed space's candidates share its networks' rows.
+        networks = self.space.networks
+        size = networks.size()
         for measure in self.measures:
             known = measure.oracle()
             if known is not None and len(known) < self.min_table_coverage * size:
                 raise SearchSetupError(
                     f"{measure.name!r} ({measure.source()}) has values for {len(known):,} of the {size:.3g} "
-                    f"architectures of {self.space.name}: a search would seldom propose one it holds. "
+                    f"architectures of {networks.name}: a search would seldom propose one it holds. "
                     "Search a predictor fitted to its rows instead (hwnas-search device=fitted "
                     "device.name=<its column>), or a table that covers the space"
                 )

@@ -46,6 +46,16 @@ profiles, 0.905 -> 0.930 at k = 10, which is why it was tried), roofline columns
 of max(FLOPs, c * traffic): no change) and a ridge layer sum fitted to the blend's residuals
 (fbnet titan_rtx_64 0.808 -> 0.823 at k = 10 without the own layer sum, samsung_a50 worse).
 
+Activation traffic (the elements every op reads and writes, a block's inner tensors included)
+joined the analytic columns after a diagnosis of FBNet's titan_rtx_64 (batch 64): per layer it
+costs about its batch-1 overhead (titan_rtx_1's) plus a term that follows the expanded tensors of
+the wide early blocks, which neither FLOPs nor the layer-boundary traffic follow and no mix of
+the sources spans. Leave one device out, seeds 0-2, k = 5 / 10 / 20 / 50 / 900: fbnet latency
+0.909 / 0.938 / 0.948 / 0.959 / 0.985 -> 0.916 / 0.951 / 0.957 / 0.965 / 0.985 (titan_rtx_64
+0.661 / 0.808 -> 0.729 / 0.928 at k = 5 / 10); fbnet energy (fpga) 0.979 / 0.976 -> 0.971 / 0.974
+at k = 5 / 10, level from k = 20; nb201 latency 0.964 / 0.978 at k = 5 / 10 unchanged (samsung_s7
+0.913 -> 0.908); nb201 energy unchanged; this CPU's three profiles unchanged to three decimals.
+
 With ``k = 10`` the adaptation can only afford a handful of effective parameters; non-negativity
 is the regulariser that lets NNLS pick a sparse subset of sources by itself. Also measured and
 rejected earlier: the best-correlated single source, the mean source, free-sign ridge,

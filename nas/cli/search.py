@@ -176,7 +176,9 @@ def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = 
         objectives=objectives,
         metrics=metrics,
         constraints=constraints,
-        sampler=instantiate(cfg.sampler),
+        # A sampler that models the space (surrogate, mutation) proposes the search's candidates:
+        # with deployment genes, the deployed space's.
+        sampler=instantiate(cfg.sampler, **({"space": space} if "space" in cfg.sampler else {})),
         storage=storage if storage is not None else instantiate(cfg.storage),
         study_name=cfg.study_name,
     )

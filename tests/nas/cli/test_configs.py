@@ -56,6 +56,9 @@ REQUIRED = {
     ("device", "note10"): ["space=ofa"],
     ("objectives", "ofa_accuracy_latency"): ["space=ofa"],
     ("data", "imagefolder"): ["data.root=/nonexistent/images"],
+    # Throughput and p95 are read from a deployment search's device.
+    ("objectives", "accuracy_throughput"): ["deployment=cpu_stack"],
+    ("metrics", "deployed"): ["deployment=cpu_stack"],
 }
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}

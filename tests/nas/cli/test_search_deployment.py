@@ -54,3 +54,34 @@ def test_a_malformed_deployment_declaration_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "takes.torch_eager names unknown gene(s) ['cores']" in result.stderr
+
+
+def test_throughput_and_p95_read_one_timing_and_accuracy_is_the_network_s(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(
+        "deployment=cpu_stack",
+        "objectives=accuracy_throughput",
+        "metrics=deployed",
+        "+constraints.p95_ms.upper=1000",
+        *FAST[:2],
+        "budget.n_trials=12",
+        f"data_dir={data_dir}",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["objectives"] == {"accuracy": "maximize", "samples_per_s": "maximize"}
+    assert summary["constraints"] == ["p95_ms<=1000"]
+    nb201 = NB201Space()
+    # The table is keyed by canonical strings; the network's row gives the candidate's accuracy.
+    accuracy = {
+        nb201.parse(r["arch"]).string: r["cifar10_test_acc"] for r in read_csv(data_dir / "nb201" / "archs.csv")
+    }
+    complete = [r for r in read_csv(tmp_path / "trials.csv") if r["state"] == "COMPLETE"]
+    assert complete
+    for row in complete:
+        network, deployment = row["arch"].rsplit("@", 1)
+        assert float(row["accuracy"]) == float(accuracy[network])
+        batch = float(row["samples_per_s.batch_size"])
+        assert batch == (8 if "batch_size=8" in deployment else 1)
+        assert float(row["samples_per_s"]) == batch * 1000.0 / float(row["samples_per_s.median_ms"])
+        assert float(row["p95_ms"]) == float(row["samples_per_s.p95_ms"])  # the same timing
