@@ -42,6 +42,13 @@ from latency_predictors.measure._energy import (
     measure_energy_mj,
     probe_energy_meters,
 )
+from latency_predictors.measure._fidelity import (
+    Int8Agreement,
+    Int8Fidelity,
+    compare_int8,
+    int8_fidelity,
+    quantize_on_images,
+)
 from latency_predictors.measure._host import host_metadata
 from latency_predictors.measure._layers import (
     LAYERS_FILE,
@@ -123,6 +130,11 @@ __all__ = [
     "LayerProfileWriter",
     "Measure",
     "MeasuredLatency",
+    "Int8Agreement",
+    "Int8Fidelity",
+    "compare_int8",
+    "int8_fidelity",
+    "quantize_on_images",
     "DeployedLatency",
     "NvmlMeter",
     "OnnxRuntimeCPU",

@@ -11,7 +11,7 @@ import copy
 import logging
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,9 @@ def calibration_batches(example: torch.Tensor, draws: int = CALIBRATION_DRAWS) -
     return batches
 
 
-def quantize_int8(fp32_path: Path, example: torch.Tensor, path: Path) -> Path:
+def quantize_int8(
+    fp32_path: Path, example: torch.Tensor, path: Path, calibration: Sequence[np.ndarray] | None = None
+) -> Path:
     """Write a statically int8-quantised copy of the ONNX file ``fp32_path`` to ``path``.
 
     Why static QDQ: for conv nets on CPU, onnxruntime fuses QuantizeLinear/DequantizeLinear
@@ -108,9 +110,11 @@ def quantize_int8(fp32_path: Path, example: torch.Tensor, path: Path) -> Path:
     NB201 cell net, AVX-512 VNNI, one thread). Dynamic quantisation only covers MatMul/Gemm
     well; its ConvInteger path measured 2x *slower* than fp32 there. Activations are uint8 and
     weights int8 per output channel (onnxruntime's recommended x86 pairing). Ranges are calibrated
-    (min/max) on :func:`calibration_batches`, deterministic, so a network always quantises alike;
-    latency does not depend on the ranges, only accuracy does. ``quant_pre_process`` first turns
-    the exporter's constant biases into initializers, which static quantisation requires.
+    (min/max) on ``calibration`` (input batches), by default :func:`calibration_batches`,
+    deterministic, so a network always quantises alike; latency does not depend on the ranges,
+    only accuracy does, so a deployed model is calibrated on real images instead.
+    ``quant_pre_process`` first turns the exporter's constant biases into initializers, which
+    static quantisation requires.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -122,7 +126,7 @@ def quantize_int8(fp32_path: Path, example: torch.Tensor, path: Path) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter(calibration_batches(example))
+            self._batches = iter(calibration_batches(example) if calibration is None else calibration)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._batches, None)
@@ -174,13 +178,7 @@ class OnnxRuntimeCPU(Runtime):
             path = export_onnx(model, example, Path(workdir) / "model.onnx", dynamo=False)
         if self.precision == "int8":
             path = quantize_int8(path, example, Path(workdir) / "model.int8.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = self._level
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), self.session_options(), providers=["CPUExecutionProvider"])
         feed = {INPUT_NAME: example.detach().cpu().numpy()}
         outputs = [OUTPUT_NAME]
 
@@ -188,6 +186,27 @@ class OnnxRuntimeCPU(Runtime):
             session.run(outputs, feed)
 
         return run
+
+    def session_settings(self) -> dict[str, Any]:
+        """The ``onnxruntime.SessionOptions`` this runtime sets, by attribute name: what a deployed
+        model's manifest tells its user to set."""
+        return {
+            "intra_op_num_threads": self.threads,
+            "inter_op_num_threads": 1,
+            "execution_mode": "ORT_SEQUENTIAL",
+            "graph_optimization_level": self._level.name,
+            "providers": ["CPUExecutionProvider"],
+        }
+
+    def session_options(self) -> ort.SessionOptions:
+        """Options for a session that runs as this runtime measures (:meth:`session_settings`)."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = self._level
+        options.log_severity_level = 3
+        return options
 
     def __repr__(self) -> str:
         return (

@@ -159,6 +159,7 @@ SEARCH: dict[str, Rule] = {
     "device.name": name,
     "deployment.name": name,
     "export.opset": whole(7),
+    "export.int8_min_agreement": number(minimum=0),
 }
 PIPELINE: dict[str, Rule] = {
     **SEARCH,

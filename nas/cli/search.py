@@ -24,9 +24,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from latency_predictors.measure import MeasuredLatency, cpu_model_name
-from nas import Constraint, Objective, PredictedObjective, SearchSpace, check_one_device
+from latency_predictors.measure import DeployedLatency, MeasuredLatency, cpu_model_name
+from nas import Constraint, DeployedSpace, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
+from nas.cli._deployed import DEPLOYED_COLUMNS, DEPLOYED_DESCRIPTIONS, export_deployed
 from nas.cli._explain import INTERRUPTED_EXIT, explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
 from nas.cli._options import SEARCH, check_constraints, check_options
@@ -363,12 +364,16 @@ def write_outputs(
             objectives=table.objectives,
         )
         pareto_columns += ONNX_COLUMNS
+    deployed_failed = write_deployed(cfg, run_dir, search, front, table.objectives)
+    if deployed_failed is not None:
+        pareto_columns += DEPLOYED_COLUMNS
     write_csv(run_dir / "pareto.csv", pareto_columns, front)
     write_json(
         run_dir / "columns.json",
         column_descriptions(search, table)
         | {c: MEASURED_DESCRIPTION.format(c.removesuffix(".measured")) for c in measured_columns}
-        | (ONNX_DESCRIPTIONS if cfg.export.onnx else {}),
+        | (ONNX_DESCRIPTIONS if cfg.export.onnx else {})
+        | (DEPLOYED_DESCRIPTIONS if deployed_failed is not None else {}),
     )
     objectives = dict(zip(table.objectives, table.directions))
     write_json(
@@ -413,6 +418,7 @@ def write_outputs(
         "feasible_trials": len(table.feasible_complete()),
         "pareto_size": len(front),
         "onnx_export_failures": onnx_failed,
+        "deployed_export_failures": deployed_failed,
         "unstable_measurements": len(unstable),
         "sampler_startup_trials": sampler_startup(cfg),
         "versions": library_versions(),
@@ -420,6 +426,27 @@ def write_outputs(
         "device_config": OmegaConf.to_container(cfg.device, resolve=True),
         "run_dir": str(run_dir),
     }
+
+
+def write_deployed(
+    cfg: DictConfig, run_dir: Path, search: Search, front: list[dict[str, Any]], objectives: tuple[str, ...]
+) -> int | None:
+    """A deployment search's front as deployed, into ``deployed/`` (:mod:`nas.cli._deployed`):
+    how many failed, or None when the search has no deployments (or ONNX export is off)."""
+    space = search.space
+    latency = next((m for m in search.measures if isinstance(m, DeployedLatency)), None)
+    if not isinstance(space, DeployedSpace) or latency is None or not cfg.export.onnx:
+        return None
+    data = instantiate(cfg.proxy_data)
+    return export_deployed(
+        space,
+        front,
+        run_dir / "deployed",
+        latency,
+        lambda arch: data.batch(space.input_shape_of(arch), space.num_classes).images,
+        float(cfg.export.int8_min_agreement),
+        objectives,
+    )
 
 
 MEASURED_DESCRIPTION = (

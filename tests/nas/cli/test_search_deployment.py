@@ -40,6 +40,9 @@ def test_a_deployment_search_measures_each_candidate_as_deployed_and_resumes(tmp
         assert 0 < float(row["latency_ms"]) <= float(row["latency_ms.p95_ms"])
     front = read_csv(run_dir / "pareto.csv")
     assert front and all("@runtime=" in row["arch"] for row in front)
+    for row in front:  # what runs a non-int8 deployment is the network's own file
+        if "precision=int8" not in row["arch"]:
+            assert row["deployed_onnx"] == row["onnx"] and row["deployment_manifest"].endswith(".deployment.json")
     again = run_search("deployment=cpu_stack", *FAST[:2], "budget.n_trials=10", f"hydra.run.dir={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
     after = read_csv(run_dir / "trials.csv")
@@ -85,3 +88,47 @@ def test_throughput_and_p95_read_one_timing_and_accuracy_is_the_network_s(tmp_pa
         assert batch == (8 if "batch_size=8" in deployment else 1)
         assert float(row["samples_per_s"]) == batch * 1000.0 / float(row["samples_per_s.median_ms"])
         assert float(row["p95_ms"]) == float(row["samples_per_s.p95_ms"])  # the same timing
+
+
+def test_the_front_is_exported_as_deployed(tmp_path: Path) -> None:
+    """int8 candidates get their int8 file (calibrated and checked on the proxies' real images)
+    and every candidate a manifest of how to run it; re-running a file as its manifest says gives
+    the agreement recorded."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from nas.proxies import ProxyData
+    from nas.training import PackagedImages
+
+    result = run_search(
+        "deployment=cpu_stack",
+        "deployment.deployment.genes.runtime=[onnxruntime]",
+        "~deployment.deployment.takes.torch_eager",
+        "~deployment.deployment.takes.torch_compile",
+        "deployment.deployment.genes.precision=[int8]",
+        "budget.n_trials=6",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    front = read_csv(tmp_path / "pareto.csv")
+    images = ProxyData(PackagedImages(image_size=32, count=1024, num_classes=10, seed=0), 64, seed=0)
+    x = images.batch((3, 32, 32), 10).images.numpy()
+    assert summary["deployed_export_failures"] == sum(bool(r["deployed_error"]) for r in front)
+    for row in front:
+        manifest = json.loads((tmp_path / row["deployment_manifest"]).read_text())
+        assert manifest["candidate"] == row["arch"] and row["arch"].startswith(manifest["network"])
+        settings = manifest["session_options"]
+        assert settings["intra_op_num_threads"] == manifest["deployment"]["threads"]
+        assert manifest["deployment"]["precision"] == "int8"
+        file = tmp_path / manifest["int8"]["file"]  # kept for inspection when below the agreement asked
+        assert row["deployed_onnx"] in ("", manifest["int8"]["file"])
+        assert {n.op_type for n in onnx.load(file).graph.node} & {"QuantizeLinear", "QLinearConv"}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings["intra_op_num_threads"]
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
+        int8 = ort.InferenceSession(str(file), options, providers=settings["providers"]).run(None, {"input": x})[0]
+        fp32 = ort.InferenceSession(str(tmp_path / row["onnx"])).run(None, {"input": x})[0]
+        agreement = float(np.mean(int8.argmax(1) == fp32.argmax(1)))
+        assert abs(agreement - float(row["int8_top1_agreement"])) <= 1 / 64  # PyTorch and the fp32 file may split a tie

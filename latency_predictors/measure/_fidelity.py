@@ -1,0 +1,133 @@
+"""How faithfully an int8 deployment computes its network: int8 against fp32 on real images.
+
+A quantised network's accuracy needs trained weights and labelled data; what every deployment
+search has is the network as built and a batch of real images (the proxies' batch). So the
+fidelity measure is the int8 file's agreement with the fp32 network on those images: the share
+of images whose top-1 class is the same (:attr:`Int8Fidelity.top1_agreement`) and the
+signal-to-quantisation-noise ratio of the logits in dB (:attr:`Int8Fidelity.sqnr_db`). With
+trained weights (hwnas-export from a trained supernet) agreement bounds the accuracy change: the
+int8 model's top-1 accuracy differs from the fp32 model's by at most ``1 - top1_agreement``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from latency_predictors.measure._runtimes import quantize_int8, torch_threads
+from nas import Candidate, Cost, DeployedSpace, Direction, Objective, ObjectiveError
+from nas.export import INPUT_NAME, export_onnx
+
+#: The deployment gene and value that mean "run the int8 file".
+PRECISION_GENE, INT8 = "precision", "int8"
+
+
+@dataclass(frozen=True)
+class Int8Fidelity:
+    """An int8 file against its fp32 network on ``images`` images."""
+
+    top1_agreement: float
+    sqnr_db: float
+    images: int
+
+
+def calibration_of(images: torch.Tensor, batches: int = 8) -> list[np.ndarray]:
+    """``images`` split into at most ``batches`` calibration batches."""
+    return [chunk.numpy() for chunk in torch.tensor_split(images.detach().cpu(), min(batches, len(images)))]
+
+
+def quantize_on_images(model: nn.Module, images: torch.Tensor, directory: Path) -> tuple[Path, Path]:
+    """``model`` exported (dynamic batch) to ``directory/model.onnx`` and statically quantised to
+    ``directory/model.int8.onnx``, its ranges calibrated on ``images``; both paths."""
+    with torch_threads(1):
+        fp32 = export_onnx(model.eval(), images[:1], directory / "model.onnx", dynamic_batch=True)
+    int8 = quantize_int8(fp32, images[:1], directory / "model.int8.onnx", calibration=calibration_of(images))
+    return fp32, int8
+
+
+def compare_int8(model: nn.Module, int8_path: Path, images: torch.Tensor) -> Int8Fidelity:
+    """The int8 file at ``int8_path`` against ``model`` (fp32, PyTorch) on ``images``."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
+    quantised = session.run(None, {INPUT_NAME: images.detach().cpu().numpy()})[0].astype(np.float64)
+    with torch.no_grad():
+        reference = model.eval()(images).detach().cpu().numpy().astype(np.float64)
+    noise = float(np.sum((reference - quantised) ** 2))
+    signal = float(np.sum(reference**2))
+    sqnr = math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    agreement = float(np.mean(reference.argmax(axis=1) == quantised.argmax(axis=1)))
+    return Int8Fidelity(agreement, sqnr, len(images))
+
+
+def int8_fidelity(model: nn.Module, images: torch.Tensor) -> Int8Fidelity:
+    """Quantise ``model`` calibrated on ``images`` and compare the int8 file with it there."""
+    with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as scratch:
+        _, int8 = quantize_on_images(model, images, Path(scratch))
+        return compare_int8(model, int8, images)
+
+
+class Int8Agreement(Objective):
+    """Top-1 agreement of a deployed candidate's int8 file with its fp32 network on real images
+    (1.0 for a deployment that does not quantise); the SQNR of its logits is kept beside it.
+
+    ``data`` is a :class:`nas.proxies.ProxyData` (the proxies' batch of real images), which
+    calibrates the quantisation and is compared on: the network as built (the space's seeded
+    weights in a search), quantised as a deployed file would be.
+    """
+
+    direction = Direction.MAXIMIZE
+    cost = Cost.PROXY
+
+    def __init__(self, name: str = "int8_agreement", data: object = None) -> None:
+        super().__init__(name)
+        if data is None or not hasattr(data, "batch"):
+            raise ValueError("Int8Agreement needs data: a nas.proxies.ProxyData (the images to compare on)")
+        self.data = data
+        self._last: dict[str, Int8Fidelity] = {}
+
+    def __call__(self, candidate: Candidate) -> float:
+        space = candidate.space
+        if not isinstance(space, DeployedSpace):
+            raise ObjectiveError(
+                f"objective {self.name!r} compares deployed candidates; {space.name} has no deployment genes "
+                "(search with deployment=<option>, e.g. deployment=cpu_stack)"
+            )
+        if space.deployment_of(candidate.arch).get(PRECISION_GENE) != INT8:
+            return 1.0
+        images = self.data.batch(space.input_shape_of(candidate.arch), space.num_classes).images  # type: ignore[attr-defined]
+        try:
+            fidelity = int8_fidelity(candidate.model, images)
+        except Exception as error:  # an export or quantisation failure is this candidate's
+            raise ObjectiveError(f"could not quantise {candidate.arch.string}: {error}") from error
+        self._last[candidate.arch.string] = fidelity
+        return fidelity.top1_agreement
+
+    def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
+        fidelity = self._last.get(candidate.arch.string)
+        if fidelity is None or not math.isfinite(fidelity.sqnr_db):
+            return {}
+        return {"sqnr_db": fidelity.sqnr_db, "images": fidelity.images}
+
+    def describe(self) -> str:
+        return (
+            "share of real images whose top-1 class the candidate's int8 file gives as its fp32 network does "
+            "(1 for a deployment that does not quantise)"
+        )
+
+    def describe_details(self) -> dict[str, str]:
+        return {
+            "sqnr_db": "signal-to-quantisation-noise ratio of the int8 logits against the fp32 ones, dB",
+            "images": "images compared (the proxies' batch, which also calibrated the quantisation)",
+        }
+
+    def source(self) -> str:
+        return f"int8 agreement on {self.data.describe()}"  # type: ignore[attr-defined]

@@ -1,0 +1,144 @@
+"""A deployment search's front as deployed: per Pareto candidate, the file its runtime runs (the
+int8 file for an int8 deployment, calibrated on real images and checked against fp32) and a
+manifest of how to run it (runtime, session settings, threads, batch).
+
+The fp32 network file of every row is :mod:`nas.cli._onnx`'s; this adds what the deployment
+changes. An int8 file is offered only when its top-1 agreement with the fp32 network on the
+proxies' real images is at least ``export.int8_min_agreement`` (with trained weights, the int8
+model's top-1 accuracy then differs from the fp32 model's by at most ``1 - agreement``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from latency_predictors.measure import (
+    DeployedLatency,
+    Int8Fidelity,
+    OnnxRuntimeCPU,
+    compare_int8,
+    quantize_on_images,
+)
+from nas import Architecture, DeployedSpace
+from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
+from nas.results import FORMAT_VERSION
+
+log = logging.getLogger("hwnas.search")
+
+#: pareto.csv's columns for each row's deployment (empty ``deployed_onnx`` and a reason in
+#: ``deployed_error`` where the deployed file could not be written or failed its check).
+DEPLOYED_COLUMNS = ("deployed_onnx", "deployment_manifest", "int8_top1_agreement", "int8_sqnr_db", "deployed_error")
+DEPLOYED_DESCRIPTIONS = {
+    "deployed_onnx": "the file the candidate's deployment runs (relative to the run directory): its int8 file for "
+    "an int8 deployment, else the network's ONNX file (column onnx); how to run it is in deployment_manifest",
+    "deployment_manifest": "JSON: the candidate, its network and deployment, the runtime and its settings (threads, "
+    "graph optimisation, precision, execution provider), the batch, the file, the measured objectives",
+    "int8_top1_agreement": "int8 deployments: share of the proxies' real images whose top-1 class the int8 file gives "
+    "as the fp32 network does (the file is offered from export.int8_min_agreement on)",
+    "int8_sqnr_db": "int8 deployments: signal-to-quantisation-noise ratio of the int8 logits against fp32, dB",
+    "deployed_error": "why no deployed file is offered",
+}
+
+
+def export_deployed(
+    space: DeployedSpace,
+    front: list[dict[str, Any]],
+    directory: Path,
+    latency: DeployedLatency,
+    images_of: Callable[[Architecture], torch.Tensor],
+    min_agreement: float,
+    objectives: tuple[str, ...] = (),
+) -> int:
+    """Each row's deployed file and manifest into ``directory`` (files of candidates no longer on
+    the front removed); returns how many failed (recorded on their rows; the rest go on).
+    ``images_of`` gives the real images an int8 file is calibrated and checked on."""
+    directory.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    written: set[Path] = set()
+    for rank, row in enumerate(front):
+        row.update(dict.fromkeys(DEPLOYED_COLUMNS))
+        arch = space.parse(row["arch"])
+        deployment = space.deployment_of(arch)
+        measured = latency.measurement(deployment)
+        stem = f"{rank:03d}_{arch.id}"
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "candidate": arch.string,
+            "network": space.network_of(arch).string,
+            "deployment": deployment.params,
+            "runtime": measured.runtime.describe(),
+            "session_options": (
+                measured.runtime.session_settings() if isinstance(measured.runtime, OnnxRuntimeCPU) else None
+            ),
+            "batch_size": measured.batch_size,
+            "objectives": {name: row.get(name) for name in objectives},
+        }
+        try:
+            if deployment.get("precision") == "int8":
+                model = space.build(arch).eval()
+                file = directory / f"{stem}.int8.onnx"
+                written.add(file)
+                fidelity = _int8_file(space, arch, model, images_of(arch), file)
+                row.update(int8_top1_agreement=fidelity.top1_agreement, int8_sqnr_db=_finite(fidelity.sqnr_db))
+                manifest["int8"] = {
+                    "file": str(file.relative_to(directory.parent)),
+                    "top1_agreement": fidelity.top1_agreement,
+                    "sqnr_db": _finite(fidelity.sqnr_db),
+                    "images": fidelity.images,
+                }
+                if fidelity.top1_agreement < min_agreement:
+                    raise ValueError(
+                        f"int8 file agrees with fp32 on {fidelity.top1_agreement:.3f} of {fidelity.images} images, "
+                        f"below export.int8_min_agreement={min_agreement:g} ({file.name} kept)"
+                    )
+                row["deployed_onnx"] = str(file.relative_to(directory.parent))
+            elif row.get("onnx"):
+                row["deployed_onnx"] = row["onnx"]
+            else:
+                raise ValueError(
+                    f"the network's ONNX file was not written: {row.get('onnx_error') or 'export.onnx=false'}"
+                )
+        except Exception as error:  # noqa: BLE001 - one candidate's file must not lose the front
+            row["deployed_error"] = f"{type(error).__name__}: {error}"[:2000]
+            log.warning("deployed file of Pareto row %d (%s): %s", rank, arch.string, row["deployed_error"])
+            failed += 1
+        manifest["file"] = row["deployed_onnx"]
+        path = directory / f"{stem}.deployment.json"
+        path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        written.add(path)
+        row["deployment_manifest"] = str(path.relative_to(directory.parent))
+    # A resumed search's front changes: files of candidates no longer on it would pass for members.
+    for stale in sorted(set(directory.glob("[0-9][0-9][0-9]_*")) - written):
+        stale.unlink()
+    return failed
+
+
+def _int8_file(
+    space: DeployedSpace, arch: Architecture, model: torch.nn.Module, images: torch.Tensor, path: Path
+) -> Int8Fidelity:
+    """The int8 file of ``model`` calibrated on ``images`` at ``path``, with the facts of a
+    deployable file in its metadata, and how it compares with fp32 there."""
+    with tempfile.TemporaryDirectory(prefix="hwnas-deploy-") as scratch:
+        _, int8 = quantize_on_images(model, images, Path(scratch))
+        fidelity = compare_int8(model, int8, images)
+        proto = onnx.load(int8)
+        facts = onnx_facts(space, arch, SEEDED_WEIGHTS) | {"hwnas.precision": "int8 (static QDQ, calibrated on images)"}
+        for key, value in facts.items():
+            proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+        onnx.save(proto, int8)
+        shutil.move(int8, path)
+    return fidelity
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
