@@ -192,6 +192,7 @@ TRAIN_SUPERNET: dict[str, Rule] = {
 }
 EXPORT: dict[str, Rule] = {
     "k": whole(1),
+    "int8_min_agreement": number(minimum=0),
     "bn_batches": whole(1),
     "seed": whole(0),
     "opset": whole(7),

@@ -23,7 +23,9 @@ import csv
 import hashlib
 import json
 import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +38,23 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from latency_predictors.measure import cpu_model_name, measure_latency_ms, quantize_int8
-from nas import Architecture, SearchSpace
+from latency_predictors.measure import (
+    OnnxRuntimeCPU,
+    compare_int8,
+    cpu_model_name,
+    measure_latency_ms,
+    quantize_int8,
+    quantize_on_images,
+)
+from nas import Architecture, DeployedSpace, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
 from nas.cli._options import EXPORT, check_options
-from nas.cli.search import library_versions
+from nas.cli.search import library_versions, search_space
 from nas.errors import MissingFileError
 from nas.export import INPUT_NAME, OUTPUT_NAME, ParityReport, export_deployable, write_metadata
+from nas.proxies import ProxyData
 from nas.results import write_json
 
 log = logging.getLogger("hwnas.export")
@@ -71,7 +81,9 @@ def export_run(cfg: DictConfig, out: Path) -> list[dict[str, Any]]:
     export.csv."""
     search_dir = Path(cfg.run_dir).expanduser()
     search_cfg = search_config(search_dir)
-    space: SearchSpace = instantiate(search_cfg.space.instance)
+    space = search_space(search_cfg)
+    # A deployment search's candidates are exported as deployed, runtimes described as it ran them.
+    deployed = Deployed(cfg, search_cfg) if isinstance(space, DeployedSpace) else None
     summary = json.loads((search_dir / "summary.json").read_text()) if (search_dir / "summary.json").is_file() else {}
     objectives: dict[str, str] = summary.get("objectives", {})
     rows = select_rows(cfg, search_dir, space, objectives)
@@ -86,6 +98,12 @@ def export_run(cfg: DictConfig, out: Path) -> list[dict[str, Any]]:
         arch = space.parse(row["arch"])
         directory = out / f"{rank:03d}_{arch.id}"
         record = export_one(cfg, space, arch, weights, directory, facts, {n: _number(row.get(n)) for n in objectives})
+        if deployed is not None:
+            assert isinstance(space, DeployedSpace)
+            row_of_deployment = deployed.export(space, arch, weights.model(arch), directory)
+            problem = row_of_deployment.pop("deployed_error", None)
+            record |= row_of_deployment
+            record["error"] = "; ".join(e for e in (record["error"], problem) if e)
         exported.append({"rank": rank, "arch": arch.string, "trial": row.get("number"), **record})
     columns = list(dict.fromkeys(k for r in exported for k in r))
     with (out / "export.csv").open("w", newline="") as f:
@@ -167,9 +185,71 @@ class Weights:
         self.space = space
 
     def model(self, arch: Architecture) -> torch.nn.Module:
-        if self.inherited is not None:
-            return self.inherited.subnet(self.space, arch)
+        if self.inherited is not None:  # the supernet holds networks: a deployed candidate's is its network
+            return self.inherited.subnet(self.space.networks, self.space.network_of(arch))
         return self.space.build(arch, seed=self.seed).eval()
+
+
+class Deployed:
+    """A deployment search's candidate as deployed: the file its runtime runs (an int8 candidate's
+    int8 file, calibrated on 64 of ``data``'s training images and checked against fp32 on 256
+    drawn with the next seed, which may share a few) and how to run it, in ``manifest.json``'s
+    ``deployment``. An int8 file whose top-1 agreement with fp32 is
+    below ``int8_min_agreement`` is kept but marked failed: the int8 model's top-1 accuracy may
+    then differ from the fp32 model's by more than ``1 - int8_min_agreement`` (it differs by at
+    most the share of images whose class changed)."""
+
+    def __init__(self, cfg: DictConfig, search_cfg: DictConfig) -> None:
+        self.latency = instantiate(search_cfg.device.latency_ms, name="latency_ms")
+        dataset = instantiate(cfg.data)
+        self.calibration = ProxyData(dataset, batch_size=64, seed=int(cfg.seed))
+        self.check = ProxyData(dataset, batch_size=256, seed=int(cfg.seed) + 1)
+        self.min_agreement = float(cfg.int8_min_agreement)
+
+    def export(
+        self, space: DeployedSpace, arch: Architecture, model: torch.nn.Module, directory: Path
+    ) -> dict[str, Any]:
+        """Write the deployed file and the manifest's ``deployment``; the export.csv columns."""
+        deployment = space.deployment_of(arch)
+        measured = self.latency.measurement(deployment)
+        runtime = measured.runtime
+        record: dict[str, Any] = {
+            "candidate": arch.string,
+            "network": space.network_of(arch).string,
+            "deployment": deployment.params,
+            "runtime": runtime.describe(),
+            "session_options": runtime.session_settings() if isinstance(runtime, OnnxRuntimeCPU) else None,
+            "batch_size": measured.batch_size,
+            "file": "model.onnx",
+        }
+        row: dict[str, Any] = {"deployed_file": "model.onnx", "int8_top1_agreement": None}
+        if deployment.get("precision") == "int8":
+            shape, classes = space.input_shape_of(arch), space.num_classes
+            with tempfile.TemporaryDirectory(prefix="hwnas-export-") as scratch:
+                _, int8 = quantize_on_images(model, self.calibration.batch(shape, classes).images, Path(scratch))
+                shutil.move(int8, directory / "model.deployed.int8.onnx")
+            fidelity = compare_int8(
+                model, directory / "model.deployed.int8.onnx", self.check.batch(shape, classes).images
+            )
+            record["file"] = row["deployed_file"] = "model.deployed.int8.onnx"
+            record["int8"] = {
+                "calibrated_on": self.calibration.describe(),
+                "checked_on": self.check.describe(),
+                "top1_agreement": fidelity.top1_agreement,
+                "sqnr_db": fidelity.sqnr_db if np.isfinite(fidelity.sqnr_db) else None,
+                "max_top1_accuracy_change": 1 - fidelity.top1_agreement,
+                "min_agreement": self.min_agreement,
+            }
+            row["int8_top1_agreement"] = fidelity.top1_agreement
+            if fidelity.top1_agreement < self.min_agreement:
+                row["deployed_error"] = (
+                    f"int8 agrees with fp32 on {fidelity.top1_agreement:.3f} of {fidelity.images} images, below "
+                    f"int8_min_agreement={self.min_agreement:g}"
+                )
+        manifest_path = directory / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        write_json(manifest_path, manifest | {"deployment": record})
+        return row
 
 
 def export_one(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nas import DeployedSpace, DeploymentGenes
 from search_spaces import NB201Space
+from tests.nas.cli.helpers import run_command
 from tests.nas.cli.test_search_cli import read_csv, run_search
 
 #: PyTorch eager and onnxruntime only: torch.compile takes 10-40 s per network (its own slow test).
@@ -132,3 +133,20 @@ def test_the_front_is_exported_as_deployed(tmp_path: Path) -> None:
         fp32 = ort.InferenceSession(str(tmp_path / row["onnx"])).run(None, {"input": x})[0]
         agreement = float(np.mean(int8.argmax(1) == fp32.argmax(1)))
         assert abs(agreement - float(row["int8_top1_agreement"])) <= 1 / 64  # PyTorch and the fp32 file may split a tie
+
+    # hwnas-export writes each candidate as deployed too, its int8 file checked on other images.
+    exported = run_command("export", f"run_dir={tmp_path}", "progress=false", f"hydra.run.dir={tmp_path / 'export'}")
+    assert exported.returncode in (0, 1), exported.stderr[-3000:]
+    check = ProxyData(PackagedImages(image_size=32, count=1024, num_classes=10, seed=0), 256, seed=1)
+    x = check.batch((3, 32, 32), 10).images.numpy()
+    rows = read_csv(tmp_path / "export" / "export.csv")
+    assert len(rows) == len(front)
+    for row in rows:
+        deployment = json.loads((tmp_path / "export" / row["directory"] / "manifest.json").read_text())["deployment"]
+        assert deployment["candidate"] == row["arch"] and deployment["file"] == row["deployed_file"]
+        folder = tmp_path / "export" / row["directory"]
+        int8 = ort.InferenceSession(str(folder / deployment["file"])).run(None, {"input": x})[0]
+        fp32 = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"input": x})[0]
+        agreement = float(np.mean(int8.argmax(1) == fp32.argmax(1)))
+        assert abs(agreement - deployment["int8"]["top1_agreement"]) <= 1 / 256
+        assert bool(row["error"]) == (agreement < 0.9 - 1 / 256) or abs(agreement - 0.9) <= 1 / 256
