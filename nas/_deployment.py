@@ -17,11 +17,15 @@ are, so one deployment has one string.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nas._architecture import Architecture, ArchitectureError, GeneValue
+from nas._capabilities import DisconnectedSpace, IsomorphicSpace
 from nas._space import Gene, SearchSpace
 
 if TYPE_CHECKING:
@@ -135,8 +139,17 @@ class DeployedSpace(SearchSpace):
     """``space``'s networks, each with a deployment: the candidate a deployment search hands out.
 
     Builds exactly ``space``'s network (a deployment changes how it runs, not what it computes);
-    :meth:`network_of` and :meth:`deployment_of` split a candidate into the two.
+    :meth:`network_of` and :meth:`deployment_of` split a candidate into the two. Where ``space``
+    knows isomorphic or disconnected networks (NB201), so does this space (the object is then of a
+    subclass that has those abilities): a search measures one network of a class per deployment,
+    and never a network whose output ignores its input.
     """
+
+    def __new__(cls, space: SearchSpace | None = None, *args: Any, **kwargs: Any) -> DeployedSpace:
+        # (copy and pickle call __new__ with the subclass and no arguments)
+        if cls is DeployedSpace and space is not None:
+            cls = _WITH_ABILITIES[(isinstance(space, IsomorphicSpace), isinstance(space, DisconnectedSpace))]
+        return super().__new__(cls)
 
     def __init__(self, space: SearchSpace, deployment: DeploymentGenes, name: str = "deployed") -> None:
         clash = sorted({g.name for g in space.genes()} & set(deployment.names))
@@ -200,3 +213,34 @@ class DeployedSpace(SearchSpace):
 
     def __repr__(self) -> str:
         return f"DeployedSpace({self.space!r}, {self.deployment!r})"
+
+
+class _Isomorphic(DeployedSpace, IsomorphicSpace):
+    def isomorphism_classes_of(self, gene_indices: np.ndarray) -> np.ndarray:
+        # One class per (network class, deployment): the deployment's choice indices in mixed radix.
+        indices = np.asarray(gene_indices)
+        n = len(self._network_genes)
+        network = self.space.isomorphism_classes_of(indices[:, :n]).astype(np.int64)  # type: ignore[attr-defined]
+        deployment = np.zeros(len(indices), dtype=np.int64)
+        for column, gene in enumerate(self.deployment.genes):
+            deployment = deployment * len(gene.choices) + indices[:, n + column]
+        combos = math.prod(len(g.choices) for g in self.deployment.genes)
+        return network * combos + deployment
+
+
+class _Disconnected(DeployedSpace, DisconnectedSpace):
+    def disconnected_of(self, gene_indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(gene_indices)
+        return self.space.disconnected_of(indices[:, : len(self._network_genes)])  # type: ignore[attr-defined]
+
+
+class _IsomorphicDisconnected(_Isomorphic, _Disconnected):
+    pass
+
+
+_WITH_ABILITIES: dict[tuple[bool, bool], type[DeployedSpace]] = {
+    (False, False): DeployedSpace,
+    (True, False): _Isomorphic,
+    (False, True): _Disconnected,
+    (True, True): _IsomorphicDisconnected,
+}

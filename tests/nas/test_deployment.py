@@ -29,9 +29,27 @@ def deployed(space: SearchSpace | None = None) -> DeployedSpace:
 
 
 class TestDeployedNB201Contract(SearchSpaceContract):
+    """Two deployments of every cell: few enough candidates (31,250) that the contract enumerates
+    them, so it sees NB201's isomorphic and disconnected cells carried over."""
+
     @pytest.fixture
     def space(self) -> SearchSpace:
-        return deployed()
+        return DeployedSpace(NB201Space(), DeploymentGenes({"runtime": ["onnxruntime", "torch_eager"]}), "two")
+
+
+def test_isomorphic_cells_share_a_class_per_deployment_only() -> None:
+    from nas import IsomorphicSpace, isomorphism_classes
+
+    space, nb201 = deployed(), NB201Space()
+    assert isinstance(space, IsomorphicSpace)
+    cells = [nb201.sample(np.random.default_rng(seed)) for seed in range(400)]
+    inner = isomorphism_classes(nb201, cells)
+    i, j = next((i, j) for i in range(len(cells)) for j in range(i) if inner[i] == inner[j] and cells[i] != cells[j])
+    int8, fp32 = "@runtime=onnxruntime,precision=int8", "@runtime=onnxruntime,precision=fp32"
+    candidates = [space.parse(cells[i].string + int8), space.parse(cells[j].string + int8)]
+    candidates += [space.parse(cells[i].string + fp32), space.parse(cells[i].string + "@runtime=torch_eager")]
+    classes = isomorphism_classes(space, candidates)
+    assert classes[0] == classes[1] and len(set(classes[1:])) == 3
 
 
 def test_the_string_carries_network_and_deployment() -> None:
