@@ -164,6 +164,7 @@ def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = 
     metrics += bounds
     check_device_name(cfg.device.name, [*objectives, *metrics])
     check_one_device([*objectives, *metrics])
+    check_runtimes(space, [*objectives, *metrics])
     log.info(
         "space %s, device %s, objectives %s, metrics %s, constraints %s",
         space.name,
@@ -273,6 +274,23 @@ def check_device_name(name: str, measures: list[Objective]) -> None:
                 f"gives the same runtime, threads, batch and precision); set device.name={measured} or drop "
                 "the override that changed it"
             )
+
+
+def check_runtimes(space: SearchSpace, measures: list[Objective]) -> None:
+    """Every runtime a deployed space may choose has a runtime in each deployed measurement:
+    found before the search, not as failed trials."""
+    if not isinstance(space, DeployedSpace):
+        return
+    selector = space.deployment.selector
+    for measure in measures:
+        if isinstance(measure, DeployedLatency):
+            missing = sorted(str(c) for c in selector.choices if str(c) not in measure.runtimes)
+            if missing:
+                raise SearchSetupError(
+                    f"{measure.name} has no runtime for {selector.name}={missing} (it runs {sorted(measure.runtimes)}): "
+                    f"add one under device.{measure.name}.runtimes or drop the value from the deployment's "
+                    f"{selector.name} gene"
+                )
 
 
 def claim_run_dir(run_dir: Path, cfg: DictConfig, search: Search) -> None:

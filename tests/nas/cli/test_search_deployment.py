@@ -150,3 +150,16 @@ def test_the_front_is_exported_as_deployed(tmp_path: Path) -> None:
         agreement = float(np.mean(int8.argmax(1) == fp32.argmax(1)))
         assert abs(agreement - deployment["int8"]["top1_agreement"]) <= 1 / 256
         assert bool(row["error"]) == (agreement < 0.9 - 1 / 256) or abs(agreement - 0.9) <= 1 / 256
+
+
+def test_a_runtime_no_measurement_can_run_is_refused_before_searching(tmp_path: Path) -> None:
+    result = run_search(
+        "deployment=cpu_stack",
+        "deployment.deployment.genes.runtime=[onnxruntime,tensorrt]",
+        "~deployment.deployment.takes.torch_eager",
+        "~deployment.deployment.takes.torch_compile",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "latency_ms has no runtime for runtime=['tensorrt']" in result.stderr
+    assert not (tmp_path / "trials.csv").exists()
