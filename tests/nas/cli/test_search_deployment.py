@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from nas import DeployedSpace, DeploymentGenes
 from search_spaces import NB201Space
 from tests.nas.cli.helpers import run_command
@@ -163,3 +165,37 @@ def test_a_runtime_no_measurement_can_run_is_refused_before_searching(tmp_path: 
     assert result.returncode == 2, result.stderr[-2000:]
     assert "latency_ms has no runtime for runtime=['tensorrt']" in result.stderr
     assert not (tmp_path / "trials.csv").exists()
+
+
+def test_the_benchmark_s_fixed_deployments_are_the_joint_space_s_deployments(data_dir: Path) -> None:
+    """scripts/bench_deployment.py searches one fixed deployment per distinct deployment of the
+    joint space, each composed as hwnas-search composes it."""
+    import argparse
+    import itertools
+    import sys
+
+    from nas.cli.search import search_space
+    from tests.nas.cli.helpers import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench_deployment as bench
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    args = argparse.Namespace(
+        runtimes=["onnxruntime", "torch_eager"], graph_optimization=["all", "disable"], precision=["fp32", "int8"]
+    )
+    args.threads, args.budget, args.data_dir, args.spaces, args.seeds = [1, 2], 5, str(data_dir), ["nb201"], [0]
+    jobs = bench.jobs_of(args)
+    joint = search_space(bench.compose(bench.overrides_of("nb201", 0, jobs[0]["genes"], args)))
+    genes = joint.deployment.genes
+    every = {
+        joint.deployment.deployment(joint.deployment.normalise(dict(zip([g.name for g in genes], values)))).string
+        for values in itertools.product(*(g.choices for g in genes))
+    }
+    fixed = set()
+    for job in jobs[1:]:
+        space = search_space(bench.compose(bench.overrides_of("nb201", 0, job["genes"], args)))
+        (deployment,) = {space.deployment_of(space.sample(np.random.default_rng(s))).string for s in range(5)}
+        fixed.add(deployment)
+    assert fixed == every and len(jobs) == 1 + len(every) == 11
