@@ -18,8 +18,9 @@ measurements. Each run's front is scored by hypervolume under one reference poin
 seed (every run's front pooled, worst values pushed out by 10% of the range: ``nas.pareto.
 default_reference``). Reported: the joint front's hypervolume, the best fixed deployment's (which
 one), the default deployment's (onnxruntime, all optimisations, fp32, 1 thread), the pooled
-fronts of every fixed search (which spent one budget per deployment), the ratios, and the share of
-the joint front's members that use a non-default deployment.
+fronts of every fixed search (which spent one budget per deployment), the mean over the fixed
+deployments (what picking one blindly gives), the ratios, and the share of the joint front's
+members that use a non-default deployment.
 
 Runs are appended to ``<out>/runs.jsonl`` as they finish; a rerun skips those done (a killed
 benchmark resumes). Runs go one at a time: two live measurements at once would time each other.
@@ -163,11 +164,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"(runtimes {args.runtimes}, graph optimisation {args.graph_optimization}, precision {args.precision}, "
         f"threads {args.threads}, batch 1)",
         "",
-        "| space | seed | joint HV | best fixed HV (deployment) | default HV | union of fixed HV | joint / best fixed "
-        "| joint / default | joint front: non-default deployments |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| space | seed | joint HV | best fixed HV (deployment) | default HV | mean fixed HV | union of fixed HV "
+        "| joint / best fixed | joint / default | joint / mean fixed | joint front: non-default deployments |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    ratios: dict[str, list[float]] = {}
+    ratios: dict[str, list[tuple[float, float, float]]] = {}
     for space, seed in itertools.product(args.spaces, args.seeds):
         runs = {r["name"]: r for r in rows if r["space"] == space and r["seed"] == seed}
         if "joint" not in runs or len(runs) < 2:
@@ -186,14 +187,20 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         other = sum(non_default(d) for d in joint["deployments"])
         ratio_best = volume["joint"] / fixed[best] if fixed[best] > 0 else float("nan")
         ratio_default = volume["joint"] / fixed[default_name] if fixed.get(default_name) else float("nan")
-        ratios.setdefault(space, []).append(ratio_best)
+        mean_fixed = statistics.mean(fixed.values())
+        ratio_mean = volume["joint"] / mean_fixed
+        ratios.setdefault(space, []).append((ratio_best, ratio_default, ratio_mean))
         lines.append(
             f"| {space} | {seed} | {volume['joint']:.4g} | {fixed[best]:.4g} ({best}) | "
-            f"{fixed.get(default_name, float('nan')):.4g} | {union:.4g} | {ratio_best:.3f} | {ratio_default:.3f} | "
-            f"{other} of {len(joint['deployments'])} |"
+            f"{fixed.get(default_name, float('nan')):.4g} | {mean_fixed:.4g} | {union:.4g} | {ratio_best:.3f} | "
+            f"{ratio_default:.3f} | {ratio_mean:.3f} | {other} of {len(joint['deployments'])} |"
         )
     for space, values in ratios.items():
-        lines.append(f"\n{space}: joint / best fixed, mean over seeds {statistics.mean(values):.3f}")
+        best, default, mean = (statistics.mean(column) for column in zip(*values))
+        lines.append(
+            f"\n{space}, mean over {len(values)} seeds: joint / best fixed {best:.3f}, joint / default {default:.3f}, "
+            f"joint / mean fixed {mean:.3f}"
+        )
     return "\n".join(lines)
 
 

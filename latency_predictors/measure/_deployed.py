@@ -106,7 +106,10 @@ class DeployedLatency(Objective):
         return self.measurement(space.deployment_of(candidate.arch))
 
     def _key(self, candidate: Candidate) -> tuple[str, str]:
-        settings = f"{self.device().fingerprint} {self.warmup} {self.repeats} {sorted(self.runtimes)}"
+        # The factories' reprs name their classes and bound settings: objectives that would
+        # time a deployment differently never share a measurement.
+        factories = sorted((name, repr(factory)) for name, factory in self.runtimes.items())
+        settings = f"{self.device().fingerprint} {self.warmup} {self.repeats} {self.unstable_iqr_ratio} {factories}"
         return settings, candidate.arch.string
 
     def stats(self, candidate: Candidate) -> tuple[LatencyStats, int]:
