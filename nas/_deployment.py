@@ -26,6 +26,7 @@ import numpy as np
 
 from nas._architecture import Architecture, ArchitectureError, GeneValue
 from nas._capabilities import DisconnectedSpace, IsomorphicSpace
+from nas._objective import Candidate, ObjectiveError
 from nas._space import Gene, SearchSpace
 
 if TYPE_CHECKING:
@@ -213,6 +214,18 @@ class DeployedSpace(SearchSpace):
 
     def __repr__(self) -> str:
         return f"DeployedSpace({self.space!r}, {self.deployment!r})"
+
+
+def deployed(candidate: Candidate, objective: str) -> tuple[DeployedSpace, Deployment]:
+    """A candidate's deployed space and deployment, for an objective that needs them; an
+    :class:`ObjectiveError` naming ``objective`` when the candidate has no deployment."""
+    space = candidate.space
+    if not isinstance(space, DeployedSpace):
+        raise ObjectiveError(
+            f"objective {objective!r} needs deployed candidates; {space.name} has no deployment genes "
+            "(search with deployment=<option>, e.g. deployment=cpu_stack)"
+        )
+    return space, space.deployment_of(candidate.arch)
 
 
 class _Isomorphic(DeployedSpace, IsomorphicSpace):

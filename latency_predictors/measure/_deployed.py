@@ -14,7 +14,7 @@ from latency_predictors.measure._measure import (
     check_repeat_counts,
 )
 from latency_predictors.measure._runtimes import Runtime
-from nas import Candidate, Cost, DeployedSpace, Deployment, Device, Direction, GeneValue, Objective, ObjectiveError
+from nas import Candidate, Cost, Deployment, Device, Direction, GeneValue, Objective, ObjectiveError, deployed
 
 #: The deployment gene the measurement reads itself; every other gene the runtime takes is passed
 #: to the runtime's constructor by name (threads, graph_optimization, precision).
@@ -97,13 +97,7 @@ class DeployedLatency(Objective):
         return self._by_deployment[deployment]
 
     def _of(self, candidate: Candidate) -> MeasuredLatency:
-        space = candidate.space
-        if not isinstance(space, DeployedSpace):
-            raise ObjectiveError(
-                f"objective {self.name!r} measures deployed candidates; {space.name} has no deployment genes "
-                "(search with deployment=<option>, e.g. deployment=cpu_stack)"
-            )
-        return self.measurement(space.deployment_of(candidate.arch))
+        return self.measurement(deployed(candidate, self.name)[1])
 
     def _key(self, candidate: Candidate) -> tuple[str, str]:
         # The factories' reprs name their classes and bound settings: objectives that would

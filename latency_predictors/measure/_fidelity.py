@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from latency_predictors.measure._runtimes import quantize_int8, torch_threads
-from nas import Candidate, Cost, DeployedSpace, Direction, Objective, ObjectiveError
+from nas import Candidate, Cost, Direction, Objective, ObjectiveError, deployed
 from nas.export import INPUT_NAME, export_onnx
 
 #: The deployment gene and value that mean "run the int8 file".
@@ -95,13 +95,8 @@ class Int8Agreement(Objective):
         self._last: dict[str, Int8Fidelity] = {}
 
     def __call__(self, candidate: Candidate) -> float:
-        space = candidate.space
-        if not isinstance(space, DeployedSpace):
-            raise ObjectiveError(
-                f"objective {self.name!r} compares deployed candidates; {space.name} has no deployment genes "
-                "(search with deployment=<option>, e.g. deployment=cpu_stack)"
-            )
-        if space.deployment_of(candidate.arch).get(PRECISION_GENE) != INT8:
+        space, deployment = deployed(candidate, self.name)
+        if deployment.get(PRECISION_GENE) != INT8:
             return 1.0
         images = self.data.batch(space.input_shape_of(candidate.arch), space.num_classes).images  # type: ignore[attr-defined]
         try:

@@ -229,14 +229,19 @@ class TorchEagerCPU(Runtime):
     """The ``nn.Module`` itself, run eagerly by PyTorch on the CPU under ``inference_mode``."""
 
     name = "torch_eager"
+    #: What runs the module, for run records.
+    provider = "cpu"
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = _check_threads(threads)
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, workdir: Path) -> Callable[[], None]:
+    def _runnable(self, model: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], Any]:
         # The module may be shared with other objectives; never switch it to eval in place.
-        net = copy.deepcopy(model).eval() if model.training else model
+        return copy.deepcopy(model).eval() if model.training else model
+
+    def prepare(self, model: nn.Module, example: torch.Tensor, workdir: Path) -> Callable[[], None]:
         x = example.detach().cpu()
+        net = self._runnable(model, x)
         threads = self.threads
 
         def run() -> None:
@@ -252,13 +257,13 @@ class TorchEagerCPU(Runtime):
             "runtime": self.name,
             "version": torch.__version__,
             "threads": self.threads,
-            "execution_provider": "cpu",
+            "execution_provider": self.provider,
         }
 
 
-class TorchCompileCPU(Runtime):
+class TorchCompileCPU(TorchEagerCPU):
     """The ``nn.Module`` compiled by ``torch.compile`` (inductor, static shapes) for the CPU and
-    run under ``inference_mode``.
+    run under ``inference_mode``, as :class:`TorchEagerCPU` runs the module itself.
 
     Compiling is setup, not inference: ``prepare`` compiles and runs the example once (10-40 s
     for an NB201 network on one core of this machine, which needs a C++ compiler), so the timed
@@ -269,32 +274,14 @@ class TorchCompileCPU(Runtime):
     """
 
     name = "torch_compile"
+    provider = "cpu (inductor)"
 
-    def __init__(self, threads: int = 1) -> None:
-        self.threads = _check_threads(threads)
-
-    def prepare(self, model: nn.Module, example: torch.Tensor, workdir: Path) -> Callable[[], None]:
-        net = copy.deepcopy(model).eval()
-        x = example.detach().cpu()
-        threads = self.threads
+    def _runnable(self, model: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], Any]:
         torch._dynamo.reset()
-        with torch_threads(threads), torch.inference_mode():
-            compiled = torch.compile(net, dynamic=False, fullgraph=True)
-            compiled(x)
-
-        def run() -> None:
-            with torch_threads(threads), torch.inference_mode():
-                compiled(x)
-
-        return run
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "runtime": self.name,
-            "version": torch.__version__,
-            "threads": self.threads,
-            "execution_provider": "cpu (inductor)",
-        }
+        with torch_threads(self.threads), torch.inference_mode():
+            compiled = torch.compile(copy.deepcopy(model).eval(), dynamic=False, fullgraph=True)
+            compiled(example)
+        return compiled
 
 
 class CudaEventRun(DeviceTimedRun):
