@@ -26,7 +26,7 @@ from nas._capabilities import (
     features_version,
     isomorphism_classes,
 )
-from nas._deployment import DeployedSpace, Deployment, DeploymentGenes, deployed
+from nas._deployment import DeployedSpace, Deployment, DeploymentError, DeploymentGenes, deployed
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
@@ -65,6 +65,7 @@ __all__ = [
     "DEVICE_FILE",
     "DeployedSpace",
     "Deployment",
+    "DeploymentError",
     "DeploymentGenes",
     "deployed",
     "DerivedFeaturesSpace",

@@ -28,12 +28,18 @@ from nas._architecture import Architecture, ArchitectureError, GeneValue
 from nas._capabilities import DisconnectedSpace, IsomorphicSpace
 from nas._objective import Candidate, ObjectiveError
 from nas._space import Gene, SearchSpace
+from nas.errors import HwnasError
 
 if TYPE_CHECKING:
     from torch import nn
 
 #: Between the network's string and the deployment's (no space's strings contain it).
 SEPARATOR = "@"
+
+
+class DeploymentError(HwnasError, ValueError):
+    """A deployment declaration that does not hold together (a gene without choices, a ``takes``
+    entry naming an unknown runtime or gene, a gene named like a network gene)."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,17 @@ class DeploymentGenes:
         self, genes: Mapping[str, Sequence[GeneValue]], takes: Mapping[str, Sequence[str]] | None = None
     ) -> None:
         if not genes:
-            raise ValueError("deployment genes must name at least one gene (the runtime)")
+            raise DeploymentError("deployment genes must name at least one gene (the runtime)")
         self.genes = tuple(Gene(str(name), tuple(choices)) for name, choices in genes.items())
         for gene in self.genes:
             if not gene.choices:
-                raise ValueError(f"deployment gene {gene.name!r} has no choices")
+                raise DeploymentError(f"deployment gene {gene.name!r} has no choices")
         self.selector = self.genes[0]
         others = [g.name for g in self.genes[1:]]
         takes = dict(takes or {})
         unknown_values = sorted(set(takes) - {str(c) for c in self.selector.choices})
         if unknown_values:
-            raise ValueError(
+            raise DeploymentError(
                 f"deployment takes names {unknown_values}, which are not choices of the {self.selector.name!r} "
                 f"gene ({list(self.selector.choices)}): add them to its choices or drop their entries "
                 f"(on the command line: ~deployment.deployment.takes.{unknown_values[0]})"
@@ -90,7 +96,9 @@ class DeploymentGenes:
             taken = [str(g) for g in takes.get(str(value), others)]
             unknown = sorted(set(taken) - set(others))
             if unknown:
-                raise ValueError(f"deployment takes.{value} names unknown gene(s) {unknown}; the genes are {others}")
+                raise DeploymentError(
+                    f"deployment takes.{value} names unknown gene(s) {unknown}; the genes are {others}"
+                )
             self.takes[value] = tuple(g for g in others if g in taken)
 
     @property
@@ -155,7 +163,7 @@ class DeployedSpace(SearchSpace):
     def __init__(self, space: SearchSpace, deployment: DeploymentGenes, name: str = "deployed") -> None:
         clash = sorted({g.name for g in space.genes()} & set(deployment.names))
         if clash:
-            raise ValueError(f"deployment gene(s) {clash} have the names of {space.name} genes; rename them")
+            raise DeploymentError(f"deployment gene(s) {clash} have the names of {space.name} genes; rename them")
         self.space = space
         self.deployment = deployment
         self.name = f"{space.name}{SEPARATOR}{name}"

@@ -161,6 +161,36 @@ CASES = [
     Case("search energy without meter", "search", ("objectives=synflow_latency_energy",), "refused", "energy_mj"),
     Case("search unknown device group", "search", ("device=raspi5",), "hydra", "raspi5"),
     Case("search opset too old", "search", ("export.opset=3",), "refused", "export.opset=3"),
+    # deployment searches (deployment=cpu_stack): genes and runtimes that do not fit together
+    Case(
+        "search deployment runtime nothing runs",
+        "search",
+        (
+            "deployment=cpu_stack",
+            "deployment.deployment.genes.runtime=[onnxruntime,tensorrt]",
+            "~deployment.deployment.takes.torch_eager",
+            "~deployment.deployment.takes.torch_compile",
+        ),
+        "refused",
+        "['tensorrt']",
+    ),
+    Case(
+        "search deployment takes unknown gene",
+        "search",
+        ("deployment=cpu_stack", "deployment.deployment.takes.torch_eager=[cores]"),
+        "refused",
+        "['cores']",
+    ),
+    Case(
+        "search deployment name escapes", "search", ("deployment=cpu_stack", "deployment.name=../x"), "refused", "../x"
+    ),
+    Case(
+        "search int8 agreement above one",
+        "search",
+        ("deployment=cpu_stack", "export.int8_min_agreement=-0.5"),
+        "refused",
+        "export.int8_min_agreement=-0.5",
+    ),
     # tables (a copy of NB201's, one thing broken), searched on raspi4's column
     table_case("table text cell", "refused", "'fast'", lambda a, lat: _cell(lat, 5, 10, "fast")),
     table_case(
