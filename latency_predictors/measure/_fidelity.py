@@ -24,6 +24,7 @@ from torch import nn
 from latency_predictors.measure._runtimes import quantize_int8, torch_threads
 from nas import Candidate, Cost, Direction, Objective, ObjectiveError, deployed
 from nas.export import INPUT_NAME, export_onnx
+from nas.proxies import ProxyData
 
 #: The deployment gene and value that mean "run the int8 file".
 PRECISION_GENE, INT8 = "precision", "int8"
@@ -87,10 +88,12 @@ class Int8Agreement(Objective):
     direction = Direction.MAXIMIZE
     cost = Cost.PROXY
 
-    def __init__(self, name: str = "int8_agreement", data: object = None) -> None:
+    def __init__(self, name: str = "int8_agreement", data: ProxyData | None = None) -> None:
         super().__init__(name)
-        if data is None or not hasattr(data, "batch"):
-            raise ValueError("Int8Agreement needs data: a nas.proxies.ProxyData (the images to compare on)")
+        if not isinstance(data, ProxyData):
+            raise ValueError(
+                f"Int8Agreement needs data: a nas.proxies.ProxyData (the images to compare on), got {data!r}"
+            )
         self.data = data
         self._last: dict[str, Int8Fidelity] = {}
 
@@ -98,7 +101,7 @@ class Int8Agreement(Objective):
         space, deployment = deployed(candidate, self.name)
         if deployment.get(PRECISION_GENE) != INT8:
             return 1.0
-        images = self.data.batch(space.input_shape_of(candidate.arch), space.num_classes).images  # type: ignore[attr-defined]
+        images = self.data.batch(space.input_shape_of(candidate.arch), space.num_classes).images
         try:
             fidelity = int8_fidelity(candidate.model, images)
         except Exception as error:  # an export or quantisation failure is this candidate's
@@ -125,4 +128,4 @@ class Int8Agreement(Objective):
         }
 
     def source(self) -> str:
-        return f"int8 agreement on {self.data.describe()}"  # type: ignore[attr-defined]
+        return f"int8 agreement on {self.data.describe()}"
