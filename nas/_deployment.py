@@ -167,6 +167,7 @@ class DeployedSpace(SearchSpace):
         self.space = space
         self.deployment = deployment
         self.name = f"{space.name}{SEPARATOR}{name}"
+        self._suffix = name
         self.num_classes = space.num_classes
         self.input_shape = space.input_shape
         self._network_genes = tuple(g.name for g in space.genes())
@@ -221,7 +222,7 @@ class DeployedSpace(SearchSpace):
         return self.space.example_input(batch_size, seed=seed, arch=network)
 
     def __repr__(self) -> str:
-        return f"DeployedSpace({self.space!r}, {self.deployment!r})"
+        return f"DeployedSpace({self.space!r}, {self.deployment!r}, name={self._suffix!r})"
 
 
 def deployed(candidate: Candidate, objective: str) -> tuple[DeployedSpace, Deployment]:
