@@ -6,7 +6,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from latency_predictors.measure._live import MeasuredLatency, cpu_model_name, runtime_device
+from latency_predictors.measure._live import (
+    MeasuredLatency,
+    cpu_model_name,
+    runtime_device,
+    spread_descriptions,
+    spread_details,
+)
 from latency_predictors.measure._measure import (
     UNSTABLE_IQR_RATIO,
     LatencyStats,
@@ -131,21 +137,15 @@ class DeployedLatency(Objective):
         return {
             "median_ms": stats.median_ms,
             "p95_ms": stats.p95_ms,
-            "iqr_ms": stats.iqr_ms,
-            "repeats": stats.repeats,
             "batch_size": batch,
-            "unstable": stats.unstable(self.unstable_iqr_ratio),
-        }
+        } | spread_details(stats, self.unstable_iqr_ratio)
 
     def describe_details(self) -> dict[str, str]:
         return {
             "median_ms": "median of the timed inferences of one batch, ms",
             "p95_ms": "95th percentile of the timed inferences of one batch, ms",
-            "iqr_ms": "interquartile range of the timed inferences, ms",
-            "repeats": "timed inferences (a count)",
             "batch_size": "samples per inference (the deployment's batch)",
-            "unstable": f"IQR above {self.unstable_iqr_ratio:g} of the median: the machine was too busy to trust it",
-        }
+        } | spread_descriptions(self.unstable_iqr_ratio)
 
     def describe(self) -> str:
         what = {

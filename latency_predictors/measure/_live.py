@@ -54,6 +54,28 @@ def runtime_device(runtime: Runtime, batch_size: int, name: str | None = None) -
     )
 
 
+def spread_details(stats: LatencyStats, unstable_iqr_ratio: float) -> dict[str, float | int | bool]:
+    """A live measurement's spread, kept beside its value in a search's records."""
+    return {
+        "iqr_ms": stats.iqr_ms,
+        "min_ms": stats.min_ms,
+        "repeats": stats.repeats,
+        "iqr_ratio": stats.iqr_ratio,
+        "unstable": stats.unstable(unstable_iqr_ratio),
+    }
+
+
+def spread_descriptions(unstable_iqr_ratio: float) -> dict[str, str]:
+    """What each key of :func:`spread_details` means."""
+    return {
+        "iqr_ms": "interquartile range of the timed inferences, ms",
+        "min_ms": "fastest timed inference, ms",
+        "repeats": "timed inferences (a count)",
+        "iqr_ratio": "iqr_ms / median: the spread of the measurement",
+        "unstable": f"iqr_ratio above {unstable_iqr_ratio:g}: the machine was too busy to trust this median",
+    }
+
+
 class MeasuredLatency(Objective):
     """Median inference latency in milliseconds of a candidate, timed with ``runtime``.
 
@@ -123,15 +145,7 @@ class MeasuredLatency(Objective):
 
     def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
         stats = self.last_stats.get(candidate.arch.string)
-        if stats is None:
-            return {}
-        return {
-            "iqr_ms": stats.iqr_ms,
-            "min_ms": stats.min_ms,
-            "repeats": stats.repeats,
-            "iqr_ratio": stats.iqr_ratio,
-            "unstable": stats.unstable(self.unstable_iqr_ratio),
-        }
+        return {} if stats is None else spread_details(stats, self.unstable_iqr_ratio)
 
     def describe(self) -> str:
         return (
@@ -140,13 +154,7 @@ class MeasuredLatency(Objective):
         )
 
     def describe_details(self) -> dict[str, str]:
-        return {
-            "iqr_ms": "interquartile range of the timed inferences, ms",
-            "min_ms": "fastest timed inference, ms",
-            "repeats": "timed inferences (a count)",
-            "iqr_ratio": "iqr_ms / median: the spread of the measurement",
-            "unstable": f"iqr_ratio above {self.unstable_iqr_ratio:g}: the machine was too busy to trust this median",
-        }
+        return spread_descriptions(self.unstable_iqr_ratio)
 
     def source(self) -> str:
         device = self.device()

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 from latency_predictors.measure import (
@@ -30,7 +28,8 @@ from latency_predictors.measure import (
     quantize_on_images,
 )
 from nas import Architecture, DeployedSpace
-from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
+from nas.cli._onnx import SEEDED_WEIGHTS, finite_or_none, onnx_facts
+from nas.export import write_metadata
 from nas.results import FORMAT_VERSION
 
 log = logging.getLogger("hwnas.search")
@@ -69,38 +68,29 @@ def export_deployed(
         row.update(dict.fromkeys(DEPLOYED_COLUMNS))
         arch = space.parse(row["arch"])
         deployment = space.deployment_of(arch)
-        measured = latency.measurement(deployment)
         stem = f"{rank:03d}_{arch.id}"
         manifest = {
             "format_version": FORMAT_VERSION,
-            "candidate": arch.string,
-            "network": space.network_of(arch).string,
-            "deployment": deployment.params,
-            "runtime": measured.runtime.describe(),
-            "session_options": (
-                measured.runtime.session_settings() if isinstance(measured.runtime, OnnxRuntimeCPU) else None
-            ),
-            "batch_size": measured.batch_size,
+            **how_to_run(space, arch, latency),
             "objectives": {name: row.get(name) for name in objectives},
         }
         try:
             if deployment.get("precision") == "int8":
-                model = space.build(arch).eval()
                 file = directory / f"{stem}.int8.onnx"
                 written.add(file)
-                fidelity = _int8_file(space, arch, model, images_of(arch), file)
-                row.update(int8_top1_agreement=fidelity.top1_agreement, int8_sqnr_db=_finite(fidelity.sqnr_db))
+                images = images_of(arch)
+                facts = onnx_facts(space, arch, SEEDED_WEIGHTS) | {"hwnas.precision": INT8_FACT}
+                fidelity = write_int8(space.build(arch).eval(), images, images, file, facts)
+                row.update(int8_top1_agreement=fidelity.top1_agreement, int8_sqnr_db=finite_or_none(fidelity.sqnr_db))
                 manifest["int8"] = {
                     "file": str(file.relative_to(directory.parent)),
                     "top1_agreement": fidelity.top1_agreement,
-                    "sqnr_db": _finite(fidelity.sqnr_db),
+                    "sqnr_db": finite_or_none(fidelity.sqnr_db),
                     "images": fidelity.images,
                 }
-                if fidelity.top1_agreement < min_agreement:
-                    raise ValueError(
-                        f"int8 file agrees with fp32 on {fidelity.top1_agreement:.3f} of {fidelity.images} images, "
-                        f"below export.int8_min_agreement={min_agreement:g} ({file.name} kept)"
-                    )
+                shortfall = agreement_shortfall(fidelity, min_agreement, "export.int8_min_agreement")
+                if shortfall:
+                    raise ValueError(f"{shortfall} ({file.name} kept)")
                 row["deployed_onnx"] = str(file.relative_to(directory.parent))
             elif row.get("onnx"):
                 row["deployed_onnx"] = row["onnx"]
@@ -123,22 +113,49 @@ def export_deployed(
     return failed
 
 
-def _int8_file(
-    space: DeployedSpace, arch: Architecture, model: torch.nn.Module, images: torch.Tensor, path: Path
+#: What an int8 file's metadata says of its precision.
+INT8_FACT = "int8 (static QDQ, calibrated on images)"
+
+
+def how_to_run(space: DeployedSpace, arch: Architecture, latency: DeployedLatency) -> dict[str, Any]:
+    """What a deployed candidate's manifest says about running it: the candidate, its network and
+    deployment, the runtime that measured it (with onnxruntime's session options) and the batch."""
+    deployment = space.deployment_of(arch)
+    measured = latency.measurement(deployment)
+    runtime = measured.runtime
+    return {
+        "candidate": arch.string,
+        "network": space.network_of(arch).string,
+        "deployment": deployment.params,
+        "runtime": runtime.describe(),
+        "session_options": runtime.session_settings() if isinstance(runtime, OnnxRuntimeCPU) else None,
+        "batch_size": measured.batch_size,
+    }
+
+
+def write_int8(
+    model: torch.nn.Module,
+    calibration: torch.Tensor,
+    check: torch.Tensor,
+    path: Path,
+    metadata: dict[str, str] | None = None,
 ) -> Int8Fidelity:
-    """The int8 file of ``model`` calibrated on ``images`` at ``path``, with the facts of a
-    deployable file in its metadata, and how it compares with fp32 there."""
+    """``model``'s int8 file at ``path``, calibrated on the images ``calibration``, with
+    ``metadata`` in its ``metadata_props``; how it compares with fp32 on the images ``check``."""
     with tempfile.TemporaryDirectory(prefix="hwnas-deploy-") as scratch:
-        _, int8 = quantize_on_images(model, images, Path(scratch))
-        fidelity = compare_int8(model, int8, images)
-        proto = onnx.load(int8)
-        facts = onnx_facts(space, arch, SEEDED_WEIGHTS) | {"hwnas.precision": "int8 (static QDQ, calibrated on images)"}
-        for key, value in facts.items():
-            proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-        onnx.save(proto, int8)
+        _, int8 = quantize_on_images(model, calibration, Path(scratch))
+        if metadata:
+            write_metadata(int8, metadata)
         shutil.move(int8, path)
-    return fidelity
+    return compare_int8(model, path, check)
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def agreement_shortfall(fidelity: Int8Fidelity, minimum: float, setting: str) -> str | None:
+    """Why an int8 file is not offered (its agreement with fp32 below ``minimum``, the value of
+    ``setting``), or None when it is."""
+    if fidelity.top1_agreement >= minimum:
+        return None
+    return (
+        f"int8 agrees with fp32 on {fidelity.top1_agreement:.3f} of {fidelity.images} images, below "
+        f"{setting}={minimum:g}"
+    )

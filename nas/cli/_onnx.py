@@ -81,9 +81,9 @@ def export_front(
             continue
         batch, report = max(reports.items(), key=lambda item: (not item[1].passed, item[1].max_scaled_diff))
         row.update(  # JSON has no inf/NaN (shapes that differ, a non-finite output): null, and onnx_error says why
-            onnx_max_abs_diff=_finite_or_none(report.max_abs_diff),
-            onnx_max_rel_diff=_finite_or_none(report.max_rel_diff),
-            onnx_max_scaled_diff=_finite_or_none(report.max_scaled_diff),
+            onnx_max_abs_diff=finite_or_none(report.max_abs_diff),
+            onnx_max_rel_diff=finite_or_none(report.max_rel_diff),
+            onnx_max_scaled_diff=finite_or_none(report.max_scaled_diff),
         )
         if report.passed:
             row["onnx"] = str(path.relative_to(directory.parent))
@@ -122,7 +122,8 @@ def onnx_facts(space: SearchSpace, arch: Any, weights: str) -> dict[str, str]:
     }
 
 
-def _finite_or_none(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None where JSON cannot hold it (inf, NaN)."""
     return value if math.isfinite(value) else None
 
 

@@ -23,9 +23,7 @@ import csv
 import hashlib
 import json
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +37,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from latency_predictors.measure import (
-    OnnxRuntimeCPU,
-    compare_int8,
     cpu_model_name,
     measure_latency_ms,
     quantize_int8,
-    quantize_on_images,
 )
 from nas import Architecture, DeployedSpace, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._deployed import agreement_shortfall, how_to_run, write_int8
 from nas.cli._explain import explained
-from nas.cli._onnx import SEEDED_WEIGHTS, onnx_facts
+from nas.cli._onnx import SEEDED_WEIGHTS, finite_or_none, onnx_facts
 from nas.cli._options import EXPORT, check_options
 from nas.cli.search import library_versions, search_space
 from nas.errors import MissingFileError
@@ -210,42 +206,29 @@ class Deployed:
         self, space: DeployedSpace, arch: Architecture, model: torch.nn.Module, directory: Path
     ) -> dict[str, Any]:
         """Write the deployed file and the manifest's ``deployment``; the export.csv columns."""
-        deployment = space.deployment_of(arch)
-        measured = self.latency.measurement(deployment)
-        runtime = measured.runtime
-        record: dict[str, Any] = {
-            "candidate": arch.string,
-            "network": space.network_of(arch).string,
-            "deployment": deployment.params,
-            "runtime": runtime.describe(),
-            "session_options": runtime.session_settings() if isinstance(runtime, OnnxRuntimeCPU) else None,
-            "batch_size": measured.batch_size,
-            "file": "model.onnx",
-        }
+        record = how_to_run(space, arch, self.latency) | {"file": "model.onnx"}
         row: dict[str, Any] = {"deployed_file": "model.onnx", "int8_top1_agreement": None}
-        if deployment.get("precision") == "int8":
+        if space.deployment_of(arch).get("precision") == "int8":
             shape, classes = space.input_shape_of(arch), space.num_classes
-            with tempfile.TemporaryDirectory(prefix="hwnas-export-") as scratch:
-                _, int8 = quantize_on_images(model, self.calibration.batch(shape, classes).images, Path(scratch))
-                shutil.move(int8, directory / "model.deployed.int8.onnx")
-            fidelity = compare_int8(
-                model, directory / "model.deployed.int8.onnx", self.check.batch(shape, classes).images
+            fidelity = write_int8(
+                model,
+                self.calibration.batch(shape, classes).images,
+                self.check.batch(shape, classes).images,
+                directory / "model.deployed.int8.onnx",
             )
             record["file"] = row["deployed_file"] = "model.deployed.int8.onnx"
             record["int8"] = {
                 "calibrated_on": self.calibration.describe(),
                 "checked_on": self.check.describe(),
                 "top1_agreement": fidelity.top1_agreement,
-                "sqnr_db": fidelity.sqnr_db if np.isfinite(fidelity.sqnr_db) else None,
+                "sqnr_db": finite_or_none(fidelity.sqnr_db),
                 "max_top1_accuracy_change": 1 - fidelity.top1_agreement,
                 "min_agreement": self.min_agreement,
             }
             row["int8_top1_agreement"] = fidelity.top1_agreement
-            if fidelity.top1_agreement < self.min_agreement:
-                row["deployed_error"] = (
-                    f"int8 agrees with fp32 on {fidelity.top1_agreement:.3f} of {fidelity.images} images, below "
-                    f"int8_min_agreement={self.min_agreement:g}"
-                )
+            shortfall = agreement_shortfall(fidelity, self.min_agreement, "int8_min_agreement")
+            if shortfall:
+                row["deployed_error"] = shortfall
         manifest_path = directory / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
         write_json(manifest_path, manifest | {"deployment": record})

@@ -38,7 +38,7 @@ from latency_predictors.predictors import PREDICTOR_FILE, load_predictor
 from nas import Constraint, Objective, PredictedObjective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
-from nas.cli._onnx import ONNX_COLUMNS, export_front
+from nas.cli._onnx import ONNX_COLUMNS, export_front, finite_or_none
 from nas.cli._options import PIPELINE, check_constraints, check_options
 from nas.cli.fit import write_run
 from nas.cli.search import write_outputs
@@ -264,7 +264,7 @@ class Stages:
         known = set(table.archs)
         name = self.bench.device().name
         values = {
-            arch: {m: _finite_or_none(table.value(m, name, arch)) for m in self.measured}
+            arch: {m: finite_or_none(table.value(m, name, arch)) for m in self.measured}
             for arch in archs
             if arch in known
         }
@@ -358,10 +358,6 @@ def search_on_predictors(
         measured=tuple(n for n in names if n in predictors),
         trials=summary["trials"]["evaluated"],
     )
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if np.isfinite(value) else None
 
 
 if __name__ == "__main__":
