@@ -9,8 +9,9 @@ config): ``deployment=cpu_stack`` with the deployment genes narrowed to ``--runt
 ``--graph-optimization``, ``--precision``, ``--threads`` and batch 1, latency measured live on this
 CPU (warm-up 5, median of 20), ``budget.n_trials=--budget`` measurements, ``storage=memory``,
 ``sampler=surrogate`` (hwnas's default for accuracy_latency), no ONNX export.
-Objectives: nb201 the table's CIFAR-10 accuracy against latency_ms (``objectives=
-accuracy_latency``); fbnet, whose table has no accuracy, synflow against latency_ms.
+Objectives: the space's published accuracy against latency_ms (``objectives=accuracy_latency``)
+where its config names an accuracy column (nb201: CIFAR-10), else synflow against latency_ms
+(fbnet, whose table has no accuracy).
 
 Per space and seed: one *joint* search over every (network, deployment), and one search per fixed
 deployment (the same config with each gene narrowed to one value), each with the same number of
@@ -44,9 +45,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nas.cli import config_options  # noqa: E402
 from nas.pareto import default_reference, hypervolume  # noqa: E402
 
-OBJECTIVES = {"nb201": ("accuracy_latency", "accuracy"), "fbnet": ("synflow_latency", "synflow")}
 GENES = "deployment.deployment.genes"
 #: The deployment a live search without deployment genes measures (configs/device/cpu.yaml).
 DEFAULT = {"runtime": "onnxruntime", "graph_optimization": "all", "precision": "fp32", "threads": 1}
@@ -85,8 +86,14 @@ def deployments(args: argparse.Namespace) -> list[dict[str, Any]]:
     return fixed
 
 
+def objectives_of(space: str) -> str:
+    """The space's published accuracy against latency where its table has one (its config's
+    accuracy_column), else synflow against latency."""
+    return "accuracy_latency" if compose([f"space={space}"]).space.get("accuracy_column") else "synflow_latency"
+
+
 def overrides_of(space: str, seed: int, genes: dict[str, list[Any]], args: argparse.Namespace) -> list[str]:
-    objectives, _ = OBJECTIVES[space]
+    objectives = objectives_of(space)
     takes = [f"~deployment.deployment.takes.{r}" for r in ("torch_eager", "torch_compile") if r not in genes["runtime"]]
     return [
         f"space={space}",
@@ -126,7 +133,7 @@ def run(job: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         summary = search_run(cfg, Path(tmp))
         with (Path(tmp) / "pareto.csv").open() as f:
             front = list(csv.DictReader(f))
-    score = OBJECTIVES[job["space"]][1]
+    score = next(name for name in summary["objectives"] if name != "latency_ms")
     return {
         **job,
         "front": [[float(r[score]), float(r["latency_ms"])] for r in front],
@@ -206,7 +213,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spaces", nargs="+", default=["nb201", "fbnet"], choices=sorted(OBJECTIVES))
+    parser.add_argument("--spaces", nargs="+", default=["nb201", "fbnet"], choices=config_options("space"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "torch_eager"])

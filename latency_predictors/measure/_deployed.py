@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import ClassVar
 
 from latency_predictors.measure._live import (
@@ -105,17 +106,17 @@ class DeployedLatency(Objective):
     def _of(self, candidate: Candidate) -> MeasuredLatency:
         return self.measurement(deployed(candidate, self.name)[1])
 
-    def _key(self, candidate: Candidate) -> tuple[str, str]:
+    @cached_property
+    def _settings(self) -> str:
         # The factories' reprs name their classes and bound settings: objectives that would
         # time a deployment differently never share a measurement.
         factories = sorted((name, repr(factory)) for name, factory in self.runtimes.items())
-        settings = f"{self.device().fingerprint} {self.warmup} {self.repeats} {self.unstable_iqr_ratio} {factories}"
-        return settings, candidate.arch.string
+        return f"{self.device().fingerprint} {self.warmup} {self.repeats} {self.unstable_iqr_ratio} {factories}"
 
     def stats(self, candidate: Candidate) -> tuple[LatencyStats, int]:
         """The candidate's measurement and batch: measured now, or kept from another objective's
         call for the same candidate."""
-        key = self._key(candidate)
+        key = (self._settings, candidate.arch.string)
         kept = self._measured.get(key)
         if kept is None:
             measured = self._of(candidate)
