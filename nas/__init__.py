@@ -26,6 +26,7 @@ from nas._capabilities import (
     features_version,
     isomorphism_classes,
 )
+from nas._deployment import SEPARATOR as DEPLOYMENT_SEPARATOR
 from nas._deployment import DeployedSpace, Deployment, DeploymentError, DeploymentGenes, deployed
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
@@ -63,6 +64,7 @@ __all__ = [
     "Constraint",
     "Cost",
     "DEVICE_FILE",
+    "DEPLOYMENT_SEPARATOR",
     "DeployedSpace",
     "Deployment",
     "DeploymentError",

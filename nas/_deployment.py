@@ -17,6 +17,7 @@ are, so one deployment has one string.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -139,6 +140,15 @@ class DeploymentGenes:
         defaults = {g.name: g.choices[0] for g in self.genes}
         return self.normalise({**defaults, **values})
 
+    def of(self, string: str) -> Deployment:
+        """The deployment a string names (:meth:`parse`'s values as a :class:`Deployment`)."""
+        return self.deployment(self.parse(string))
+
+    def every(self) -> tuple[Deployment, ...]:
+        """Every distinct deployment, in the order of the genes' choices (first gene slowest)."""
+        combos = itertools.product(*(g.choices for g in self.genes))
+        return tuple(dict.fromkeys(self.deployment(self.normalise(dict(zip(self.names, c)))) for c in combos))
+
     def __repr__(self) -> str:
         genes = {g.name: list(g.choices) for g in self.genes}
         return f"DeploymentGenes({genes}, takes={ {k: list(v) for k, v in self.takes.items()} })"
@@ -210,6 +220,11 @@ class DeployedSpace(SearchSpace):
     def deployment_of(self, arch: Architecture) -> Deployment:
         """How the candidate's network is deployed."""
         return self.deployment.deployment({name: arch[name] for name in self.deployment.names})
+
+    def deploy(self, network: Architecture, deployment: Deployment) -> Architecture:
+        """The candidate that is ``network`` (of :attr:`space`) run as ``deployment``."""
+        defaults = {g.name: g.choices[0] for g in self.deployment.genes}
+        return self.architecture({**network.params, **defaults, **deployment.params})
 
     def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
         return self.space.build(self.network_of(arch), seed=seed)

@@ -47,7 +47,8 @@ from nas.cli._deployed import agreement_shortfall, how_to_run, write_int8
 from nas.cli._explain import explained
 from nas.cli._onnx import SEEDED_WEIGHTS, finite_or_none, onnx_facts
 from nas.cli._options import EXPORT, check_options
-from nas.cli.search import library_versions, search_space
+from nas.cli._space import search_space
+from nas.cli.search import library_versions
 from nas.errors import MissingFileError
 from nas.export import INPUT_NAME, OUTPUT_NAME, ParityReport, export_deployable, write_metadata
 from nas.proxies import ProxyData

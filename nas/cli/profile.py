@@ -14,6 +14,7 @@ import functools
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from latency_predictors.measure import (
     NO_ENERGY_METER,
     PRECISIONS,
+    DeployedLatency,
     DriftMonitor,
     EnergyMeasure,
     LayerProfileWriter,
@@ -50,10 +52,11 @@ from latency_predictors.measure import (
     reference_model,
     runtime_device,
 )
-from nas import Architecture, Device, LayerSpec, SearchSpace
+from nas import DEPLOYMENT_SEPARATOR, Architecture, ArchitectureError, DeployedSpace, Device, LayerSpec, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._options import OptionError, safe_name
+from nas.cli._space import search_space
 from nas.results import write_json
 from nas.tables import BenchmarkTable
 from nas.tensorboard import last_steps
@@ -236,22 +239,66 @@ def write_profile_board(out: Path, device: str) -> None:
                 board.add_histogram(f"profile/{metric}_histogram", finite, global_step=len(values))
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
-@explained
-def main(cfg: DictConfig) -> None:
-    settings = check_settings(cfg)
-    torch.set_num_threads(cfg.torch_threads)
-    out = Path(cfg.output_dir).expanduser() if cfg.output_dir else Path(HydraConfig.get().runtime.output_dir)
-    space: SearchSpace = instantiate(cfg.space.instance)
-    runtime = build_runtime(cfg, settings)
-    device = device_of(cfg, runtime, settings)
-    # The layers of the whole space need no architecture selection (nor its FLOPs counting).
-    archs = select_archs(cfg, space, settings) if settings.networks or not cfg.all_layers else []
-    layers = layers_of(cfg, space, archs) if settings.layers else []  # fails here if the space lists none
-    energy_mj, energy_record = energy_of(cfg)
+@dataclass(frozen=True)
+class Batch:
+    """Architectures measured with one runtime at one batch size; ``count`` says how many of them
+    the profile should hold, ``holds`` which of its rows count towards that."""
 
-    space_record = {"name": cfg.space.name, "instance": OmegaConf.to_container(cfg.space.instance, resolve=True)}
-    measurement = {
+    label: str
+    runtime: Runtime
+    batch_size: int
+    archs: list[Architecture]
+    count: int
+    holds: Callable[[str], bool]
+
+
+def plain_batches(cfg: DictConfig, settings: Settings, space: SearchSpace, archs: list[Architecture]) -> list[Batch]:
+    """One runtime and batch size for every architecture (the profile's settings)."""
+    runtime = build_runtime(cfg, settings)
+    return [Batch("", runtime, settings.batch_size, archs, settings.n_archs, lambda _: True)]
+
+
+def deployed_batches(cfg: DictConfig, space: DeployedSpace, networks: list[Architecture]) -> list[Batch]:
+    """Every network under every deployment of ``deployments`` (null: every deployment the genes
+    allow), each deployment's runtime and batch made by the device's deployed latency, as a live
+    deployment search makes them: one table then trains one predictor across deployments."""
+    latency = deployed_latency(cfg)
+    wanted = cfg.deployments
+    try:
+        deployments = space.deployment.every() if wanted is None else [space.deployment.of(str(d)) for d in wanted]
+    except ArchitectureError as error:
+        raise OptionError(f"deployments: {error}") from None
+    batches = []
+    for deployment in dict.fromkeys(deployments):
+        measurement = latency.measurement(deployment)
+        suffix = f"{DEPLOYMENT_SEPARATOR}{deployment.string}"
+        batches.append(
+            Batch(
+                deployment.string,
+                measurement.runtime,
+                measurement.batch_size,
+                [space.deploy(network, deployment) for network in networks],
+                len(networks),
+                lambda arch, suffix=suffix: arch.endswith(suffix),
+            )
+        )
+    return batches
+
+
+def deployed_latency(cfg: DictConfig) -> DeployedLatency:
+    node = cfg.device.latency_ms
+    latency = instantiate(node, **({"device_name": cfg.device_name} if cfg.device_name else {}))
+    if not isinstance(latency, DeployedLatency):
+        raise OptionError(
+            f"deployment={cfg.deployment.name} profiles need a device whose latency_ms is a DeployedLatency; "
+            f"device {cfg.device.name} measures with {node._target_}"
+        )
+    return latency
+
+
+def measurement_record(cfg: DictConfig, settings: Settings, batches: list[Batch]) -> dict[str, Any]:
+    """How every row was measured, for device.json (and the profile's fingerprint)."""
+    record: dict[str, Any] = {
         "method": "measure_until_stable: median of at least `repeats` timed runs after `warmup` untimed "
         "ones, more until the median's 95% CI half-width is within rel_tolerance; Tukey outliers dropped",
         "warmup": settings.warmup,
@@ -259,14 +306,48 @@ def main(cfg: DictConfig) -> None:
         "max_repeats": settings.max_repeats,
         "rel_tolerance": settings.rel_tolerance,
         "max_time_s": settings.max_time_s,
-        "batch_size": settings.batch_size,
-        "precision": settings.precision,
-        "threads": settings.threads,
-        "runtime": runtime.describe(),
     }
+    if cfg.get("deployment") is None:
+        only = batches[0]
+        return record | {
+            "batch_size": settings.batch_size,
+            "precision": settings.precision,
+            "threads": settings.threads,
+            "runtime": only.runtime.describe(),
+        }
+    # Each row's runtime, threads, precision and batch are its deployment's (the row's string).
+    return record | {
+        "deployments": {b.label: {"runtime": b.runtime.describe(), "batch_size": b.batch_size} for b in batches}
+    }
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="profile")
+@explained
+def main(cfg: DictConfig) -> None:
+    settings = check_settings(cfg)
+    torch.set_num_threads(cfg.torch_threads)
+    out = Path(cfg.output_dir).expanduser() if cfg.output_dir else Path(HydraConfig.get().runtime.output_dir)
+    space = search_space(cfg)
+    networks = space.networks
+    # The layers of the whole space need no architecture selection (nor its FLOPs counting).
+    archs = select_archs(cfg, networks, settings) if settings.networks or not cfg.all_layers else []
+    if isinstance(space, DeployedSpace):
+        if settings.layers:
+            raise OptionError("layers: a deployed profile measures networks only; profile layers per runtime")
+        batches = deployed_batches(cfg, space, archs)
+        device = deployed_latency(cfg).device()
+    else:
+        batches = plain_batches(cfg, settings, space, archs)
+        device = device_of(cfg, batches[0].runtime, settings)
+    layers = layers_of(cfg, space, archs) if settings.layers else []  # fails here if the space lists none
+    energy_mj, energy_record = energy_of(cfg)
+
+    space_record = {"name": cfg.space.name, "instance": OmegaConf.to_container(cfg.space.instance, resolve=True)}
+    if isinstance(space, DeployedSpace):
+        space_record["deployment"] = OmegaConf.to_container(cfg.deployment, resolve=True)
     record = {
         "space": space_record,
-        "settings": measurement,
+        "settings": measurement_record(cfg, settings, batches),
         "host": host_metadata(),
         "energy_meter": energy_record,
     }
@@ -279,31 +360,23 @@ def main(cfg: DictConfig) -> None:
         max_time_s=settings.max_time_s,
     )
     log.info(
-        "profiling %d %s architectures and %d layers on %s into %s",
+        "profiling %d %s architectures%s and %d layers on %s into %s",
         len(archs) if settings.networks else 0,
-        space.name,
+        networks.name,
+        f" under {len(batches)} deployments each" if isinstance(space, DeployedSpace) else "",
         len(layers),
         device.name,
         out,
     )
 
     if settings.networks:
-        with ProfileWriter(out, device, **record) as writer, tempfile.TemporaryDirectory() as workdir:
-            drift_monitor = drift_monitor_of(cfg, runtime, settings.batch_size, Path(workdir))
-            # n_archs is the profile's size: a resumed profile measures only what it lacks.
-            todo = [a for a in archs if a.string not in writer][: max(settings.n_archs - len(writer), 0)]
-            log.info("%d already measured, %d to measure", len(writer), len(todo))
-            run = profile_architectures(
-                space,
-                todo,
-                runtime,
-                writer,
-                measure=measure,
-                batch_size=settings.batch_size,
-                energy_mj=energy_mj,
-                drift_monitor=drift_monitor,
-                progress=cfg.progress,
-                max_iqr_ratio=settings.unstable_iqr_ratio,
+        with ProfileWriter(out, device, **record) as writer:
+            runs = [measure_batch(cfg, space, batch, writer, measure, energy_mj, settings) for batch in batches]
+            run = ProfileRun(
+                measured=sum(r.measured for r in runs),
+                skipped=sum(r.skipped for r in runs),
+                failed=tuple(f for r in runs for f in r.failed),
+                elapsed_s=sum(r.elapsed_s for r in runs),
             )
         log.info(
             "measured %d architectures in %.1f s (%.1f per minute), %d failed; the profile holds %d",
@@ -320,7 +393,7 @@ def main(cfg: DictConfig) -> None:
             layer_run = profile_layers(
                 space,
                 layers,
-                runtime,
+                batches[0].runtime,
                 layer_writer,
                 measure=measure,
                 batch_size=settings.batch_size,
@@ -332,6 +405,35 @@ def main(cfg: DictConfig) -> None:
             layer_run.elapsed_s,
             len(layer_run.failed),
             len(layer_writer),
+        )
+
+
+def measure_batch(
+    cfg: DictConfig,
+    space: SearchSpace,
+    batch: Batch,
+    writer: ProfileWriter,
+    measure: Any,
+    energy_mj: EnergyMeasure | None,
+    settings: Settings,
+) -> ProfileRun:
+    """Measure what ``batch`` still lacks (a resumed profile measures only the rest), its drift
+    monitor re-timing the reference network with ``batch``'s runtime."""
+    held = sum(1 for arch in writer.measured() if batch.holds(arch))
+    todo = [a for a in batch.archs if a.string not in writer][: max(batch.count - held, 0)]
+    log.info("%s%d already measured, %d to measure", f"{batch.label}: " if batch.label else "", held, len(todo))
+    with tempfile.TemporaryDirectory() as workdir:
+        return profile_architectures(
+            space,
+            todo,
+            batch.runtime,
+            writer,
+            measure=measure,
+            batch_size=batch.batch_size,
+            energy_mj=energy_mj,
+            drift_monitor=drift_monitor_of(cfg, batch.runtime, batch.batch_size, Path(workdir)),
+            progress=cfg.progress,
+            max_iqr_ratio=settings.unstable_iqr_ratio,
         )
 
 

@@ -31,6 +31,7 @@ from nas.cli._deployed import DEPLOYED_COLUMNS, DEPLOYED_DESCRIPTIONS, export_de
 from nas.cli._explain import INTERRUPTED_EXIT, explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
 from nas.cli._options import SEARCH, check_constraints, check_options
+from nas.cli._space import search_space
 from nas.cli._watch import StopOnSignal, hparams_log, running_front, sampler_name, search_board
 from nas.cli.fit import write_run
 from nas.objectives import FittedMetric, TableMetric
@@ -184,15 +185,6 @@ def build_search(cfg: DictConfig, storage: optuna.storages.BaseStorage | None = 
         storage=storage if storage is not None else instantiate(cfg.storage),
         study_name=cfg.study_name,
     )
-
-
-def search_space(cfg: DictConfig) -> SearchSpace:
-    """The space a search config's candidates come from: ``space``'s, each network with a
-    deployment where ``deployment`` names one (a :class:`nas.DeployedSpace`)."""
-    space = instantiate(cfg.space.instance)
-    if cfg.get("deployment") is not None:
-        space = instantiate(cfg.deployment, space=space)
-    return space
 
 
 def build_constraints(group: DictConfig, measures: list[Objective]) -> tuple[list[Constraint], list[Objective]]:
