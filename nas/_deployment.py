@@ -17,6 +17,7 @@ are, so one deployment has one string.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas._architecture import Architecture, ArchitectureError, GeneValue
-from nas._capabilities import DisconnectedSpace, IsomorphicSpace
+from nas._capabilities import (
+    AdditiveSpace,
+    BatchFlopsSpace,
+    DisconnectedSpace,
+    FlopsSpace,
+    IsomorphicSpace,
+    LayeredSpace,
+    LayerSpec,
+    LayerStats,
+)
 from nas._objective import Candidate, ObjectiveError
 from nas._space import Gene, SearchSpace
 from nas.errors import HwnasError
@@ -165,10 +175,13 @@ class DeployedSpace(SearchSpace):
     """
 
     def __new__(cls, space: SearchSpace | None = None, *args: Any, **kwargs: Any) -> DeployedSpace:
-        # (copy and pickle call __new__ with the subclass and no arguments)
         if cls is DeployedSpace and space is not None:
-            cls = _WITH_ABILITIES[(isinstance(space, IsomorphicSpace), isinstance(space, DisconnectedSpace))]
+            cls = _with_abilities(space)
         return super().__new__(cls)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through __new__, which picks the class with the network space's abilities.
+        return (DeployedSpace, (self.space, self.deployment, self._suffix))
 
     def __init__(self, space: SearchSpace, deployment: DeploymentGenes, name: str = "deployed") -> None:
         clash = sorted({g.name for g in space.genes()} & set(deployment.names))
@@ -271,13 +284,62 @@ class _Disconnected(DeployedSpace, DisconnectedSpace):
         return self.space.disconnected_of(indices[:, : len(self._network_genes)])  # type: ignore[attr-defined]
 
 
-class _IsomorphicDisconnected(_Isomorphic, _Disconnected):
+class _Flops(DeployedSpace, FlopsSpace):
+    def flops(self, arch: Architecture) -> int:
+        return self.space.flops(self.network_of(arch))  # type: ignore[attr-defined]
+
+
+class _BatchFlops(_Flops, BatchFlopsSpace):
+    def batch_flops(self, gene_indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(gene_indices)
+        return self.space.batch_flops(indices[:, : len(self._network_genes)])  # type: ignore[attr-defined]
+
+
+class _Layered(DeployedSpace, LayeredSpace):
+    # The network's layers: a deployment runs them, it adds none (so an additive network space
+    # stays additive, each deployment gene value adding nothing).
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
+        return self.space.layers(self.network_of(arch))  # type: ignore[attr-defined]
+
+    def distinct_layers(self) -> tuple[LayerSpec, ...]:
+        return self.space.distinct_layers()  # type: ignore[attr-defined]
+
+    def build_layer(self, layer: LayerSpec, seed: int = 0) -> nn.Module:
+        return self.space.build_layer(layer, seed=seed)  # type: ignore[attr-defined]
+
+    def layer_kind(self, key: str) -> str:
+        return self.space.layer_kind(key)  # type: ignore[attr-defined]
+
+    def layer_stats(self, layers: Sequence[LayerSpec]) -> list[LayerStats]:
+        return self.space.layer_stats(layers)  # type: ignore[attr-defined]
+
+
+class _Additive(_Layered, AdditiveSpace):
     pass
 
 
-_WITH_ABILITIES: dict[tuple[bool, bool], type[DeployedSpace]] = {
-    (False, False): DeployedSpace,
-    (True, False): _Isomorphic,
-    (False, True): _Disconnected,
-    (True, True): _IsomorphicDisconnected,
-}
+#: Per ability family, the network space's ability and the deployed space's class that keeps it
+#: (the first that the network space has).
+_FAMILIES: tuple[tuple[tuple[type[SearchSpace], type[DeployedSpace]], ...], ...] = (
+    ((IsomorphicSpace, _Isomorphic),),
+    ((DisconnectedSpace, _Disconnected),),
+    ((BatchFlopsSpace, _BatchFlops), (FlopsSpace, _Flops)),
+    ((AdditiveSpace, _Additive), (LayeredSpace, _Layered)),
+)
+
+
+def _with_abilities(space: SearchSpace) -> type[DeployedSpace]:
+    """The deployed space class that has every ability of ``space`` a deployment keeps."""
+    kept = []
+    for family in _FAMILIES:
+        kept += [deployed_class for ability, deployed_class in family if isinstance(space, ability)][:1]
+    return _composed(tuple(kept))
+
+
+@functools.cache
+def _composed(bases: tuple[type[DeployedSpace], ...]) -> type[DeployedSpace]:
+    if not bases:
+        return DeployedSpace
+    if len(bases) == 1:
+        return bases[0]
+    return type("DeployedSpace" + "".join(b.__name__ for b in bases), bases, {"__module__": __name__})

@@ -43,6 +43,7 @@ from latency_predictors.measure._energy import (
     probe_energy_meters,
 )
 from latency_predictors.measure._fidelity import (
+    DeployedAccuracy,
     Int8Agreement,
     Int8Fidelity,
     compare_int8,
@@ -130,6 +131,7 @@ __all__ = [
     "LayerProfileWriter",
     "Measure",
     "MeasuredLatency",
+    "DeployedAccuracy",
     "Int8Agreement",
     "Int8Fidelity",
     "compare_int8",

@@ -15,6 +15,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +26,9 @@ from latency_predictors.measure._runtimes import quantize_int8, torch_threads
 from nas import Candidate, Cost, Direction, Objective, ObjectiveError, deployed
 from nas.export import INPUT_NAME, export_onnx
 from nas.proxies import ProxyData
+
+if TYPE_CHECKING:
+    from nas.training import InheritedAccuracy
 
 #: The deployment gene and value that mean "run the int8 file".
 PRECISION_GENE, INT8 = "precision", "int8"
@@ -55,10 +59,7 @@ def quantize_on_images(model: nn.Module, images: torch.Tensor, directory: Path) 
 
 def compare_int8(model: nn.Module, int8_path: Path, images: torch.Tensor) -> Int8Fidelity:
     """The int8 file at ``int8_path`` against ``model`` (fp32, PyTorch) on ``images``."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
+    session = _session(int8_path)
     quantised = session.run(None, {INPUT_NAME: images.detach().cpu().numpy()})[0].astype(np.float64)
     with torch.no_grad():
         reference = model.eval()(images).detach().cpu().numpy().astype(np.float64)
@@ -129,3 +130,73 @@ class Int8Agreement(Objective):
 
     def source(self) -> str:
         return f"int8 agreement on {self.data.describe()}"
+
+
+class DeployedAccuracy(Objective):
+    """Top-1 accuracy (percent) of a candidate as deployed, where its weights are trained.
+
+    ``accuracy`` is an :class:`nas.training.InheritedAccuracy` (a supernet trained by
+    hwnas-train-supernet): a deployment that does not quantise scores its network's inherited
+    accuracy; an int8 deployment scores its int8 file (the subnet with the trained weights, BN
+    recalibrated, exported and statically quantised with its ranges calibrated on the same training
+    images BN was) on the same validation images through onnxruntime. The fp32 accuracy and the
+    drop are kept beside it (``accuracy.fp32``, ``accuracy.int8_drop``).
+    """
+
+    direction = Direction.MAXIMIZE
+    cost = Cost.PROXY
+
+    def __init__(self, accuracy: InheritedAccuracy, name: str = "accuracy") -> None:
+        super().__init__(name)
+        self.accuracy = accuracy
+        self._last: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, candidate: Candidate) -> float:
+        space, deployment = deployed(candidate, self.name)
+        networks, network = space.networks, candidate.network
+        fp32 = self.accuracy(Candidate(network, networks))
+        deployed_accuracy = fp32
+        if deployment.get(PRECISION_GENE) == INT8:
+            subnet = self.accuracy.subnet(networks, network)  # type: ignore[arg-type]
+            images = self.accuracy.calibration_images(networks, network)  # type: ignore[arg-type]
+            with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as scratch:
+                try:
+                    _, int8 = quantize_on_images(subnet, images, Path(scratch))
+                    session = _session(int8)
+                except Exception as error:  # an export or quantisation failure is this candidate's
+                    raise ObjectiveError(f"could not quantise {candidate.arch.string}: {error}") from error
+                deployed_accuracy = self.accuracy.accuracy_of(
+                    networks,  # type: ignore[arg-type]
+                    network,
+                    lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.cpu().numpy()})[0]),
+                )
+        self._last[candidate.arch.string] = (fp32, deployed_accuracy)
+        return deployed_accuracy
+
+    def details(self, candidate: Candidate) -> dict[str, float | int | bool]:
+        kept = self._last.get(candidate.arch.string)
+        if kept is None:
+            return {}
+        return {"fp32": kept[0], "int8_drop": kept[0] - kept[1]}
+
+    def describe(self) -> str:
+        return (
+            f"top-1 accuracy (percent) as deployed: {self.accuracy.describe()}; for an int8 deployment, its int8 "
+            "file's on the same images"
+        )
+
+    def describe_details(self) -> dict[str, str]:
+        return {
+            "fp32": "the network's inherited top-1 accuracy in fp32 (percent)",
+            "int8_drop": "fp32 accuracy minus the deployed accuracy, percentage points (0 without quantisation)",
+        }
+
+    def source(self) -> str:
+        return f"deployed {self.accuracy.source()}"
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -10,6 +10,7 @@ become the objective's truth, read only to score the returned front.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,11 @@ class PredictedMetric(PredictedObjective):
         metric: str,
         space: SearchSpace,
         direction: Direction | str = Direction.MINIMIZE,
+        deployment: Callable[..., SearchSpace] | None = None,
     ) -> None:
+        if deployment is not None:
+            # The predictor was fitted on a deployed space's table: candidates are (network, deployment).
+            space = deployment(space=space)
         if path is None:
             raise ValueError(
                 f"objective {name!r} needs a predictor, and none was given: set device.{metric.split('_')[0]}="

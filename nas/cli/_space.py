@@ -14,5 +14,6 @@ def search_space(cfg: DictConfig) -> SearchSpace:
     and hwnas-fit's tables."""
     space = instantiate(cfg.space.instance)
     if cfg.get("deployment") is not None:
-        space = instantiate(cfg.deployment, space=space)
+        # (_partial_ for run configs saved before the deployment config said so)
+        space = instantiate(cfg.deployment, _partial_=True)(space=space)
     return space

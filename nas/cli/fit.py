@@ -26,6 +26,7 @@ from nas import SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._options import FIT, OptionError, check_options
+from nas.cli._space import search_space
 from nas.fitting import FitResult, ParsedTable, fit_column, fit_sources
 from nas.results import write_csv, write_json
 from nas.tables import BenchmarkTable
@@ -39,7 +40,7 @@ log = logging.getLogger("hwnas.fit")
 def main(cfg: DictConfig) -> float | None:
     check_options(cfg, FIT)
     torch.set_num_threads(cfg.torch_threads)
-    space: SearchSpace = instantiate(cfg.space.instance)
+    space = search_space(cfg)
     data = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))
     sources = None
     if cfg.source_devices:

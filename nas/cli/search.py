@@ -422,7 +422,7 @@ def write_outputs(
         **hypervolume,
         "oracle": oracle and oracle_summary(table, oracle, reference),
         "measured": measured or None,
-        "regret": regret(search, front, space_accuracy(cfg, search.space), _list_or_none(cfg.regret_budgets)),
+        "regret": regret(search, front, space_accuracy(cfg, search.space.networks), _list_or_none(cfg.regret_budgets)),
         "trials": {s: states.count(s) for s in sorted(set(states))}
         | {"total": len(states), "evaluated": evaluations(study)},
         "feasible_trials": len(table.feasible_complete()),

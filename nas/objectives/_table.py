@@ -94,7 +94,10 @@ class TableMetric(Objective):
         return self.metric if self.device is None else f"{self.metric}[{self.device}]"
 
     def __call__(self, candidate: Candidate) -> float:
-        arch = candidate.network.string
+        # A table of this candidate's space holds candidates (a deployed profile); any other holds
+        # the networks they run (a published table read by a deployment search).
+        own = self.space is not None and candidate.space is not None and candidate.space.name == self.space.name
+        arch = candidate.arch.string if own else candidate.network.string
         try:
             value = self.table.value(self.metric, self.device, arch)
         except KeyError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from nas._supernet import Supernet
 from nas.errors import MissingFileError
 from nas.training._bn import recalibrated_subnet
 from nas.training._data import ImageDataset
-from nas.training._trainer import CHECKPOINT_FILE, subnet_accuracy
+from nas.training._sampling import fit_input
+from nas.training._trainer import CHECKPOINT_FILE, subnet_accuracy, top1_percent
 
 
 class InheritedAccuracy(Objective):
@@ -101,3 +103,19 @@ class InheritedAccuracy(Objective):
         """``arch``'s subnet with the trained weights, in eval mode, BN statistics recomputed on
         the same batches as its accuracy is (what hwnas-export deploys)."""
         return recalibrated_subnet(self.supernet(space), arch, self._calibration).eval()
+
+    def accuracy_of(
+        self, space: SupernetSpace, arch: Architecture, classify: Callable[[torch.Tensor], torch.Tensor]
+    ) -> float:
+        """Top-1 accuracy (percent) of ``classify`` on the validation images this objective scores
+        ``arch`` on: for a deployed file of ``arch``'s subnet (an int8 model), to set beside
+        :meth:`__call__`'s."""
+        supernet = self.supernet(space)
+        assert self._val is not None
+        return top1_percent(classify, supernet, arch, self._val)
+
+    def calibration_images(self, space: SupernetSpace, arch: Architecture) -> torch.Tensor:
+        """The training images BN is recalibrated on, at ``arch``'s input resolution: what a
+        quantised file of the subnet is calibrated on too."""
+        supernet = self.supernet(space)
+        return torch.cat([fit_input(images, supernet, arch) for images, _ in self._calibration])

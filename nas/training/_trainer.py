@@ -292,11 +292,19 @@ def evaluate(
 @torch.no_grad()
 def subnet_accuracy(supernet: Supernet, arch: Architecture, calibration: list[Any], val: DataLoader) -> float:
     """Top-1 accuracy (percent) of ``arch``'s subnet on ``val``, BN recalibrated on ``calibration``."""
-    subnet = recalibrated_subnet(supernet, arch, calibration)
+    return top1_percent(recalibrated_subnet(supernet, arch, calibration), supernet, arch, val)
+
+
+@torch.no_grad()
+def top1_percent(
+    classify: Callable[[torch.Tensor], torch.Tensor], supernet: Supernet, arch: Architecture, val: DataLoader
+) -> float:
+    """Top-1 accuracy (percent) on ``val`` of ``classify`` (``arch``'s subnet, or a deployed file of
+    it), given the images at ``arch``'s input resolution on the supernet's device."""
     device = next(supernet.parameters()).device
     correct, total = 0, 0
     for images, labels in val:
-        logits = subnet(fit_input(images.to(device), supernet, arch))
+        logits = classify(fit_input(images.to(device), supernet, arch))
         correct += int((logits.argmax(dim=-1) == labels.to(device)).sum())
         total += len(labels)
     return 100.0 * correct / max(total, 1)

@@ -145,3 +145,92 @@ def test_a_table_metric_reads_the_row_of_the_candidate_s_network(data_dir: Path)
         c = Candidate(space.parse(f"{NETWORK}@{deployment}"), space)
         assert c.network == network
         assert accuracy(c) == accuracy(Candidate(network, nb201))
+
+
+def test_every_deployment_is_listed_once_and_named_back() -> None:
+    genes = DeploymentGenes(GENES, TAKES)
+    every = genes.every()
+    # onnxruntime reads all four other genes (3 x 2 x 2 x 2); PyTorch eager threads and batch
+    assert len(every) == 24 + 4 and len({d.string for d in every}) == len(every)
+    assert all(genes.of(d.string) == d for d in every)
+    assert every[0].string == "runtime=onnxruntime,graph_optimization=all,precision=fp32,threads=1,batch_size=1"
+
+
+def test_deploy_puts_a_network_under_a_deployment() -> None:
+    space = deployed()
+    network = NB201Space().parse(NETWORK)
+    for deployment in space.deployment.every():
+        candidate = space.deploy(network, deployment)
+        assert space.network_of(candidate) == network and space.deployment_of(candidate) == deployment
+        assert candidate.string == f"{NETWORK}@{deployment.string}"
+
+
+@pytest.mark.parametrize("inner", [NB201Space, FBNetSpace])
+def test_a_deployment_keeps_the_network_s_flops_and_layers(inner: type[SearchSpace]) -> None:
+    """FLOPs, layers and their statistics are the network's: a deployment runs them, it adds none
+    (so analytic costs of a deployed candidate are its network's, and predictors can read them)."""
+    import pickle
+
+    from nas import AdditiveSpace, FlopsSpace
+
+    network_space = inner()
+    space = deployed(network_space)
+    assert isinstance(space, FlopsSpace) and isinstance(space, AdditiveSpace)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        candidate = space.sample(rng)
+        network = space.network_of(candidate)
+        assert space.flops(candidate) == network_space.flops(network)
+        assert space.layers(candidate) == network_space.layers(network)
+    again = pickle.loads(pickle.dumps(space))
+    assert type(again) is type(space) and repr(again) == repr(space)
+    assert again.parse(candidate.string) == candidate
+
+
+def _deployed_table(directory: Path, rows: dict[str, float]) -> Path:
+    directory.mkdir()
+    archs = ["index,arch", *(f'{i},"{arch}"' for i, arch in enumerate(rows))]
+    values = ["index,cpu_stack", *(f"{i},{value}" for i, value in enumerate(rows.values()))]
+    (directory / "archs.csv").write_text("\n".join(archs) + "\n")
+    (directory / "latency_ms.csv").write_text("\n".join(values) + "\n")
+    return directory
+
+
+OTHER = "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+FAST = "runtime=onnxruntime,graph_optimization=all,precision=fp32,threads=1,batch_size=1"
+EAGER = "runtime=torch_eager,threads=2,batch_size=8"
+
+
+def test_a_table_of_deployed_rows_is_read_by_the_candidate(tmp_path: Path) -> None:
+    """A deployed profile's rows are candidates: the same network under another deployment is
+    another row, never the one measured."""
+    from nas import Candidate, UnavailableError
+    from nas.objectives import TableMetric
+
+    space = deployed()
+    table = _deployed_table(tmp_path / "t", {f"{NETWORK}@{FAST}": 1.5, f"{NETWORK}@{EAGER}": 9.0})
+    latency = TableMetric("latency_ms", table, "latency_ms", device="cpu_stack", space=space)
+    assert latency(Candidate(space.parse(f"{NETWORK}@{FAST}"), space)) == 1.5
+    assert latency(Candidate(space.parse(f"{NETWORK}@{EAGER}"), space)) == 9.0
+    with pytest.raises(UnavailableError):
+        latency(Candidate(space.parse(f"{NETWORK}@runtime=torch_eager,threads=1,batch_size=1"), space))
+
+
+def test_a_deployment_grid_reads_a_deployed_table_as_networks_by_deployments(tmp_path: Path) -> None:
+    from nas.deployment_grid import DeploymentGrid
+    from nas.fitting import ParsedTable
+    from nas.tables import BenchmarkTable
+
+    space = deployed()
+    rows = {f"{NETWORK}@{FAST}": 1.5, f"{OTHER}@{EAGER}": 7.0, f"{NETWORK}@{EAGER}": 9.0}
+    data = ParsedTable.parse(space, BenchmarkTable.load(_deployed_table(tmp_path / "t", rows)))
+    grid = DeploymentGrid.of(space, data.archs)
+    assert [n.string for n in grid.networks] == [NETWORK, OTHER]
+    assert [d.string for d in grid.deployments] == [FAST, EAGER]
+    np.testing.assert_array_equal(grid.rows, [[0, 2], [-1, 1]])
+    complete = grid.complete()
+    assert [n.string for n in complete.networks] == [NETWORK] and complete.rows.tolist() == [[0, 2]]
+    by_deployment = BenchmarkTable.load(grid.write_networks(data.table, "cpu_stack", tmp_path / "networks"))
+    assert by_deployment.archs == [NETWORK, OTHER] and by_deployment.devices("latency_ms") == (FAST, EAGER)
+    np.testing.assert_array_equal(by_deployment.column("latency_ms", FAST), [1.5, np.nan])
+    np.testing.assert_array_equal(by_deployment.column("latency_ms", EAGER), [9.0, 7.0])

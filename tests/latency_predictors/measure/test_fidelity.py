@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,62 @@ def test_bad_use_is_named(data: ProxyData) -> None:
     plain = NB201Space(channels=8, cells_per_stage=1)
     with pytest.raises(ObjectiveError, match="deployment=<option>"):
         Int8Agreement(data=data)(Candidate(plain.parse(NETWORK), plain))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.nas.training.test_trainer import trainer
+
+    directory = tmp_path_factory.mktemp("supernet")
+    trainer(directory, epochs=2).fit()
+    return directory
+
+
+def test_deployed_accuracy_scores_the_int8_file_with_the_trained_weights(trained: Path) -> None:
+    """fp32 deployments score the inherited accuracy; int8 ones their int8 file on the same
+    images, which can differ from fp32 by at most the share of images the two classify apart."""
+    import onnxruntime as ort
+    import torch
+
+    from latency_predictors.measure import DeployedAccuracy
+    from nas.training import InheritedAccuracy
+    from tests.nas.training.helpers import DigitsSubset, tiny_space
+
+    inherited = InheritedAccuracy(trained, DigitsSubset(), bn_batches=2, batch_size=32, seed=5)
+    accuracy = DeployedAccuracy(inherited)
+    genes = DeploymentGenes({"runtime": ["onnxruntime"], "precision": ["fp32", "int8"]})
+    space = DeployedSpace(tiny_space(), genes, "cpu_test")
+    network = space.networks.largest()
+    fp32 = Candidate(space.deploy(network, genes.of("runtime=onnxruntime,precision=fp32")), space)
+    int8 = Candidate(space.deploy(network, genes.of("runtime=onnxruntime,precision=int8")), space)
+    inherited_value = inherited(Candidate(network, space.networks))
+    assert accuracy(fp32) == inherited_value and accuracy.details(fp32)["int8_drop"] == 0
+    deployed_value = accuracy(int8)
+    details = accuracy.details(int8)
+    assert details["fp32"] == inherited_value and details["int8_drop"] == pytest.approx(
+        inherited_value - deployed_value
+    )
+
+    # Independently: quantise the same subnet on the same images, classify the validation images.
+    subnet = inherited.subnet(space.networks, network)
+    _, val = DigitsSubset().splits()
+    images, labels = val.tensors
+    with tempfile.TemporaryDirectory() as scratch:
+        _, path = quantize_on_images(subnet, inherited.calibration_images(space.networks, network), Path(scratch))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        int8_classes = session.run(None, {"input": images.numpy()})[0].argmax(axis=1)
+    with torch.no_grad():
+        fp32_classes = subnet(images).argmax(dim=1).numpy()
+    assert deployed_value == pytest.approx(100.0 * float(np.mean(int8_classes == labels.numpy())))
+    disagreement = 100.0 * float(np.mean(int8_classes != fp32_classes))
+    assert abs(inherited_value - deployed_value) <= disagreement + 1e-9
+
+
+def test_deployed_accuracy_needs_a_deployed_candidate(trained: Path) -> None:
+    from latency_predictors.measure import DeployedAccuracy
+    from nas.training import InheritedAccuracy
+    from tests.nas.training.helpers import DigitsSubset, tiny_space
+
+    accuracy = DeployedAccuracy(InheritedAccuracy(trained, DigitsSubset()))
+    with pytest.raises(ObjectiveError, match="needs deployed candidates"):
+        accuracy(Candidate(tiny_space().largest(), tiny_space()))

@@ -118,6 +118,9 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         overrides.append(f"space={space_with_device(option, data_dir)}")
     if (group, option) == ("objectives", "inherited_latency"):
         overrides += ["data=digits", f"objectives.accuracy.checkpoint={digits_checkpoint(tmp_path / 'supernet')}"]
+    if (group, option) == ("objectives", "deployed_accuracy_latency"):
+        checkpoint = digits_checkpoint(tmp_path / "supernet")
+        overrides += ["data=digits", "deployment=cpu_stack", f"objectives.accuracy.accuracy.checkpoint={checkpoint}"]
     if (group, option) == ("objectives", "few_label_latency"):
         overrides.append("objectives.accuracy.n_labels=10")  # its default proxies, fewer to score
     if (group, option) == ("device", "predicted"):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nas import DeployedSpace, DeploymentGenes
 from search_spaces import NB201Space
@@ -171,10 +172,9 @@ def test_the_benchmark_s_fixed_deployments_are_the_joint_space_s_deployments(dat
     """scripts/bench_deployment.py searches one fixed deployment per distinct deployment of the
     joint space, each composed as hwnas-search composes it."""
     import argparse
-    import itertools
     import sys
 
-    from nas.cli.search import search_space
+    from nas.cli._space import search_space
     from tests.nas.cli.helpers import REPO
 
     sys.path.insert(0, str(REPO / "scripts"))
@@ -188,14 +188,52 @@ def test_the_benchmark_s_fixed_deployments_are_the_joint_space_s_deployments(dat
     args.threads, args.budget, args.data_dir, args.spaces, args.seeds = [1, 2], 5, str(data_dir), ["nb201"], [0]
     jobs = bench.jobs_of(args)
     joint = search_space(bench.compose(bench.overrides_of("nb201", 0, jobs[0]["genes"], args)))
-    genes = joint.deployment.genes
-    every = {
-        joint.deployment.deployment(joint.deployment.normalise(dict(zip([g.name for g in genes], values)))).string
-        for values in itertools.product(*(g.choices for g in genes))
-    }
+    every = {d.string for d in joint.deployment.every()}
     fixed = set()
     for job in jobs[1:]:
         space = search_space(bench.compose(bench.overrides_of("nb201", 0, job["genes"], args)))
         (deployment,) = {space.deployment_of(space.sample(np.random.default_rng(s))).string for s in range(5)}
         fixed.add(deployment)
     assert fixed == every and len(jobs) == 1 + len(every) == 11
+
+
+def test_accuracy_as_deployed_from_a_trained_supernet(tmp_path: Path) -> None:
+    """objectives=deployed_accuracy_latency: an int8 candidate's accuracy is its int8 file's (the
+    trained subnet quantised) on the validation images, with the fp32 accuracy and the drop beside
+    it; an fp32 candidate's is its network's inherited accuracy."""
+    from nas import Candidate
+    from nas.training import InheritedAccuracy, SklearnDigits, SupernetTrainer, UniformSampling
+
+    network_space = NB201Space(channels=4, cells_per_stage=1)
+    supernet_dir = tmp_path / "supernet"
+    SupernetTrainer(
+        network_space.supernet(),
+        SklearnDigits(),
+        UniformSampling(),
+        epochs=1,
+        checkpoint_dir=supernet_dir,
+        progress=False,
+    ).fit()
+    run_dir = tmp_path / "run"
+    result = run_search(
+        "++space.instance.channels=4", "++space.instance.cells_per_stage=1", "deployment=cpu_stack",
+        "deployment.deployment.genes.runtime=[onnxruntime]", "~deployment.deployment.takes.torch_eager",
+        "~deployment.deployment.takes.torch_compile", "deployment.deployment.genes.batch_size=[1]",
+        "objectives=deployed_accuracy_latency", f"objectives.accuracy.accuracy.checkpoint={supernet_dir}",
+        "data=digits", "sampler=random", "budget.n_trials=6", "export.onnx=false", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = [r for r in read_csv(run_dir / "trials.csv") if r["state"] == "COMPLETE"]
+    inherited = InheritedAccuracy(supernet_dir, SklearnDigits())
+    precisions = set()
+    for row in trials:
+        network = network_space.parse(row["arch"].partition("@")[0])
+        fp32 = inherited(Candidate(network, network_space))
+        assert float(row["accuracy.fp32"]) == pytest.approx(fp32)
+        drop = float(row["accuracy.int8_drop"])
+        assert float(row["accuracy"]) == pytest.approx(fp32 - drop)
+        int8 = "precision=int8" in row["arch"]
+        precisions.add(int8)
+        if not int8:
+            assert drop == 0
+    assert precisions == {True, False}, "six random trials over two precisions drew both"
