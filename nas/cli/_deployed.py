@@ -14,11 +14,13 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from latency_predictors.measure import (
     DeployedLatency,
@@ -27,7 +29,7 @@ from latency_predictors.measure import (
     compare_int8,
     quantize_on_images,
 )
-from nas import Architecture, DeployedSpace
+from nas import Architecture, DeployedSpace, Objective
 from nas.cli._onnx import SEEDED_WEIGHTS, finite_or_none, onnx_facts
 from nas.export import write_metadata
 from nas.results import FORMAT_VERSION
@@ -115,6 +117,16 @@ def export_deployed(
 
 #: What an int8 file's metadata says of its precision.
 INT8_FACT = "int8 (static QDQ, calibrated on images)"
+
+
+def deployment_latency(cfg: DictConfig, measures: Sequence[Objective] = ()) -> DeployedLatency | None:
+    """What says how a deployed candidate runs (its runtime and batch): the measure of ``measures``
+    that times deployments live, else one over the deployment config's ``deployment_runtimes``
+    (a search on predictors, which times nothing); None with neither."""
+    latency = next((m for m in measures if isinstance(m, DeployedLatency)), None)
+    if latency is None and cfg.get("deployment_runtimes") is not None:
+        latency = DeployedLatency(runtimes=instantiate(cfg.deployment_runtimes))
+    return latency
 
 
 def how_to_run(space: DeployedSpace, arch: Architecture, latency: DeployedLatency) -> dict[str, Any]:

@@ -43,10 +43,10 @@ from latency_predictors.measure import (
 )
 from nas import Architecture, DeployedSpace, SearchSpace
 from nas.cli import CONFIG_DIR
-from nas.cli._deployed import agreement_shortfall, how_to_run, write_int8
+from nas.cli._deployed import agreement_shortfall, deployment_latency, how_to_run, write_int8
 from nas.cli._explain import explained
 from nas.cli._onnx import SEEDED_WEIGHTS, finite_or_none, onnx_facts
-from nas.cli._options import EXPORT, check_options
+from nas.cli._options import EXPORT, OptionError, check_options
 from nas.cli._space import search_space
 from nas.cli.search import library_versions
 from nas.errors import MissingFileError
@@ -197,7 +197,14 @@ class Deployed:
     most the share of images whose class changed)."""
 
     def __init__(self, cfg: DictConfig, search_cfg: DictConfig) -> None:
-        self.latency = instantiate(search_cfg.device.latency_ms, name="latency_ms")
+        latency = deployment_latency(search_cfg, [instantiate(search_cfg.device.latency_ms, name="latency_ms")])
+        if latency is None:
+            raise OptionError(
+                f"{search_cfg.deployment.name}: the run's config says neither how its deployments are run "
+                "(deployment_runtimes) nor measures them live (device.latency_ms); export with the deployment "
+                "config it was searched with"
+            )
+        self.latency = latency
         dataset = instantiate(cfg.data)
         self.calibration = ProxyData(dataset, batch_size=64, seed=int(cfg.seed))
         self.check = ProxyData(dataset, batch_size=256, seed=int(cfg.seed) + 1)

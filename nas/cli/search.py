@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from latency_predictors.measure import DeployedLatency, MeasuredLatency, cpu_model_name
 from nas import Constraint, DeployedSpace, Objective, PredictedObjective, SearchSpace, check_one_device
 from nas.cli import CONFIG_DIR
-from nas.cli._deployed import DEPLOYED_COLUMNS, DEPLOYED_DESCRIPTIONS, export_deployed
+from nas.cli._deployed import DEPLOYED_COLUMNS, DEPLOYED_DESCRIPTIONS, deployment_latency, export_deployed
 from nas.cli._explain import INTERRUPTED_EXIT, explained
 from nas.cli._onnx import ONNX_COLUMNS, ONNX_DESCRIPTIONS, export_front
 from nas.cli._options import SEARCH, check_constraints, check_options
@@ -444,7 +444,7 @@ def write_deployed(
     """A deployment search's front as deployed, into ``deployed/`` (:mod:`nas.cli._deployed`):
     how many failed, or None when the search has no deployments (or ONNX export is off)."""
     space = search.space
-    latency = next((m for m in search.measures if isinstance(m, DeployedLatency)), None)
+    latency = deployment_latency(cfg, search.measures)
     if not isinstance(space, DeployedSpace) or latency is None or not cfg.export.onnx:
         return None
     data = instantiate(cfg.proxy_data)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from latency_predictors import Bench, Runtime
 from nas import Architecture, Constraint, DeployedSpace, Objective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
+from nas.cli._space import search_space
 from nas.training import ImageDataset, SamplingStrategy
 
 NB201_CELLS = [
@@ -59,6 +60,8 @@ REQUIRED = {
     # Throughput and p95 are read from a deployment search's device.
     ("objectives", "accuracy_throughput"): ["deployment=cpu_stack"],
     ("metrics", "deployed"): ["deployment=cpu_stack"],
+    # It runs the deployment config's runtimes.
+    ("device", "cpu_stack"): ["deployment=cpu_stack"],
 }
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}
@@ -181,8 +184,8 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
     elif group == "deployment" and node is None:
         assert option == "none"
     elif group == "deployment":  # the space it wraps, and a device that runs every runtime it names
-        space = instantiate(node, space=instantiate(cfg.space.instance))
-        assert isinstance(space, DeployedSpace)
+        space = instantiate(node)(space=instantiate(cfg.space.instance))
+        assert isinstance(space, DeployedSpace) and repr(space) == repr(search_space(cfg))
         latency = instantiate(cfg.device.latency_ms, name="latency_ms")
         assert sorted(latency.runtimes) == sorted(map(str, space.deployment.selector.choices))
         arch = space.sample(np.random.default_rng(0))

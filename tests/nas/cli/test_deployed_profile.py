@@ -78,7 +78,7 @@ def test_a_deployment_the_genes_do_not_allow_is_refused_before_measuring(tmp_pat
 def test_one_predictor_across_deployments_answers_a_deployment_search(profile: Path, tmp_path: Path) -> None:
     """hwnas-fit on the deployed table, then hwnas-search with that predictor: every front member
     is a deployed candidate, its latency the predictor's, scored against the table where the
-    table holds the candidate."""
+    table holds the candidate, with a manifest of how it runs."""
     fit = tmp_path / "fit"
     done = run_command("fit", *DEPLOYED, f"table_dir={profile}", "predictor=gbdt", "n_train=8", f"hydra.run.dir={fit}")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -92,7 +92,8 @@ def test_one_predictor_across_deployments_answers_a_deployment_search(profile: P
         f"device.latency={fit}",
         "objectives=params_latency",
         "budget.n_trials=12",
-        "export.onnx=false",
+        "++space.instance.channels=4",
+        "++space.instance.cells_per_stage=1",
         f"hydra.run.dir={search}",
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -109,6 +110,14 @@ def test_one_predictor_across_deployments_answers_a_deployment_search(profile: P
         else:
             assert row["latency_ms.measured"] == ""
         assert np.isfinite(float(row["latency_ms"]))
+        # the front as deployed: how each member runs, from the deployment config's runtimes
+        manifest = json.loads((search / row["deployment_manifest"]).read_text())
+        network, _, deployment = row["arch"].partition("@")
+        assert (manifest["candidate"], manifest["network"]) == (row["arch"], network)
+        assert {k: str(v) for k, v in manifest["deployment"].items()} == dict(
+            part.split("=") for part in deployment.split(",")
+        )
+        assert manifest["batch_size"] == manifest["deployment"].get("batch_size", 1)
 
 
 @pytest.mark.slow
