@@ -1,0 +1,94 @@
+"""What int8 costs in accuracy where the weights are trained: networks of a trained supernet scored
+as deployed in fp32 and in int8 (onnxruntime static QDQ), on the same validation images.
+
+    hwnas-train-supernet ++space.instance.channels=8 ++space.instance.cells_per_stage=2 epochs=20 \\
+        hydra.run.dir=runs/supernet_digits
+    python scripts/bench_int8_accuracy.py --checkpoint runs/supernet_digits --n-archs 40
+
+Every number is ``latency_predictors.DeployedAccuracy`` (what ``hwnas-search deployment=cpu_stack
+objectives=deployed_accuracy_latency`` maximises) of one network under
+``runtime=onnxruntime,precision=fp32`` and under ``precision=int8``: the subnet with the trained
+weights, BN recalibrated on the training run's evaluation batches, and for int8 its file
+calibrated on those images. Networks: ``--n-archs`` drawn uniformly with
+``numpy.random.default_rng(seed)`` (disconnected NB201 cells, which ignore their input, skipped).
+The space and data are the training run's (its .hydra/config.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from scipy.stats import spearmanr
+
+from latency_predictors.measure import DeployedAccuracy
+from nas import Candidate, DeployedSpace, DeploymentGenes, DisconnectedSpace
+from nas.training import InheritedAccuracy
+
+GENES = DeploymentGenes({"runtime": ["onnxruntime"], "precision": ["fp32", "int8"]})
+
+
+def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[dict[str, object]]:
+    """fp32 and int8 accuracy (percent) of ``n_archs`` networks of the supernet at ``checkpoint``."""
+    run = OmegaConf.load(checkpoint / ".hydra" / "config.yaml")
+    network_space = instantiate(run.space.instance)
+    accuracy = DeployedAccuracy(InheritedAccuracy(checkpoint, instantiate(run.data), bn_batches=bn_batches, seed=seed))
+    space = DeployedSpace(network_space, GENES, "int8_bench")
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, object]] = []
+    while len(rows) < n_archs:
+        network = network_space.sample(rng)
+        if (
+            isinstance(network_space, DisconnectedSpace)
+            and network_space.disconnected_of(network_space.encoding.indices([network]))[0]
+        ):
+            continue
+        scores = {}
+        for precision in ("fp32", "int8"):
+            candidate = space.deploy(network, GENES.of(f"runtime=onnxruntime,precision={precision}"))
+            scores[precision] = accuracy(Candidate(candidate, space))
+        rows.append({"network": network.string, **scores, "drop": scores["fp32"] - scores["int8"]})
+        print(f"{len(rows):3d} fp32 {scores['fp32']:6.2f}  int8 {scores['int8']:6.2f}  {network.string}", flush=True)
+    return rows
+
+
+def summary(rows: list[dict[str, object]]) -> dict[str, float]:
+    fp32 = np.array([r["fp32"] for r in rows], dtype=float)
+    int8 = np.array([r["int8"] for r in rows], dtype=float)
+    drop = fp32 - int8
+    return {
+        "networks": len(rows),
+        "mean_fp32": float(fp32.mean()),
+        "mean_int8": float(int8.mean()),
+        "mean_drop": float(drop.mean()),
+        "median_drop": float(statistics.median(drop)),
+        "max_drop": float(drop.max()),
+        "min_drop": float(drop.min()),
+        "share_drop_within_1pt": float(np.mean(np.abs(drop) <= 1.0)),
+        "spearman_fp32_int8": float(spearmanr(fp32, int8).statistic),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="an hwnas-train-supernet run directory")
+    parser.add_argument("--n-archs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bn-batches", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench_int8_accuracy.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = measure(args.checkpoint, args.n_archs, args.seed, args.bn_batches)
+    result = {"summary": summary(rows), "rows": rows}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
