@@ -27,7 +27,15 @@ from nas._capabilities import (
     isomorphism_classes,
 )
 from nas._deployment import SEPARATOR as DEPLOYMENT_SEPARATOR
-from nas._deployment import DeployedSpace, Deployment, DeploymentError, DeploymentGenes, deployed
+from nas._deployment import (
+    DeployedSpace,
+    Deployment,
+    DeploymentError,
+    DeploymentGenes,
+    DeploymentList,
+    Deployments,
+    deployed,
+)
 from nas._device import DEVICE_FILE, Device, DeviceFileError, read_device_record
 from nas._encoding import GeneEncoding
 from nas._graph import ArchitectureGraph, GraphBatch
@@ -69,6 +77,8 @@ __all__ = [
     "Deployment",
     "DeploymentError",
     "DeploymentGenes",
+    "DeploymentList",
+    "Deployments",
     "deployed",
     "DerivedFeaturesSpace",
     "Device",

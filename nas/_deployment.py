@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,43 @@ class Deployment:
         return self.string
 
 
-class DeploymentGenes:
+class Deployments(ABC):
+    """The deployments a :class:`DeployedSpace` offers, as genes beside the network's: which gene
+    values make which :class:`Deployment`, and how its string is read back."""
+
+    genes: tuple[Gene, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.genes)
+
+    @abstractmethod
+    def normalise(self, values: Mapping[str, GeneValue]) -> dict[str, GeneValue]:
+        """The gene values with those that change nothing set to their first choice."""
+
+    @abstractmethod
+    def deployment(self, values: Mapping[str, GeneValue]) -> Deployment:
+        """The deployment normalised gene values make."""
+
+    @abstractmethod
+    def values_of(self, deployment: Deployment) -> dict[str, GeneValue]:
+        """The (normalised) gene values that make ``deployment``."""
+
+    @abstractmethod
+    def parse(self, string: str) -> dict[str, GeneValue]:
+        """The gene values of a deployment string (``name=value,...``), or an
+        :class:`ArchitectureError` naming what is wrong with it."""
+
+    @abstractmethod
+    def every(self) -> tuple[Deployment, ...]:
+        """Every distinct deployment offered, in declared order."""
+
+    def of(self, string: str) -> Deployment:
+        """The deployment a string names (:meth:`parse`'s values as a :class:`Deployment`)."""
+        return self.deployment(self.parse(string))
+
+
+class DeploymentGenes(Deployments):
     """The deployment decisions of a search, as data: ``genes`` maps each gene to its choices
     (the first gene selects the runtime), ``takes`` maps each value of the first gene to the other
     genes that runtime reads (all of them when it is not listed)."""
@@ -111,10 +148,6 @@ class DeploymentGenes:
                     f"deployment takes.{value} names unknown gene(s) {unknown}; the genes are {others}"
                 )
             self.takes[value] = tuple(g for g in others if g in taken)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(g.name for g in self.genes)
 
     def normalise(self, values: Mapping[str, GeneValue]) -> dict[str, GeneValue]:
         """Genes the runtime does not take set to their first choice."""
@@ -150,9 +183,9 @@ class DeploymentGenes:
         defaults = {g.name: g.choices[0] for g in self.genes}
         return self.normalise({**defaults, **values})
 
-    def of(self, string: str) -> Deployment:
-        """The deployment a string names (:meth:`parse`'s values as a :class:`Deployment`)."""
-        return self.deployment(self.parse(string))
+    def values_of(self, deployment: Deployment) -> dict[str, GeneValue]:
+        defaults = {g.name: g.choices[0] for g in self.genes}
+        return self.normalise({**defaults, **deployment.params})
 
     def every(self) -> tuple[Deployment, ...]:
         """Every distinct deployment, in the order of the genes' choices (first gene slowest)."""
@@ -162,6 +195,58 @@ class DeploymentGenes:
     def __repr__(self) -> str:
         genes = {g.name: list(g.choices) for g in self.genes}
         return f"DeploymentGenes({genes}, takes={ {k: list(v) for k, v in self.takes.items()} })"
+
+
+class DeploymentList(Deployments):
+    """Only the deployments listed, each a string of the genes ``genes`` and ``takes`` declare
+    (:class:`DeploymentGenes`): one gene, ``deployment``, whose choices are their strings, so a
+    sampler proposes no other. What a search on a deployed profile's predictors offers: the
+    deployments the profile measured (``deployment=profiled``). Candidates are written as with
+    the genes themselves, ``<network>@runtime=...``."""
+
+    GENE = "deployment"
+
+    def __init__(
+        self,
+        genes: Mapping[str, Sequence[GeneValue]],
+        deployments: Sequence[str],
+        takes: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.declared = DeploymentGenes(genes, takes)
+        listed: dict[str, Deployment] = {}
+        for string in deployments:
+            try:
+                deployment = self.declared.of(str(string))
+            except ArchitectureError as error:
+                raise DeploymentError(f"listed deployment {string!r}: {error}") from None
+            listed.setdefault(deployment.string, deployment)
+        if not listed:
+            raise DeploymentError("a deployment list needs at least one deployment")
+        self._listed = listed
+        self.genes = (Gene(self.GENE, tuple(listed)),)
+
+    def normalise(self, values: Mapping[str, GeneValue]) -> dict[str, GeneValue]:
+        return {self.GENE: values[self.GENE]}
+
+    def deployment(self, values: Mapping[str, GeneValue]) -> Deployment:
+        return self._listed[str(values[self.GENE])]
+
+    def values_of(self, deployment: Deployment) -> dict[str, GeneValue]:
+        return {self.GENE: deployment.string}
+
+    def parse(self, string: str) -> dict[str, GeneValue]:
+        deployment = self.declared.of(string)
+        if deployment.string not in self._listed:
+            raise ArchitectureError(
+                f"deployment {string!r} is not one of the {len(self._listed)} listed: " + "; ".join(self._listed)
+            )
+        return {self.GENE: deployment.string}
+
+    def every(self) -> tuple[Deployment, ...]:
+        return tuple(self._listed.values())
+
+    def __repr__(self) -> str:
+        return f"DeploymentList({self.declared!r}, {list(self._listed)})"
 
 
 class DeployedSpace(SearchSpace):
@@ -183,7 +268,7 @@ class DeployedSpace(SearchSpace):
         # Rebuilt through __new__, which picks the class with the network space's abilities.
         return (DeployedSpace, (self.space, self.deployment, self._suffix))
 
-    def __init__(self, space: SearchSpace, deployment: DeploymentGenes, name: str = "deployed") -> None:
+    def __init__(self, space: SearchSpace, deployment: Deployments, name: str = "deployed") -> None:
         clash = sorted({g.name for g in space.genes()} & set(deployment.names))
         if clash:
             raise DeploymentError(f"deployment gene(s) {clash} have the names of {space.name} genes; rename them")
@@ -216,7 +301,7 @@ class DeployedSpace(SearchSpace):
         return {**self.space.parse_genes(network), **self.deployment.parse(deployment)}
 
     def _example_deployment(self) -> str:
-        return self.deployment.deployment({g.name: g.choices[0] for g in self.deployment.genes}).string
+        return self.deployment.every()[0].string
 
     def normalise(self, genes: dict[str, GeneValue]) -> dict[str, GeneValue]:
         network, deployment = self._split(genes)
@@ -225,6 +310,13 @@ class DeployedSpace(SearchSpace):
     @property
     def networks(self) -> SearchSpace:
         return self.space
+
+    def declared(self) -> DeployedSpace:
+        """The same networks under every deployment its genes declare: this space, or for a
+        :class:`DeploymentList` the space of the genes it lists from (whose strings are the same)."""
+        if not isinstance(self.deployment, DeploymentList):
+            return self
+        return DeployedSpace(self.space, self.deployment.declared, self._suffix)
 
     def network_of(self, arch: Architecture) -> Architecture:
         """The network of a candidate, an architecture of :attr:`space`."""
@@ -236,8 +328,7 @@ class DeployedSpace(SearchSpace):
 
     def deploy(self, network: Architecture, deployment: Deployment) -> Architecture:
         """The candidate that is ``network`` (of :attr:`space`) run as ``deployment``."""
-        defaults = {g.name: g.choices[0] for g in self.deployment.genes}
-        return self.architecture({**network.params, **defaults, **deployment.params})
+        return self.architecture({**network.params, **self.deployment.values_of(deployment)})
 
     def build(self, arch: Architecture, seed: int = 0) -> nn.Module:
         return self.space.build(self.network_of(arch), seed=seed)

@@ -97,14 +97,24 @@ class PredictedObjective(Objective):
         predictor: Predictor,
         direction: Direction | str = Direction.MINIMIZE,
         truth: Objective | None = None,
+        space: SearchSpace | None = None,
     ) -> None:
         super().__init__(name)
         self.predictor = predictor
         self.direction = Direction(direction)
         self._truth = truth
+        self.space = space
+
+    def arch_of(self, candidate: Candidate) -> Architecture:
+        """The candidate as an architecture of the space the predictor was fitted in (``space``):
+        read from its string where the search's space is another one writing the same strings (a
+        list of the deployments a profile measured, searched with a predictor fitted on it)."""
+        if self.space is None or candidate.space is None or candidate.space is self.space:
+            return candidate.arch
+        return self.space.parse(candidate.arch.string)
 
     def __call__(self, candidate: Candidate) -> float:
-        return float(self.predictor.predict([candidate.arch])[0])
+        return float(self.predictor.predict([self.arch_of(candidate)])[0])
 
     def describe(self) -> str:
         return f"{self.name} predicted by {type(self.predictor).__name__} (device {self.predictor.device_fingerprint})"
@@ -156,7 +166,7 @@ class IntervalBound(Objective):
 
     def __call__(self, candidate: Candidate) -> float:
         assert isinstance(self.predicted.predictor, IntervalPredictor)
-        lower, upper = self.predicted.predictor.predict_interval([candidate.arch])
+        lower, upper = self.predicted.predictor.predict_interval([self.predicted.arch_of(candidate)])
         return float((upper if self.upper else lower)[0])
 
     def describe(self) -> str:

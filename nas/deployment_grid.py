@@ -1,25 +1,20 @@
-"""A deployed table's rows as networks x deployments, and back.
+"""A deployed table's rows as networks x deployments.
 
 ``hwnas-profile deployment=<option>`` measures every selected network under each deployment into
-one table whose rows are candidates, ``<network>@<deployment>``, in one device column: what one
-predictor across deployments trains on (the deployment genes are among its features). The same
-measurements read as a network table with one column per deployment are what per-deployment
-predictors, and few-shot transfer from the other deployments to one, train on.
-:class:`DeploymentGrid` maps between the two, so both are fitted on the same rows.
+one table whose rows are candidates, ``<network>@<deployment>``, in one device column.
+:class:`DeploymentGrid` says which row holds each (network, deployment), so a benchmark can hold
+one deployment out and train on chosen networks of the others (scripts/bench_deployment_predictors.py).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from nas._architecture import Architecture
 from nas._deployment import DeployedSpace, Deployment
-from nas.tables import ARCHS_FILE, BenchmarkTable
 
 __all__ = ["DeploymentGrid"]
 
@@ -61,20 +56,3 @@ class DeploymentGrid:
         rows = self.rows[keep]
         rows.flags.writeable = False
         return DeploymentGrid(tuple(self.networks[i] for i in keep), self.deployments, rows)
-
-    def write_networks(self, table: BenchmarkTable, column: str, directory: Path, metric: str = "latency_ms") -> Path:
-        """``table``'s ``metric[column]`` as a network table in ``directory`` (the shared tables'
-        format): archs.csv lists :attr:`networks`, ``<metric>.csv`` has one column per deployment,
-        named by its string, empty where the grid has no row."""
-        directory.mkdir(parents=True, exist_ok=True)
-        values = table.column(metric, column)
-        with (directory / ARCHS_FILE).open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", "arch"])
-            writer.writerows([i, network.string] for i, network in enumerate(self.networks))
-        with (directory / f"{metric}.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", *(d.string for d in self.deployments)])
-            for i, cells in enumerate(self.rows):
-                writer.writerow([i, *("" if row < 0 else repr(float(values[row])) for row in cells)])
-        return directory

@@ -7,25 +7,23 @@ one per deployment with few-shot transfer from the others? Leave one deployment 
 The table holds every network under every deployment (rows ``<network>@<deployment>``, one device
 column). For each seed, a pool of ``--n-source`` networks is drawn with
 ``numpy.random.default_rng([seed, 1])`` (``nas.fit_data.source_pool``); for each deployment as the
-target, the other deployments' measurements of the pool networks are what both arms learn the
+target, the other deployments' measurements of the pool networks are what the arms learn the
 other deployments from, and ``k`` of the target's other networks are drawn for training as
 hwnas-fit draws them (``default_rng(seed).permutation``, the first k); every remaining network is
-tested. Both arms see exactly the same measurements:
+tested. The arms see exactly the same measurements:
 
-* **joint** (``--joint``, configs/predictor options; gbdt by default): one predictor fitted on the
-  deployed table's rows (the pool networks under the other deployments, and the k target rows),
-  as ``hwnas-fit deployment=cpu_stack table_dir=<profile> predictor=<family>`` fits one: the
-  deployment genes are one-hot features beside the network's.
-* **few_shot**: the table read as networks x deployments (``nas.deployment_grid``), one source
-  predictor per other deployment fitted on the pool networks (the space's few_shot.source), and
-  the target's few-shot predictor adapting them from the k rows, as ``hwnas-fit predictor=few_shot
-  source_devices=all`` adapts published devices to a new one.
-* **alone** (``--baseline``, layer_sum by default: hwnas-fit's boosted_layer_sum needs 20 rows): the k
-  target rows only.
+* **per_deployment** (hwnas-fit ``predictor=per_deployment``): one predictor per deployment, each
+  adapted few-shot from the other deployments' (fitted on the pool networks) with the k target
+  rows (``latency_predictors.PerDeploymentPredictor``).
+* **joint** (``--joint``, configs/predictor options; gbdt by default): one predictor with the
+  deployment genes one-hot beside the network's, fitted on the same rows.
+* **alone** (``--baseline``, layer_sum by default: boosted_layer_sum needs 20 rows): the k target
+  rows only.
 
+Every arm is ``hwnas-fit space=nb201 deployment=cpu_stack table_dir=<profile> predictor=<arm>``'s
+fit (``nas.fitting.fit_split``) on the same rows of the deployed table, tested on the same rows.
 Scores on the target's test networks: Spearman (the ranking within the deployment), within +/-10%
 and the median absolute percentage error (what ranks candidates across deployments in a search).
-The library calls are hwnas-fit's (``nas.fitting.fit_sources``, ``fit_split``).
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +43,8 @@ from nas import DeployedSpace
 from nas.cli._space import search_space
 from nas.cli.fit import compose_fit
 from nas.deployment_grid import DeploymentGrid
-from nas.fit_data import FitSplit
-from nas.fitting import ParsedTable, fit_sources, fit_split
+from nas.fit_data import FitSplit, source_pool
+from nas.fitting import ParsedTable, fit_split
 from nas.tables import BenchmarkTable
 
 METRIC = "latency_ms"
@@ -86,52 +83,46 @@ def benchmark(
     assert isinstance(space, DeployedSpace)
     data = ParsedTable.parse(space, BenchmarkTable.load(profile))
     column = cfg.device.name
+    values = data.table.column(METRIC, column)
     grid = DeploymentGrid.of(space, data.archs).complete()
     log(f"{profile}: {len(grid.networks)} networks under each of {len(grid.deployments)} deployments")
-    with tempfile.TemporaryDirectory(prefix="hwnas-by-deployment-") as tmp:
-        networks = ParsedTable.parse(
-            space.networks, BenchmarkTable.load(grid.write_networks(data.table, column, Path(tmp)))
-        )
-        names = [d.string for d in grid.deployments]
-        records = []
-        for seed in seeds:
-            few_cfg = compose_fit(f"space={space_name}", "predictor=few_shot", f"seed={seed}")
-            alone = instantiate(compose_fit(f"space={space_name}", f"predictor={baseline}").predictor)
-            sources = fit_sources(
-                networks, {n: (METRIC, n) for n in names}, instantiate(few_cfg.few_shot.source), n_source, seed
-            )
-            log(f"seed {seed}: {len(names)} source predictors fitted on {len(sources.pool.rows)} networks")
-            joints = {f"joint_{f}": instantiate(compose_fit(*base, f"predictor={f}").predictor) for f in joint}
-            for j, target in enumerate(names):
-                mine = sources.without_device(target)
-                values = networks.table.column(METRIC, target)
-                for k in ks:
-                    split = FitSplit.draw(values, networks.classes, k, seed, mine.seen_rows(networks), target)
-                    fits = {
-                        "few_shot": fit_split(
-                            networks, METRIC, target, instantiate(few_cfg.predictor), split, seed, mine
-                        ),
-                        f"alone_{baseline}": fit_split(networks, METRIC, target, alone, split, seed),
-                    }
-                    deployed = joint_split(grid, j, mine.pool.rows, split, len(data.archs))
-                    for arm, factory in joints.items():
-                        fits[arm] = fit_split(data, METRIC, column, factory, deployed, seed)
-                    for arm, result in fits.items():
-                        records.append(_record(target, k, seed, arm, result))
-                    log(
-                        f"  {target:90s} k={k:3d} "
-                        + " ".join(f"{r.arm}={r.spearman:.3f}/{r.within_10pct:.2f}" for r in records[-len(fits) :])
+    records = []
+    for seed in seeds:
+        arms = {
+            "per_deployment": compose_fit(*base, "predictor=per_deployment", f"seed={seed}"),
+            f"alone_{baseline}": compose_fit(*base, f"predictor={baseline}", f"seed={seed}"),
+            **{f"joint_{f}": compose_fit(*base, f"predictor={f}", f"seed={seed}") for f in joint},
+        }
+        factories = {arm: instantiate(arm_cfg.predictor) for arm, arm_cfg in arms.items()}
+        pool = source_pool(len(grid.networks), n_source, seed)
+        for j, target in enumerate(grid.deployments):
+            for k in ks:
+                # the target's networks outside the pool, k drawn as hwnas-fit draws them
+                split = FitSplit.draw(values[grid.rows[:, j]], None, k, seed, pool, target.string)
+                fits = {}
+                for arm, factory in factories.items():
+                    others = () if arm.startswith("alone_") else pool
+                    fits[arm] = fit_split(
+                        data, METRIC, column, factory, deployed_split(grid, j, others, split, len(data.archs)), seed
                     )
+                records += [_record(target.string, k, seed, arm, result) for arm, result in fits.items()]
+                log(
+                    f"  {target.string:90s} k={k:3d} "
+                    + " ".join(f"{r.arm}={r.spearman:.3f}/{r.within_10pct:.2f}" for r in records[-len(fits) :])
+                )
     return records
 
 
-def joint_split(grid: DeploymentGrid, target: int, pool: np.ndarray, split: FitSplit, n_rows: int) -> FitSplit:
-    """The deployed table's rows that hold the same measurements as a few-shot ``split`` of the
-    target deployment (column ``target`` of ``grid``) with sources fitted on ``pool``: the pool
-    networks under every other deployment and the split's training networks under the target to
-    train on, its test networks under the target to test on."""
+def deployed_split(
+    grid: DeploymentGrid, target: int, pool: Sequence[int] | np.ndarray, split: FitSplit, n_rows: int
+) -> FitSplit:
+    """The deployed table's rows of a split of the target deployment (column ``target`` of
+    ``grid``; ``split`` indexes its networks): the ``pool`` networks under every other deployment
+    and the split's training networks under the target to train on, its test networks under the
+    target to test on (``n_rows``: the deployed table's rows)."""
     others = [c for c in range(len(grid.deployments)) if c != target]
-    train = np.concatenate([grid.rows[np.ix_(pool, others)].ravel(), grid.rows[split.train, target]])
+    known = grid.rows[np.ix_(np.asarray(pool, dtype=np.int64), others)].ravel()
+    train = np.concatenate([known, grid.rows[split.train, target]])
     test = grid.rows[split.test, target]
     used = np.sort(np.concatenate([train, test]))
     measured_on = np.arange(n_rows)  # every row of a profile was measured on its own network
@@ -174,7 +165,7 @@ def summary_markdown(records: Sequence[Record]) -> str:
             worst = min(by_target, key=by_target.__getitem__)
             lines.append(
                 f"| {k} | {arm} | {_mean(r.spearman for r in mine):.3f} | {_mean(r.within_10pct for r in mine):.3f} "
-                f"| {_mean(r.median_ape for r in mine):.1f} | {by_target[worst]:.3f} ({worst}) |"
+                f"| {100 * _mean(r.median_ape for r in mine):.1f} | {by_target[worst]:.3f} ({worst}) |"
             )
     return "\n".join(lines)
 

@@ -11,7 +11,9 @@ objectives=deployed_accuracy_latency`` maximises) of one network under
 weights, BN recalibrated on the training run's evaluation batches, and for int8 its file
 calibrated on those images. Networks: ``--n-archs`` drawn uniformly with
 ``numpy.random.default_rng(seed)`` (disconnected NB201 cells, which ignore their input, skipped).
-The space and data are the training run's (its .hydra/config.yaml).
+The space and data are the training run's (its .hydra/config.yaml). Each row also counts the
+subnet's BN channels whose recalibrated variance is below 1e-3 (``dead_bn``): the drops measured
+here concentrate on such networks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from latency_predictors.measure import DeployedAccuracy
 from nas import Candidate, DeployedSpace, DeploymentGenes, DisconnectedSpace
 from nas.training import InheritedAccuracy
 
+DEAD_VARIANCE = 1e-3
 GENES = DeploymentGenes({"runtime": ["onnxruntime"], "precision": ["fp32", "int8"]})
 
 
@@ -53,15 +56,25 @@ def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[
         for precision in ("fp32", "int8"):
             candidate = space.deploy(network, GENES.of(f"runtime=onnxruntime,precision={precision}"))
             scores[precision] = accuracy(Candidate(candidate, space))
-        rows.append({"network": network.string, **scores, "drop": scores["fp32"] - scores["int8"]})
+        subnet = accuracy.accuracy.subnet(network_space, network)
+        rows.append(
+            {"network": network.string, **scores, "drop": scores["fp32"] - scores["int8"], "dead_bn": dead_bn(subnet)}
+        )
         print(f"{len(rows):3d} fp32 {scores['fp32']:6.2f}  int8 {scores['int8']:6.2f}  {network.string}", flush=True)
     return rows
 
 
-def summary(rows: list[dict[str, object]]) -> dict[str, float]:
+def dead_bn(model: torch.nn.Module, below: float = DEAD_VARIANCE) -> int:
+    """BN channels whose recalibrated variance is ~0: their scale 1/sqrt(var + eps) (about 316 at
+    eps 1e-5) amplifies whatever quantisation noise reaches a channel that fp32 keeps constant."""
+    return sum(int((m.running_var < below).sum()) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def summary(rows: list[dict[str, object]]) -> dict[str, float | int | None]:
     fp32 = np.array([r["fp32"] for r in rows], dtype=float)
     int8 = np.array([r["int8"] for r in rows], dtype=float)
     drop = fp32 - int8
+    dead = np.array([r["dead_bn"] for r in rows])
     return {
         "networks": len(rows),
         "mean_fp32": float(fp32.mean()),
@@ -72,6 +85,9 @@ def summary(rows: list[dict[str, object]]) -> dict[str, float]:
         "min_drop": float(drop.min()),
         "share_drop_within_1pt": float(np.mean(np.abs(drop) <= 1.0)),
         "spearman_fp32_int8": float(spearmanr(fp32, int8).statistic),
+        "networks_with_dead_bn": int(np.sum(dead > 0)),
+        "mean_drop_with_dead_bn": float(drop[dead > 0].mean()) if np.any(dead > 0) else None,
+        "mean_drop_without_dead_bn": float(drop[dead == 0].mean()) if np.any(dead == 0) else None,
     }
 
 

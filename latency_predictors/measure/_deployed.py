@@ -90,7 +90,7 @@ class DeployedLatency(Objective):
             if factory is None:
                 raise ObjectiveError(
                     f"objective {self.name!r}: no runtime for {gene}={value!r}; this objective runs "
-                    f"{sorted(self.runtimes)} (device.latency_ms.runtimes)"
+                    f"{sorted(self.runtimes)} (deployment_runtimes)"
                 )
             batch = settings.pop(BATCH_GENE, 1)
             self._by_deployment[deployment] = MeasuredLatency(

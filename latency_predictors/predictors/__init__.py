@@ -11,12 +11,14 @@ from latency_predictors.predictors._load import (
     PREDICTOR_FILE,
     PredictedMetric,
     load_predictor,
+    predicted_deployments,
     predicted_device_name,
     predictor_families,
 )
 from latency_predictors.predictors._lut import LayerSumPredictor, UnseenLayerError
 from latency_predictors.predictors._mlp import MLPEnsemblePredictor
 from latency_predictors.predictors._onehot import OneHotBoostingPredictor
+from latency_predictors.predictors._per_deployment import PerDeploymentPredictor
 from latency_predictors.predictors._proxy_boosting import ProxyBoostingPredictor
 
 __all__ = [
@@ -29,11 +31,13 @@ __all__ = [
     "LayerSumPredictor",
     "MLPEnsemblePredictor",
     "OneHotBoostingPredictor",
+    "PerDeploymentPredictor",
     "PredictedMetric",
     "ProxyBoostingPredictor",
     "StoredPredictor",
     "UnseenLayerError",
     "load_predictor",
+    "predicted_deployments",
     "predicted_device_name",
     "predictor_families",
 ]

@@ -426,7 +426,9 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
 
     # persistence
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, embed_sources: bool = True) -> None:
+        """Write the fitted blend and, unless ``embed_sources`` is false (a file that keeps the
+        sources itself, once for several targets: ``per_deployment``), the sources' own files."""
         if self.fitted is None:
             raise RuntimeError("cannot save a FewShotPredictor that was never fitted")
         arrays, blend_params = self.fitted.stored()
@@ -437,7 +439,8 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
                     raise TypeError(
                         f"source {name!r} ({type(source).__name__}) is not a StoredPredictor; cannot embed it"
                     )
-                arrays[f"source_{i}"] = embedded(source, Path(scratch) / f"source_{i}.npz")
+                if embed_sources:
+                    arrays[f"source_{i}"] = embedded(source, Path(scratch) / f"source_{i}.npz")
                 described.append({"name": name, "kind": source.kind, "device_fingerprint": source.device_fingerprint})
             if self.own is not None:
                 arrays["own_layer_sum"] = embedded(self.own, Path(scratch) / "own.npz")
@@ -463,16 +466,31 @@ class FewShotPredictor(StoredPredictor, IntervalPredictor, TransferPredictor):
         )
 
     @classmethod
-    def load(cls, path: Path, *, space: SearchSpace, device_fingerprint: str) -> FewShotPredictor:
-        """Read ``path`` and the source predictors embedded in it (each by its family's ``load``).
-        A file that names no blend was written by the log blend without analytic costs, and reads
-        as one; one whose analytic costs this space no longer gives all of is refused."""
+    def load(
+        cls,
+        path: Path,
+        *,
+        space: SearchSpace,
+        device_fingerprint: str,
+        sources: Mapping[str, Predictor] | None = None,
+    ) -> FewShotPredictor:
+        """Read ``path`` and the source predictors embedded in it (each by its family's ``load``),
+        or for a file saved without them, take them from ``sources`` by name. A file that names no
+        blend was written by the log blend without analytic costs, and reads as one; one whose
+        analytic costs this space no longer gives all of is refused."""
         header, arrays = cls._read(path, space, device_fingerprint)
         p = header["params"]
         families = _stored_families()
-        sources: dict[str, Predictor] = {}
+        given, sources = dict(sources or {}), {}
         with tempfile.TemporaryDirectory(prefix="hwnas-few-shot-") as scratch:
             for i, source in enumerate(p["sources"]):
+                if f"source_{i}" not in arrays:
+                    if source["name"] not in given:
+                        raise ValueError(
+                            f"{path}: source {source['name']!r} is not embedded in the file, and was not given"
+                        )
+                    sources[source["name"]] = given[source["name"]]
+                    continue
                 family = families.get(source["kind"])
                 if family is None:
                     raise ValueError(

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from latency_predictors.predictors._format import StoredPredictor
-from nas import Direction, PredictedObjective, PredictorMismatchError, SearchSpace
+from nas import DEPLOYMENT_SEPARATOR, Direction, PredictedObjective, PredictorMismatchError, SearchSpace
 from nas.errors import MissingFileError
 from nas.objectives import TableMetric
 from nas.predictor_file import PredictorFileError, read_header
+from nas.tables import ARCHS_FILE, BenchmarkTable
 
 #: The file hwnas-fit writes into its run directory.
 PREDICTOR_FILE = "predictor.npz"
@@ -84,6 +85,29 @@ def predicted_device_name(path: str | Path) -> str:
     return str(fit_record(file).get("device") or f"predicted_{read_header(file)['device_fingerprint'][:8]}")
 
 
+def predicted_deployments(path: str | Path) -> list[str]:
+    """The deployments of the deployed profile a predictor was fitted on (metrics.json's
+    ``table_dir``; each row's string after its last ``@``), in the order the profile first
+    measured them: what a search on that predictor may offer (``deployment=profiled``)."""
+    file = predictor_file(path)
+    table_dir = fit_record(file).get("table_dir")
+    if not table_dir or not (Path(table_dir) / ARCHS_FILE).is_file():
+        raise MissingFileError(
+            f"{file}: its metrics.json names no table it was fitted on ({table_dir!r}); deployment=profiled lists the "
+            "deployments of that table: give an hwnas-fit run on an hwnas-profile deployment=... table"
+        )
+    rows = BenchmarkTable.load(table_dir).archs
+    deployments = list(
+        dict.fromkeys(row.rpartition(DEPLOYMENT_SEPARATOR)[2] for row in rows if DEPLOYMENT_SEPARATOR in row)
+    )
+    if not deployments:
+        raise ValueError(
+            f"{table_dir} holds networks, not deployed candidates: fit the predictor on an hwnas-profile "
+            "deployment=... table (hwnas-fit deployment=...) to search its deployments"
+        )
+    return deployments
+
+
 class PredictedMetric(PredictedObjective):
     """A latency or energy objective answered by a predictor file hwnas-fit wrote.
 
@@ -102,8 +126,9 @@ class PredictedMetric(PredictedObjective):
         deployment: Callable[..., SearchSpace] | None = None,
     ) -> None:
         if deployment is not None:
-            # The predictor was fitted on a deployed space's table: candidates are (network, deployment).
-            space = deployment(space=space)
+            # The predictor was fitted on a deployed space's table (hwnas-fit deployment=...), every
+            # deployment its genes declare: a search offering only some reads its strings there.
+            space = deployment(space=space).declared()
         if path is None:
             raise ValueError(
                 f"objective {name!r} needs a predictor, and none was given: set device.{metric.split('_')[0]}="
@@ -122,7 +147,7 @@ class PredictedMetric(PredictedObjective):
         if table_dir and Path(table_dir).is_dir() and record.get("device"):
             truth = TableMetric(name, table_dir, metric, device=record["device"], direction=direction, space=space)
         self.device = record.get("device")
-        super().__init__(name, predictor, direction, truth)
+        super().__init__(name, predictor, direction, truth, space)
 
     def describe(self) -> str:
         device = f" of {self.device}" if self.device else ""

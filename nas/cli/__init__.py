@@ -9,6 +9,7 @@ entry point (and every test that composes a config) sees the same paths:
 - ``${hwnas.data:}``: ``HWNAS_DATA`` when set, else ``<root>/../shared/data``.
 - ``${hwnas.sweep_subdir:}``: a multirun job's folder name, from the values it sweeps.
 - ``${hwnas.predicted_device:<path>}``: the device an hwnas-fit predictor file models.
+- ``${hwnas.predicted_deployments:<path>}``: the deployments of the profile it was fitted on.
 - ``${hwnas.study_name:}``: a search's default study name, from everything a sweep varies.
 - ``${hwnas.worker_seed:<seed>,<worker>}``: the sampler seed of one worker of a shared study.
 - ``${hwnas.safe_name:<value>}``: a name made safe as a folder name (the command refuses unsafe ones).
@@ -180,6 +181,18 @@ def _predicted_device(path: str) -> str:
 
 
 OmegaConf.register_new_resolver("hwnas.predicted_device", _predicted_device, replace=True)
+
+
+def _predicted_deployments(path: str) -> Any:
+    """``${hwnas.predicted_deployments:<path>}``: the deployments of the deployed profile an
+    hwnas-fit predictor was fitted on (configs/deployment/profiled)."""
+    from latency_predictors.predictors import predicted_deployments
+
+    # A ListConfig: instantiate copies the node it resolves into, which a plain list cannot join.
+    return OmegaConf.create(predicted_deployments(path))
+
+
+OmegaConf.register_new_resolver("hwnas.predicted_deployments", _predicted_deployments, replace=True)
 
 
 def _safe_name(value: Any) -> str:

@@ -273,15 +273,16 @@ def check_runtimes(space: SearchSpace, measures: list[Objective]) -> None:
     found before the search, not as failed trials."""
     if not isinstance(space, DeployedSpace):
         return
-    selector = space.deployment.selector
+    # A deployment's first setting is its runtime gene's (DeploymentGenes' selector).
+    selected = {d.settings[0] for d in space.deployment.every()}
+    gene = next(iter(selected))[0]
     for measure in measures:
         if isinstance(measure, DeployedLatency):
-            missing = sorted(str(c) for c in selector.choices if str(c) not in measure.runtimes)
+            missing = sorted({str(value) for _, value in selected} - set(measure.runtimes))
             if missing:
                 raise SearchSetupError(
-                    f"{measure.name} has no runtime for {selector.name}={missing} (it runs {sorted(measure.runtimes)}): "
-                    f"add one under device.{measure.name}.runtimes or drop the value from the deployment's "
-                    f"{selector.name} gene"
+                    f"{measure.name} has no runtime for {gene}={missing} (it runs {sorted(measure.runtimes)}): "
+                    f"add one under deployment_runtimes or drop the value from the deployment's {gene} gene"
                 )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas import ArchitectureError, DeployedSpace, DeploymentGenes, SearchSpace
+from nas import ArchitectureError, DeployedSpace, DeploymentError, DeploymentGenes, DeploymentList, SearchSpace
 from nas.testing import SearchSpaceContract
 from search_spaces import FBNetSpace, NB201Space
 
@@ -230,7 +230,42 @@ def test_a_deployment_grid_reads_a_deployed_table_as_networks_by_deployments(tmp
     np.testing.assert_array_equal(grid.rows, [[0, 2], [-1, 1]])
     complete = grid.complete()
     assert [n.string for n in complete.networks] == [NETWORK] and complete.rows.tolist() == [[0, 2]]
-    by_deployment = BenchmarkTable.load(grid.write_networks(data.table, "cpu_stack", tmp_path / "networks"))
-    assert by_deployment.archs == [NETWORK, OTHER] and by_deployment.devices("latency_ms") == (FAST, EAGER)
-    np.testing.assert_array_equal(by_deployment.column("latency_ms", FAST), [1.5, np.nan])
-    np.testing.assert_array_equal(by_deployment.column("latency_ms", EAGER), [9.0, 7.0])
+
+
+LISTED = (FAST, EAGER)
+
+
+def listed() -> DeployedSpace:
+    return DeployedSpace(NB201Space(), DeploymentList(GENES, LISTED, TAKES), "cpu_stack")
+
+
+class TestListedDeploymentsContract(SearchSpaceContract):
+    """Two listed deployments of every cell (deployment=profiled's space)."""
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        return listed()
+
+
+def test_a_list_offers_only_its_deployments_written_as_the_genes_write_them() -> None:
+    space, genes = listed(), deployed()
+    assert [g.name for g in space.deployment.genes] == ["deployment"]
+    assert [d.string for d in space.deployment.every()] == list(LISTED)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        candidate = space.sample(rng)
+        assert space.deployment_of(candidate).string in LISTED
+        # the same string, network and deployment as under the genes themselves
+        assert genes.parse(candidate.string).string == candidate.string
+        assert genes.deployment_of(genes.parse(candidate.string)) == space.deployment_of(candidate)
+    network = NB201Space().parse(NETWORK)
+    assert space.deploy(network, genes.deployment.of(EAGER)).string == f"{NETWORK}@{EAGER}"
+    with pytest.raises(ArchitectureError, match="is not one of the 2 listed"):
+        space.parse(f"{NETWORK}@runtime=torch_eager,threads=1,batch_size=1")
+
+
+def test_a_list_naming_a_deployment_the_genes_cannot_make_is_refused() -> None:
+    with pytest.raises(DeploymentError, match="listed deployment 'runtime=tensorrt'.*has value 'tensorrt'"):
+        DeploymentList(GENES, ["runtime=tensorrt"], TAKES)
+    with pytest.raises(DeploymentError, match="at least one deployment"):
+        DeploymentList(GENES, [], TAKES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from latency_predictors import Bench, Runtime
-from nas import Architecture, Constraint, DeployedSpace, Objective, Predictor, SearchSpace
+from nas import Architecture, Candidate, Constraint, DeployedSpace, Objective, Predictor, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._space import search_space
+from nas.tables import BenchmarkTable
 from nas.training import ImageDataset, SamplingStrategy
 
 NB201_CELLS = [
@@ -62,6 +64,8 @@ REQUIRED = {
     ("metrics", "deployed"): ["deployment=cpu_stack"],
     # It runs the deployment config's runtimes.
     ("device", "cpu_stack"): ["deployment=cpu_stack"],
+    # It predicts deployed candidates.
+    ("predictor", "per_deployment"): ["deployment=cpu_stack"],
 }
 # Objectives that need energy read from a device that has it.
 ENERGY = {"synflow_latency_energy", "accuracy_latency_energy", "accuracy_energy"}
@@ -85,6 +89,34 @@ def digits_checkpoint(run_dir: Path) -> Path:
     SupernetTrainer(
         tiny_space().supernet(), SklearnDigits(), UniformSampling(), epochs=1, checkpoint_dir=run_dir, progress=False
     ).fit()
+    return run_dir
+
+
+def deployed_fitted_run(run_dir: Path, data_dir: Path) -> Path:
+    """An hwnas-fit run (gbdt, in-process) on a deployed table of 40 NB201 networks under two
+    deployments, whose latencies are raspi4's and pixel3's published ones."""
+    from nas.cli.fit import compose_fit, write_run
+    from nas.fitting import ParsedTable, fit_column
+    from nas.tables import BenchmarkTable, cached_table
+
+    published = cached_table(data_dir / "nb201")
+    table = run_dir.parent / "deployed_table"
+    table.mkdir(parents=True)
+    deployments = {
+        "runtime=torch_eager,threads=1,batch_size=1": "raspi4",
+        "runtime=torch_eager,threads=2,batch_size=1": "pixel3",
+    }
+    rows = [
+        (f"{published.archs[i]}@{d}", published.column("latency_ms", device)[i])
+        for d, device in deployments.items()
+        for i in range(40)
+    ]
+    (table / "archs.csv").write_text("index,arch\n" + "".join(f'{i},"{arch}"\n' for i, (arch, _) in enumerate(rows)))
+    (table / "latency_ms.csv").write_text("index,cpu_stack\n" + "".join(f"{i},{v}\n" for i, (_, v) in enumerate(rows)))
+    cfg = compose_fit("deployment=cpu_stack", "predictor=gbdt", f"data_dir={data_dir}", f"table_dir={table}")
+    data = ParsedTable.parse(search_space(cfg), BenchmarkTable.load(table))
+    run_dir.mkdir(parents=True)
+    write_run(run_dir, fit_column(data, "latency_ms", "cpu_stack", instantiate(cfg.predictor), 60, 0), data)
     return run_dir
 
 
@@ -128,6 +160,8 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         overrides.append("objectives.accuracy.n_labels=10")  # its default proxies, fewer to score
     if (group, option) == ("device", "predicted"):
         overrides.append(f"device.latency={fitted_run(tmp_path / 'fit', data_dir)}")
+    if (group, option) == ("deployment", "profiled"):
+        overrides.append(f"device.latency={deployed_fitted_run(tmp_path / 'fit', data_dir)}")
     if (group, option) == ("selection", "list"):
         listed = tmp_path / "archs.txt"
         listed.write_text("\n".join(NB201_CELLS) + "\n")
@@ -159,7 +193,7 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         for name, bounds in node.items():
             assert Constraint(metric=name, **bounds).metric == name  # what the CLI builds
     elif group == "predictor":
-        space = instantiate(cfg.space.instance)
+        space = search_space(cfg)
         predictor = instantiate(node)(space=space, device_fingerprint="compose-check")
         assert isinstance(predictor, Predictor) and predictor.space == space.name
     elif group == "few_shot":
@@ -183,11 +217,19 @@ def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Pat
         assert isinstance(instantiate(node), SamplingStrategy)
     elif group == "deployment" and node is None:
         assert option == "none"
-    elif group == "deployment":  # the space it wraps, and a device that runs every runtime it names
+    elif group == "deployment":  # the space it wraps, and runtimes for every runtime it offers
         space = instantiate(node)(space=instantiate(cfg.space.instance))
         assert isinstance(space, DeployedSpace) and repr(space) == repr(search_space(cfg))
+        runtimes = {str(d.settings[0][1]) for d in space.deployment.every()}
+        assert runtimes <= set(instantiate(cfg.deployment_runtimes))
         latency = instantiate(cfg.device.latency_ms, name="latency_ms")
-        assert sorted(latency.runtimes) == sorted(map(str, space.deployment.selector.choices))
+        if option == "profiled":  # the deployments of the table its predictor was fitted on
+            table = Path(json.loads((Path(cfg.device.latency) / "metrics.json").read_text())["table_dir"])
+            listed = {arch.partition("@")[2] for arch in BenchmarkTable.load(table).archs}
+            assert {d.string for d in space.deployment.every()} == listed
+            assert latency(Candidate(space.sample(np.random.default_rng(1)), space)) > 0
+        else:
+            assert sorted(latency.runtimes) == sorted(runtimes)
         arch = space.sample(np.random.default_rng(0))
         assert space.parse(arch.string) == arch
     else:

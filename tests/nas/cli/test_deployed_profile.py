@@ -143,8 +143,32 @@ def test_the_predictor_benchmark_s_arms_see_the_same_measurements(tmp_path: Path
     assert {r.target for r in records} == {ORT, EAGER}
     for target in (ORT, EAGER):
         arms = {r.arm: r for r in records if r.target == target}
-        assert set(arms) == {"few_shot", "alone_layer_sum", "joint_gbdt"}
+        assert set(arms) == {"per_deployment", "alone_layer_sum", "joint_gbdt"}
         # 30 networks: 20 in the pool (their other deployment's rows), 5 trained on, 5 tested
         assert {r.n_test for r in arms.values()} == {5}
-        assert arms["few_shot"].n_train == arms["alone_layer_sum"].n_train == 5
-        assert arms["joint_gbdt"].n_train == 20 * 1 + 5
+        assert arms["per_deployment"].n_train == arms["joint_gbdt"].n_train == 20 * 1 + 5
+        assert arms["alone_layer_sum"].n_train == 5
+
+
+def test_a_search_on_per_deployment_predictors_offers_only_the_profiled_deployments(
+    profile: Path, tmp_path: Path
+) -> None:
+    """hwnas-fit predictor=per_deployment, then hwnas-search deployment=profiled: the deployments
+    come from the profile the predictor was fitted on, so every trial is predicted."""
+    fit = tmp_path / "fit"
+    done = run_command(
+        "fit", *DEPLOYED, f"table_dir={profile}", "predictor=per_deployment", "predictor.min_source_rows=4",
+        "n_train=10", f"hydra.run.dir={fit}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    search = tmp_path / "search"
+    done = run_command(
+        "search", "space=nb201", "deployment=profiled", f"device.latency={fit}", "objectives=params_latency",
+        "budget.n_trials=12", "export.onnx=false", f"hydra.run.dir={search}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with (search / "trials.csv").open() as handle:
+        trials = list(csv.DictReader(handle))
+    assert len([t for t in trials if not t["reused_from_trial"]]) == 12
+    assert all(t["state"] == "COMPLETE" for t in trials)
+    assert {t["arch"].partition("@")[2] for t in trials} <= {ORT, EAGER}
