@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from latency_predictors.predictors._format import StoredPredictor
-from nas import DEPLOYMENT_SEPARATOR, Direction, PredictedObjective, PredictorMismatchError, SearchSpace
+from nas import (
+    DEPLOYMENT_SEPARATOR,
+    DeploymentError,
+    Direction,
+    PredictedObjective,
+    PredictorMismatchError,
+    SearchSpace,
+)
 from nas.errors import MissingFileError
 from nas.objectives import TableMetric
 from nas.predictor_file import PredictorFileError, read_header
@@ -101,7 +108,7 @@ def predicted_deployments(path: str | Path) -> list[str]:
         dict.fromkeys(row.rpartition(DEPLOYMENT_SEPARATOR)[2] for row in rows if DEPLOYMENT_SEPARATOR in row)
     )
     if not deployments:
-        raise ValueError(
+        raise DeploymentError(
             f"{table_dir} holds networks, not deployed candidates: fit the predictor on an hwnas-profile "
             "deployment=... table (hwnas-fit deployment=...) to search its deployments"
         )

@@ -37,7 +37,16 @@ import numpy as np
 
 from latency_predictors.predictors._fewshot import FewShotPredictor, _stored_families
 from latency_predictors.predictors._format import StoredPredictor, embedded, unembedded
-from nas import Architecture, DeployedSpace, IntervalPredictor, Predictor, SearchSpace, UnavailableError
+from nas import (
+    Architecture,
+    DeployedSpace,
+    DeploymentError,
+    IntervalPredictor,
+    Predictor,
+    SearchSpace,
+    UnavailableError,
+)
+from nas.fit_data import FitSizeError
 
 
 def deployment_fingerprint(device_fingerprint: str, deployment: str) -> str:
@@ -60,7 +69,7 @@ class PerDeploymentPredictor(StoredPredictor, IntervalPredictor):
         min_source_rows: int = 20,
     ) -> None:
         if not isinstance(space, DeployedSpace):
-            raise ValueError(
+            raise DeploymentError(
                 f"per_deployment predicts deployed candidates (hwnas-fit deployment=<option> on an hwnas-profile "
                 f"deployment=... table); {space.name} has no deployments: pick another predictor"
             )
@@ -100,7 +109,7 @@ class PerDeploymentPredictor(StoredPredictor, IntervalPredictor):
                 self.sources[deployment] = model.fit(self._networks(archs, rows), y[rows])
         if not self.sources:
             counts = {d: len(rows) for d, rows in groups.items()}
-            raise ValueError(
+            raise FitSizeError(
                 f"per_deployment needs at least one deployment with {self.min_source_rows} measured rows to adapt the "
                 f"others from; the rows by deployment: {counts}. Profile more networks (hwnas-profile n_archs=...)"
             )

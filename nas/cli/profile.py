@@ -252,17 +252,18 @@ class Batch:
     holds: Callable[[str], bool]
 
 
-def plain_batches(cfg: DictConfig, settings: Settings, space: SearchSpace, archs: list[Architecture]) -> list[Batch]:
+def plain_batches(cfg: DictConfig, settings: Settings, archs: list[Architecture]) -> list[Batch]:
     """One runtime and batch size for every architecture (the profile's settings)."""
     runtime = build_runtime(cfg, settings)
     return [Batch("", runtime, settings.batch_size, archs, settings.n_archs, lambda _: True)]
 
 
-def deployed_batches(cfg: DictConfig, space: DeployedSpace, networks: list[Architecture]) -> list[Batch]:
-    """Every network under every deployment of ``deployments`` (null: every deployment the genes
-    allow), each deployment's runtime and batch made by the device's deployed latency, as a live
-    deployment search makes them: one table then trains one predictor across deployments."""
-    latency = deployed_latency(cfg)
+def deployed_batches(
+    cfg: DictConfig, space: DeployedSpace, networks: list[Architecture], latency: DeployedLatency
+) -> list[Batch]:
+    """Every network under every deployment of ``deployments`` (null: every deployment the space
+    offers), each deployment's runtime and batch made by ``latency`` (the device's), as a live
+    deployment search makes them; the timing is the profile's own (``measure_until_stable``)."""
     wanted = cfg.deployments
     try:
         deployments = space.deployment.every() if wanted is None else [space.deployment.of(str(d)) for d in wanted]
@@ -286,6 +287,8 @@ def deployed_batches(cfg: DictConfig, space: DeployedSpace, networks: list[Archi
 
 
 def deployed_latency(cfg: DictConfig) -> DeployedLatency:
+    """The device's deployed latency (named ``device_name`` when given): what builds each
+    deployment's runtime and names the profile's device."""
     node = cfg.device.latency_ms
     latency = instantiate(node, **({"device_name": cfg.device_name} if cfg.device_name else {}))
     if not isinstance(latency, DeployedLatency):
@@ -334,10 +337,11 @@ def main(cfg: DictConfig) -> None:
     if isinstance(space, DeployedSpace):
         if settings.layers:
             raise OptionError("layers: a deployed profile measures networks only; profile layers per runtime")
-        batches = deployed_batches(cfg, space, archs)
-        device = deployed_latency(cfg).device()
+        latency = deployed_latency(cfg)
+        batches = deployed_batches(cfg, space, archs, latency)
+        device = latency.device()
     else:
-        batches = plain_batches(cfg, settings, space, archs)
+        batches = plain_batches(cfg, settings, archs)
         device = device_of(cfg, batches[0].runtime, settings)
     layers = layers_of(cfg, space, archs) if settings.layers else []  # fails here if the space lists none
     energy_mj, energy_record = energy_of(cfg)
