@@ -258,6 +258,7 @@ CASES = [
         "refused",
         "'tensorrt'",
     ),
+    Case("search predicted without a predictor", "search", ("device=predicted",), "refused", "device.latency"),
     Case("fit per_deployment without deployments", "fit", ("predictor=per_deployment",), "refused", "no deployments"),
     Case(
         "search profiled deployments of a network table",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from nas.errors import USER_ERROR_EXIT, user_error
 
@@ -42,6 +43,14 @@ def _say(level: int, message: str) -> None:
             handler.handle(record)
 
 
+def _missing_key(error: MissingMandatoryValue | InterpolationToMissingValueError) -> str:
+    """The key that has no value (an interpolation's error names the key that read it, and the
+    missing one in its message)."""
+    message = str(error).splitlines()[0]
+    marker = "Missing mandatory value: "
+    return message.split(marker, 1)[1].strip() if marker in message else str(error.full_key)
+
+
 def explained(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """``task`` (a Hydra task function), ending with exit status 2 and the message of a
     :class:`nas.HwnasError` (also one raised while Hydra resolved a setting), or 130 on Ctrl-C or
@@ -57,6 +66,10 @@ def explained(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
             name = str(interrupt) or "SIGINT"
             _say(logging.WARNING, f"{name}: stopped; what was written is kept, and the same command goes on from there")
             sys.exit(INTERRUPTED_EXIT)
+        except (MissingMandatoryValue, InterpolationToMissingValueError) as missing:
+            # a setting the chosen options leave to the user (e.g. device=predicted's device.latency)
+            _say(logging.ERROR, f"missing setting: {_missing_key(missing)} has no value; give it on the command line")
+            sys.exit(USER_ERROR_EXIT)
         except Exception as error:
             explained = user_error(error)
             if explained is None:

@@ -100,3 +100,13 @@ def test_every_command_explains_instead_of_a_traceback(command: str, tmp_path: P
     said = result.stdout + result.stderr
     assert result.returncode == 2, (result.returncode, said[-3000:])
     assert str(missing) in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize("option", ["device=predicted", "deployment=profiled"])
+def test_a_setting_left_to_the_user_is_named_when_missing(option: str, tmp_path: Path) -> None:
+    """device=predicted and deployment=profiled need the predictor's run (device.latency): asked
+    for by name, exit 2, no traceback."""
+    result = run_command("search", option, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == USER_ERROR_EXIT
+    assert "missing setting: device.latency has no value" in result.stderr
+    assert "Traceback" not in result.stderr
