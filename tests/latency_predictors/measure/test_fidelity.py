@@ -123,3 +123,26 @@ def test_deployed_accuracy_needs_a_deployed_candidate(trained: Path) -> None:
     accuracy = DeployedAccuracy(InheritedAccuracy(trained, DigitsSubset()))
     with pytest.raises(ObjectiveError, match="needs deployed candidates"):
         accuracy(Candidate(tiny_space().largest(), tiny_space()))
+
+
+def test_silencing_dead_bn_channels_keeps_fp32_and_leaves_the_model_alone() -> None:
+    """A channel whose convolution weights are zero is constant, so its recalibrated variance is
+    0: silenced, it outputs what it did (its shift) on any input, and only the copy changes."""
+    import torch
+
+    from latency_predictors.measure._fidelity import DEAD_VARIANCE, without_dead_channels
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1, bias=False), torch.nn.BatchNorm2d(4, momentum=None))
+    with torch.no_grad():
+        model[0].weight[2] = 0
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-1, 1)
+    model.train()(torch.randn(64, 3, 8, 8))  # the BN statistics, as recalibration computes them
+    model.eval()
+    assert model[1].running_var[2] < DEAD_VARIANCE <= float(model[1].running_var[[0, 1, 3]].min())
+    silenced = without_dead_channels(model)
+    x = torch.randn(16, 3, 8, 8) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(silenced(x), model(x))
+    assert model[1].running_var[2] < DEAD_VARIANCE and silenced[1].running_var[2] > 1
