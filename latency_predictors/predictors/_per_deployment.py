@@ -7,7 +7,7 @@ deployment out, the others known on 100 networks, seeds 0-2; mean Spearman withi
 deployment at k = 5 / 10 / 20 / 50 of its rows):
 
 * one predictor with the deployment genes one-hot among its features: gbdt 0.694 / 0.787 / 0.803 /
-  0.895, boosted_layer_sum 0.726 / 0.826 / 0.815 / 0.900;
+  0.895, boosted_layer_sum 0.724 / 0.822 / 0.822 / 0.902;
 * one predictor per deployment, few-shot from the others' (this class): 0.855 / 0.913 / 0.916 /
   0.926, also the closest in absolute terms (within +/-10%: 0.56 / 0.64 / 0.66 / 0.71 against
   0.24-0.53);
