@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from latency_predictors.predictors import PREDICTOR_FILE
-from nas import SearchSpace
+from nas import DeployedSpace, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
 from nas.cli._options import FIT, OptionError, check_options
@@ -41,6 +41,12 @@ def main(cfg: DictConfig) -> float | None:
     check_options(cfg, FIT)
     torch.set_num_threads(cfg.torch_threads)
     space = search_space(cfg)
+    if isinstance(space, DeployedSpace) and HydraConfig.get().runtime.choices.get("predictor") != "per_deployment":
+        log.warning(
+            "a deployed table fitted by one %s across deployments: predictor=per_deployment (one per deployment, "
+            "few-shot from the others) predicted held-out deployments better (README, Predictors across deployments)",
+            HydraConfig.get().runtime.choices.get("predictor"),
+        )
     data = ParsedTable.parse(space, BenchmarkTable.load(cfg.table_dir))
     sources = None
     if cfg.source_devices:

@@ -82,6 +82,7 @@ def test_one_predictor_across_deployments_answers_a_deployment_search(profile: P
     fit = tmp_path / "fit"
     done = run_command("fit", *DEPLOYED, f"table_dir={profile}", "predictor=gbdt", "n_train=8", f"hydra.run.dir={fit}")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "predictor=per_deployment (one per deployment" in done.stdout  # what measured better
     metrics = json.loads((fit / "metrics.json").read_text())
     assert (metrics["space"], metrics["device"], metrics["n_test"]) == ("nb201@cpu_stack", "cpu_stack", 4)
     search = tmp_path / "search"
@@ -161,6 +162,7 @@ def test_a_search_on_per_deployment_predictors_offers_only_the_profiled_deployme
         "n_train=10", f"hydra.run.dir={fit}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "predictor=per_deployment (one per deployment" not in done.stdout
     search = tmp_path / "search"
     done = run_command(
         "search", "space=nb201", "deployment=profiled", f"device.latency={fit}", "objectives=params_latency",
