@@ -65,7 +65,7 @@ class TestPerDeploymentContract(PredictorContract):
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path) -> tuple[list[Architecture], np.ndarray]:
         # two deployments with their own predictors, one adapted from them on 10 rows
-        return rows_of(data_dir, dict(zip(AS_DEVICE, (40, 40, 10))))
+        return rows_of(data_dir, dict(zip(AS_DEVICE, (25, 25, 10))))
 
 
 def test_a_thinly_measured_deployment_borrows_from_the_others(data_dir: Path) -> None:

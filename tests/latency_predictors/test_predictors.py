@@ -17,7 +17,7 @@ from latency_predictors.predictors import (
     LayerSumPredictor,
     UnseenLayerError,
 )
-from nas import Architecture, Predictor, PredictorMismatchError, SearchSpace
+from nas import Architecture, DeployedSpace, DeploymentGenes, Predictor, PredictorMismatchError, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.testing import PredictorContract
 from search_spaces import FBNetSpace, NB201Space
@@ -31,6 +31,10 @@ PREDICTOR_OPTIONS = sorted(path.stem for path in (Path(CONFIG_DIR) / "predictor"
 QUICK = {"mlp": ["predictor.epochs=10"], "gnn": ["predictor.epochs=10"]}
 #: Options fitted from other devices' predictors (what hwnas-fit's source_devices gives them).
 NEEDS_SOURCES = {"few_shot"}
+#: Options that predict deployed candidates: their contract runs on NB201 under two deployments,
+#: the contract's rows measured as raspi4 under one and gold_6226 under the other.
+DEPLOYED = {"per_deployment": ["predictor.min_source_rows=10"]}
+DEPLOYED_AS = {"runtime=onnxruntime": "raspi4", "runtime=torch_eager": "gold_6226"}
 #: The contract's rows, and the rows the few-shot sources are fitted on (none of the former).
 CONTRACT_ROWS = np.arange(0, 15625, 1250)
 SOURCE_ROWS = np.arange(7, 15625, 250)
@@ -41,7 +45,15 @@ def predictor_configs(data_dir: Path) -> dict[str, DictConfig]:
     """hwnas-fit's config (space nb201) composed with each predictor option."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return {
-            option: compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}", *QUICK.get(option, [])])
+            option: compose(
+                "fit",
+                overrides=[
+                    f"predictor={option}",
+                    f"data_dir={data_dir}",
+                    *QUICK.get(option, []),
+                    *DEPLOYED.get(option, []),
+                ],
+            )
             for option in PREDICTOR_OPTIONS
         }
 
@@ -63,7 +75,9 @@ class TestConfiguredPredictorContract(PredictorContract):
         return request.param
 
     @pytest.fixture
-    def space(self) -> SearchSpace:
+    def space(self, option: str) -> SearchSpace:
+        if option in DEPLOYED:
+            return DeployedSpace(NB201Space(), DeploymentGenes({"runtime": ["onnxruntime", "torch_eager"]}), "contract")
         return NB201Space()
 
     @pytest.fixture
@@ -76,14 +90,21 @@ class TestConfiguredPredictorContract(PredictorContract):
 
     @pytest.fixture
     def archs_and_targets(self, data_dir: Path, space: SearchSpace) -> tuple[list[Architecture], np.ndarray]:
-        return table_rows(data_dir, space, CONTRACT_ROWS)
+        if not isinstance(space, DeployedSpace):
+            return table_rows(data_dir, space, CONTRACT_ROWS)
+        archs, targets = [], []
+        for deployment, device in DEPLOYED_AS.items():
+            networks, values = table_rows(data_dir, space.networks, CONTRACT_ROWS, device)
+            archs += [space.deploy(n, space.deployment.of(deployment)) for n in networks]
+            targets.append(values)
+        return archs, np.concatenate(targets)
 
 
 def test_the_contract_runs_every_family_and_its_tables_name_real_options() -> None:
     """The options come from the group's files (a new file is run with no change here): an empty
     glob would run no contract at all, and a stale entry in QUICK or NEEDS_SOURCES would do nothing."""
     assert {"flops", "layer_sum", "gbdt", "boosted_layer_sum", "mlp", "gnn", "few_shot"} <= set(PREDICTOR_OPTIONS)
-    assert set(QUICK) | NEEDS_SOURCES <= set(PREDICTOR_OPTIONS)
+    assert set(QUICK) | NEEDS_SOURCES | set(DEPLOYED) <= set(PREDICTOR_OPTIONS)
 
 
 class TestLayerSumContractFBNet(PredictorContract):

@@ -92,7 +92,7 @@ def test_one_predictor_across_deployments_answers_a_deployment_search(profile: P
         "device=predicted",
         f"device.latency={fit}",
         "objectives=params_latency",
-        "budget.n_trials=12",
+        "budget.n_trials=8",
         "++space.instance.channels=4",
         "++space.instance.cells_per_stage=1",
         f"hydra.run.dir={search}",
@@ -166,11 +166,11 @@ def test_a_search_on_per_deployment_predictors_offers_only_the_profiled_deployme
     search = tmp_path / "search"
     done = run_command(
         "search", "space=nb201", "deployment=profiled", f"device.latency={fit}", "objectives=params_latency",
-        "budget.n_trials=12", "export.onnx=false", f"hydra.run.dir={search}",
+        "budget.n_trials=8", "export.onnx=false", f"hydra.run.dir={search}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     with (search / "trials.csv").open() as handle:
         trials = list(csv.DictReader(handle))
-    assert len([t for t in trials if not t["reused_from_trial"]]) == 12
+    assert len([t for t in trials if not t["reused_from_trial"]]) == 8
     assert all(t["state"] == "COMPLETE" for t in trials)
     assert {t["arch"].partition("@")[2] for t in trials} <= {ORT, EAGER}

@@ -194,9 +194,11 @@ def test_every_predictor_option_composes_and_builds(option: str, data_dir: Path)
 
     from nas import Predictor
     from nas.cli import CONFIG_DIR
+    from nas.cli._space import search_space
 
+    # per_deployment fits a deployed table (hwnas-profile deployment=...), of device cpu_stack
+    deployed = ["deployment=cpu_stack"] if option == "per_deployment" else []
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}"])
-    space = instantiate(cfg.space.instance)
-    predictor = instantiate(cfg.predictor)(space=space, device_fingerprint="f" * 16)
-    assert isinstance(predictor, Predictor) and cfg.device.name == "raspi4"
+        cfg = compose("fit", overrides=[f"predictor={option}", f"data_dir={data_dir}", *deployed])
+    predictor = instantiate(cfg.predictor)(space=search_space(cfg), device_fingerprint="f" * 16)
+    assert isinstance(predictor, Predictor) and cfg.device.name == ("cpu_stack" if deployed else "raspi4")
