@@ -5,9 +5,9 @@ as deployed in fp32 and in int8 (onnxruntime static QDQ), on the same validation
         hydra.run.dir=runs/supernet_digits
     python scripts/bench_int8_accuracy.py --checkpoint runs/supernet_digits --n-archs 40
 
-Every number is ``latency_predictors.DeployedAccuracy`` (what ``hwnas-search deployment=cpu_stack
-objectives=deployed_accuracy_latency`` maximises) of one network under
-``runtime=onnxruntime,precision=fp32`` and under ``precision=int8``: the subnet with the trained
+Every number is ``latency_predictors.DeployedAccuracy`` as ``hwnas-search deployment=cpu_stack
+objectives=deployed_accuracy_latency`` composes and maximises it, of one network under an
+onnxruntime fp32 deployment and under the int8 one: the subnet with the trained
 weights, BN recalibrated on the training run's evaluation batches, and for int8 its file
 calibrated on those images. Networks: ``--n-archs`` drawn uniformly with
 ``numpy.random.default_rng(seed)`` (disconnected NB201 cells, which ignore their input, skipped).
@@ -25,24 +25,55 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
 from latency_predictors.measure import DeployedAccuracy
-from nas import Candidate, DeployedSpace, DeploymentGenes, DisconnectedSpace
-from nas.training import InheritedAccuracy
+from latency_predictors.measure._fidelity import DEAD_VARIANCE
+from nas import Candidate, DeployedSpace, DisconnectedSpace
+from nas.cli import CONFIG_DIR
+from nas.cli._space import search_space
 
-DEAD_VARIANCE = 1e-3
-GENES = DeploymentGenes({"runtime": ["onnxruntime"], "precision": ["fp32", "int8"]})
+#: Any deployment of deployment=cpu_stack in each precision (accuracy depends on the precision only).
+DEPLOYMENTS = {
+    precision: f"runtime=onnxruntime,graph_optimization=all,precision={precision},threads=1,batch_size=1"
+    for precision in ("fp32", "int8")
+}
+
+
+def compose_objective(checkpoint: Path, seed: int, bn_batches: int) -> tuple[DeployedSpace, DeployedAccuracy]:
+    """hwnas-search's deployed space and accuracy objective as ``deployment=cpu_stack
+    objectives=deployed_accuracy_latency`` composes them for the training run ``checkpoint``: its
+    space and data overrides, its data seed."""
+    run = OmegaConf.load(checkpoint / ".hydra" / "config.yaml")
+    choices = OmegaConf.load(checkpoint / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    space_overrides = [o for o in OmegaConf.load(checkpoint / ".hydra" / "overrides.yaml") if "space." in o]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "search",
+            overrides=[
+                f"space={choices.space}",
+                *space_overrides,
+                "deployment=cpu_stack",
+                "objectives=deployed_accuracy_latency",
+                f"data={choices.data}",
+                f"data.seed={run.data.seed}",
+                f"objectives.accuracy.accuracy.checkpoint={checkpoint}",
+                f"objectives.accuracy.accuracy.bn_batches={bn_batches}",
+                f"seed={seed}",
+            ],
+        )
+    space = search_space(cfg)
+    assert isinstance(space, DeployedSpace)
+    return space, instantiate(cfg.objectives.accuracy, name="accuracy")
 
 
 def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[dict[str, object]]:
     """fp32 and int8 accuracy (percent) of ``n_archs`` networks of the supernet at ``checkpoint``."""
-    run = OmegaConf.load(checkpoint / ".hydra" / "config.yaml")
-    network_space = instantiate(run.space.instance)
-    accuracy = DeployedAccuracy(InheritedAccuracy(checkpoint, instantiate(run.data), bn_batches=bn_batches, seed=seed))
-    space = DeployedSpace(network_space, GENES, "int8_bench")
+    space, accuracy = compose_objective(checkpoint, seed, bn_batches)
+    network_space = space.networks
     rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
     while len(rows) < n_archs:
@@ -53,8 +84,8 @@ def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[
         ):
             continue
         scores = {}
-        for precision in ("fp32", "int8"):
-            candidate = space.deploy(network, GENES.of(f"runtime=onnxruntime,precision={precision}"))
+        for precision, deployment in DEPLOYMENTS.items():
+            candidate = space.deploy(network, space.deployment.of(deployment))
             scores[precision] = accuracy(Candidate(candidate, space))
         subnet = accuracy.accuracy.subnet(network_space, network)
         rows.append(
@@ -65,8 +96,9 @@ def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[
 
 
 def dead_bn(model: torch.nn.Module, below: float = DEAD_VARIANCE) -> int:
-    """BN channels whose recalibrated variance is ~0: their scale 1/sqrt(var + eps) (about 316 at
-    eps 1e-5) amplifies whatever quantisation noise reaches a channel that fp32 keeps constant."""
+    """BN channels whose recalibrated variance is ~0 (what ``without_dead_channels`` silences
+    before quantising): their scale 1/sqrt(var + eps), about 316 at eps 1e-5, amplifies whatever
+    quantisation noise reaches a channel that fp32 keeps constant."""
     return sum(int((m.running_var < below).sum()) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
