@@ -197,7 +197,9 @@ class Deployed:
     most the share of images whose class changed)."""
 
     def __init__(self, cfg: DictConfig, search_cfg: DictConfig) -> None:
-        latency = deployment_latency(search_cfg, [instantiate(search_cfg.device.latency_ms, name="latency_ms")])
+        latency = deployment_latency(search_cfg)
+        if latency is None:  # a run from before deployment_runtimes: its live device's runtimes
+            latency = deployment_latency(search_cfg, [instantiate(search_cfg.device.latency_ms, name="latency_ms")])
         if latency is None:
             raise OptionError(
                 f"{search_cfg.deployment.name}: the run's config says neither how its deployments are run "
