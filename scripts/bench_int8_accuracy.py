@@ -30,8 +30,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
-from latency_predictors.measure import DeployedAccuracy
-from latency_predictors.measure._fidelity import DEAD_VARIANCE
+from latency_predictors.measure import DEAD_VARIANCE, DeployedAccuracy
 from nas import Candidate, DeployedSpace, DisconnectedSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._space import search_space

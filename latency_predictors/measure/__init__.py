@@ -43,6 +43,7 @@ from latency_predictors.measure._energy import (
     probe_energy_meters,
 )
 from latency_predictors.measure._fidelity import (
+    DEAD_VARIANCE,
     DeployedAccuracy,
     Int8Agreement,
     Int8Fidelity,
@@ -103,6 +104,7 @@ from latency_predictors.measure._selection import (
 )
 
 __all__ = [
+    "DEAD_VARIANCE",
     "Bench",
     "BenchError",
     "LiveBench",
