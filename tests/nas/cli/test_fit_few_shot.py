@@ -139,13 +139,17 @@ def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(
     tmp_path: Path, data_dir: Path, metric: str, target: str, source_options: tuple[str, ...]
 ) -> None:
     # scripts/bench_few_shot.py's nb201 cell for the target, k=10, seed 0, and the hwnas-fit
-    # command its docstring names: every other column as a source, table order
+    # command its docstring names: every other column as a source, table order. A smaller source
+    # pool and fewer out-of-fold folds than the defaults, given to both alike, keep it short
+    pool, folds = 300, "few_shot.source.folds=3"
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from bench_few_shot import few_shot_benchmark
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    (record,) = few_shot_benchmark(data_dir, [f"nb201:{metric}"], [10], [0], [target], log=lambda _: None)
+    (record,) = few_shot_benchmark(
+        data_dir, [f"nb201:{metric}"], [10], [0], [target], n_source=pool, log=lambda _: None, overrides=[folds]
+    )
     table = cached_table(data_dir / "nb201")
     metrics_read = [metric] if metric == "latency_ms" else [metric, "latency_ms"]
     expected = [f"{m}:{d}" for m in metrics_read for d in table.devices(m) if d != target]
@@ -159,6 +163,8 @@ def test_the_few_shot_benchmark_cell_is_hwnas_fits_to_the_last_digit(
         "seed=0",
         "source_devices=all",
         *source_options,
+        f"n_source={pool}",
+        folds,
         f"data_dir={data_dir}",
         f"hydra.run.dir={tmp_path}",
         timeout_s=300,
