@@ -13,17 +13,20 @@ from search_spaces import NB201Space
 from tests.nas.cli.helpers import run_command
 from tests.nas.cli.test_search_cli import read_csv, run_search
 
+#: NB201 at 4 channels, one cell per stage: the same cell strings (so the table's rows), a fraction
+#: of the time to export, quantise and time each candidate.
+SMALL = ("++space.instance.channels=4", "++space.instance.cells_per_stage=1")
 #: PyTorch eager and onnxruntime only: torch.compile takes 10-40 s per network (its own slow test).
 FAST = (
+    *SMALL,
     "deployment.deployment.genes.runtime=[onnxruntime,torch_eager]",
     "~deployment.deployment.takes.torch_compile",
-    "budget.n_trials=8",
 )
 
 
 def test_a_deployment_search_measures_each_candidate_as_deployed_and_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    first = run_search("deployment=cpu_stack", *FAST, f"hydra.run.dir={run_dir}")
+    first = run_search("deployment=cpu_stack", *FAST, "budget.n_trials=8", f"hydra.run.dir={run_dir}")
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["space"] == "nb201@cpu_stack" and summary["device"] == "cpu_stack"
@@ -47,7 +50,7 @@ def test_a_deployment_search_measures_each_candidate_as_deployed_and_resumes(tmp
     for row in front:  # what runs a non-int8 deployment is the network's own file
         if "precision=int8" not in row["arch"]:
             assert row["deployed_onnx"] == row["onnx"] and row["deployment_manifest"].endswith(".deployment.json")
-    again = run_search("deployment=cpu_stack", *FAST[:2], "budget.n_trials=10", f"hydra.run.dir={run_dir}")
+    again = run_search("deployment=cpu_stack", *FAST, "budget.n_trials=10", f"hydra.run.dir={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
     after = read_csv(run_dir / "trials.csv")
     keep = ("number", "arch", "synflow", "latency_ms")
@@ -69,7 +72,7 @@ def test_throughput_and_p95_read_one_timing_and_accuracy_is_the_network_s(tmp_pa
         "objectives=accuracy_throughput",
         "metrics=deployed",
         "+constraints.p95_ms.upper=1000",
-        *FAST[:2],
+        *FAST,
         "budget.n_trials=12",
         f"data_dir={data_dir}",
         f"hydra.run.dir={tmp_path}",
@@ -106,6 +109,7 @@ def test_the_front_is_exported_as_deployed(tmp_path: Path) -> None:
     from nas.training import PackagedImages
 
     result = run_search(
+        *SMALL,
         "deployment=cpu_stack",
         "deployment.deployment.genes.runtime=[onnxruntime]",
         "~deployment.deployment.takes.torch_eager",
@@ -216,7 +220,7 @@ def test_accuracy_as_deployed_from_a_trained_supernet(tmp_path: Path) -> None:
     ).fit()
     run_dir = tmp_path / "run"
     result = run_search(
-        "++space.instance.channels=4", "++space.instance.cells_per_stage=1", "deployment=cpu_stack",
+        *SMALL, "deployment=cpu_stack",
         "deployment.deployment.genes.runtime=[onnxruntime]", "~deployment.deployment.takes.torch_eager",
         "~deployment.deployment.takes.torch_compile", "deployment.deployment.genes.batch_size=[1]",
         "objectives=deployed_accuracy_latency", f"objectives.accuracy.accuracy.checkpoint={supernet_dir}",
