@@ -186,6 +186,10 @@ def cases(data_dir: Path) -> dict[str, Case]:
                 "export.onnx=false",
                 "tensorboard=false",
                 "report=false",
+                # the killed trial's heartbeat goes stale in 3 s, not configs/storage's 30: the
+                # rerun fails and retries it by the same check, without waiting half a minute
+                "storage.heartbeat_interval=1",
+                "storage.grace_period=3",
                 f"data_dir={data_dir}",
                 *quiet,
             ),
