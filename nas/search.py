@@ -326,10 +326,15 @@ class Search:
     def _run_trial(self, study: optuna.Study, n_trials: int) -> optuna.trial.FrozenTrial:
         with warnings.catch_warnings():  # hwnas runs the heartbeat thread study.optimize would
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-            trial = study.ask(self.space.distributions())
+            trial = study.ask()
         if is_heartbeat_enabled(study._storage):  # beating before tagged: a tagged trial is always found stale
             study._storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr(WORKER_KEY, _worker_id())
+        # Tagged before its genes are drawn (what study.ask(distributions) does next): a worker
+        # killed while its sampler proposes (a surrogate's fit, a tenth of a second) leaves a
+        # tagged trial, recovered at once on rerun, not an untagged one waited for untagged_grace_s.
+        for name, distribution in self.space.distributions().items():
+            trial._suggest(name, distribution)
         # Where the storage keeps heartbeats, a thread records this trial's while it runs, so a
         # worker that dies anywhere (another host, a reused pid) is found by its silence.
         with get_heartbeat_thread(trial._trial_id, study._storage):

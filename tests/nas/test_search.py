@@ -222,6 +222,60 @@ def test_killed_worker_loses_no_finished_trial_and_its_trial_is_asked_again(tmp_
     assert evaluations(study) == len(finished) + 3  # the dead trial is not one: its retry is
 
 
+PROPOSING_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    import optuna
+    from nas.search import Search
+    from tests.nas.toy import Capacity, ToySpace
+
+    class Stuck(optuna.samplers.RandomSampler):  # three trials, then a proposal that never ends
+        def sample_independent(self, study, trial, name, distribution):
+            if trial.number >= 3:
+                time.sleep(600)
+            return super().sample_independent(study, trial, name, distribution)
+
+    Search(space=ToySpace(), objectives=[Capacity("capacity")], sampler=Stuck(seed=0),
+           storage={url!r}, study_name="toy").run(n_trials=100, show_progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_its_sampler_proposes_leaves_a_trial_recovered_at_once(tmp_path: Path) -> None:
+    """The trial is tagged with its worker before its genes are drawn, so a rerun finds the worker
+    dead and retries the trial at once instead of waiting untagged_grace_s for an untagged one."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    script = tmp_path / "worker.py"
+    script.write_text(PROPOSING_WORKER.format(root=str(Path(__file__).parents[2]), url=url))
+    proc = subprocess.Popen([sys.executable, str(script)])
+    storage = optuna.storages.RDBStorage(url)
+    start = time.monotonic()
+    stuck = None
+    while stuck is None and time.monotonic() - start < 60:
+        time.sleep(0.3)
+        try:
+            trials = optuna.load_study(study_name="toy", storage=storage).get_trials()
+        except KeyError:
+            continue
+        stuck = next((t for t in trials if t.number == 3 and t.state == TrialState.RUNNING), None)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert stuck is not None and stuck.params == {} and WORKER_KEY in stuck.user_attrs  # killed while proposing
+    search = make_search(storage=url, objectives=[Capacity("capacity")])
+    search.untagged_grace_s = search.settle_s = 3600.0  # an untagged trial would hold the run an hour
+    started = time.monotonic()
+    study = search.run(n_trials=5, show_progress=False)
+    assert time.monotonic() - started < 60
+    dead = study.get_trials()[3]
+    assert (
+        dead.state == TrialState.FAIL
+        and f"worker {stuck.user_attrs[WORKER_KEY]} died" in dead.user_attrs[RECOVERED_KEY]
+    )
+    assert evaluations(study) == 5 and _unfinished(study) == []
+
+
 @pytest.mark.parametrize("grace_s, recovered", [(0.0, True), (3600.0, False)])
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])  # naive local vs aware UTC start times
 def test_trial_of_worker_killed_before_tagging_is_recovered_after_the_grace(
