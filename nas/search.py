@@ -330,9 +330,10 @@ class Search:
         if is_heartbeat_enabled(study._storage):  # beating before tagged: a tagged trial is always found stale
             study._storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr(WORKER_KEY, _worker_id())
-        # Tagged before its genes are drawn (what study.ask(distributions) does next): a worker
-        # killed while its sampler proposes (a surrogate's fit, a tenth of a second) leaves a
-        # tagged trial, recovered at once on rerun, not an untagged one waited for untagged_grace_s.
+        # Tagged before its genes are drawn (what study.ask(distributions) would do first): a
+        # worker killed while its sampler proposes (a surrogate's fit, a tenth of a second) leaves
+        # a tagged, beating trial, found by its stale heartbeat or its dead pid, not an untagged
+        # one that a rerun can only wait out for untagged_grace_s.
         for name, distribution in self.space.distributions().items():
             trial._suggest(name, distribution)
         # Where the storage keeps heartbeats, a thread records this trial's while it runs, so a

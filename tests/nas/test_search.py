@@ -260,6 +260,8 @@ def test_a_worker_killed_while_its_sampler_proposes_leaves_a_trial_recovered_at_
         except KeyError:
             continue
         stuck = next((t for t in trials if t.number == 3 and t.state == TrialState.RUNNING), None)
+    time.sleep(1.0)  # past the instant between creating the trial and tagging it: inside the sampler
+    stuck = optuna.load_study(study_name="toy", storage=storage).get_trials()[3] if stuck else None
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert stuck is not None and stuck.params == {} and WORKER_KEY in stuck.user_attrs  # killed while proposing
