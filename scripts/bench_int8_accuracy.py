@@ -31,15 +31,9 @@ from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
 from latency_predictors.measure import DEAD_VARIANCE, DeployedAccuracy
-from nas import Candidate, DeployedSpace, DisconnectedSpace
+from nas import Candidate, DeployedSpace, Deployment, DisconnectedSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._space import search_space
-
-#: Any deployment of deployment=cpu_stack in each precision (accuracy depends on the precision only).
-DEPLOYMENTS = {
-    precision: f"runtime=onnxruntime,graph_optimization=all,precision={precision},threads=1,batch_size=1"
-    for precision in ("fp32", "int8")
-}
 
 
 def compose_objective(checkpoint: Path, seed: int, bn_batches: int) -> tuple[DeployedSpace, DeployedAccuracy]:
@@ -73,6 +67,13 @@ def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[
     """fp32 and int8 accuracy (percent) of ``n_archs`` networks of the supernet at ``checkpoint``."""
     space, accuracy = compose_objective(checkpoint, seed, bn_batches)
     network_space = space.networks
+    # the first onnxruntime deployment the config offers in each precision (accuracy depends on
+    # the precision only)
+    deployments: dict[str, Deployment] = {}
+    for deployment in space.deployment.every():
+        if deployment.get("runtime") == "onnxruntime":
+            deployments.setdefault(str(deployment.get("precision")), deployment)
+    print("deployments:", {p: d.string for p, d in deployments.items()})
     rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
     while len(rows) < n_archs:
@@ -83,9 +84,8 @@ def measure(checkpoint: Path, n_archs: int, seed: int, bn_batches: int) -> list[
         ):
             continue
         scores = {}
-        for precision, deployment in DEPLOYMENTS.items():
-            candidate = space.deploy(network, space.deployment.of(deployment))
-            scores[precision] = accuracy(Candidate(candidate, space))
+        for precision, deployment in deployments.items():
+            scores[precision] = accuracy(Candidate(space.deploy(network, deployment), space))
         subnet = accuracy.accuracy.subnet(network_space, network)
         rows.append(
             {"network": network.string, **scores, "drop": scores["fp32"] - scores["int8"], "dead_bn": dead_bn(subnet)}

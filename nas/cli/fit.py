@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from latency_predictors.predictors import PREDICTOR_FILE
+from latency_predictors.predictors import PREDICTOR_FILE, PerDeploymentPredictor
 from nas import DeployedSpace, SearchSpace
 from nas.cli import CONFIG_DIR
 from nas.cli._explain import explained
@@ -41,7 +41,9 @@ def main(cfg: DictConfig) -> float | None:
     check_options(cfg, FIT)
     torch.set_num_threads(cfg.torch_threads)
     space = search_space(cfg)
-    if isinstance(space, DeployedSpace) and HydraConfig.get().runtime.choices.get("predictor") != "per_deployment":
+    predictor = instantiate(cfg.predictor)
+    # judged by the class, so any option file naming PerDeploymentPredictor counts as one
+    if isinstance(space, DeployedSpace) and not issubclass(getattr(predictor, "func", object), PerDeploymentPredictor):
         log.warning(
             "a deployed table fitted by one %s across deployments: predictor=per_deployment (one per deployment, "
             "few-shot from the others) predicted held-out deployments better (README, Predictors across deployments)",
@@ -53,7 +55,7 @@ def main(cfg: DictConfig) -> float | None:
         source_data = _source_table(cfg, space, data)
         columns = _source_columns(cfg, source_data)
         sources = fit_sources(source_data, columns, instantiate(cfg.few_shot.source), cfg.n_source, cfg.seed)
-    result = fit_column(data, cfg.metric, cfg.device.name, instantiate(cfg.predictor), cfg.n_train, cfg.seed, sources)
+    result = fit_column(data, cfg.metric, cfg.device.name, predictor, cfg.n_train, cfg.seed, sources)
     write_run(Path(HydraConfig.get().runtime.output_dir), result, data)
     return result.metrics["spearman"]
 
